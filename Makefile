@@ -1,0 +1,46 @@
+# The README's two commands: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROCESSED := data/processed
+REGISTRY := artifacts/cf/registry.json
+HOST ?= 0.0.0.0
+PORT ?= 8000
+WORKERS ?= 1
+
+.PHONY: install test serve demo lint format clean api-docs
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+# Builds the demo data and model only when no current model exists, then serves it.
+demo: $(STAMP)
+	@if [ ! -f $(REGISTRY) ]; then \
+		echo "No model registry at $(REGISTRY): building the demo data and model ..."; \
+		$(PY) -m recommender build --source demo --input data/raw/demo; \
+	else echo "Model registry found at $(REGISTRY): skipping the demo build."; fi
+
+serve: demo
+	$(PY) -m uvicorn service.api:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check recommender service scripts tests
+	$(VENV)/bin/ruff format --check recommender service scripts tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format recommender service scripts tests
+
+api-docs: $(STAMP)
+	$(PY) scripts/generate_api_docs.py --out docs/API.md
+
+clean:
+	rm -rf data/processed artifacts .pytest_cache

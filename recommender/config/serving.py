@@ -1,0 +1,81 @@
+"""Serving settings: the typed model of ``config/serving_config.yaml`` (every key documented there)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsSettings(_Strict):
+    processed_dir: str = "data/processed"
+    registry_dir: str = "artifacts/cf"
+
+
+class CacheSpec(_Strict):
+    max_size: int = Field(50_000, ge=1)
+    ttl_seconds: float = Field(3600.0, gt=0)
+
+
+class CacheSettings(_Strict):
+    user_profile: CacheSpec = CacheSpec(max_size=50_000, ttl_seconds=3600.0)
+    item_similarity: CacheSpec = CacheSpec(max_size=5_000, ttl_seconds=3600.0)
+
+
+class WarmupSettings(_Strict):
+    enabled: bool = True
+    popular_items: int = Field(200, ge=0)
+    active_users: int = Field(1000, ge=0)
+    max_seconds: float = Field(2.0, ge=0)
+
+
+class RequestSettings(_Strict):
+    default_topk: int = Field(10, ge=1, le=100)
+    max_topk: int = Field(100, ge=1, le=1000)
+    max_similar_topk: int = Field(50, ge=1, le=1000)
+    max_batch_size: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+
+class RerankSettings(_Strict):
+    enabled: bool = True
+    diversity: float = Field(0.1, ge=0.0, le=1.0)
+    candidate_multiplier: int = Field(3, ge=1, le=20)
+    weights: dict[str, dict[str, float]] | None = None
+
+
+class ReloadSettings(_Strict):
+    poll_interval_seconds: float = Field(5.0, ge=0)
+
+
+class LoggingSettings(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = True
+
+
+class CorsSettings(_Strict):
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST"])
+    allow_headers: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class AdminSettings(_Strict):
+    token_env: str = "RECSYS_ADMIN_TOKEN"
+
+
+class ServingSettings(_Strict):
+    """Everything the running service can be tuned by."""
+
+    paths: PathsSettings = PathsSettings()
+    cache: CacheSettings = CacheSettings()
+    warmup: WarmupSettings = WarmupSettings()
+    requests: RequestSettings = RequestSettings()
+    rerank: RerankSettings = RerankSettings()
+    reload: ReloadSettings = ReloadSettings()
+    logging: LoggingSettings = LoggingSettings()
+    cors: CorsSettings = CorsSettings()
+    admin: AdminSettings = AdminSettings()

@@ -1,0 +1,79 @@
+"""Training settings: the typed model of ``config/training.yaml`` (every key documented there).
+
+Hyperparameter models are saved next to the model they produced (``params.json``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Strict):
+    positive_threshold: float = Field(4.0, ge=1, le=5)
+    popular_top_k: int = Field(200, ge=1)
+    confidence_alpha: float = Field(1.0, ge=0)
+
+
+class EmbeddingSettings(_Strict):
+    encoder: str = "tfidf"
+    model: str | None = None
+    batch_size: int = Field(32, ge=1)
+    dim: int = Field(256, ge=2)
+
+
+class ALSParams(_Strict):
+    factors: int = Field(32, ge=1)
+    regularization: float = Field(0.1, ge=0)
+    iterations: int = Field(15, ge=1)
+    alpha: float = Field(1.0, gt=0)
+    random_state: int = 42
+
+
+class BPRParams(_Strict):
+    factors: int = Field(32, ge=1)
+    learning_rate: float = Field(0.05, gt=0)
+    regularization: float = Field(0.01, ge=0)
+    iterations: int = Field(100, ge=1)
+    random_state: int = 42
+
+
+class ItemKNNParams(_Strict):
+    neighbours: int = Field(50, ge=1)
+    shrinkage: float = Field(10.0, ge=0)
+
+
+class ALSSettings(_Strict):
+    params: ALSParams = ALSParams()
+    grid: dict[str, list[int | float]] = Field(default_factory=dict)
+
+
+class BPRSettings(_Strict):
+    params: BPRParams = BPRParams()
+    grid: dict[str, list[int | float]] = Field(default_factory=dict)
+
+
+class EvaluationSettings(_Strict):
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    bootstrap_samples: int = Field(1000, ge=0)
+    seed: int = 42
+
+
+class GateSettings(_Strict):
+    tolerance: float = Field(0.01, ge=0)
+
+
+class TrainingSettings(_Strict):
+    """Everything the offline pipeline can be tuned by."""
+
+    seed: int = 42
+    data: DataSettings = DataSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    als: ALSSettings = ALSSettings()
+    bpr: BPRSettings = BPRSettings()
+    item_knn: ItemKNNParams = ItemKNNParams()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    gate: GateSettings = GateSettings()

@@ -1,0 +1,118 @@
+"""The project's vocabulary, named once: column names, segments, signals, splits and file names.
+
+Every module imports these names instead of repeating string literals, so a rename happens here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- canonical product columns --------------------------------------------------------------
+PRODUCT_ID: Final = "product_id"
+NAME: Final = "name"
+BRAND: Final = "brand"
+CATEGORY: Final = "category"
+PRICE: Final = "price"
+AVG_RATING: Final = "avg_rating"
+NUM_RATINGS: Final = "num_ratings"
+NUM_SOLD: Final = "num_sold"
+SKIN_TYPES: Final = "skin_types"  # list[str]
+INGREDIENTS: Final = "ingredients"
+DESCRIPTION: Final = "description"
+TEXT: Final = "text"  # the string that is embedded
+
+PRODUCT_COLUMNS: Final = (
+    PRODUCT_ID,
+    NAME,
+    BRAND,
+    CATEGORY,
+    PRICE,
+    AVG_RATING,
+    NUM_RATINGS,
+    NUM_SOLD,
+    SKIN_TYPES,
+    INGREDIENTS,
+    DESCRIPTION,
+    TEXT,
+)
+
+# --- canonical interaction columns ----------------------------------------------------------
+USER_ID: Final = "user_id"
+RATING: Final = "rating"
+TIMESTAMP: Final = "timestamp"
+WEIGHT: Final = "weight"  # confidence weight used by ALS
+SOURCE: Final = "source"
+IS_POSITIVE: Final = "is_positive"
+SPLIT: Final = "split"
+
+INTERACTION_COLUMNS: Final = (USER_ID, PRODUCT_ID, RATING, TIMESTAMP, WEIGHT, SOURCE)
+PROCESSED_INTERACTION_COLUMNS: Final = INTERACTION_COLUMNS + (IS_POSITIVE, SPLIT)
+
+# --- temporal split labels (column SPLIT of interactions.parquet) ---------------------------
+SPLIT_TRAIN: Final = "train"
+SPLIT_VAL: Final = "val"
+SPLIT_TEST: Final = "test"
+SPLITS: Final = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST)
+
+# --- user segments (routing and evaluation) -------------------------------------------------
+SEGMENT_TRAINABLE: Final = "trainable"  # has a CF row: >= 2 interactions with >= 1 positive
+SEGMENT_COLD: Final = "cold"  # known history but no CF row
+SEGMENT_UNKNOWN: Final = "unknown"  # no history at all
+SEGMENTS: Final = (SEGMENT_TRAINABLE, SEGMENT_COLD, SEGMENT_UNKNOWN)
+
+# --- hybrid signals ---------------------------------------------------------------------------
+SIGNAL_CF: Final = "cf"  # user factors (trainable) or fold-in (cold) dotted with item factors
+SIGNAL_CONTENT: Final = "content"  # cosine to the user's content profile
+SIGNAL_ITEM_SIMILARITY: Final = "item_similarity"  # item-kNN over co-occurrence
+SIGNAL_POPULARITY: Final = "popularity"
+SIGNAL_QUALITY: Final = "quality"  # Bayesian-smoothed rating
+SIGNALS: Final = (
+    SIGNAL_CF,
+    SIGNAL_CONTENT,
+    SIGNAL_ITEM_SIMILARITY,
+    SIGNAL_POPULARITY,
+    SIGNAL_QUALITY,
+)
+
+# --- strategies reported by the engine ----------------------------------------------------------
+STRATEGY_CF: Final = "cf"
+STRATEGY_CONTENT: Final = "content"
+STRATEGY_POPULARITY: Final = "popularity"
+
+# --- model types ----------------------------------------------------------------------------------
+MODEL_ALS: Final = "als"
+MODEL_BPR: Final = "bpr"
+MODEL_TYPES: Final = (MODEL_ALS, MODEL_BPR)
+
+# --- processed data files (data/processed/) --------------------------------------------------
+USER_ITEM_MAPPINGS_FILE: Final = "user_item_mappings.json"
+TRAINABLE_USER_MAPPING_FILE: Final = "trainable_user_mapping.json"
+TOP_K_POPULAR_FILE: Final = "top_k_popular_items.json"
+INTERACTIONS_FILE: Final = "interactions.parquet"
+PRODUCTS_FILE: Final = "enriched_products.parquet"
+DATA_STATS_FILE: Final = "data_stats.json"
+EMBEDDINGS_DIR: Final = "content_based_embeddings"
+EMBEDDINGS_FILE: Final = "product_embeddings.pt"
+TEXT_ENCODER_DIR: Final = "text_encoder"  # fitted tfidf encoder, saved beside the embeddings
+
+PROCESSED_FILES: Final = (
+    USER_ITEM_MAPPINGS_FILE,
+    TRAINABLE_USER_MAPPING_FILE,
+    TOP_K_POPULAR_FILE,
+    INTERACTIONS_FILE,
+    PRODUCTS_FILE,
+    DATA_STATS_FILE,
+)
+
+# --- model registry (artifacts/cf/) ------------------------------------------------------------
+REGISTRY_FILE: Final = "registry.json"
+USER_FACTORS_FILE: Final = "U.npy"
+ITEM_FACTORS_FILE: Final = "V.npy"
+PARAMS_FILE: Final = "params.json"
+METADATA_FILE: Final = "metadata.json"
+MODEL_FILES: Final = (USER_FACTORS_FILE, ITEM_FACTORS_FILE, PARAMS_FILE, METADATA_FILE)
+
+STATUS_CANDIDATE: Final = "candidate"
+STATUS_CURRENT: Final = "current"
+STATUS_ARCHIVED: Final = "archived"
+STATUS_REJECTED: Final = "rejected"
