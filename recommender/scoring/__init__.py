@@ -1,0 +1,44 @@
+"""Scoring: the signals and the hybrid shared by evaluation and serving.
+
+Offers :class:`ScoringModel`, :func:`score_users`, :func:`compute_signals`, :func:`signal_breakdown`,
+:class:`HybridConfig`, :func:`combine`, :func:`normalise`, :func:`validate_weights`, the signal
+functions, :func:`fit_item_knn`, :func:`popularity_scores` and :func:`quality_scores`.
+"""
+
+from recommender.scoring.hybrid import (
+    NORMALISATIONS,
+    HybridConfig,
+    combine,
+    normalise,
+    validate_weights,
+)
+from recommender.scoring.item_knn import fit_item_knn
+from recommender.scoring.model import ScoringModel, compute_signals, score_users, signal_breakdown
+from recommender.scoring.popularity import popularity_scores, quality_scores
+from recommender.scoring.signals import (
+    cf_scores,
+    content_scores,
+    fold_in,
+    item_gram,
+    item_similarity_scores,
+)
+
+__all__ = [
+    "NORMALISATIONS",
+    "HybridConfig",
+    "ScoringModel",
+    "cf_scores",
+    "combine",
+    "compute_signals",
+    "content_scores",
+    "fit_item_knn",
+    "fold_in",
+    "item_gram",
+    "item_similarity_scores",
+    "normalise",
+    "popularity_scores",
+    "quality_scores",
+    "score_users",
+    "signal_breakdown",
+    "validate_weights",
+]

@@ -1,0 +1,141 @@
+"""The hybrid: Σ weight × normalised signal, with per-segment weights tuned on validation.
+
+Each signal is normalised per user over the catalogue before weighting, so a weight means the same
+thing whatever the raw score range of its model (the replaced system normalised CF scores on a fixed
+range, which made the CF weight do nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recommender import vocabulary as V
+from recommender.errors import InvalidRequestError
+
+NORMALISATIONS = ("minmax", "rank")
+
+
+def normalise(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
+    """Scale each row of ``scores`` ``(b, n)`` (or a vector ``(n,)``) to [0, 1].
+
+    ``minmax``: ``(s − min) / (max − min)``; ``rank``: rank / (n − 1). A row with no spread (no signal
+    for that user) becomes all zeros, so it adds nothing instead of adding a constant.
+    """
+    x = np.asarray(scores, dtype=np.float32)
+    squeeze = x.ndim == 1
+    x = np.atleast_2d(x)
+    if method == "minmax":
+        lo = x.min(axis=1, keepdims=True)
+        span = x.max(axis=1, keepdims=True) - lo
+        out = np.divide(x - lo, span, out=np.zeros_like(x), where=span > 0)
+    elif method == "rank":
+        n = x.shape[1]
+        ranks = np.argsort(np.argsort(x, axis=1, kind="stable"), axis=1).astype(np.float32)
+        out = ranks / max(n - 1, 1)
+        flat = (x.max(axis=1) - x.min(axis=1)) <= 0
+        out[flat] = 0.0
+    else:
+        raise InvalidRequestError(
+            f"unknown normalisation {method!r}; expected one of {', '.join(NORMALISATIONS)}"
+        )
+    return out[0] if squeeze else out
+
+
+def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """Check per-request or configured weights: known signals, finite, ≥ 0, not all zero."""
+    if not isinstance(weights, Mapping) or not weights:
+        raise InvalidRequestError(
+            f"rerank_weights must be a non-empty object mapping signals ({', '.join(V.SIGNALS)}) "
+            "to non-negative numbers"
+        )
+    clean: dict[str, float] = {}
+    for key, value in weights.items():
+        if key not in V.SIGNALS:
+            raise InvalidRequestError(
+                f"rerank_weights: unknown signal {key!r}; known signals are {', '.join(V.SIGNALS)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRequestError(f"rerank_weights.{key}: expected a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise InvalidRequestError(
+                f"rerank_weights.{key}: must be a finite number >= 0, got {value!r}"
+            )
+        clean[key] = float(value)
+    if not any(v > 0 for v in clean.values()):
+        raise InvalidRequestError("rerank_weights: at least one weight must be greater than 0")
+    return clean
+
+
+def combine(
+    signals: Mapping[str, np.ndarray], weights: Mapping[str, float], method: str = "minmax"
+) -> np.ndarray:
+    """``Σ weights[s] × normalise(signals[s])`` -> ``(b, n)`` float32; zero weights are skipped.
+
+    Signals may be per-user ``(b, n)`` or static ``(n,)`` (broadcast). A weighted signal that is
+    absent is skipped (e.g. content without embeddings).
+    """
+    total: np.ndarray | None = None
+    for name, weight in weights.items():
+        if weight <= 0 or name not in signals:
+            continue
+        term = np.float32(weight) * normalise(signals[name], method)
+        total = term if total is None else total + term
+    if total is None:
+        first = next(iter(signals.values()))
+        return np.zeros(np.atleast_2d(first).shape, dtype=np.float32)
+    return np.atleast_2d(total).astype(np.float32, copy=False)
+
+
+def _default_weights() -> dict[str, dict[str, float]]:
+    return {
+        V.SEGMENT_TRAINABLE: {V.SIGNAL_CF: 1.0},
+        V.SEGMENT_COLD: {
+            V.SIGNAL_CF: 0.5,
+            V.SIGNAL_ITEM_SIMILARITY: 0.3,
+            V.SIGNAL_CONTENT: 0.1,
+            V.SIGNAL_POPULARITY: 0.1,
+        },
+        V.SEGMENT_UNKNOWN: {V.SIGNAL_POPULARITY: 0.8, V.SIGNAL_QUALITY: 0.2},
+    }
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Per-segment signal weights and the normalisation they were tuned with."""
+
+    weights: dict[str, dict[str, float]] = field(default_factory=_default_weights)
+    normalisation: str = "minmax"
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise InvalidRequestError(
+                f"hybrid normalisation {self.normalisation!r} is not one of {NORMALISATIONS}"
+            )
+        for segment, weights in self.weights.items():
+            if segment not in V.SEGMENTS:
+                raise InvalidRequestError(
+                    f"hybrid weights: unknown segment {segment!r}; expected {V.SEGMENTS}"
+                )
+            validate_weights(weights)
+
+    def for_segment(self, segment: str) -> dict[str, float]:
+        """The weights of ``segment``, falling back to the defaults for a segment not stored."""
+        return dict(self.weights.get(segment) or _default_weights()[segment])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights, "normalisation": self.normalisation}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> HybridConfig:
+        if not data:
+            return cls()
+        return cls(
+            weights={s: dict(w) for s, w in data.get("weights", {}).items()}
+            or _default_weights(),
+            normalisation=str(data.get("normalisation", "minmax")),
+        )

@@ -1,0 +1,161 @@
+"""The one scoring function shared by evaluation and serving.
+
+Evaluation tunes and reports exactly what the engine serves because both call :func:`score_users`
+on a :class:`ScoringModel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender import vocabulary as V
+from recommender.errors import InvalidRequestError
+from recommender.scoring.hybrid import combine, normalise
+from recommender.scoring.signals import (
+    cf_scores,
+    content_scores,
+    fold_in,
+    item_gram,
+    item_similarity_scores,
+)
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """Arrays that score any user over the catalogue of ``n`` items.
+
+    item_factors ``(n, d)`` and user_factors ``(m, d)`` float32 (CF rows of trainable users);
+    gram ``(d, d)`` = VᵀV for fold-in; item_similarity ``(n, n)`` CSR; embeddings ``(n, e)``
+    L2-normalised or None; popularity and quality ``(n,)`` in [0, 1].
+    """
+
+    item_factors: np.ndarray
+    user_factors: np.ndarray
+    fold_in_regularization: float
+    gram: np.ndarray
+    item_similarity: sp.csr_matrix
+    embeddings: np.ndarray | None
+    popularity: np.ndarray
+    quality: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return int(self.popularity.shape[0])
+
+    @classmethod
+    def build(
+        cls,
+        item_factors: np.ndarray,
+        user_factors: np.ndarray,
+        fold_in_regularization: float,
+        item_similarity: sp.csr_matrix,
+        embeddings: np.ndarray | None,
+        popularity: np.ndarray,
+        quality: np.ndarray,
+    ) -> ScoringModel:
+        """Check shapes once and make every array float32 and contiguous."""
+        n = len(popularity)
+        item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
+        checks = {
+            "item_factors rows": item_factors.shape[0],
+            "item_similarity": item_similarity.shape[0],
+            "quality": len(quality),
+        }
+        if embeddings is not None:
+            checks["embeddings rows"] = embeddings.shape[0]
+        wrong = {k: v for k, v in checks.items() if v != n}
+        if wrong:
+            raise ValueError(f"ScoringModel: sizes {wrong} differ from the {n} catalogue items")
+        if user_factors.size and user_factors.shape[1] != item_factors.shape[1]:
+            raise ValueError(
+                f"ScoringModel: user factors {user_factors.shape} and item factors "
+                f"{item_factors.shape} disagree on the factor count"
+            )
+        return cls(
+            item_factors=item_factors,
+            user_factors=user_factors,
+            fold_in_regularization=float(fold_in_regularization),
+            gram=item_gram(item_factors),
+            item_similarity=sp.csr_matrix(item_similarity, dtype=np.float32),
+            embeddings=None
+            if embeddings is None
+            else np.ascontiguousarray(embeddings, dtype=np.float32),
+            popularity=np.ascontiguousarray(popularity, dtype=np.float32),
+            quality=np.ascontiguousarray(quality, dtype=np.float32),
+        )
+
+
+def compute_signals(
+    model: ScoringModel,
+    segment: str,
+    histories: Sequence[np.ndarray],
+    wanted: Sequence[str] = V.SIGNALS,
+    user_rows: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Raw signals (``(b, n)`` or static ``(n,)``) of ``wanted`` for a batch of one segment.
+
+    trainable: cf = U[user_rows]·Vᵀ (``user_rows`` required); cold: cf = fold-in of the history on
+    the item factors; unknown: no history signals at all.
+    """
+    if segment not in V.SEGMENTS:
+        raise InvalidRequestError(f"unknown segment {segment!r}; expected one of {V.SEGMENTS}")
+    out: dict[str, np.ndarray] = {}
+    has_history = segment != V.SEGMENT_UNKNOWN
+    if V.SIGNAL_CF in wanted and has_history:
+        if segment == V.SEGMENT_TRAINABLE:
+            if user_rows is None:
+                raise ValueError("user_rows is required for the trainable segment")
+            vectors = model.user_factors[np.asarray(user_rows)]
+        else:
+            vectors = fold_in(
+                histories, model.item_factors, model.fold_in_regularization, gram=model.gram
+            )
+        out[V.SIGNAL_CF] = cf_scores(vectors, model.item_factors)
+    if V.SIGNAL_ITEM_SIMILARITY in wanted and has_history:
+        out[V.SIGNAL_ITEM_SIMILARITY] = item_similarity_scores(histories, model.item_similarity)
+    if V.SIGNAL_CONTENT in wanted and has_history and model.embeddings is not None:
+        out[V.SIGNAL_CONTENT] = content_scores(histories, model.embeddings)
+    if V.SIGNAL_POPULARITY in wanted:
+        out[V.SIGNAL_POPULARITY] = model.popularity
+    if V.SIGNAL_QUALITY in wanted:
+        out[V.SIGNAL_QUALITY] = model.quality
+    return out
+
+
+def score_users(
+    model: ScoringModel,
+    segment: str,
+    histories: Sequence[np.ndarray],
+    weights: Mapping[str, float],
+    method: str = "minmax",
+    user_rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Hybrid scores ``(b, n)`` float32 for a batch of users of one segment.
+
+    Seen items are not masked here: evaluation excludes train items, the engine excludes the
+    user's history and applies filters.
+    """
+    wanted = [name for name, w in weights.items() if w > 0]
+    signals = compute_signals(model, segment, histories, wanted, user_rows)
+    scores = combine(signals, weights, method)
+    if scores.shape[0] != len(histories):  # only static signals: broadcast to the batch
+        scores = np.broadcast_to(scores, (len(histories), model.n_items)).copy()
+    return scores
+
+
+def signal_breakdown(
+    model: ScoringModel,
+    segment: str,
+    history: np.ndarray,
+    method: str = "minmax",
+    user_row: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Every available signal for ONE user, normalised as the hybrid sees it: signal -> ``(n,)``."""
+    rows = None if user_row is None else np.array([user_row])
+    raw = compute_signals(model, segment, [history], V.SIGNALS, rows)
+    return {name: np.atleast_2d(normalise(values, method))[0] for name, values in raw.items()}

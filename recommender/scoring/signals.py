@@ -1,0 +1,98 @@
+"""Per-user signal vectors over the whole catalogue.
+
+The catalogue is small (1–3K products), so every signal is a dense ``(b, n)`` float32 matrix for a
+batch of ``b`` users and ``n`` items; callers mask and rank it. Histories are int arrays of item
+indices (canonical order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _as_float32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def cf_scores(user_vectors: np.ndarray, item_factors: np.ndarray) -> np.ndarray:
+    """Dot products of user vectors ``(b, d)`` with item factors ``(n, d)`` -> ``(b, n)``."""
+    return _as_float32(np.asarray(user_vectors, dtype=np.float32) @ item_factors.T)
+
+
+def item_gram(item_factors: np.ndarray) -> np.ndarray:
+    """``VᵀV`` ``(d, d)``, computed once per model for :func:`fold_in`."""
+    v = item_factors.astype(np.float64)
+    return v.T @ v
+
+
+def fold_in(
+    histories: Sequence[np.ndarray],
+    item_factors: np.ndarray,
+    regularization: float,
+    confidences: Sequence[np.ndarray] | None = None,
+    gram: np.ndarray | None = None,
+) -> np.ndarray:
+    """Least-squares user vectors for users without a CF row, as ALS computes a user step.
+
+    ``u = (VᵀV + V_Iᵀ (C_I − I) V_I + λI)⁻¹ V_Iᵀ c_I`` where ``I`` is the history and ``c_I`` the
+    confidences (1 when not given, which reduces to ridge regression on the history's factors).
+    Users with an empty history get a zero vector. Returns ``(b, d)`` float32.
+    """
+    n_factors = item_factors.shape[1]
+    base = item_gram(item_factors) if gram is None else np.asarray(gram, dtype=np.float64)
+    base = base + regularization * np.eye(n_factors)
+    if confidences is None:
+        # unit confidences: the system matrix is the same for every user, so one solve serves all
+        rhs = _history_matrix(histories, item_factors.shape[0]) @ item_factors.astype(np.float64)
+        return _as_float32(np.linalg.solve(base, np.asarray(rhs).T).T)
+    out = np.zeros((len(histories), n_factors), dtype=np.float32)
+    for row, items in enumerate(histories):
+        if len(items) == 0:
+            continue
+        v_i = item_factors[np.asarray(items)].astype(np.float64)
+        conf = (
+            np.ones(len(items))
+            if confidences is None
+            else np.asarray(confidences[row], dtype=np.float64)
+        )
+        a = base + (v_i.T * (conf - 1.0)) @ v_i
+        b = v_i.T @ conf
+        out[row] = np.linalg.solve(a, b)
+    return out
+
+
+def _history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+    lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
+    indptr = np.concatenate(([0], np.cumsum(lengths)))
+    indices = (
+        np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+        if indptr[-1]
+        else np.zeros(0, dtype=np.int64)
+    )
+    data = np.ones(len(indices), dtype=np.float32)
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(histories), n_items))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def item_similarity_scores(
+    histories: Sequence[np.ndarray], similarity: sp.csr_matrix
+) -> np.ndarray:
+    """Sum of item-kNN similarities from each history item: ``(b, n)``; empty history -> zeros."""
+    h = _history_matrix(histories, similarity.shape[0])
+    return _as_float32((h @ similarity).toarray())
+
+
+def content_scores(histories: Sequence[np.ndarray], embeddings: np.ndarray) -> np.ndarray:
+    """Cosine of every item to the mean of the history's (L2-normalised) embeddings: ``(b, n)``."""
+    h = _history_matrix(histories, embeddings.shape[0])
+    counts = np.asarray(h.sum(axis=1)).ravel()
+    profiles = np.asarray(h @ embeddings, dtype=np.float32)
+    norms = np.linalg.norm(profiles, axis=1)
+    has = (counts > 0) & (norms > 0)
+    profiles[has] /= norms[has, None]
+    return _as_float32(profiles @ embeddings.T)

@@ -1,0 +1,102 @@
+"""Normalisation, weight validation, combination and the shared score_users."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommender import vocabulary as V
+from recommender.errors import InvalidRequestError
+from recommender.scoring import (
+    HybridConfig,
+    ScoringModel,
+    combine,
+    normalise,
+    score_users,
+    signal_breakdown,
+    validate_weights,
+)
+
+
+def test_minmax_and_rank_normalisation():
+    x = np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]], dtype=np.float32)
+    np.testing.assert_allclose(normalise(x, "minmax"), [[0.0, 1.0, 0.5], [0, 0, 0]])
+    np.testing.assert_allclose(normalise(x, "rank"), [[0.0, 1.0, 0.5], [0, 0, 0]])
+    with pytest.raises(InvalidRequestError, match="unknown normalisation"):
+        normalise(x, "zscore")
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"cf": 1, "bogus": 1}, "unknown signal 'bogus'"),
+        ({"cf": -1}, "finite number >= 0"),
+        ({"cf": math.inf}, "finite number >= 0"),
+        ({"cf": math.nan}, "finite number >= 0"),
+        ({"cf": 0, "content": 0}, "at least one weight"),
+        ({"cf": "high"}, "expected a number"),
+        ({}, "non-empty"),
+    ],
+)
+def test_validate_weights_rejects(weights, message):
+    with pytest.raises(InvalidRequestError, match=message):
+        validate_weights(weights)
+
+
+def test_combine_weights_mean_what_they_say():
+    cf = np.array([[100.0, 0.0, 50.0]])  # raw range differs wildly from popularity's
+    pop = np.array([0.0, 1.0, 0.2])
+    only_cf = combine({"cf": cf, "popularity": pop}, {"cf": 1.0, "popularity": 0.0})
+    np.testing.assert_allclose(only_cf, [[1.0, 0.0, 0.5]])
+    mixed = combine({"cf": cf, "popularity": pop}, {"cf": 0.5, "popularity": 0.5})
+    np.testing.assert_allclose(mixed, [[0.5, 0.5, 0.35]], rtol=1e-6)
+
+
+def _model() -> ScoringModel:
+    items = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.2, 0.1]], dtype=np.float32)
+    users = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    sim = sp.csr_matrix(np.array([[0, 0.9, 0, 0], [0.9, 0, 0.1, 0], [0, 0.1, 0, 0], [0] * 4]))
+    emb = np.eye(4, dtype=np.float32)
+    return ScoringModel.build(
+        items, users, 0.1, sim, emb, np.array([0.1, 0.2, 1.0, 0.0]), np.array([0.5, 1.0, 0.0, 0.2])
+    )
+
+
+def test_score_users_routes_each_segment():
+    model = _model()
+    trainable = score_users(
+        model, V.SEGMENT_TRAINABLE, [np.array([0])], {"cf": 1.0}, user_rows=np.array([1])
+    )
+    assert int(np.argmax(trainable[0])) in (1, 2)  # user 1 likes factor 2
+    unknown = score_users(model, V.SEGMENT_UNKNOWN, [np.array([], dtype=int)] * 2, {"popularity": 1})
+    assert unknown.shape == (2, 4)
+    np.testing.assert_allclose(unknown[0], [0.1, 0.2, 1.0, 0.0])
+    cold = score_users(model, V.SEGMENT_COLD, [np.array([0])], {"item_similarity": 1.0})
+    assert int(np.argmax(cold[0])) == 1
+
+
+def test_single_and_batch_scores_are_identical():
+    model = _model()
+    hist = [np.array([0]), np.array([1, 2])]
+    weights = HybridConfig().for_segment(V.SEGMENT_COLD)
+    batch = score_users(model, V.SEGMENT_COLD, hist, weights)
+    for i, h in enumerate(hist):
+        np.testing.assert_allclose(score_users(model, V.SEGMENT_COLD, [h], weights)[0], batch[i])
+
+
+def test_signal_breakdown_is_normalised():
+    parts = signal_breakdown(_model(), V.SEGMENT_COLD, np.array([0]))
+    assert set(parts) == set(V.SIGNALS)
+    for values in parts.values():
+        assert values.min() >= 0 and values.max() <= 1
+
+
+def test_hybrid_config_round_trip_and_validation():
+    cfg = HybridConfig(weights={"cold": {"cf": 0.7, "popularity": 0.3}}, normalisation="rank")
+    assert HybridConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.for_segment(V.SEGMENT_UNKNOWN) == {"popularity": 0.8, "quality": 0.2}
+    with pytest.raises(InvalidRequestError):
+        HybridConfig(weights={"vip": {"cf": 1.0}})

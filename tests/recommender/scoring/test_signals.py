@@ -1,0 +1,88 @@
+"""Signals and fold-in against hand-computed values and implicit's own ALS user step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommender.scoring import (
+    cf_scores,
+    content_scores,
+    fit_item_knn,
+    fold_in,
+    item_similarity_scores,
+    popularity_scores,
+    quality_scores,
+)
+
+V = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+
+
+def test_cf_scores_are_dot_products():
+    u = np.array([[2.0, 3.0]], dtype=np.float32)
+    np.testing.assert_allclose(cf_scores(u, V), [[2.0, 3.0, 5.0]])
+
+
+def test_fold_in_is_ridge_regression_without_confidences():
+    # u = (VᵀV + λI)⁻¹ V_Iᵀ 1 with I = {0}
+    lam = 0.5
+    expected = np.linalg.solve(V.T @ V + lam * np.eye(2), V[[0]].T @ np.ones(1))
+    got = fold_in([np.array([0])], V, lam)
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5)
+
+
+def test_fold_in_empty_history_is_zero():
+    assert np.all(fold_in([np.array([], dtype=int)], V, 1.0) == 0)
+
+
+def test_fold_in_matches_implicit_als_user_step():
+    implicit = pytest.importorskip("implicit")
+    rng = np.random.default_rng(0)
+    items = rng.random((30, 4)).astype(np.float32)
+    model = implicit.cpu.als.AlternatingLeastSquares(factors=4, regularization=0.3, alpha=1.0)
+    model.item_factors = items
+    model.user_factors = np.zeros((1, 4), dtype=np.float32)
+    history = sp.csr_matrix(([3.0, 3.0], ([0, 0], [3, 7])), shape=(1, 30), dtype=np.float32)
+    expected = model.recalculate_user(0, history)
+    # implicit: C = alpha * value
+    got = fold_in([np.array([3, 7])], items, 0.3, confidences=[np.array([3.0, 3.0])])
+    np.testing.assert_allclose(got[0], np.ravel(expected), rtol=1e-3, atol=1e-4)
+
+
+def test_item_similarity_sums_history_rows():
+    s = sp.csr_matrix(np.array([[0, 0.5, 0.2], [0.5, 0, 0.1], [0.2, 0.1, 0]], dtype=np.float32))
+    got = item_similarity_scores([np.array([0, 1]), np.array([], dtype=int)], s)
+    np.testing.assert_allclose(got, [[0.5, 0.5, 0.3], [0, 0, 0]], rtol=1e-6)
+
+
+def test_content_scores_cosine_to_mean_profile():
+    e = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    got = content_scores([np.array([0, 1])], e)
+    profile = np.array([1.0, 1.0]) / np.sqrt(2)
+    np.testing.assert_allclose(got[0], e @ profile, rtol=1e-5)
+
+
+def test_item_knn_cosine_with_shrinkage_and_top_k():
+    # users x items: item0 & item1 co-occur twice, item0 & item2 once
+    ui = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 1]], dtype=np.float32))
+    sim = fit_item_knn(ui, neighbours=1, shrinkage=0.0).toarray()
+    assert sim[0, 1] == pytest.approx(2 / np.sqrt(2 * 2))
+    assert sim[0, 2] == 0.0  # dropped: only the best neighbour is kept
+    assert np.all(np.diag(sim) == 0)
+    shrunk = fit_item_knn(ui, neighbours=2, shrinkage=2.0).toarray()
+    assert shrunk[0, 1] == pytest.approx(2 / (2 + 2))
+
+
+def test_popularity_log_scaled_to_one():
+    ui = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=np.float32))
+    np.testing.assert_allclose(popularity_scores(ui), [1.0, np.log(2) / np.log(4), 0.0], rtol=1e-6)
+
+
+def test_quality_smoothing_prefers_many_good_ratings():
+    q = quality_scores(
+        np.array([5.0, 4.8, 4.0, np.nan]), np.array([1, 1000, 1000, 0]), prior_count=20
+    )
+    assert q[1] > q[0] > q[2]  # one 5★ review does not beat a thousand 4.8★ ones
+    assert q[3] == pytest.approx((4.4 - 1) / 4, abs=1e-3)  # no rating -> the catalogue mean
+    assert 0.0 <= q.min() and q.max() <= 1.0
