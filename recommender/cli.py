@@ -26,8 +26,20 @@ COMMANDS: dict[str, str] = {
     "build": "build",
 }
 
+# one-line summaries for `recsys --help`, so listing commands imports none of them (torch is slow)
+SUMMARIES: dict[str, str] = {
+    "demo-data": "generate the seeded demo shop (raw canonical files)",
+    "prepare": "validate, dedup, split and write data/processed from a raw source",
+    "embed": "encode product text into content_based_embeddings/product_embeddings.pt",
+    "train": "tune ALS/BPR on validation, evaluate on test, register candidates",
+    "evaluate": "print and save the evaluation table of a registered model",
+    "registry": "list, show, promote or roll back model versions",
+    "build": "prepare -> embed -> train -> evaluate -> register -> promote in one go",
+}
 
-def _parser() -> argparse.ArgumentParser:
+
+def _parser(selected: str | None) -> argparse.ArgumentParser:
+    """The CLI parser; only the ``selected`` command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="recsys",
         description="Vietnamese cosmetics recommender: data, embeddings, training, evaluation, registry.",
@@ -35,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
+        if name != selected:
+            sub.add_parser(name, help=SUMMARIES.get(name, ""))
+            continue
         module = importlib.import_module(f"recommender.commands.{module_name}")
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
@@ -44,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command, and turn project errors into a one-line message + exit 2."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in arguments if not a.startswith("-")), None)
+    args = _parser(selected).parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

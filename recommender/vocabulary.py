@@ -116,3 +116,28 @@ STATUS_CANDIDATE: Final = "candidate"
 STATUS_CURRENT: Final = "current"
 STATUS_ARCHIVED: Final = "archived"
 STATUS_REJECTED: Final = "rejected"
+
+# --- evaluation stages (tune on validation, report on test) ------------------------------------
+STAGE_VALIDATION: Final = "validation"  # fit on train, history = train, target = val
+STAGE_TEST: Final = "test"  # fit on train + val, history = train + val, target = test
+STAGES: Final = (STAGE_VALIDATION, STAGE_TEST)
+
+# --- evaluation rows (baselines and models in one table) ------------------------------------------
+ROW_RANDOM: Final = "random"
+ROW_POPULARITY: Final = "popularity"
+ROW_ITEM_KNN: Final = "item_knn"
+ROW_CONTENT: Final = "content"
+ROW_HYBRID: Final = "hybrid"
+EVALUATION_FILE: Final = "evaluation.json"
+REGISTRY_LOCK_FILE: Final = ".registry.lock"
+
+# --- /similar_items methods (serving) ----------------------------------------------------------
+SIMILARITY_AUTO: Final = "auto"  # cf when the product has interactions, else content
+SIMILARITY_CF: Final = "cf"  # cosine over the model's item factors
+SIMILARITY_CONTENT: Final = "content"  # cosine over the product embeddings
+SIMILARITY_METHODS: Final = (SIMILARITY_AUTO, SIMILARITY_CF, SIMILARITY_CONTENT)
+
+# --- fallback methods reported with non-CF recommendations (serving) ---------------------------
+FALLBACK_COLD_HYBRID: Final = "cold_hybrid"  # fold-in + item similarity + content + popularity
+FALLBACK_POPULARITY: Final = "popularity"  # unknown user: popularity / quality
+GATE_METRIC: Final = "gate_ndcg@10"  # key in a model's metrics: test NDCG@10 of the trainable hybrid

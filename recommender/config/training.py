@@ -5,6 +5,8 @@ Hyperparameter models are saved next to the model they produced (``params.json``
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -39,6 +41,9 @@ class BPRParams(_Strict):
     regularization: float = Field(0.01, ge=0)
     iterations: int = Field(100, ge=1)
     random_state: int = 42
+    # "uniform": negatives drawn uniformly from the catalogue (own sampler, recommender.training.bpr);
+    # "popularity": implicit's sampler, which draws the item of a random interaction.
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
 
 
 class ItemKNNParams(_Strict):
@@ -53,13 +58,23 @@ class ALSSettings(_Strict):
 
 class BPRSettings(_Strict):
     params: BPRParams = BPRParams()
-    grid: dict[str, list[int | float]] = Field(default_factory=dict)
+    grid: dict[str, list[int | float | str]] = Field(default_factory=dict)  # str: negative_sampling
 
 
 class EvaluationSettings(_Strict):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
     bootstrap_samples: int = Field(1000, ge=0)
     seed: int = 42
+
+
+class HybridTuningSettings(_Strict):
+    normalisations: list[Literal["minmax", "rank"]] = Field(
+        default_factory=lambda: ["minmax", "rank"]
+    )
+    max_users: int = Field(5000, ge=1)
+    steps: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])
+    rounds: int = Field(4, ge=0)
+    fold_in_regularization: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0])
 
 
 class GateSettings(_Strict):
@@ -77,3 +92,4 @@ class TrainingSettings(_Strict):
     item_knn: ItemKNNParams = ItemKNNParams()
     evaluation: EvaluationSettings = EvaluationSettings()
     gate: GateSettings = GateSettings()
+    hybrid: HybridTuningSettings = HybridTuningSettings()

@@ -1,0 +1,40 @@
+"""``recsys prepare``: raw source -> validated, split, versioned files in data/processed."""
+
+from __future__ import annotations
+
+import argparse
+
+from recommender.config import load_training_settings
+from recommender.data.preparation import prepare
+from recommender.data.sources import SOURCES
+
+HELP = (
+    "Validate, deduplicate and split a raw source into data/processed "
+    "(interactions.parquet, enriched_products.parquet, mappings, popular items, data_stats.json)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # no argparse `choices`: an unknown source gets the one-line project error listing valid ones
+    parser.add_argument(
+        "--source", required=True, metavar="|".join(SOURCES), help="raw data layout of --input"
+    )
+    parser.add_argument("--input", required=True, help="directory with the raw files")
+    parser.add_argument(
+        "--out", default="data/processed", help="processed data directory (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--config-dir", default=None, help="directory of training.yaml (default: config)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_training_settings(args.config_dir).data
+    stats = prepare(args.source, args.input, args.out, settings)
+    print(
+        f"wrote {args.out} (data_version {stats['data_version']}): {stats['n_products']} products, "
+        f"{stats['n_users']} users ({stats['trainable_users']} trainable, "
+        f"{stats['trainable_share']:.1%}), {stats['n_interactions']} interactions, "
+        f"dropped rows {stats['dropped_rows'] or 'none'}"
+    )
+    return 0
