@@ -24,6 +24,7 @@ class CacheSpec(_Strict):
 class CacheSettings(_Strict):
     user_profile: CacheSpec = CacheSpec(max_size=50_000, ttl_seconds=3600.0)
     item_similarity: CacheSpec = CacheSpec(max_size=5_000, ttl_seconds=3600.0)
+    results: CacheSpec = CacheSpec(max_size=10_000, ttl_seconds=300.0)
 
 
 class WarmupSettings(_Strict):

@@ -24,7 +24,7 @@ class EmbeddingSettings(_Strict):
     encoder: str = "tfidf"
     model: str | None = None
     batch_size: int = Field(32, ge=1)
-    dim: int = Field(256, ge=2)
+    dim: int = Field(512, ge=2)
 
 
 class ALSParams(_Strict):
@@ -41,7 +41,7 @@ class BPRParams(_Strict):
     regularization: float = Field(0.01, ge=0)
     iterations: int = Field(100, ge=1)
     random_state: int = 42
-    # "uniform": negatives drawn uniformly from the catalogue (own sampler, recommender.training.bpr);
+    # "uniform": negatives drawn uniformly from the catalogue (own sampler, training/bpr.py);
     # "popularity": implicit's sampler, which draws the item of a random interaction.
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
 
@@ -71,9 +71,12 @@ class HybridTuningSettings(_Strict):
     normalisations: list[Literal["minmax", "rank"]] = Field(
         default_factory=lambda: ["minmax", "rank"]
     )
-    max_users: int = Field(5000, ge=1)
+    max_users: int = Field(2000, ge=1)
+    folds: int = Field(2, ge=1)
     steps: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])
     rounds: int = Field(4, ge=0)
+    min_z: float = Field(2.0, ge=0)
+    starts: int = Field(2, ge=1)
     fold_in_regularization: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0])
 
 
@@ -90,6 +93,7 @@ class TrainingSettings(_Strict):
     als: ALSSettings = ALSSettings()
     bpr: BPRSettings = BPRSettings()
     item_knn: ItemKNNParams = ItemKNNParams()
+    item_knn_grid: dict[str, list[int | float]] = Field(default_factory=dict)
     evaluation: EvaluationSettings = EvaluationSettings()
     gate: GateSettings = GateSettings()
     hybrid: HybridTuningSettings = HybridTuningSettings()

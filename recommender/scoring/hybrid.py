@@ -8,7 +8,7 @@ range, which made the CF weight do nothing).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,16 +34,30 @@ def normalise(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
         span = x.max(axis=1, keepdims=True) - lo
         out = np.divide(x - lo, span, out=np.zeros_like(x), where=span > 0)
     elif method == "rank":
-        n = x.shape[1]
-        ranks = np.argsort(np.argsort(x, axis=1, kind="stable"), axis=1).astype(np.float32)
-        out = ranks / max(n - 1, 1)
-        flat = (x.max(axis=1) - x.min(axis=1)) <= 0
-        out[flat] = 0.0
+        out = _tied_ranks(x) / np.float32(max(x.shape[1] - 1, 1))
     else:
         raise InvalidRequestError(
             f"unknown normalisation {method!r}; expected one of {', '.join(NORMALISATIONS)}"
         )
     return out[0] if squeeze else out
+
+
+def _tied_ranks(x: np.ndarray) -> np.ndarray:
+    """Per-row rank of each value, equal values sharing the lowest rank: one sort per row.
+
+    Ties matter: most items have no item-similarity or content signal for a user, and ranking those
+    zeros by item index would inject noise into the hybrid. All-equal rows get rank 0 everywhere.
+    """
+    b, n = x.shape
+    order = np.argsort(x, axis=1)  # ties are grouped below, so sort stability does not matter
+    ordered = np.take_along_axis(x, order, axis=1)
+    starts = np.ones((b, n), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    positions = np.where(starts, np.arange(n, dtype=np.float32), np.float32(0))
+    group_rank = np.maximum.accumulate(positions, axis=1)
+    ranks = np.empty((b, n), dtype=np.float32)
+    np.put_along_axis(ranks, order, group_rank, axis=1)
+    return ranks
 
 
 def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
@@ -72,18 +86,23 @@ def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
 
 
 def combine(
-    signals: Mapping[str, np.ndarray], weights: Mapping[str, float], method: str = "minmax"
+    signals: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    method: str = "minmax",
+    prenormalised: Collection[str] = (),
 ) -> np.ndarray:
     """``Σ weights[s] × normalise(signals[s])`` -> ``(b, n)`` float32; zero weights are skipped.
 
     Signals may be per-user ``(b, n)`` or static ``(n,)`` (broadcast). A weighted signal that is
-    absent is skipped (e.g. content without embeddings).
+    absent is skipped (e.g. content without embeddings). Names in ``prenormalised`` are already
+    normalised with ``method`` (static signals, normalised once per model).
     """
     total: np.ndarray | None = None
     for name, weight in weights.items():
         if weight <= 0 or name not in signals:
             continue
-        term = np.float32(weight) * normalise(signals[name], method)
+        values = signals[name] if name in prenormalised else normalise(signals[name], method)
+        term = np.float32(weight) * values
         total = term if total is None else total + term
     if total is None:
         first = next(iter(signals.values()))

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.errors import InvalidRequestError
-from recommender.scoring.hybrid import combine, normalise
+from recommender.scoring.hybrid import NORMALISATIONS, combine, normalise
 from recommender.scoring.signals import (
     cf_scores,
     content_scores,
@@ -41,6 +41,7 @@ class ScoringModel:
     embeddings: np.ndarray | None
     popularity: np.ndarray
     quality: np.ndarray
+    static_normalised: dict[str, dict[str, np.ndarray]]  # method -> signal -> (n,) normalised
 
     @property
     def n_items(self) -> int:
@@ -87,6 +88,13 @@ class ScoringModel:
             else np.ascontiguousarray(embeddings, dtype=np.float32),
             popularity=np.ascontiguousarray(popularity, dtype=np.float32),
             quality=np.ascontiguousarray(quality, dtype=np.float32),
+            static_normalised={
+                method: {
+                    V.SIGNAL_POPULARITY: normalise(popularity, method),
+                    V.SIGNAL_QUALITY: normalise(quality, method),
+                }
+                for method in NORMALISATIONS
+            },
         )
 
 
@@ -142,7 +150,9 @@ def score_users(
     """
     wanted = [name for name, w in weights.items() if w > 0]
     signals = compute_signals(model, segment, histories, wanted, user_rows)
-    scores = combine(signals, weights, method)
+    static = model.static_normalised.get(method, {})
+    signals.update({name: static[name] for name in signals.keys() & static.keys()})
+    scores = combine(signals, weights, method, prenormalised=static.keys())
     if scores.shape[0] != len(histories):  # only static signals: broadcast to the batch
         scores = np.broadcast_to(scores, (len(histories), model.n_items)).copy()
     return scores

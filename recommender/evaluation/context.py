@@ -1,0 +1,127 @@
+"""The non-CF signals of one stage, built only from that stage's history splits (no leakage).
+
+Item-kNN and popularity are fit on the positive interactions of *every* known user in the history
+splits (users without a CF row still count as co-occurrence and popularity evidence); quality is
+the smoothed mean rating of those interactions; content comes from the product embeddings, aligned
+to the canonical item order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recommender import vocabulary as V
+from recommender.config.training import ItemKNNParams
+from recommender.data.processed import ProcessedData
+from recommender.errors import InvalidDataError
+from recommender.evaluation.protocol import history_splits
+from recommender.scoring import ScoringModel, fit_item_knn, popularity_scores, quality_scores
+from recommender.training.factors import FactorModel
+from recommender.training.matrix import all_users_matrix, item_codes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SideSignals:
+    """Catalogue-wide signals of a stage: ``(n, n)`` CSR and ``(n,)`` / ``(n, e)`` arrays."""
+
+    item_similarity: sp.csr_matrix
+    popularity: np.ndarray
+    quality: np.ndarray
+    embeddings: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class AlignedEmbeddings:
+    """Product embeddings in canonical item order, with their version."""
+
+    vectors: np.ndarray  # (n, e) float32, unit rows
+    version: str
+
+
+def load_aligned_embeddings(data: ProcessedData) -> AlignedEmbeddings | None:
+    """The embeddings written by ``embed`` in ``data.directory``, reordered to ``data.item_ids``.
+
+    Returns None (content signal off) when no embeddings were built; raises InvalidDataError when
+    they do not cover the catalogue (stale embeddings from another prepare run).
+    """
+    from recommender.embeddings import embeddings_path, load_embeddings
+
+    path = embeddings_path(data.directory)
+    if not path.is_file():
+        log.warning("no product embeddings at %s: the content signal is off", path)
+        return None
+    loaded = load_embeddings(path)
+    index = loaded.index()
+    missing = [pid for pid in data.item_ids if pid not in index]
+    if missing:
+        raise InvalidDataError(
+            f"{path} lacks {len(missing)} catalogue products (e.g. {missing[:3]}); it was built "
+            "from another prepare run. Re-run `python -m recommender embed`."
+        )
+    rows = np.fromiter((index[pid] for pid in data.item_ids), dtype=np.int64)
+    version = str(loaded.metadata.get("embedding_version", ""))
+    return AlignedEmbeddings(np.ascontiguousarray(loaded.embeddings[rows]), version)
+
+
+def stage_quality(data: ProcessedData, splits: tuple[str, ...]) -> np.ndarray:
+    """Bayesian-smoothed mean rating per item from the interactions of ``splits`` only.
+
+    The catalogue's own ``num_ratings`` / ``avg_rating`` may count reviews written after the
+    held-out interaction (Hasaki's counts cover the whole crawl), which would leak the test
+    item's popularity into the quality signal; evaluation therefore recomputes both from the
+    stage's history.
+    """
+    frame = data.interactions
+    frame = frame.loc[frame[V.SPLIT].isin(list(splits))]
+    codes = item_codes(data, frame)
+    n = len(data.item_ids)
+    ratings = pd.to_numeric(frame[V.RATING], errors="coerce").to_numpy(dtype=np.float64)
+    valid = np.isfinite(ratings)
+    counts = np.bincount(codes[valid], minlength=n).astype(np.float64)
+    sums = np.bincount(codes[valid], weights=ratings[valid], minlength=n)
+    means = np.divide(sums, counts, out=np.full(n, np.nan), where=counts > 0)
+    return quality_scores(means, counts)
+
+
+def stage_signals(
+    data: ProcessedData,
+    stage: str,
+    item_knn: ItemKNNParams,
+    embeddings: AlignedEmbeddings | None,
+) -> SideSignals:
+    """Item-kNN, popularity, quality and content of ``stage`` (history splits only)."""
+    matrix = all_users_matrix(data, history_splits(stage))
+    return SideSignals(
+        item_similarity=fit_item_knn(matrix, item_knn.neighbours, item_knn.shrinkage),
+        popularity=popularity_scores(matrix),
+        quality=stage_quality(data, history_splits(stage)),
+        embeddings=None if embeddings is None else embeddings.vectors,
+    )
+
+
+def scoring_model(
+    factors: FactorModel | None, side: SideSignals, fold_in_regularization: float | None = None
+) -> ScoringModel:
+    """A :class:`ScoringModel` of ``factors`` (None: a 1-factor zero model for baselines)."""
+    n = side.popularity.shape[0]
+    if factors is None:
+        item_factors, user_factors, reg = np.zeros((n, 1)), np.zeros((0, 1)), 1.0
+    else:
+        item_factors, user_factors = factors.item_factors, factors.user_factors
+        reg = factors.fold_in_regularization
+    return ScoringModel.build(
+        item_factors=item_factors,
+        user_factors=user_factors,
+        fold_in_regularization=reg if fold_in_regularization is None else fold_in_regularization,
+        item_similarity=side.item_similarity,
+        embeddings=side.embeddings,
+        popularity=side.popularity,
+        quality=side.quality,
+    )

@@ -1,0 +1,108 @@
+"""Ranking metrics over top-K lists, vectorised over users.
+
+Every function takes ``top_k`` ``(b, K)`` int item indices (best first) and ``targets``: one array
+of relevant item indices per user (leave-last-positive-out gives exactly one, so HR@K = Recall@K).
+Per-user values are returned so that callers can bootstrap confidence intervals; the reported
+number is their mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def hits_matrix(top_k: np.ndarray, targets: Sequence[np.ndarray]) -> np.ndarray:
+    """``(b, K)`` bool: ``hits[u, r]`` is True when the item at rank ``r`` is relevant for ``u``."""
+    top_k = np.asarray(top_k)
+    if len(targets) != top_k.shape[0]:
+        raise ValueError(f"{top_k.shape[0]} top-K rows but {len(targets)} target lists")
+    widest = max((len(t) for t in targets), default=0)
+    padded = np.full((len(targets), max(widest, 1)), -1, dtype=np.int64)
+    for row, items in enumerate(targets):
+        padded[row, : len(items)] = items
+    return (top_k[:, :, None] == padded[:, None, :]).any(axis=2)
+
+
+def _n_relevant(targets: Sequence[np.ndarray]) -> np.ndarray:
+    return np.fromiter((len(t) for t in targets), dtype=np.float64, count=len(targets))
+
+
+def hit_rate(hits: np.ndarray, k: int) -> np.ndarray:
+    """HR@k per user: 1 when any relevant item is in the first ``k``."""
+    return hits[:, :k].any(axis=1).astype(np.float64)
+
+
+def recall(hits: np.ndarray, k: int, targets: Sequence[np.ndarray]) -> np.ndarray:
+    """Recall@k per user: relevant items found in the first ``k`` / relevant items."""
+    n_rel = _n_relevant(targets)
+    return np.divide(hits[:, :k].sum(axis=1), n_rel, out=np.zeros_like(n_rel), where=n_rel > 0)
+
+
+def ndcg(hits: np.ndarray, k: int, targets: Sequence[np.ndarray]) -> np.ndarray:
+    """NDCG@k per user, binary gains: ``DCG = Σ_r hit_r / log2(r + 2)``, ``IDCG`` the best DCG."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+    dcg = (hits[:, :k] * discounts[: hits[:, :k].shape[1]]).sum(axis=1)
+    n_ideal = np.minimum(_n_relevant(targets), k).astype(np.int64)
+    ideal = np.concatenate(([0.0], np.cumsum(discounts)))[n_ideal]
+    return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
+
+
+def mrr(hits: np.ndarray, k: int) -> np.ndarray:
+    """MRR@k per user: ``1 / (rank of the first relevant item)`` (1-based), 0 when none in ``k``."""
+    window = hits[:, :k]
+    found = window.any(axis=1)
+    first = window.argmax(axis=1)
+    return np.where(found, 1.0 / (first + 1.0), 0.0)
+
+
+def coverage(top_k: np.ndarray, n_items: int) -> float:
+    """Catalogue coverage: share of the ``n_items`` products that appear in any top-K list."""
+    if n_items <= 0:
+        return 0.0
+    return float(np.unique(np.asarray(top_k)).size / n_items)
+
+
+def intra_list_diversity(top_k: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+    """Per-user mean pairwise cosine distance ``1 − cos`` among the recommended items' embeddings.
+
+    ``embeddings`` ``(n, e)``; rows are L2-normalised here. Lists shorter than 2 score 0.
+    """
+    top_k = np.asarray(top_k)
+    k = top_k.shape[1]
+    if k < 2:
+        return np.zeros(top_k.shape[0])
+    emb = np.asarray(embeddings, dtype=np.float64)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
+    vectors = emb[top_k]  # (b, K, e)
+    gram_sum = np.einsum("bke,bje->b", vectors, vectors)
+    self_sum = np.einsum("bke,bke->b", vectors, vectors)
+    mean_cos = (gram_sum - self_sum) / (k * (k - 1))
+    return 1.0 - mean_cos
+
+
+def bootstrap_interval(
+    values: np.ndarray, samples: int, seed: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-user ``values`` (users resampled).
+
+    ``samples == 0`` or fewer than 2 users gives ``(mean, mean)``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return (0.0, 0.0)
+    mean = float(values.mean())
+    if samples <= 0 or values.size < 2:
+        return (mean, mean)
+    rng = np.random.default_rng(seed)
+    means = np.empty(samples)
+    chunk = max(1, 2_000_000 // values.size)
+    for start in range(0, samples, chunk):
+        stop = min(samples, start + chunk)
+        idx = rng.integers(0, values.size, size=(stop - start, values.size))
+        means[start:stop] = values[idx].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return (float(low), float(high))

@@ -1,0 +1,66 @@
+"""The table's rows as rankers: random, popularity, item-kNN, content-only, a CF model, the hybrid.
+
+Every row except random scores through :func:`recommender.scoring.score_users`, the function the
+serving engine calls, so a row measures what would be served (a single signal is the hybrid with
+one weight).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recommender import vocabulary as V
+from recommender.evaluation.evaluator import Ranker
+from recommender.evaluation.protocol import EvaluationSet
+from recommender.scoring import HybridConfig, ScoringModel, score_users
+
+
+def random_ranker(seed: int) -> Ranker:
+    """Uniform random scores (a fresh seeded generator per call of the returned ranker's owner)."""
+    rng = np.random.default_rng(seed)
+
+    def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
+        return rng.random((len(batch), batch.n_items)).astype(np.float32)
+
+    return rank
+
+
+def signal_ranker(model: ScoringModel, signal: str) -> Ranker:
+    """One signal alone; None for history signals of the ``unknown`` segment."""
+
+    def rank(batch: EvaluationSet, segment: str) -> np.ndarray | None:
+        if segment == V.SEGMENT_UNKNOWN and signal not in (V.SIGNAL_POPULARITY, V.SIGNAL_QUALITY):
+            return None
+        if signal == V.SIGNAL_CONTENT and model.embeddings is None:
+            return None
+        rows = batch.cf_rows if segment == V.SEGMENT_TRAINABLE else None
+        return score_users(model, segment, batch.histories, {signal: 1.0}, user_rows=rows)
+
+    return rank
+
+
+def hybrid_ranker(model: ScoringModel, config: HybridConfig) -> Ranker:
+    """The tuned hybrid of ``config`` for each segment."""
+
+    def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
+        rows = batch.cf_rows if segment == V.SEGMENT_TRAINABLE else None
+        return score_users(
+            model,
+            segment,
+            batch.histories,
+            config.for_segment(segment),
+            config.normalisation,
+            user_rows=rows,
+        )
+
+    return rank
+
+
+def baseline_rankers(model: ScoringModel, seed: int) -> dict[str, Ranker]:
+    """random, popularity, item-kNN and content-only rows (CF factors of ``model`` unused)."""
+    return {
+        V.ROW_RANDOM: random_ranker(seed),
+        V.ROW_POPULARITY: signal_ranker(model, V.SIGNAL_POPULARITY),
+        V.ROW_ITEM_KNN: signal_ranker(model, V.SIGNAL_ITEM_SIMILARITY),
+        V.ROW_CONTENT: signal_ranker(model, V.SIGNAL_CONTENT),
+    }

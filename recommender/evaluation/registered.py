@@ -1,0 +1,61 @@
+"""Re-evaluate a registered model on the test stage of the processed data it was trained on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recommender import vocabulary as V
+from recommender.config.training import ItemKNNParams, TrainingSettings
+from recommender.data.processed import ProcessedData
+from recommender.evaluation.context import load_aligned_embeddings, stage_signals
+from recommender.evaluation.evaluator import Ranker, evaluate_rankers
+from recommender.evaluation.protocol import build_evaluation_set
+from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
+from recommender.evaluation.report import build_report
+from recommender.model_files import LoadedModel
+from recommender.scoring import HybridConfig, ScoringModel
+
+
+def served_model(data: ProcessedData, loaded: LoadedModel) -> tuple[ScoringModel, HybridConfig]:
+    """The test-stage :class:`ScoringModel` of ``loaded`` and its stored hybrid config."""
+    meta = loaded.metadata
+    item_knn = ItemKNNParams.model_validate(meta.get("item_knn") or {})
+    side = stage_signals(data, V.STAGE_TEST, item_knn, load_aligned_embeddings(data))
+    model = ScoringModel.build(
+        item_factors=loaded.item_factors,
+        user_factors=loaded.user_factors,
+        fold_in_regularization=float(meta.get("fold_in_regularization", 1.0)),
+        item_similarity=side.item_similarity,
+        embeddings=side.embeddings,
+        popularity=side.popularity,
+        quality=side.quality,
+    )
+    return model, HybridConfig.from_dict(meta.get("hybrid"))
+
+
+def evaluate_registered(
+    data: ProcessedData, loaded: LoadedModel, settings: TrainingSettings
+) -> dict[str, Any]:
+    """Full table (baselines, the model's CF row, its hybrid) on test, as ``train`` reported it."""
+    model, hybrid = served_model(data, loaded)
+    rankers: dict[str, Ranker] = dict(baseline_rankers(model, settings.seed))
+    rankers[loaded.record.model_type] = signal_ranker(model, V.SIGNAL_CF)
+    rankers[V.ROW_HYBRID] = hybrid_ranker(model, hybrid)
+    ev = settings.evaluation
+    test = build_evaluation_set(data, V.STAGE_TEST)
+    table = evaluate_rankers(
+        rankers, test, V.SEGMENTS, ev.ks, model.embeddings, ev.bootstrap_samples, ev.seed
+    )
+    return build_report(
+        table,
+        stage=V.STAGE_TEST,
+        data_version=data.data_version,
+        embedding_version=loaded.record.embedding_version,
+        ks=ev.ks,
+        bootstrap_samples=ev.bootstrap_samples,
+        extra={
+            "model_id": loaded.record.model_id,
+            "model_type": loaded.record.model_type,
+            "hybrid": hybrid.to_dict(),
+        },
+    )

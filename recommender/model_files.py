@@ -1,0 +1,163 @@
+"""One model version on disk: ``<registry>/<model_id>/{U.npy, V.npy, params.json, metadata.json}``.
+
+Written through :func:`recommender.storage.staged_directory` (all files appear together or not at
+all), loaded with ``allow_pickle=False`` after every file's sha256 is checked against the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recommender import vocabulary as V
+from recommender.errors import ModelLoadError
+from recommender.storage import atomic_save_npy, atomic_write_json, sha256_file, staged_directory
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registry entry. ``path`` is the model directory (absolute); JSON stores it relative."""
+
+    model_id: str
+    model_type: str
+    path: str
+    created_at: str
+    data_version: str
+    embedding_version: str | None
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, Any]
+    checksums: dict[str, str]
+    status: str
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any], root: Path) -> ModelRecord:
+        return cls(
+            model_id=str(entry["model_id"]),
+            model_type=str(entry["model_type"]),
+            path=str((root / str(entry["path"])).resolve()),
+            created_at=str(entry["created_at"]),
+            data_version=str(entry["data_version"]),
+            embedding_version=entry.get("embedding_version"),
+            hyperparameters=dict(entry.get("hyperparameters") or {}),
+            metrics=dict(entry.get("metrics") or {}),
+            checksums=dict(entry.get("checksums") or {}),
+            status=str(entry.get("status", V.STATUS_CANDIDATE)),
+        )
+
+    @property
+    def gate_value(self) -> float | None:
+        """Test NDCG@10 of the trainable segment (hybrid), the quality gate's metric."""
+        value = self.metrics.get(V.GATE_METRIC)
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model version: factors (float32) plus its params and metadata."""
+
+    record: ModelRecord
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def write_model_dir(
+    target: Path,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    params: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    extra_json: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """Write the model files into ``target`` atomically; returns ``{file: sha256}`` of all files."""
+    with staged_directory(target) as stage:
+        atomic_save_npy(stage / V.USER_FACTORS_FILE, np.asarray(user_factors, dtype=np.float32))
+        atomic_save_npy(stage / V.ITEM_FACTORS_FILE, np.asarray(item_factors, dtype=np.float32))
+        atomic_write_json(stage / V.PARAMS_FILE, dict(params))
+        atomic_write_json(stage / V.METADATA_FILE, dict(metadata))
+        for name, obj in (extra_json or {}).items():
+            atomic_write_json(stage / name, obj)
+        checksums = {p.name: sha256_file(p) for p in sorted(stage.iterdir()) if p.is_file()}
+    return checksums
+
+
+def verify_files(record: ModelRecord) -> Path:
+    """Raise ModelLoadError unless every model file exists and matches its recorded sha256."""
+    directory = Path(record.path)
+    fix = (
+        "Re-train it (`python -m recommender train`) or `registry rollback` to the previous model."
+    )
+    if not directory.is_dir():
+        raise ModelLoadError(f"model {record.model_id}: directory {directory} is missing. {fix}")
+    for name in V.MODEL_FILES:
+        if name not in record.checksums:
+            raise ModelLoadError(
+                f"model {record.model_id}: registry.json has no checksum for {name}. {fix}"
+            )
+    for name, expected in record.checksums.items():
+        path = directory / name
+        if not path.is_file():
+            raise ModelLoadError(f"model {record.model_id}: file {path} is missing. {fix}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ModelLoadError(
+                f"model {record.model_id}: checksum mismatch for {path} (recorded "
+                f"{expected[:12]}…, file has {actual[:12]}…): the file is corrupt or was "
+                f"changed after registration. {fix}"
+            )
+    return directory
+
+
+def _load_npy(path: Path, model_id: str) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ModelLoadError(f"model {model_id}: {path} is not a valid .npy file ({exc}).") from exc
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        raise ModelLoadError(
+            f"model {model_id}: {path} must be a 2-D float array, got {array.dtype} {array.shape}."
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _load_json(path: Path, model_id: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"model {model_id}: {path} is not valid JSON ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"model {model_id}: {path} must hold a JSON object.")
+    return data
+
+
+def load_model_dir(record: ModelRecord, expected_data_version: str | None = None) -> LoadedModel:
+    """Verify checksums and versions, then load the factors without pickle."""
+    if expected_data_version is not None and record.data_version != expected_data_version:
+        raise ModelLoadError(
+            f"model {record.model_id} was trained on data version {record.data_version} but the "
+            f"processed data is version {expected_data_version}. Re-train on the current data "
+            "(`python -m recommender train`) or restore the matching processed files."
+        )
+    directory = verify_files(record)
+    user_factors = _load_npy(directory / V.USER_FACTORS_FILE, record.model_id)
+    item_factors = _load_npy(directory / V.ITEM_FACTORS_FILE, record.model_id)
+    params = _load_json(directory / V.PARAMS_FILE, record.model_id)
+    metadata = _load_json(directory / V.METADATA_FILE, record.model_id)
+    if user_factors.shape[1] != item_factors.shape[1]:
+        raise ModelLoadError(
+            f"model {record.model_id}: U {user_factors.shape} and V {item_factors.shape} "
+            "disagree on the factor count."
+        )
+    expected = (metadata.get("n_users"), metadata.get("n_items"))
+    if expected != (user_factors.shape[0], item_factors.shape[0]):
+        raise ModelLoadError(
+            f"model {record.model_id}: metadata says {expected[0]} users × {expected[1]} items "
+            f"but U is {user_factors.shape} and V is {item_factors.shape}."
+        )
+    return LoadedModel(record, user_factors, item_factors, params, metadata)

@@ -1,0 +1,36 @@
+"""Serving engine (no HTTP): model bundle, engine, reranker, filters, caches, reload.
+
+Offers :func:`load_bundle` / :class:`ModelBundle` (one immutable model version), :class:`Engine`
+(``recommend``, ``recommend_batch``, ``similar_items``, ``warm_up``), :class:`Filters`,
+:class:`ServingCaches`, and :class:`ModelHolder` (atomic hot reload + registry polling).
+"""
+
+from recommender.serving.bundle import ModelBundle, load_bundle
+from recommender.serving.caches import CountingCache, ServingCaches, WarmupReport
+from recommender.serving.catalogue import Catalogue
+from recommender.serving.engine import Engine, Recommendation
+from recommender.serving.filters import Filters, eligibility_mask
+from recommender.serving.histories import UserHistories
+from recommender.serving.profiles import UserScorer
+from recommender.serving.reloader import ModelHolder, ReloadResult, ServingState
+from recommender.serving.similarity import ItemNeighbours, SimilarItems
+
+__all__ = [
+    "Catalogue",
+    "CountingCache",
+    "Engine",
+    "Filters",
+    "ItemNeighbours",
+    "ModelBundle",
+    "ModelHolder",
+    "Recommendation",
+    "ReloadResult",
+    "ServingCaches",
+    "ServingState",
+    "SimilarItems",
+    "UserHistories",
+    "UserScorer",
+    "WarmupReport",
+    "eligibility_mask",
+    "load_bundle",
+]

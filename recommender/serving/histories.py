@@ -1,0 +1,135 @@
+"""Every known user's full history (train + val + test) as one CSR-like pair of arrays.
+
+Serving excludes everything a user has interacted with, not only the train split, so the history
+here is the whole of ``interactions.parquet``. For 300K users a dict of lists would cost hundreds of
+MB of Python objects; two int arrays plus one id -> row dict do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recommender import vocabulary as V
+from recommender.errors import ModelLoadError
+
+
+@dataclass(frozen=True)
+class UserHistories:
+    """Known users and their item indices.
+
+    Attributes:
+        user_ids: known user ids; row ``r`` is ``user_ids[r]``.
+        index: user id -> row.
+        indptr: (n_users + 1,) int64; row ``r``'s items are ``indices[indptr[r]:indptr[r + 1]]``.
+        indices: (nnz,) int32 item indices, each user's in time order, no duplicates.
+        cf_rows: (n_users,) int32 CF row of a trainable user, -1 for the others.
+    """
+
+    user_ids: tuple[str, ...]
+    index: Mapping[str, int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    cf_rows: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_trainable(self) -> int:
+        return int(np.count_nonzero(self.cf_rows >= 0))
+
+    def items(self, row: int) -> np.ndarray:
+        """Item indices of user row ``row`` (a read-only view)."""
+        return self.indices[self.indptr[row] : self.indptr[row + 1]]
+
+    def seen_coordinates(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(batch positions, item indices) of every seen item of ``rows`` (-1 = unknown user)."""
+        positions: list[np.ndarray] = []
+        items: list[np.ndarray] = []
+        for position, row in enumerate(rows):
+            if row < 0:
+                continue
+            seen = self.items(row)
+            positions.append(np.full(len(seen), position, dtype=np.int64))
+            items.append(seen)
+        if not items:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        return np.concatenate(positions), np.concatenate(items)
+
+    def user_items(self, n_items: int) -> sp.csr_matrix:
+        """The binary user×item matrix (n_users, n_items) of the full history."""
+        data = np.ones(len(self.indices), dtype=np.float32)
+        return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n_users, n_items))
+
+    def most_active(self, count: int) -> np.ndarray:
+        """Rows of the ``count`` users with the longest histories, longest first, ties by row."""
+        lengths = np.diff(self.indptr)
+        order = np.argsort(-lengths, kind="stable")
+        return order[:count]
+
+    @classmethod
+    def from_interactions(
+        cls,
+        interactions: pd.DataFrame,
+        user_ids: Sequence[str],
+        item_index: Mapping[str, int],
+        trainable_user_ids: Sequence[str],
+    ) -> UserHistories:
+        """Build from ``interactions.parquet`` (all splits) and the processed mappings.
+
+        Raises ModelLoadError when an interaction names a user or product missing from the mappings
+        (the processed files come from different prepare runs).
+        """
+        users = [str(u) for u in user_ids]
+        rows = pd.Index(users, dtype=object).get_indexer(
+            interactions[V.USER_ID].astype(str).to_numpy(dtype=object)
+        )
+        items = pd.Index(list(item_index), dtype=object).get_indexer(
+            interactions[V.PRODUCT_ID].astype(str).to_numpy(dtype=object)
+        )
+        if (rows < 0).any() or (items < 0).any():
+            raise ModelLoadError(
+                f"{int((rows < 0).sum())} interactions name users and {int((items < 0).sum())} "
+                "name products missing from the processed mappings. "
+                "Re-run `python -m recommender prepare`."
+            )
+        items = np.fromiter(item_index.values(), dtype=np.int64, count=len(item_index))[items]
+        if V.TIMESTAMP in interactions.columns:
+            times = pd.to_datetime(interactions[V.TIMESTAMP], errors="coerce").to_numpy()
+            order = np.lexsort((times, rows))
+        else:
+            order = np.argsort(rows, kind="stable")
+        rows, items = rows[order], items[order]
+        # a (user, product) pair once, at its first time; the mask keeps each row in time order
+        _, first = np.unique(rows.astype(np.int64) * len(item_index) + items, return_index=True)
+        keep = np.zeros(len(rows), dtype=bool)
+        keep[first] = True
+        rows, items = rows[keep], items[keep]
+        indptr = np.zeros(len(users) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(users)), out=indptr[1:])
+        cf_index = {str(u): i for i, u in enumerate(trainable_user_ids)}
+        cf_rows = np.array([cf_index.get(u, -1) for u in users], dtype=np.int32)
+        missing = set(cf_index) - set(users)
+        if missing:
+            raise ModelLoadError(
+                f"{len(missing)} trainable users (e.g. {sorted(missing)[0]!r}) are not known "
+                "users. "
+                "Re-run `python -m recommender prepare`."
+            )
+        indices = items.astype(np.int32)
+        for array in (indptr, indices, cf_rows):
+            array.setflags(write=False)
+        return cls(
+            user_ids=tuple(users),
+            index=dict(zip(users, range(len(users)), strict=True)),
+            indptr=indptr,
+            indices=indices,
+            cf_rows=cf_rows,
+        )

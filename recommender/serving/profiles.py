@@ -1,0 +1,126 @@
+"""Per-user hybrid score vectors: route a user to a segment, score a batch with ``score_users``.
+
+A user's vector under the model's default weights is their *profile*; profiles live in the
+user-profile cache (``4·n`` bytes each). Users without history share the bundle's precomputed
+vector (or a memoised one per request weighting). Scores are rounded to 1e-6 so that no BLAS
+rounding difference can reorder near-ties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from recommender import vocabulary as V
+from recommender.scoring import score_users
+from recommender.serving.bundle import ModelBundle
+from recommender.serving.caches import CountingCache
+from recommender.serving.reranker import segment_weights
+
+DECIMALS = 6
+UNKNOWN_MEMO_SIZE = 256  # distinct request weightings remembered for users without history
+
+
+class UserScorer:
+    """Segments and score matrices of users for one bundle, through its user-profile cache."""
+
+    def __init__(self, bundle: ModelBundle, cache: CountingCache) -> None:
+        self.bundle = bundle
+        self.cache = cache
+        self._unknown_memo: dict[tuple, np.ndarray] = {}
+
+    def score(
+        self,
+        users: Sequence[str],
+        rows: np.ndarray,
+        segments: list[str],
+        requested: Mapping[str, float] | None,
+        count: bool = True,
+    ) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
+        """(b, n) rounded hybrid scores and the weights used per segment.
+
+        Default-weight profiles come from / go to the cache (``count=False``: warm-up, not
+        counted as hits or misses); one ``score_users`` call per segment for the rest.
+        """
+        bundle, hist = self.bundle, self.bundle.histories
+        scores = np.empty((len(users), bundle.n_items), dtype=np.float32)
+        used: dict[str, dict[str, float]] = {}
+        groups: dict[str, list[int]] = {}
+        for position, segment in enumerate(segments):
+            groups.setdefault(segment, []).append(position)
+        profiles = self.cache
+        for segment, positions in groups.items():
+            weights, is_default = segment_weights(bundle.hybrid, segment, requested)
+            used[segment] = weights
+            if segment == V.SEGMENT_UNKNOWN:
+                vector = bundle.unknown_scores if is_default else self._unknown_scores(weights)
+                scores[positions] = vector
+                continue
+            missing = positions
+            if is_default:
+                missing = []
+                for position in positions:
+                    cached = profiles.get(users[position], count)
+                    if cached is None:
+                        missing.append(position)
+                    else:
+                        scores[position] = cached
+            if not missing:
+                continue
+            histories = [hist.items(rows[p]) for p in missing]
+            cf_rows = hist.cf_rows[rows[missing]] if segment == V.SEGMENT_TRAINABLE else None
+            computed = self._compute(segment, histories, weights, cf_rows)
+            scores[missing] = computed
+            if is_default:
+                for i, position in enumerate(missing):
+                    vector = computed[i].copy()
+                    vector.setflags(write=False)
+                    profiles.put(users[position], vector)
+        return scores, used
+
+    def _unknown_scores(self, weights: dict[str, float]) -> np.ndarray:
+        """Scores of a user without history under request weights (same for everyone: memoised)."""
+        key = tuple(sorted(weights.items()))
+        vector = self._unknown_memo.get(key)
+        if vector is None:
+            vector = self._compute(V.SEGMENT_UNKNOWN, [np.zeros(0, np.int64)], weights, None)[0]
+            vector.setflags(write=False)
+            if len(self._unknown_memo) >= UNKNOWN_MEMO_SIZE:
+                self._unknown_memo.clear()
+            self._unknown_memo[key] = vector
+        return vector
+
+    def _compute(self, segment, histories, weights, cf_rows) -> np.ndarray:
+        """``score_users`` rounded; a group of one is scored as two identical rows.
+
+        BLAS multiplies a single row with gemv and several with gemm, whose roundings differ in the
+        last bits; padding keeps a user's scores bit-identical whatever the batch around it.
+        """
+        single = len(histories) == 1
+        if single:
+            histories = [histories[0], histories[0]]
+            cf_rows = None if cf_rows is None else np.repeat(cf_rows, 2)
+        raw = score_users(
+            self.bundle.model,
+            segment,
+            histories,
+            weights,
+            self.bundle.hybrid.normalisation,
+            cf_rows,
+        )
+        if single:
+            raw = raw[:1]
+        return np.round(raw, DECIMALS).astype(np.float32, copy=False)
+
+    def route(self, users: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """History rows (-1 = unknown) and segments of ``users``."""
+        hist = self.bundle.histories
+        rows = np.fromiter((hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
+        segments = [
+            V.SEGMENT_UNKNOWN
+            if row < 0
+            else (V.SEGMENT_TRAINABLE if hist.cf_rows[row] >= 0 else V.SEGMENT_COLD)
+            for row in rows
+        ]
+        return rows, segments

@@ -1,0 +1,103 @@
+"""Similar products: cosine neighbours over the model's item factors or the product embeddings.
+
+``cf`` uses the L2-normalised item factors (products bought by the same people); ``content`` the
+product embeddings (similar text); ``auto`` takes ``cf`` for products anyone interacted with and
+``content`` for the others, whose factors carry no signal. Each product's ranked neighbours
+(``requests.max_similar_topk`` of them) are computed once and kept in the item-similarity cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recommender import vocabulary as V
+from recommender.config.serving import ServingSettings
+from recommender.errors import InvalidRequestError, UnknownProductError
+from recommender.serving.bundle import ModelBundle
+from recommender.serving.caches import CountingCache
+
+DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class SimilarItems:
+    """Neighbours of one product and the method that produced them."""
+
+    product_id: str
+    method: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ItemNeighbours:
+    """Answers ``similar_items`` for one bundle, through its item-similarity cache."""
+
+    def __init__(self, bundle: ModelBundle, cache: CountingCache, settings: ServingSettings):
+        self.bundle = bundle
+        self.cache = cache
+        self.limit = settings.requests.max_similar_topk
+        self._embeddings = bundle.model.embeddings
+        self._tiebreak = np.arange(bundle.n_items, dtype=np.float64) * 1e-11
+
+    def similar_items(
+        self, product_id: str | int, topk: int = 10, method: str = V.SIMILARITY_AUTO
+    ) -> SimilarItems:
+        """Most similar products, the product itself excluded; ties broken by item index."""
+        if not 1 <= int(topk) <= self.limit:
+            raise InvalidRequestError(f"topk={topk}: must be between 1 and {self.limit}.")
+        if method not in V.SIMILARITY_METHODS:
+            raise InvalidRequestError(
+                f"method={method!r}: expected one of {', '.join(V.SIMILARITY_METHODS)}."
+            )
+        pid = str(product_id)
+        index = self.bundle.catalogue.index.get(pid)
+        if index is None:
+            raise UnknownProductError(
+                f"product {pid!r} is not in the catalogue of model {self.bundle.model_id}; "
+                "check the id (products are identified by their shop product_id)."
+            )
+        used = self.resolve(index, method)
+        neighbours, scores = self.neighbours(index, used)
+        records = self.bundle.catalogue.records
+        items = [
+            {**records[item], "rank": rank, "score": score}
+            for rank, item, score in zip(
+                range(1, topk + 1), neighbours[:topk].tolist(), scores[:topk].tolist(), strict=False
+            )
+        ]
+        return SimilarItems(product_id=pid, method=used, items=items)
+
+    def resolve(self, index: int, method: str) -> str:
+        """The concrete method (``cf`` or ``content``) for ``method`` on product ``index``."""
+        has_cf = bool(self.bundle.has_interactions[index]) and bool(
+            self.bundle.item_unit_factors[index].any()
+        )
+        if method == V.SIMILARITY_AUTO:
+            method = V.SIMILARITY_CF if has_cf or self._embeddings is None else V.SIMILARITY_CONTENT
+        if method == V.SIMILARITY_CONTENT and self._embeddings is None:
+            raise InvalidRequestError("method=content: this model has no product embeddings.")
+        return method
+
+    def neighbours(
+        self, index: int, method: str, count: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(item indices, cosine) of the best ``max_similar_topk`` neighbours, best first."""
+        key = (index, method)
+        cached = self.cache.get(key, count)
+        if cached is not None:
+            return cached
+        vectors = self.bundle.item_unit_factors if method == V.SIMILARITY_CF else self._embeddings
+        sims = np.round(vectors @ vectors[index], DECIMALS).astype(np.float64)
+        keys = self._tiebreak - sims
+        keys[index] = np.inf
+        width = min(self.limit, len(sims) - 1)
+        top = np.argpartition(keys, width - 1)[:width]
+        top = top[np.argsort(keys[top], kind="stable")]
+        top = top[np.isfinite(keys[top])]
+        result = (top, sims[top])
+        for array in result:
+            array.setflags(write=False)
+        self.cache.put(key, result)
+        return result

@@ -1,0 +1,243 @@
+"""Tune the hybrid's per-segment weights on the validation split.
+
+The search space is the simplex over the signals a segment has ({cf, content, item_similarity,
+popularity, quality}; unknown users only popularity/quality), for each normalisation. It starts
+from the best *single* signal and does coordinate ascent: move the weights toward one signal's
+vertex, ``w ← (1 − t)·w + t·e_s``, keep the move when validation NDCG@10 rises. The single
+signals are points of the space and a move is only kept when it improves, so on validation the
+tuned hybrid is never worse than its best component, by construction.
+
+The objective uses exactly the scores serving computes: :func:`recommender.scoring.compute_signals`
++ :func:`recommender.scoring.normalise`, summed with the weights — the definition of
+:func:`recommender.scoring.combine` inside :func:`recommender.scoring.score_users` (a test checks
+the equality). Normalised signals are computed once per segment, so each trial is one weighted sum
+and one ranking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommender import vocabulary as V
+from recommender.config.training import HybridTuningSettings
+from recommender.evaluation import metrics as M
+from recommender.evaluation.evaluator import mean_metric, tie_order
+from recommender.evaluation.protocol import EvaluationSet, top_k_items
+from recommender.scoring import HybridConfig, ScoringModel, compute_signals, normalise, score_users
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "ndcg@10"
+_K = 10
+
+
+@dataclass(frozen=True)
+class HybridTuning:
+    """The tuned hybrid and what validation said about it."""
+
+    config: HybridConfig
+    fold_in_regularization: float
+    validation: dict[str, dict[str, object]]  # segment -> {"hybrid", "single": {signal: ndcg}}
+
+
+def segment_signals(model: ScoringModel, segment: str) -> list[str]:
+    """Signals that carry information for ``segment`` with this model."""
+    if segment == V.SEGMENT_UNKNOWN:
+        return [V.SIGNAL_POPULARITY, V.SIGNAL_QUALITY]
+    names = [V.SIGNAL_CF, V.SIGNAL_ITEM_SIMILARITY, V.SIGNAL_POPULARITY, V.SIGNAL_QUALITY]
+    if model.embeddings is not None:
+        names.insert(2, V.SIGNAL_CONTENT)
+    return names
+
+
+def _sample(eval_set: EvaluationSet, segment: str, max_users: int, seed: int) -> EvaluationSet:
+    positions = eval_set.segment_indices(segment)
+    if positions.size > max_users:
+        positions = np.sort(np.random.default_rng(seed).choice(positions, max_users, replace=False))
+    return eval_set.subset(positions)
+
+
+class _Objective:
+    """NDCG@10 of ``Σ w_s · normalised_s`` on a fixed user sample (cached normalised signals)."""
+
+    def __init__(
+        self,
+        model: ScoringModel,
+        users: EvaluationSet,
+        segment: str,
+        signals: Sequence[str],
+        method: str,
+        ties: np.ndarray,
+    ) -> None:
+        rows = users.cf_rows if segment == V.SEGMENT_TRAINABLE else None
+        raw = compute_signals(model, segment, users.histories, list(signals), rows)
+        self.signals = [s for s in signals if s in raw]
+        self.normalised = {s: normalise(raw[s], method) for s in self.signals}
+        self.users, self.segment, self.ties = users, segment, ties
+        self.exclude = None if segment == V.SEGMENT_UNKNOWN else users.seen
+
+    def per_user(self, weights: dict[str, float]) -> np.ndarray:
+        """NDCG@10 of each sampled user under ``weights``."""
+        total = np.zeros((len(self.users), self.users.n_items), dtype=np.float32)
+        for name, weight in weights.items():
+            if weight > 0:
+                total += np.float32(weight) * self.normalised[name]
+        top = top_k_items(total, _K, self.exclude, self.ties)
+        hits = M.hits_matrix(top, self.users.targets)
+        return M.ndcg(hits, _K, self.users.targets)
+
+    def __call__(self, weights: dict[str, float]) -> float:
+        return float(self.per_user(weights).mean())
+
+
+def _ascend(
+    objective: _Objective | _Pooled,
+    steps: Sequence[float],
+    rounds: int,
+    min_z: float = 0.0,
+    starts: int = 1,
+) -> tuple[dict[str, float], float, dict[str, float]]:
+    """Coordinate ascent from each of the ``starts`` best single signals; the best end point wins.
+
+    A move is kept only when the paired per-user gain over the current weights is positive and
+    at least ``min_z`` standard errors: validation sets are small (hundreds of users), so unproven
+    moves tend not to transfer. Several starts because the search is local: on Hasaki's cold path
+    the best mixture sits near item-kNN even when CF is the best single signal.
+    """
+    singles_per_user = {s: objective.per_user({s: 1.0}) for s in objective.signals}
+    singles = {s: float(v.mean()) for s, v in singles_per_user.items()}
+    ranked = sorted(objective.signals, key=lambda s: (-singles[s], objective.signals.index(s)))
+    best: dict[str, float] | None = None
+    best_users = singles_per_user[ranked[0]]
+    for start in ranked[: max(1, starts)]:
+        weights = {s: float(s == start) for s in objective.signals}
+        users = singles_per_user[start]
+        weights, users = _climb(objective, weights, users, steps, rounds, min_z)
+        if best is None or users.mean() > best_users.mean() + 1e-12:
+            best, best_users = weights, users
+    assert best is not None
+    return best, float(best_users.mean()), singles
+
+
+def _climb(
+    objective: _Objective | _Pooled,
+    best: dict[str, float],
+    best_users: np.ndarray,
+    steps: Sequence[float],
+    rounds: int,
+    min_z: float,
+) -> tuple[dict[str, float], np.ndarray]:
+    """Steepest ascent: each round tries every move and keeps the best significant one."""
+    for _ in range(rounds):
+        chosen: tuple[dict[str, float], np.ndarray] | None = None
+        for signal in objective.signals:
+            for t in steps:
+                trial = {s: (1.0 - t) * w + t * float(s == signal) for s, w in best.items()}
+                users = objective.per_user(trial)
+                gain = users - best_users
+                error = gain.std(ddof=1) / np.sqrt(gain.size) if gain.size > 1 else 0.0
+                significant = gain.mean() > 1e-9 and gain.mean() >= min_z * error
+                if significant and (chosen is None or users.mean() > chosen[1].mean()):
+                    chosen = (trial, users)
+        if chosen is None:
+            break
+        best, best_users = chosen
+    return best, best_users
+
+
+class _Pooled:
+    """One objective over several cross-fitted folds: per-user values are concatenated."""
+
+    def __init__(self, parts: Sequence[_Objective]) -> None:
+        self.parts = list(parts)
+        self.signals = self.parts[0].signals
+
+    def per_user(self, weights: dict[str, float]) -> np.ndarray:
+        return np.concatenate([part.per_user(weights) for part in self.parts])
+
+    def __call__(self, weights: dict[str, float]) -> float:
+        return float(self.per_user(weights).mean())
+
+
+Fold = tuple[ScoringModel, EvaluationSet]
+
+
+def _choose_fold_in(
+    folds: Sequence[Fold], candidates: Sequence[float], ties: np.ndarray
+) -> float | None:
+    """Fold-in λ with the best cold-segment CF-only NDCG@10, pooled over the folds."""
+    cold = [(m, users) for m, users in folds if len(users.segment_indices(V.SEGMENT_COLD))]
+    if not cold or not candidates:
+        return None
+    scored = []
+    for reg in candidates:
+        values, count = 0.0, 0
+        for model, users in cold:
+            trial = dataclasses.replace(model, fold_in_regularization=float(reg))
+
+            def ranker(batch: EvaluationSet, segment: str, m: ScoringModel = trial) -> np.ndarray:
+                return score_users(m, segment, batch.histories, {V.SIGNAL_CF: 1.0})
+
+            n = len(users.segment_indices(V.SEGMENT_COLD))
+            values += mean_metric(ranker, users, V.SEGMENT_COLD, OBJECTIVE, ties) * n
+            count += n
+        scored.append((values / count, float(reg)))
+    return max(scored, key=lambda pair: pair[0])[1]
+
+
+def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int) -> HybridTuning:
+    """Per-segment weights + one normalisation (+ the fold-in λ) maximising validation NDCG@10.
+
+    ``folds`` are (model fit without the fold's validation targets, validation set of the fold)
+    pairs — see :mod:`recommender.training.crossfit`; per-user results are pooled over folds.
+    """
+    n_items = folds[0][1].n_items
+    ties = tie_order(n_items, seed)
+    per_fold = max(1, settings.max_users // len(folds))
+    samples = [
+        (model, {seg: _sample(ev, seg, per_fold, seed + k) for seg in V.SEGMENTS})
+        for k, (model, ev) in enumerate(folds)
+    ]
+    own = folds[0][0].fold_in_regularization
+    candidates = sorted({own, *settings.fold_in_regularization})
+    fold_in = _choose_fold_in(folds, candidates, ties)
+    fold_in = own if fold_in is None else fold_in
+    samples = [(dataclasses.replace(m, fold_in_regularization=fold_in), s) for m, s in samples]
+    reference = samples[0][0]
+    best: tuple[float, str, dict[str, dict[str, float]], dict[str, dict[str, object]]] | None = None
+    for method in settings.normalisations:
+        weights: dict[str, dict[str, float]] = {}
+        report: dict[str, dict[str, object]] = {}
+        total = 0.0
+        for segment in V.SEGMENTS:
+            signals = segment_signals(reference, segment)
+            parts = [
+                _Objective(model, users[segment], segment, signals, method, ties)
+                for model, users in samples
+                if len(users[segment])
+            ]
+            if not parts:
+                continue
+            objective = _Pooled(parts)
+            w, value, singles = _ascend(
+                objective, settings.steps, settings.rounds, settings.min_z, settings.starts
+            )
+            n_users = sum(len(part.users) for part in parts)
+            weights[segment] = {s: round(x, 6) for s, x in w.items() if x > 1e-9}
+            report[segment] = {"hybrid": value, "single": singles, "users": n_users}
+            if segment != V.SEGMENT_UNKNOWN:  # unknown ignores the normalisation choice
+                total += value * n_users
+        log.info("hybrid tuning (%s): %s", method, {s: r["hybrid"] for s, r in report.items()})
+        if best is None or total > best[0] + 1e-12:
+            best = (total, method, weights, report)
+    if best is None:  # no validation users at all: the documented defaults
+        return HybridTuning(HybridConfig(), fold_in, {})
+    _, method, weights, report = best
+    for segment in report:
+        report[segment]["fold_in_regularization"] = fold_in
+    return HybridTuning(HybridConfig(weights=weights, normalisation=method), fold_in, report)

@@ -1,0 +1,186 @@
+"""Tune on validation, refit, evaluate on test: the body of ``train`` and ``build``.
+
+1. validation stage: choose item-kNN shrinkage and grid-search each CF model on ``train``
+   (NDCG@10 of trainable users), then tune the hybrid's per-segment weights and the fold-in λ on
+   cross-fitted validation folds (:mod:`recommender.training.crossfit`) with the best params;
+2. test stage: refit the chosen hyperparameters on ``train + val`` and evaluate every row (random,
+   popularity, item-kNN, content, each CF model, each model's hybrid) on ``test``.
+
+The refit models are what gets registered: the factors served are the factors evaluated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from recommender import vocabulary as V
+from recommender.config.training import ItemKNNParams, TrainingSettings
+from recommender.data.processed import ProcessedData
+from recommender.errors import EmptyDataError
+from recommender.evaluation.context import (
+    AlignedEmbeddings,
+    load_aligned_embeddings,
+    scoring_model,
+    stage_signals,
+)
+from recommender.evaluation.evaluator import Ranker, evaluate_rankers, tie_order
+from recommender.evaluation.protocol import build_evaluation_set, history_splits
+from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
+from recommender.evaluation.report import build_report
+from recommender.scoring import HybridConfig
+from recommender.training.crossfit import cross_fitted_data
+from recommender.training.factors import FactorModel
+from recommender.training.hybrid import tune_hybrid
+from recommender.training.matrix import user_item_matrix
+from recommender.training.tuning import fit_model, tune, tune_item_knn
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """One model type after tuning and refitting on train + val."""
+
+    factors: FactorModel  # refit on train + val, fold-in λ as tuned
+    hybrid: HybridConfig
+    validation: dict[str, Any]  # grid scores, best CF score, hybrid tuning per segment
+    training_seconds: float  # grid search + hybrid tuning + refit
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Everything ``train`` produced: models, the test report and the validation winner."""
+
+    data_version: str
+    embedding_version: str | None
+    item_knn: ItemKNNParams
+    models: dict[str, TrainedModel]
+    best: str
+    report: dict[str, Any]
+
+
+def hybrid_row(model_type: str) -> str:
+    """Row name of ``model_type``'s hybrid in a multi-model report."""
+    return f"{V.ROW_HYBRID}:{model_type}"
+
+
+def check_trainable(data: ProcessedData) -> None:
+    """EmptyDataError unless there are trainable users and test targets."""
+    if not data.trainable_user_ids:
+        raise EmptyDataError(
+            f"{data.directory}: no trainable users (users with >= 2 interactions and a positive); "
+            "collaborative filtering cannot be trained. Serving can still use popularity and "
+            "content; add interaction data and re-run prepare."
+        )
+    splits = set(data.interactions[V.SPLIT].unique())
+    if V.SPLIT_TEST not in splits:
+        raise EmptyDataError(
+            f"{data.directory}: no '{V.SPLIT_TEST}' interactions, so nothing can be evaluated. "
+            "Re-run prepare on data with users that have >= 2 positive interactions."
+        )
+
+
+def run_training(
+    data: ProcessedData,
+    settings: TrainingSettings,
+    model_types: Sequence[str] = V.MODEL_TYPES,
+    progress: Progress = lambda _: None,
+    embeddings: AlignedEmbeddings | None | bool = True,
+) -> TrainingRun:
+    """Tune, refit and evaluate ``model_types`` on ``data``; ``embeddings=True`` loads them."""
+    check_trainable(data)
+    aligned = load_aligned_embeddings(data) if embeddings is True else embeddings or None
+    seed = settings.seed
+    validation = build_evaluation_set(data, V.STAGE_VALIDATION)
+    test = build_evaluation_set(data, V.STAGE_TEST)
+    ties = tie_order(len(data.item_ids), seed)
+    progress(
+        f"validation users {len(validation)}, test users {len(test)} "
+        f"(trainable {len(test.segment_indices(V.SEGMENT_TRAINABLE))}, "
+        f"cold {len(test.segment_indices(V.SEGMENT_COLD))})"
+    )
+    item_knn = tune_item_knn(data, validation, settings, ties, progress)
+    train_matrix = user_item_matrix(data, history_splits(V.STAGE_VALIDATION))
+    fold_inputs = [
+        (
+            user_item_matrix(variant, history_splits(V.STAGE_VALIDATION)),
+            stage_signals(variant, V.STAGE_VALIDATION, item_knn, aligned),
+            build_evaluation_set(variant, V.STAGE_VALIDATION),
+        )
+        for variant in cross_fitted_data(data, settings.hybrid.folds, seed)
+    ]
+    full_matrix = user_item_matrix(data, history_splits(V.STAGE_TEST))
+    models: dict[str, TrainedModel] = {}
+    for model_type in model_types:
+        started = time.perf_counter()
+        progress(f"tuning {model_type} on validation")
+        tuned = tune(model_type, train_matrix, validation, settings, ties, progress)
+        folds = [
+            (scoring_model(fit_model(model_type, matrix, tuned.params), side), ev)
+            for matrix, side, ev in fold_inputs
+        ]
+        hybrid = tune_hybrid(folds, settings.hybrid, seed)
+        progress(
+            f"  {model_type}: best {tuned.params.model_dump()} (validation ndcg@10 "
+            f"{tuned.score:.4f}); hybrid {hybrid.config.to_dict()}"
+        )
+        refit = fit_model(model_type, full_matrix, tuned.params)
+        refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
+        models[model_type] = TrainedModel(
+            factors=refit,
+            hybrid=hybrid.config,
+            validation={
+                "cf_ndcg@10": tuned.score,
+                "grid": [dataclasses.asdict(p) for p in tuned.points],
+                "hybrid": hybrid.validation,
+            },
+            training_seconds=time.perf_counter() - started,
+        )
+    best = max(models, key=lambda m: _validation_value(models[m]))
+    progress(f"evaluating on test (best by validation: {best})")
+    test_side = stage_signals(data, V.STAGE_TEST, item_knn, aligned)
+    base = scoring_model(None, test_side)
+    rankers: dict[str, Ranker] = dict(baseline_rankers(base, seed))
+    for model_type, trained in models.items():
+        rankers[model_type] = signal_ranker(scoring_model(trained.factors, test_side), V.SIGNAL_CF)
+    for model_type, trained in models.items():
+        served = scoring_model(trained.factors, test_side)
+        rankers[hybrid_row(model_type)] = hybrid_ranker(served, trained.hybrid)
+    ev = settings.evaluation
+    table = evaluate_rankers(
+        rankers, test, V.SEGMENTS, ev.ks, test_side.embeddings, ev.bootstrap_samples, ev.seed
+    )
+    report = build_report(
+        table,
+        stage=V.STAGE_TEST,
+        data_version=data.data_version,
+        embedding_version=None if aligned is None else aligned.version,
+        ks=ev.ks,
+        bootstrap_samples=ev.bootstrap_samples,
+        extra={
+            "best_model": best,
+            "item_knn": item_knn.model_dump(),
+            "hybrid": {m: t.hybrid.to_dict() for m, t in models.items()},
+            "validation": {m: t.validation for m, t in models.items()},
+            "training_seconds": {m: round(t.training_seconds, 2) for m, t in models.items()},
+        },
+    )
+    return TrainingRun(
+        data_version=data.data_version,
+        embedding_version=None if aligned is None else aligned.version,
+        item_knn=item_knn,
+        models=models,
+        best=best,
+        report=report,
+    )
+
+
+def _validation_value(model: TrainedModel) -> float:
+    trainable = model.validation["hybrid"].get(V.SEGMENT_TRAINABLE, {})
+    return float(trainable.get("hybrid", model.validation["cf_ndcg@10"]))

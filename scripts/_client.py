@@ -1,0 +1,159 @@
+"""Helpers shared by ``smoke_test.py`` and ``load_test.py``: user ids, percentiles, cache counters.
+
+Standard library only (pyarrow optional), so the scripts run anywhere with ``requests``/``aiohttp``.
+User ids come from the running service when it advertises examples (``/model_info`` or ``/health``
+carrying ``sample_user_ids: {"trainable": [...], "cold": [...]}``), else from the processed data
+files (``trainable_user_mapping.json``, ``user_item_mappings.json``, ``interactions.parquet`` for
+activity) under ``--processed-dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TRAINABLE_FILE = "trainable_user_mapping.json"
+MAPPINGS_FILE = "user_item_mappings.json"
+INTERACTIONS_FILE = "interactions.parquet"
+SAMPLE_KEYS = ("sample_user_ids", "example_user_ids", "sample_users")
+
+
+@dataclass
+class UserPool:
+    """Known user ids by segment; ``unknown`` ids are made up and guaranteed not to be known."""
+
+    trainable: list[str] = field(default_factory=list)
+    cold: list[str] = field(default_factory=list)
+    source: str = "none"
+
+    def unknown(self, n: int, prefix: str = "new-user") -> list[str]:
+        """``n`` fresh ids the service has never seen (random suffix, so each run differs)."""
+        run = uuid.uuid4().hex[:8]
+        return [f"{prefix}-{run}-{i}" for i in range(n)]
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port`` (an explicit scheme in ``host`` is kept)."""
+    host = host.rstrip("/")
+    return f"{host}:{port}" if "://" in host else f"http://{host}:{port}"
+
+
+def _from_service(payloads: Iterable[Mapping[str, Any] | None]) -> UserPool | None:
+    for payload in payloads:
+        if not isinstance(payload, Mapping):
+            continue
+        for key in SAMPLE_KEYS:
+            sample = payload.get(key)
+            if isinstance(sample, Mapping):
+                trainable = [str(u) for u in sample.get("trainable") or []]
+                cold = [str(u) for u in sample.get("cold") or []]
+                if trainable or cold:
+                    return UserPool(trainable, cold, f"service:{key}")
+    return None
+
+
+def activity(processed_dir: Path) -> dict[str, int]:
+    """Interactions per user from ``interactions.parquet`` ({} when pyarrow or the file is absent).
+
+    Real traffic comes mostly from active users, and the service warms the profiles of the most
+    active ones at startup, so the load test ranks known users by activity for its Zipf draw.
+    """
+    try:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        column = pq.read_table(processed_dir / INTERACTIONS_FILE, columns=["user_id"])["user_id"]
+    except Exception:  # noqa: BLE001 - optional: without it users keep the file order
+        return {}
+    return {str(row["values"]): int(row["counts"]) for row in pc.value_counts(column).to_pylist()}
+
+
+def _from_files(processed_dir: Path) -> UserPool | None:
+    """Trainable and cold users from the processed files, most active first (stable ties)."""
+    try:
+        trainable_doc = json.loads((processed_dir / TRAINABLE_FILE).read_text(encoding="utf-8"))
+        mappings_doc = json.loads((processed_dir / MAPPINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    trainable = [str(u) for u in trainable_doc.get("user_ids", [])]
+    trainable_set = set(trainable)
+    cold = [str(u) for u in mappings_doc.get("user_ids", []) if str(u) not in trainable_set]
+    counts = activity(processed_dir)
+    if counts:
+        trainable.sort(key=lambda u: -counts.get(u, 0))
+        cold.sort(key=lambda u: -counts.get(u, 0))
+    return UserPool(trainable, cold, f"files:{processed_dir}")
+
+
+def discover_users(
+    service_payloads: Iterable[Mapping[str, Any] | None],
+    processed_dir: str | Path | None,
+    prefer_files: bool = False,
+) -> UserPool:
+    """Real user ids: the service's advertised samples, or the processed data files.
+
+    The smoke test needs a few ids and asks the service first; the load test needs every id (a
+    realistic spread of users) and reads the files first (``prefer_files``).
+    """
+    payloads = list(service_payloads)
+    files = _from_files(Path(processed_dir)) if processed_dir else None
+    service = _from_service(payloads)
+    pool = (files or service) if prefer_files else (service or files)
+    return pool or UserPool()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` in [0, 100] of ``values`` (0.0 for an empty list)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def cache_counters(cache_stats: Any) -> dict[str, int]:
+    """Sum ``hits``/``misses``/``evictions`` over every cache found in a ``/cache_stats`` body.
+
+    Walks the JSON so it does not depend on how caches are nested (top level or under ``caches``).
+    """
+    totals = {"hits": 0, "misses": 0, "evictions": 0}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if isinstance(node.get("hits"), int) and isinstance(node.get("misses"), int):
+                for key in totals:
+                    value = node.get(key, 0)
+                    totals[key] += value if isinstance(value, int) else 0
+                return
+            for value in node.values():
+                walk(value)
+
+    walk(cache_stats)
+    return totals
+
+
+def per_cache(cache_stats: Any) -> dict[str, dict[str, int]]:
+    """``{cache name: {"hits", "misses"}}`` for every cache found in a ``/cache_stats`` body."""
+    found: dict[str, dict[str, int]] = {}
+
+    def walk(node: Any, name: str) -> None:
+        if isinstance(node, Mapping):
+            if isinstance(node.get("hits"), int) and isinstance(node.get("misses"), int):
+                found[name] = {"hits": node["hits"], "misses": node["misses"]}
+                return
+            for key, value in node.items():
+                walk(value, str(key))
+
+    walk(cache_stats, "all")
+    return found
+
+
+def hit_rate(hits: int, misses: int) -> float | None:
+    """hits / (hits + misses), or None when there was no lookup at all."""
+    total = hits + misses
+    return round(hits / total, 4) if total else None

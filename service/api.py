@@ -1,0 +1,128 @@
+"""The FastAPI application ``uvicorn service.api:app`` (settings: ``config/serving_config.yaml``).
+
+:func:`create_app` wires settings, metrics, CORS, the request guard, error handlers and routers;
+the lifespan loads the current model into a :class:`~recommender.serving.ModelHolder`, starts the
+registry poller and cache warm-up, and stops the poller on shutdown. Startup never fails for lack
+of a model: /health answers 503 with the reason until a build + reload (or the poller) loads one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from recommender.config import ServingSettings, load_serving_settings
+from recommender.serving import ModelBundle, ModelHolder, load_bundle
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.middleware import RequestGuard
+from service.responses import OrjsonResponse
+from service.routes import ROUTERS
+
+logger = logging.getLogger("service")
+_LOGGERS = ("recommender", "service", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line; uvicorn's access lines also get their fields as keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            if len(record.args) == 5:  # (client, method, path, http version, status)
+                client, method, path, _, status = record.args
+                entry.update(client=client, method=method, path=path, status=status)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(settings: ServingSettings) -> None:
+    """Level and format of the project's and uvicorn's loggers from ``logging.*`` (idempotent).
+
+    Each logger in ``_LOGGERS`` gets exactly one handler of ours (uvicorn's own handlers are
+    replaced, so its startup and access lines come out in the same JSON format) and does not
+    propagate, so no line is printed twice. ``uvicorn --log-level`` is overridden: the configured
+    ``logging.level`` applies, as for the application's loggers.
+    """
+    formatter: logging.Formatter = (
+        _JsonFormatter()
+        if settings.logging.json_format
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    for name in _LOGGERS:
+        log = logging.getLogger(name)
+        log.setLevel(settings.logging.level)
+        handler = next((h for h in log.handlers if getattr(h, "_recsys", False)), None)
+        if handler is None:
+            handler = logging.StreamHandler()
+            handler._recsys = True  # type: ignore[attr-defined]
+        log.handlers = [handler]
+        log.propagate = False
+        handler.setFormatter(formatter)
+
+
+def create_app(
+    settings: ServingSettings | None = None,
+    loader: Callable[[ServingSettings], ModelBundle] | None = None,
+) -> FastAPI:
+    """Build the app. ``settings`` default to the config files; ``loader`` (tests) replaces
+    :func:`load_bundle`."""
+    settings = settings or load_serving_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics: Metrics = app.state.metrics
+        holder = ModelHolder(
+            settings, loader=loader or load_bundle, on_reload=metrics.record_reload
+        )
+        app.state.holder = holder
+        metrics.collector.holder = holder
+        result = await asyncio.to_thread(holder.reload)
+        if not result.ok:
+            logger.error("starting without a model: %s", result.error)
+        holder.start_polling()
+        try:
+            yield
+        finally:
+            holder.stop()
+
+    app = FastAPI(
+        title="Vietnamese cosmetics recommender",
+        version="1.0.0",
+        description="Recommendations (CF, cold-start hybrid, popularity), similar items, ops.",
+        default_response_class=OrjsonResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    routes = [route for router in ROUTERS for route in router.routes]
+    app.state.metrics = Metrics(getattr(r, "path", "") for r in routes)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(
+        RequestGuard, metrics=app.state.metrics, max_body_bytes=settings.requests.max_body_bytes
+    )
+    if settings.cors.allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors.allow_origins,
+            allow_methods=settings.cors.allow_methods,
+            allow_headers=settings.cors.allow_headers,
+        )
+    return app
+
+
+app = create_app()

@@ -1,0 +1,111 @@
+"""Scrape-time Prometheus collector over the live serving state (caches, model, warm-up).
+
+These numbers live in objects that a reload replaces (a new model gets new, empty caches), so
+they are read when Prometheus scrapes rather than mirrored into metric objects on every request.
+Cache counters therefore restart from zero when a new model is loaded — a counter reset, which
+``rate()`` handles.
+
+Series: ``recsys_model_loaded``, ``recsys_model_info{model_id,model_type,data_version,
+embedding_version}``, ``recsys_model_loaded_timestamp_seconds``, and per ``cache``
+(``user_profile``, ``item_similarity``, ``results``): ``recsys_cache_hits_total``,
+``recsys_cache_misses_total``, ``recsys_cache_evictions_total``, ``recsys_cache_size``,
+``recsys_cache_max_size``; the warm-up: ``recsys_cache_warmup_state{state}`` (1 for the current
+state), ``recsys_cache_warmup_duration_seconds``, ``recsys_cache_warmup_items``,
+``recsys_cache_warmup_users``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from recommender.serving import ModelHolder
+
+WARMUP_STATES = ("pending", "running", "done", "partial", "disabled", "failed")
+_CACHE_COUNTERS = (
+    ("hits", "Cache lookups answered from the cache (since the model was loaded)."),
+    ("misses", "Cache lookups that had to compute (since the model was loaded)."),
+    ("evictions", "Entries dropped for size or TTL (since the model was loaded)."),
+)
+
+
+def _label(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+class ServingCollector(Collector):
+    """Reads :attr:`holder` (set when the app's lifespan creates it) at every scrape."""
+
+    def __init__(self, holder: ModelHolder | None = None) -> None:
+        self.holder = holder
+
+    def describe(self) -> list:
+        return []  # the series depend on the live state; never probed at registration
+
+    def collect(self) -> Iterator:
+        holder = self.holder
+        state = holder.state if holder is not None else None
+        loaded = GaugeMetricFamily("recsys_model_loaded", "1 while a model is loaded, else 0.")
+        loaded.add_metric([], 1.0 if state is not None else 0.0)
+        yield loaded
+        if state is None:
+            return
+        info = state.bundle.info
+        model = InfoMetricFamily("recsys_model", "The serving model version.")
+        model.add_metric(
+            [],
+            {
+                "model_id": state.bundle.model_id,
+                "model_type": _label(info.get("model_type")),
+                "data_version": _label(info.get("data_version")),
+                "embedding_version": _label(info.get("embedding_version")),
+            },
+        )
+        yield model
+        yield GaugeMetricFamily(
+            "recsys_model_loaded_timestamp_seconds",
+            "Unix time the serving model was loaded in this process.",
+            value=state.loaded_at,
+        )
+        stats = state.caches.stats()
+        caches = [(name, stats[name]) for name in ("user_profile", "item_similarity", "results")]
+        for field, text in _CACHE_COUNTERS:
+            family = CounterMetricFamily(f"recsys_cache_{field}", text, labels=["cache"])
+            for name, cache in caches:
+                family.add_metric([name], cache[field])
+            yield family
+        for field, name_, text in (
+            ("size", "recsys_cache_size", "Entries in the cache now."),
+            ("max_size", "recsys_cache_max_size", "Configured capacity (entries)."),
+        ):
+            family = GaugeMetricFamily(name_, text, labels=["cache"])
+            for name, cache in caches:
+                family.add_metric([name], cache[field])
+            yield family
+        yield from self._warmup(stats["warmup"])
+
+    @staticmethod
+    def _warmup(warmup: dict) -> Iterator:
+        current = GaugeMetricFamily(
+            "recsys_cache_warmup_state", "1 for the warm-up's current state.", labels=["state"]
+        )
+        for state in WARMUP_STATES:
+            current.add_metric([state], 1.0 if warmup["state"] == state else 0.0)
+        yield current
+        yield GaugeMetricFamily(
+            "recsys_cache_warmup_duration_seconds",
+            "Duration of the last cache warm-up.",
+            value=warmup["seconds"],
+        )
+        yield GaugeMetricFamily(
+            "recsys_cache_warmup_items",
+            "Products whose neighbours the last warm-up cached.",
+            value=warmup["items_warmed"],
+        )
+        yield GaugeMetricFamily(
+            "recsys_cache_warmup_users",
+            "Users whose profiles the last warm-up cached.",
+            value=warmup["users_warmed"],
+        )

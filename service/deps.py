@@ -1,0 +1,58 @@
+"""Injected long-lived objects (born in the lifespan, kept on ``app.state``) and admin auth."""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from fastapi import Request
+
+from recommender.config.serving import ServingSettings
+from recommender.serving import ModelHolder, ServingState
+from service.errors import AdminAuthError
+from service.metrics import Metrics
+
+
+def get_settings(request: Request) -> ServingSettings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_holder(request: Request) -> ModelHolder:
+    return request.app.state.holder
+
+
+def get_state(request: Request) -> ServingState:
+    """The serving state for this request (NotReadyError -> 503 when no model is loaded)."""
+    return request.app.state.holder.require()
+
+
+def require_admin(request: Request) -> None:
+    """Admin token check: ``X-Admin-Token: <t>`` or ``Authorization: Bearer <t>``.
+
+    The token lives in the environment variable named by ``admin.token_env``; when that variable
+    is unset or empty, admin endpoints are disabled (403), never open.
+    """
+    variable = request.app.state.settings.admin.token_env
+    expected = os.environ.get(variable, "")
+    if not expected:
+        raise AdminAuthError(
+            403,
+            "admin_disabled",
+            f"admin endpoints are disabled: set the {variable} environment variable "
+            "(admin.token_env) to a secret token and restart",
+        )
+    provided = request.headers.get("x-admin-token")
+    if provided is None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        provided = token.strip() if scheme.lower() == "bearer" else None
+    if not provided:
+        raise AdminAuthError(
+            401, "unauthorized", "admin token required: send X-Admin-Token or Authorization: Bearer"
+        )
+    if not hmac.compare_digest(provided.encode(), expected.encode()):
+        raise AdminAuthError(403, "forbidden", "admin token is not valid")

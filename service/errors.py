@@ -1,0 +1,120 @@
+"""Every error becomes ``{"error": {"code", "message"}}`` with the right status, in one place.
+
+| error | status | code |
+|---|---|---|
+| RequestValidationError, InvalidRequestError (JSON, types, ranges) | 422 | invalid_request |
+| UnknownProductError | 404 | unknown_product |
+| body over ``requests.max_body_bytes`` | 413 | body_too_large |
+| NotReadyError / ModelLoadError (no model) | 503 | not_ready |
+| admin token missing or wrong | 401 / 403 | unauthorized / forbidden |
+| admin endpoints without a configured token | 403 | admin_disabled |
+| unknown route / method | 404 / 405 | not_found / method_not_allowed |
+| anything else (a bug) | 500 | internal_error (no traceback in the body; logged) |
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from recommender.errors import (
+    InvalidRequestError,
+    ModelLoadError,
+    NotReadyError,
+    UnknownProductError,
+)
+from service.responses import OrjsonResponse, error_response
+
+logger = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
+
+
+class AdminAuthError(Exception):
+    """An admin endpoint was called without a valid token (or admin is disabled)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        if err.get("type") == "json_invalid":
+            return "request body is not valid JSON: " + str(
+                err.get("ctx", {}).get("error", err["msg"])
+            )
+        parts.append(f"{loc}: {err.get('msg')}")
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validation details without echoing the (possibly huge) input back."""
+    return [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+        for e in errors[:20]
+    ]
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> OrjsonResponse:
+    errors = list(exc.errors())
+    return error_response(
+        request, 422, "invalid_request", _describe(errors), details=_clean_errors(errors)
+    )
+
+
+async def _invalid(request: Request, exc: InvalidRequestError) -> OrjsonResponse:
+    return error_response(request, 422, "invalid_request", str(exc))
+
+
+async def _unknown_product(request: Request, exc: UnknownProductError) -> OrjsonResponse:
+    return error_response(request, 404, "unknown_product", str(exc))
+
+
+async def _not_ready(request: Request, exc: Exception) -> OrjsonResponse:
+    return error_response(request, 503, "not_ready", str(exc))
+
+
+async def _admin(request: Request, exc: AdminAuthError) -> OrjsonResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return error_response(request, exc.status, exc.code, exc.message, headers=headers)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _internal(request: Request, exc: Exception) -> OrjsonResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        request, 500, "internal_error", "internal server error; the incident is logged"
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping above on ``app``."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(InvalidRequestError, _invalid)
+    app.add_exception_handler(UnknownProductError, _unknown_product)
+    app.add_exception_handler(NotReadyError, _not_ready)
+    app.add_exception_handler(ModelLoadError, _not_ready)
+    app.add_exception_handler(AdminAuthError, _admin)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _internal)

@@ -1,0 +1,233 @@
+"""Request metrics: Prometheus counters/histograms for /metrics, in-process summaries for /stats.
+
+Exported series (``/metrics``, Prometheus text format):
+
+- ``recsys_http_requests_total{endpoint,status}`` and
+  ``recsys_http_request_duration_seconds{endpoint}`` (histogram) — every HTTP request;
+- ``recsys_http_errors_total{endpoint,code}`` — error responses by their ``error.code``;
+- ``recsys_recommend_request_duration_seconds{path}`` (histogram) — ``/recommend`` by the path
+  that answered (``cf``, ``content``, ``popularity``); ``recsys_recommendations_total{path}``
+  counts users served per path (batch users included);
+- ``recsys_model_reloads_total{result}`` and
+  ``recsys_model_last_reload_timestamp_seconds{result}`` — ``success`` / ``failure``;
+- scrape-time state of the live model (:mod:`service.collector`): caches, model info, warm-up.
+
+Label values are bounded: endpoints are the known route paths (anything else is ``other``),
+paths are the engine strategies, codes come from :mod:`service.errors`.
+
+Registries. By default each app owns its :class:`Metrics` and its own ``CollectorRegistry``: one
+worker process, one set of numbers (several apps in one process — tests — never share counters).
+With ``uvicorn --workers N`` or gunicorn, a scrape then sees the worker that answered it. Set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty, writable directory *before the server starts* (wipe it
+at each deploy) to use ``prometheus_client``'s multiprocess mode: counters and histograms of all
+workers are written to memory-mapped files there and summed at scrape time, the reload timestamps
+keep the maximum over workers; the live collector (caches, model info, warm-up) still describes
+the worker that answered, because those objects exist per process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from recommender import vocabulary as V
+from recommender.serving import ReloadResult
+from service.collector import ServingCollector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+WINDOW = 10_000  # latencies kept per endpoint for the /stats percentiles
+OTHER = "other"
+STRATEGIES = (V.STRATEGY_CF, V.STRATEGY_CONTENT, V.STRATEGY_POPULARITY)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _percentiles(values: Iterable[float]) -> dict[str, float | None]:
+    window = np.fromiter(values, dtype=np.float64)
+    if not window.size:
+        return {"p50": None, "p95": None, "p99": None, "mean": None}
+    p50, p95, p99 = np.percentile(window, [50, 95, 99]) * 1000
+    return {
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "mean": round(float(window.mean() * 1000), 3),
+    }
+
+
+class Metrics:
+    """Counts per endpoint/status/error code, latencies per endpoint and path, reloads.
+
+    ``multiprocess_dir`` (default: ``$PROMETHEUS_MULTIPROC_DIR``) switches :meth:`render` to
+    the summed view of all workers; see the module docstring.
+    """
+
+    def __init__(
+        self,
+        endpoints: Iterable[str],
+        window: int = WINDOW,
+        multiprocess_dir: str | None = None,
+    ) -> None:
+        self.endpoints = frozenset(endpoints)
+        self.started = time.time()
+        self.multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROC_ENV) or None
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.collector = ServingCollector()
+        if self.multiprocess_dir is None:
+            self.registry.register(self.collector)
+        reg = self.registry
+        self._requests = Counter(
+            "recsys_http_requests_total",
+            "HTTP requests by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=reg,
+        )
+        self._latency = Histogram(
+            "recsys_http_request_duration_seconds",
+            "HTTP request latency by endpoint (server side, body included).",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self._errors_by_code = Counter(
+            "recsys_http_errors_total",
+            "Error responses by endpoint and error code (the body's error.code).",
+            ["endpoint", "code"],
+            registry=reg,
+        )
+        self._path_latency = Histogram(
+            "recsys_recommend_request_duration_seconds",
+            "POST /recommend latency (server side) by the path that answered it.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self._paths = Counter(
+            "recsys_recommendations_total",
+            "Users served by recommendation path (cf, content, popularity), batches included.",
+            ["path"],
+            registry=reg,
+        )
+        self._reloads = Counter(
+            "recsys_model_reloads_total",
+            "Model load attempts (startup, /reload_model, registry poll) by result.",
+            ["result"],
+            registry=reg,
+        )
+        self._last_reload = Gauge(
+            "recsys_model_last_reload_timestamp_seconds",
+            "Unix time of the last model load attempt by result.",
+            ["result"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self._lock = threading.Lock()
+        self._window = window
+        self._counts: dict[str, int] = {}
+        self._errors: dict[str, int] = {}
+        self._codes: dict[str, int] = {}
+        self._latencies: dict[str, deque[float]] = {}
+        self._path_latencies: dict[str, deque[float]] = {}
+        self._path_counts: dict[str, int] = {}
+        self._children: dict[tuple[str, int], Any] = {}
+
+    def endpoint_of(self, path: str) -> str:
+        """The label for a request path (unknown paths share one label)."""
+        return path if path in self.endpoints else OTHER
+
+    def observe(
+        self,
+        endpoint: str,
+        status: int,
+        seconds: float,
+        error_code: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Record one finished request (``path``: the strategy of a single /recommend)."""
+        key = (endpoint, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = (
+                self._requests.labels(endpoint, str(status)),
+                self._latency.labels(endpoint),
+            )
+        child[0].inc()
+        child[1].observe(seconds)
+        if error_code is not None:
+            self._errors_by_code.labels(endpoint, error_code).inc()
+        if path is not None:
+            self._path_latency.labels(path).observe(seconds)
+        with self._lock:
+            self._counts[endpoint] = self._counts.get(endpoint, 0) + 1
+            if status >= 400:
+                self._errors[endpoint] = self._errors.get(endpoint, 0) + 1
+            if error_code is not None:
+                self._codes[error_code] = self._codes.get(error_code, 0) + 1
+            window = self._latencies.get(endpoint)
+            if window is None:
+                window = self._latencies[endpoint] = deque(maxlen=self._window)
+            window.append(seconds)
+            if path is not None:
+                window = self._path_latencies.get(path)
+                if window is None:
+                    window = self._path_latencies[path] = deque(maxlen=self._window)
+                window.append(seconds)
+
+    def record_paths(self, strategies: Iterable[str]) -> None:
+        """Count users served per recommendation path."""
+        counted: dict[str, int] = {}
+        for strategy in strategies:
+            counted[strategy] = counted.get(strategy, 0) + 1
+        with self._lock:
+            for strategy, count in counted.items():
+                self._path_counts[strategy] = self._path_counts.get(strategy, 0) + count
+        for strategy, count in counted.items():
+            self._paths.labels(strategy).inc(count)
+
+    def record_reload(self, result: ReloadResult) -> None:
+        """Count one model load attempt (the :class:`ModelHolder` ``on_reload`` hook)."""
+        outcome = "success" if result.ok else "failure"
+        self._reloads.labels(outcome).inc()
+        self._last_reload.labels(outcome).set(result.finished_at)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The request part of /stats: totals, per-endpoint and per-path counts and latency,
+        errors by code (this process's numbers)."""
+        with self._lock:
+            endpoints = {
+                endpoint: {
+                    "count": count,
+                    "errors": self._errors.get(endpoint, 0),
+                    "latency_ms": _percentiles(self._latencies.get(endpoint, ())),
+                }
+                for endpoint, count in sorted(self._counts.items())
+            }
+            return {
+                "uptime_seconds": round(time.time() - self.started, 3),
+                "requests_total": sum(self._counts.values()),
+                "errors_total": sum(self._errors.values()),
+                "errors_by_code": dict(sorted(self._codes.items())),
+                "endpoints": endpoints,
+                "paths": {p: self._path_counts.get(p, 0) for p in STRATEGIES},
+                "recommend_latency_ms_by_path": {
+                    p: _percentiles(self._path_latencies.get(p, ())) for p in STRATEGIES
+                },
+                "latency_window": self._window,
+            }
+
+    def render(self) -> bytes:
+        """Prometheus text exposition: this app's registry, or in multiprocess mode the sum over
+        every worker's files plus this worker's live collector."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)
+        registry.register(self.collector)
+        return generate_latest(registry)

@@ -1,0 +1,65 @@
+"""Admin endpoints (token from the env var named by ``admin.token_env``): reload, caches."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Request
+
+from service.deps import get_holder, get_state, require_admin
+from service.responses import OrjsonResponse, error_response
+from service.schemas import ErrorResponse, ReloadResponse
+
+router = APIRouter(
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"model": ErrorResponse, "description": "token missing"},
+        403: {"model": ErrorResponse, "description": "token wrong, or admin disabled"},
+    },
+)
+
+
+@router.post(
+    "/reload_model",
+    response_model=ReloadResponse,
+    responses={
+        503: {"model": ErrorResponse, "description": "load failed; old model still serving"}
+    },
+)
+async def reload_model(request: Request) -> OrjsonResponse:
+    """Load the registry's current model off the event loop and swap it in atomically."""
+    holder = get_holder(request)
+    result = await asyncio.to_thread(holder.reload)
+    if not result.ok:
+        return error_response(
+            request,
+            503,
+            "reload_failed",
+            f"{result.error} (still serving: {result.previous_model_id})",
+            still_serving=result.previous_model_id,
+        )
+    return OrjsonResponse(
+        {
+            "status": "reloaded",
+            "previous_model_id": result.previous_model_id,
+            "model_id": result.model_id,
+            "seconds": round(result.seconds, 3),
+        }
+    )
+
+
+@router.post("/cache_clear")
+async def cache_clear(request: Request) -> OrjsonResponse:
+    """Empty both caches of the serving model (counters keep their history)."""
+    state = get_state(request)
+    state.caches.clear()
+    return OrjsonResponse({"status": "cleared", **state.caches.stats()})
+
+
+@router.post("/cache_warmup")
+async def cache_warmup(request: Request) -> OrjsonResponse:
+    """Run the warm-up now (bounded by warmup.max_seconds) and report it."""
+    state = get_state(request)
+    report = await asyncio.to_thread(get_holder(request).warm_up, False)
+    return OrjsonResponse({"status": report.state if report else "skipped", **state.caches.stats()})

@@ -1,0 +1,66 @@
+"""GET /health and GET /model_info."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fastapi import APIRouter, Request
+
+from service.deps import get_holder, get_state
+from service.responses import ERROR_CODE_KEY, OrjsonResponse, error_body
+from service.schemas import ERROR_RESPONSES, HealthResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=HealthResponse, responses=ERROR_RESPONSES)
+async def health(request: Request) -> OrjsonResponse:
+    """Readiness: 200 with the serving model, 503 with the reason while no model is loaded."""
+    holder = get_holder(request)
+    state = holder.state
+    common = {
+        "uptime_seconds": round(time.time() - holder.started_at, 3),
+        "pid": os.getpid(),
+        "last_reload_error": holder.last_error,
+    }
+    if state is None:
+        reason = holder.not_ready_reason()
+        request.scope[ERROR_CODE_KEY] = "not_ready"
+        return OrjsonResponse(
+            {
+                "status": "unavailable",
+                "reason": reason,
+                **common,
+                **error_body("not_ready", reason),
+            },
+            status_code=503,
+        )
+    info = state.bundle.info
+    return OrjsonResponse(
+        {
+            "status": "ok",
+            "model_id": state.bundle.model_id,
+            "model_type": info.get("model_type"),
+            "n_users": info.get("n_users"),
+            "n_trainable_users": info.get("n_trainable_users"),
+            "n_items": info.get("n_items"),
+            "loaded_at": info.get("loaded_at"),
+            **common,
+        }
+    )
+
+
+@router.get("/model_info", responses=ERROR_RESPONSES)
+async def model_info(request: Request) -> OrjsonResponse:
+    """The serving model: id, type, factors, created/loaded time, metrics, versions."""
+    state = get_state(request)
+    holder = get_holder(request)
+    return OrjsonResponse(
+        {
+            **state.bundle.info,
+            "registry_marker": state.bundle.marker,
+            "reloads": holder.reloads,
+            "last_reload_error": holder.last_error,
+        }
+    )

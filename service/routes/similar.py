@@ -1,0 +1,40 @@
+"""POST /similar_items."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+
+from service.deps import get_state
+from service.responses import OrjsonResponse
+from service.schemas import (
+    ERROR_RESPONSES,
+    ErrorResponse,
+    SimilarItemsRequest,
+    SimilarItemsResponse,
+)
+
+router = APIRouter(tags=["recommendations"])
+
+
+@router.post(
+    "/similar_items",
+    response_model=SimilarItemsResponse,
+    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "unknown product"}},
+)
+async def similar_items(body: SimilarItemsRequest, request: Request) -> OrjsonResponse:
+    """Products most similar to one product (CF factors; embeddings for unbought ones)."""
+    state = get_state(request)
+    started = time.perf_counter()
+    result = state.engine.similar_items(body.product_id, body.topk, body.method)
+    return OrjsonResponse(
+        {
+            "product_id": body.product_id,
+            "method": result.method,
+            "similar_items": result.items,
+            "model_id": state.bundle.model_id,
+            "topk": body.topk,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+    )

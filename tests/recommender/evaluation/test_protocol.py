@@ -1,0 +1,87 @@
+"""The evaluation protocol: split/leakage guards, segments, exclusion and tie-breaking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender import vocabulary as V
+from recommender.config.training import ItemKNNParams
+from recommender.evaluation.context import stage_signals
+from recommender.evaluation.protocol import build_evaluation_set, top_k_items
+from tests.recommender.training.synthetic import synthetic_data
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_data(users=300, items=40, seed=3)
+
+
+def _items(data, splits: tuple[str, ...], positive_only: bool) -> dict[str, set[int]]:
+    frame = data.interactions
+    rows = frame[frame[V.SPLIT].isin(splits)]
+    if positive_only:
+        rows = rows[rows[V.IS_POSITIVE]]
+    out: dict[str, set[int]] = {}
+    for user, pid in zip(rows[V.USER_ID], rows[V.PRODUCT_ID], strict=True):
+        out.setdefault(user, set()).add(data.item_index[pid])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("stage", "history", "target"),
+    [
+        (V.STAGE_VALIDATION, (V.SPLIT_TRAIN,), V.SPLIT_VAL),
+        (V.STAGE_TEST, (V.SPLIT_TRAIN, V.SPLIT_VAL), V.SPLIT_TEST),
+    ],
+)
+def test_histories_use_only_earlier_splits(data, stage, history, target) -> None:
+    ev = build_evaluation_set(data, stage)
+    assert len(ev) > 50
+    targets, positives = _items(data, (target,), True), _items(data, history, True)
+    seen = _items(data, history, False)
+    for k, user in enumerate(ev.user_ids):
+        assert set(ev.targets[k].tolist()) == targets[user]
+        assert set(ev.histories[k].tolist()) == positives.get(user, set())
+        assert set(ev.seen[k].tolist()) == seen.get(user, set())
+        assert not set(ev.targets[k].tolist()) & set(ev.seen[k].tolist())
+        assert len(ev.weights[k]) == len(ev.histories[k])
+
+
+def test_segments(data) -> None:
+    ev = build_evaluation_set(data, V.STAGE_TEST)
+    lengths = np.array([len(h) for h in ev.histories])
+    trainable = ev.segment_indices(V.SEGMENT_TRAINABLE)
+    cold = ev.segment_indices(V.SEGMENT_COLD)
+    assert (ev.cf_rows[trainable] >= 0).all() and (lengths[trainable] >= 1).all()
+    assert set(cold.tolist()) == set(np.flatnonzero(lengths == 1).tolist())
+    assert ev.segment_indices(V.SEGMENT_UNKNOWN).tolist() == list(range(len(ev)))
+    cf_index = data.trainable_index
+    assert all(ev.cf_rows[k] == cf_index[u] for k, u in enumerate(ev.user_ids))
+
+
+def test_validation_signals_ignore_val_and_test_rows(data) -> None:
+    """Popularity/item-kNN of the validation stage are fit on train only (no leakage)."""
+    frame = data.interactions.copy()
+    only_later = frame.groupby(V.PRODUCT_ID)[V.SPLIT].agg(lambda s: set(s) <= {"val", "test"})
+    side_val = stage_signals(data, V.STAGE_VALIDATION, ItemKNNParams(), None)
+    train_pos = frame[(frame[V.SPLIT] == V.SPLIT_TRAIN) & frame[V.IS_POSITIVE]]
+    counts = train_pos.groupby(V.PRODUCT_ID)[V.USER_ID].nunique()
+    expected = np.log1p([counts.get(p, 0) for p in data.item_ids])
+    np.testing.assert_allclose(side_val.popularity, expected / expected.max(), rtol=1e-6)
+    for pid in only_later[only_later].index:
+        assert side_val.popularity[data.item_index[pid]] == 0
+
+
+def test_top_k_excludes_seen_and_orders_by_score() -> None:
+    scores = np.array([[0.1, 0.9, 0.5, 0.7, 0.3], [1.0, 0.0, 0.2, 0.4, 0.8]])
+    ties = np.arange(5)
+    top = top_k_items(scores, 3, [np.array([1]), np.array([0, 4])], ties)
+    assert top.tolist() == [[3, 2, 4], [3, 2, 1]]
+
+
+def test_top_k_breaks_ties_by_fixed_permutation_not_index() -> None:
+    scores = np.zeros((1, 6))
+    ties = np.array([4, 2, 0, 5, 1, 3])
+    assert top_k_items(scores, 3, None, ties).tolist() == [[4, 2, 0]]
+    assert top_k_items(scores, 6, None, ties).tolist() == [ties.tolist()]

@@ -1,0 +1,146 @@
+"""Caches: hits/misses/evictions, bypass for request weights, warm-up bounds, config sizes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from recommender.config.serving import CacheSpec, ServingSettings
+from recommender.serving import CountingCache
+from tests.recommender.serving.conftest import COLD, TRAINABLE, make_engine
+
+
+def test_counting_cache_counts_and_evicts_lru():
+    cache = CountingCache("x", CacheSpec(max_size=2, ttl_seconds=60))
+    assert cache.get("a") is None
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # a is now most recent
+    cache.put("c", 3)  # evicts b
+    assert "b" not in cache and "a" in cache
+    assert cache.stats() == {
+        "size": 2,
+        "max_size": 2,
+        "ttl_seconds": 60.0,
+        "hits": 1,
+        "misses": 1,
+        "hit_rate": 0.5,
+        "evictions": 1,
+    }
+    cache.clear()
+    assert len(cache) == 0 and cache.stats()["hits"] == 1
+
+
+def test_counting_cache_ttl_expiry_counts_as_eviction():
+    cache = CountingCache("x", CacheSpec(max_size=10, ttl_seconds=0.05))
+    cache.put("a", 1)
+    time.sleep(0.08)
+    assert cache.get("a") is None
+    cache.put("b", 2)  # expiry runs on write
+    assert cache.stats()["evictions"] == 1
+
+
+def test_user_profile_cache_hit_after_miss():
+    engine = make_engine()
+    profiles = engine.caches.user_profiles
+    first = engine.recommend("t0", topk=5)
+    assert (profiles.hits, profiles.misses) == (0, 1)
+    second = engine.recommend("t0", topk=6)  # other options: a new answer from the cached profile
+    assert (profiles.hits, profiles.misses) == (1, 1)
+    assert first.items == second.items[:5]
+    engine.recommend("nobody", topk=5)  # unknown users have no profile: not counted
+    assert (profiles.hits, profiles.misses, len(profiles)) == (1, 1, 1)
+
+
+def test_results_cache_per_user_and_shared_by_unknown_users():
+    engine = make_engine()
+    results = engine.caches.results
+    first = engine.recommend("c1", topk=4, filters={"brand": ["A"]})
+    again = engine.recommend("c1", topk=4, filters={"brand": ["A"]})
+    assert again.items is first.items and (results.hits, results.misses) == (1, 1)
+    engine.recommend("c1", topk=4)  # other filters: another entry
+    engine.recommend("c2", topk=4, filters={"brand": ["A"]})  # another user: another entry
+    assert (results.hits, results.misses) == (1, 3)
+    a = engine.recommend("visitor-1", topk=4, weights={"quality": 1})
+    b = engine.recommend("visitor-2", topk=4, weights={"quality": 1.0})
+    assert a.items is b.items and b.user_id == "visitor-2" and b.segment == "unknown"
+    assert (results.hits, results.misses) == (2, 4)
+    explained = engine.recommend("c1", topk=4, explain=True)
+    assert "explain" in explained.items[0] and (results.hits, results.misses) == (2, 4)
+
+
+def test_results_cache_equals_fresh_computation():
+    cached, fresh = make_engine(), make_engine()
+    for user in ("t0", "c0", "u"):
+        cached.recommend(user, topk=7)
+        assert (
+            cached.recommend(user, topk=7).items == fresh.recommend_batch([user], topk=7)[0].items
+        )
+
+
+def test_request_weights_bypass_the_profile_cache():
+    engine = make_engine()
+    engine.recommend("c0", weights={"popularity": 1.0})
+    assert engine.caches.user_profiles.stats()["size"] == 0
+    assert engine.caches.user_profiles.misses == 0
+
+
+def test_cache_size_from_config_bounds_entries():
+    engine = make_engine(ServingSettings(cache={"user_profile": {"max_size": 3}}))
+    engine.recommend_batch(list(TRAINABLE), topk=3)
+    stats = engine.caches.user_profiles.stats()
+    assert stats["size"] == 3 and stats["max_size"] == 3
+    assert stats["evictions"] == len(TRAINABLE) - 3
+
+
+def test_cached_profile_equals_fresh_scores():
+    engine = make_engine()
+    engine.recommend("c1")
+    cached = engine.caches.user_profiles.get("c1")
+    fresh = make_engine().recommend("c1", topk=5)
+    assert not cached.flags.writeable
+    assert np.isfinite(cached).all()
+    assert engine.recommend("c1", topk=5).items == fresh.items
+
+
+def test_similarity_cache():
+    engine = make_engine()
+    engine.similar_items("p3", topk=2)
+    engine.similar_items("p3", topk=5)
+    engine.similar_items("p3", topk=5, method="content")
+    stats = engine.caches.item_similarity.stats()
+    assert (stats["hits"], stats["misses"], stats["size"]) == (1, 2, 2)
+
+
+def test_warm_up_fills_both_caches_without_counting():
+    engine = make_engine()
+    report = engine.warm_up()
+    n_users = len(TRAINABLE) + len(COLD)
+    assert report.state == "done"
+    assert report.items_warmed == engine.bundle.n_items
+    assert report.users_warmed == n_users
+    stats = engine.caches.stats()
+    assert stats["user_profile"]["size"] == n_users
+    assert stats["item_similarity"]["size"] == engine.bundle.n_items
+    assert stats["user_profile"]["misses"] == 0 and stats["item_similarity"]["misses"] == 0
+    engine.recommend("t3")
+    assert engine.caches.user_profiles.hits == 1
+
+
+def test_warm_up_limits_from_config():
+    engine = make_engine(ServingSettings(warmup={"popular_items": 3, "active_users": 2}))
+    report = engine.warm_up()
+    assert (report.items_warmed, report.users_warmed) == (3, 2)
+    # the two most active users have 4 items each: t1 and t5
+    assert "t1" in engine.caches.user_profiles and "t5" in engine.caches.user_profiles
+    assert engine.caches.stats()["warmup"]["state"] == "done"
+
+
+def test_warm_up_time_budget_and_disable():
+    cut = make_engine(ServingSettings(warmup={"max_seconds": 0.0}))
+    report = cut.warm_up()
+    assert report.state == "partial" and report.items_warmed == 0
+    off = make_engine(ServingSettings(warmup={"enabled": False}))
+    assert off.warm_up().state == "disabled"
+    assert len(off.caches.user_profiles) == 0

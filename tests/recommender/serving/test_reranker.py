@@ -1,0 +1,81 @@
+"""MMR and weight resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender import vocabulary as V
+from recommender.errors import InvalidRequestError
+from recommender.scoring import HybridConfig
+from recommender.serving.reranker import (
+    candidate_similarity,
+    check_weights,
+    mmr_order,
+    segment_weights,
+)
+
+# items 0 and 1 are the same direction; 2 is orthogonal to both
+EMB = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+
+
+def sims(candidates) -> np.ndarray:
+    return candidate_similarity(np.asarray(candidates), EMB, None)
+
+
+def test_candidate_similarity_precomputed_equals_on_the_fly():
+    cands = np.array([[0, 2, 3], [3, 1, 0]])
+    assert np.allclose(candidate_similarity(cands, EMB, EMB @ EMB.T), sims(cands))
+    expected = [[1, 0, 0.6], [0, 1, 0.8], [0.6, 0.8, 1]]
+    assert np.allclose(sims([[0, 2, 3]])[0], expected)
+
+
+def test_mmr_zero_diversity_keeps_relevance_order():
+    rel = np.array([[0.9, 0.8, 0.5]], dtype=np.float32)
+    order = mmr_order(rel, sims([[0, 1, 2]]), 3, 0.0)
+    assert order.tolist() == [[0, 1, 2]]
+
+
+def test_mmr_skips_a_duplicate_direction():
+    rel = np.array([[0.9, 0.8, 0.5]], dtype=np.float32)
+    order = mmr_order(rel, sims([[0, 1, 2]]), 3, 0.5)
+    # after 0: candidate 1 scores .5*.75 - .5*1 < 0, candidate 2 scores .5*0 - .5*0 = 0
+    assert order.tolist() == [[0, 2, 1]]
+
+
+def test_mmr_rows_are_independent_and_invalid_marked():
+    rel = np.array([[0.9, 0.8, 0.5], [0.7, -np.inf, -np.inf]], dtype=np.float32)
+    cands = np.array([[0, 1, 2], [3, 0, 1]])
+    both = mmr_order(rel, sims(cands), 3, 0.5)
+    assert both[0].tolist() == mmr_order(rel[:1], sims(cands[:1]), 3, 0.5)[0].tolist()
+    assert both[1].tolist() == [0, -1, -1]
+
+
+def test_mmr_without_embeddings_is_relevance_order():
+    rel = np.array([[0.9, 0.8, -np.inf]], dtype=np.float32)
+    assert mmr_order(rel, None, 3, 0.9).tolist() == [[0, 1, -1]]
+
+
+def test_segment_weights():
+    hybrid = HybridConfig()
+    cold = hybrid.for_segment(V.SEGMENT_COLD)
+    assert segment_weights(hybrid, V.SEGMENT_COLD, None) == (cold, True)
+    assert segment_weights(hybrid, V.SEGMENT_COLD, {"popularity": 1.0}) == (
+        {"popularity": 1.0},
+        False,
+    )
+    assert segment_weights(hybrid, V.SEGMENT_COLD, dict(cold)) == (cold, True)
+    unknown = hybrid.for_segment(V.SEGMENT_UNKNOWN)
+    assert segment_weights(hybrid, V.SEGMENT_UNKNOWN, {"cf": 1.0}) == (unknown, True)
+    assert segment_weights(hybrid, V.SEGMENT_UNKNOWN, {"cf": 1.0, "quality": 2.0}) == (
+        {"quality": 2.0},
+        False,
+    )
+
+
+def test_check_weights():
+    assert check_weights(None) is None
+    assert check_weights({"cf": 1, "popularity": 0}) == {"cf": 1.0, "popularity": 0.0}
+    for bad in ({"cf": -1}, {"nope": 1}, {"cf": 0}, {"cf": float("nan")}, {"cf": "1"}, {}):
+        with pytest.raises(InvalidRequestError):
+            check_weights(bad)

@@ -1,0 +1,104 @@
+"""``build`` end to end through the CLI on a small generated shop, then evaluate/registry/train."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recommender import vocabulary as V
+from recommender.cli import main
+from recommender.errors import EmptyDataError
+from recommender.registry import Registry
+from recommender.training.pipeline import run_training
+from tests.fixtures.models import fast_settings
+from tests.recommender.training.synthetic import synthetic_data
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("build")
+    config = base / "config"
+    config.mkdir()
+    (config / "training.yaml").write_text(yaml.safe_dump(fast_settings().model_dump()))
+    paths = {
+        "raw": base / "raw",
+        "processed": base / "processed",
+        "registry": base / "cf",
+        "config": config,
+    }
+    argv = [
+        "build", "--source", "demo", "--input", str(paths["raw"]),
+        "--processed", str(paths["processed"]), "--registry", str(paths["registry"]),
+        "--users", "2500", "--products", "80", "--seed", "11", "--config-dir", str(config),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return paths
+
+
+def test_build_registers_and_promotes_an_evaluated_model(built, capsys) -> None:
+    registry = Registry(built["registry"])
+    current = registry.current()
+    assert current is not None and current.status == V.STATUS_CURRENT
+    assert {r.model_type for r in registry.list()} == set(V.MODEL_TYPES)
+    loaded = registry.load(expected_data_version=current.data_version)
+    meta = loaded.metadata
+    for key in ("fold_in_regularization", "item_knn", "hybrid", "metrics", "training_seconds"):
+        assert key in meta
+    assert set(meta["hybrid"]["weights"]) == set(V.SEGMENTS)
+    report = json.loads((Path(current.path) / V.EVALUATION_FILE).read_text())
+    assert "leave-last-positive-out" in report["protocol"]
+    rows = report["segments"][V.SEGMENT_TRAINABLE]["rows"]
+    assert set(rows) == {"random", "popularity", "item_knn", "content", "als", "bpr", "hybrid"}
+    assert set(report["segments"][V.SEGMENT_UNKNOWN]["rows"]) == {"random", "popularity", "hybrid"}
+    ndcg = rows["hybrid"]["metrics"]["ndcg@10"]
+    assert ndcg["low"] <= ndcg["mean"] <= ndcg["high"]
+    assert current.gate_value == pytest.approx(ndcg["mean"], abs=1e-6)
+
+
+def test_evaluate_reproduces_the_registered_metrics(built, tmp_path, capsys) -> None:
+    out = tmp_path / "report.json"
+    argv = [
+        "evaluate", "--processed", str(built["processed"]), "--registry", str(built["registry"]),
+        "--output", str(out), "--config-dir", str(built["config"]),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    current = Registry(built["registry"]).current()
+    hybrid = report["segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]["metrics"]["ndcg@10"]
+    assert hybrid["mean"] == pytest.approx(current.gate_value, abs=1e-6)
+    assert "NDCG@10" in capsys.readouterr().out
+
+
+def test_registry_cli_list_show_promote_rollback(built, capsys) -> None:
+    registry = Registry(built["registry"])
+    other = next(r for r in registry.list() if r.status != V.STATUS_CURRENT)
+    root = ["--registry", str(built["registry"])]
+    assert main(["registry", "list", *root]) == 0
+    assert other.model_id in capsys.readouterr().out
+    assert main(["registry", "show", other.model_id, *root]) == 0
+    assert json.loads(capsys.readouterr().out)["model_id"] == other.model_id
+    assert main(["registry", "show", "missing-id", *root]) == 2
+    assert "missing-id" in capsys.readouterr().err
+    before = registry.current().model_id
+    assert main(["registry", "promote", other.model_id, "--force", *root]) == 0
+    assert registry.current().model_id == other.model_id
+    assert main(["registry", "rollback", *root]) == 0
+    assert registry.current().model_id == before
+
+
+def test_train_cli_without_processed_data_exits_2(tmp_path, capsys) -> None:
+    argv = ["train", "--processed", str(tmp_path / "none"), "--registry", str(tmp_path / "cf")]
+    assert main(argv) == 2
+    assert "prepare" in capsys.readouterr().err
+    assert not (tmp_path / "cf").exists()
+
+
+def test_no_trainable_users_is_empty_data_error() -> None:
+    data = synthetic_data(users=50, items=10, seed=2)
+    empty = dataclasses.replace(data, trainable_user_ids=[])
+    with pytest.raises(EmptyDataError, match="no trainable users"):
+        run_training(empty, fast_settings(), embeddings=None)

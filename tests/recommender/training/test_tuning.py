@@ -1,0 +1,89 @@
+"""Grid search and hybrid tuning on validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender import vocabulary as V
+from recommender.config.training import ALSParams, HybridTuningSettings, ItemKNNParams
+from recommender.evaluation.context import scoring_model, stage_signals
+from recommender.evaluation.evaluator import tie_order
+from recommender.evaluation.protocol import build_evaluation_set, history_splits
+from recommender.scoring import score_users
+from recommender.training.crossfit import cross_fitted_data
+from recommender.training.hybrid import _Objective, segment_signals, tune_hybrid
+from recommender.training.matrix import user_item_matrix
+from recommender.training.tuning import fit_model, grid_points
+from tests.recommender.training.synthetic import synthetic_data
+
+
+@pytest.fixture(scope="module")
+def stage():
+    data = synthetic_data(users=500, items=50, seed=5)
+    validation = build_evaluation_set(data, V.STAGE_VALIDATION)
+    side = stage_signals(data, V.STAGE_VALIDATION, ItemKNNParams(), None)
+    matrix = user_item_matrix(data, history_splits(V.STAGE_VALIDATION))
+    factors = fit_model(V.MODEL_ALS, matrix, ALSParams(factors=6, regularization=5.0, alpha=5.0))
+    return validation, scoring_model(factors, side)
+
+
+def test_grid_points_cover_the_product_and_validate() -> None:
+    points = grid_points(ALSParams(), {"factors": [4, 8], "regularization": [1.0, 10.0, 100.0]})
+    assert len(points) == 6
+    assert {(p.factors, p.regularization) for p in points} == {
+        (f, r) for f in (4, 8) for r in (1.0, 10.0, 100.0)
+    }
+    assert all(p.iterations == ALSParams().iterations for p in points)
+    with pytest.raises(ValueError, match="not ALSParams fields"):
+        grid_points(ALSParams(), {"learning_rate": [0.1]})
+
+
+@pytest.mark.parametrize("method", ["minmax", "rank"])
+def test_tuning_objective_scores_equal_score_users(stage, method) -> None:
+    """The cached weighted sum the tuner ranks by is exactly what serving's score_users returns."""
+    validation, model = stage
+    users = validation.subset(validation.segment_indices(V.SEGMENT_TRAINABLE)[:40])
+    signals = segment_signals(model, V.SEGMENT_TRAINABLE)
+    objective = _Objective(
+        model, users, V.SEGMENT_TRAINABLE, signals, method, tie_order(users.n_items, 0)
+    )
+    weights = {V.SIGNAL_CF: 0.5, V.SIGNAL_ITEM_SIMILARITY: 0.3, V.SIGNAL_POPULARITY: 0.2}
+    cached = sum(w * objective.normalised[s] for s, w in weights.items())
+    served = score_users(
+        model, V.SEGMENT_TRAINABLE, users.histories, weights, method, user_rows=users.cf_rows
+    )
+    np.testing.assert_allclose(cached, served, rtol=1e-5, atol=1e-6)
+
+
+def test_tuned_hybrid_is_never_below_its_best_single_signal(stage) -> None:
+    validation, model = stage
+    settings = HybridTuningSettings(steps=[0.1, 0.3], rounds=2, max_users=1000)
+    tuned = tune_hybrid([(model, validation)], settings, seed=0)
+    assert set(tuned.config.weights) == set(V.SEGMENTS)
+    for result in tuned.validation.values():
+        assert result["hybrid"] >= max(result["single"].values()) - 1e-12
+    assert set(tuned.config.weights[V.SEGMENT_UNKNOWN]) <= {V.SIGNAL_POPULARITY, V.SIGNAL_QUALITY}
+    assert tuned.fold_in_regularization in {5.0, *settings.fold_in_regularization}
+    assert tuned.config.normalisation in settings.normalisations
+
+
+def test_cross_fitted_folds_hold_out_each_users_val_once() -> None:
+    data = synthetic_data(users=300, items=30, seed=9)
+    variants = cross_fitted_data(data, 2, seed=0)
+    original = build_evaluation_set(data, V.STAGE_VALIDATION)
+    seen_users: list[str] = []
+    for variant in variants:
+        ev = build_evaluation_set(variant, V.STAGE_VALIDATION)
+        seen_users += ev.user_ids
+        frame = variant.interactions
+        assert (frame[V.SPLIT] == V.SPLIT_TEST).sum() == (
+            data.interactions[V.SPLIT] == V.SPLIT_TEST
+        ).sum()
+        assert len(frame) == len(data.interactions)
+        # the fold's own users keep train-only histories: their val item is never history
+        for targets, history in zip(ev.targets, ev.histories, strict=True):
+            assert not set(targets) & set(history)
+    assert sorted(seen_users) == sorted(original.user_ids)
+    (only,) = cross_fitted_data(data, 1, seed=0)
+    assert only is data

@@ -1,0 +1,33 @@
+"""The serving benchmark's request mix is the realistic one it claims (no server started here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from benchmark_serving import percentile, user_mix  # noqa: E402
+
+
+def test_user_mix_is_mostly_cold_and_unknown(processed_dir):
+    bodies, batch = user_mix(processed_dir, 2000, seed=1)
+    trainable = set(
+        json.loads((processed_dir / "trainable_user_mapping.json").read_text())["user_ids"]
+    )
+    known = set(json.loads((processed_dir / "user_item_mappings.json").read_text())["user_ids"])
+    users = [b["user_id"] for b in bodies]
+    share_trainable = sum(u in trainable for u in users) / len(users)
+    share_unknown = sum(u not in known for u in users) / len(users)
+    assert 0.05 < share_trainable < 0.15  # ~90% cold-start and unknown
+    assert 0.35 < share_unknown < 0.55
+    assert len(set(users)) < len(users) * 0.8  # skewed: visitors come back
+    assert 0.1 < sum("filters" in b for b in bodies) / len(bodies) < 0.3
+    assert 0.05 < sum("rerank_weights" in b for b in bodies) / len(bodies) < 0.25
+    assert len(batch) == 1000
+
+
+def test_percentile():
+    assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0

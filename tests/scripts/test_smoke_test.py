@@ -1,0 +1,102 @@
+"""scripts/smoke_test.py against a real uvicorn server started on the test artifacts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.live_server import REPO, Server, free_port, live_server
+
+SCRIPT = REPO / "scripts" / "smoke_test.py"
+TOKEN = "smoke-secret"
+CHECKS = (
+    "health",
+    "model info",
+    "cache stats",
+    "stats",
+    "metrics",
+    "recommend (trainable, CF path)",
+    "recommend (cold-start, known user)",
+    "recommend (unknown user)",
+    "batch recommend",
+    "reranking",
+    "similar items",
+    "latency",
+    "admin auth",
+)
+
+pytestmark = pytest.mark.slow
+
+
+def smoke(port: int, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--host", "127.0.0.1", "--port", str(port), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def verdicts(stdout: str) -> dict[str, str]:
+    """check name -> PASS/FAIL/SKIP from the one-line-per-check output."""
+    out = {}
+    for line in stdout.splitlines():
+        head, _, _ = line.partition(":")
+        verdict, _, name = head.partition(" ")
+        if verdict in ("PASS", "FAIL", "SKIP"):
+            out[name] = verdict
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(embedded_dir: Path, registry_dir: Path, tmp_path_factory) -> Iterator[Server]:
+    with live_server(
+        embedded_dir,
+        registry_dir,
+        log_dir=tmp_path_factory.mktemp("smoke"),
+        env={"RECSYS_ADMIN_TOKEN": TOKEN},
+    ) as srv:
+        yield srv
+
+
+def test_every_checklist_check_passes(server: Server, embedded_dir: Path) -> None:
+    result = smoke(server.port, "--processed-dir", str(embedded_dir), "--admin-token", TOKEN)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verdicts(result.stdout) == {name: "PASS" for name in CHECKS}, result.stdout
+    assert "OK: 0 check(s) failed" in result.stdout
+
+
+def test_user_ids_come_from_the_service_without_data_files(server: Server, tmp_path: Path) -> None:
+    result = smoke(server.port, "--processed-dir", str(tmp_path / "absent"))
+    assert result.returncode == 0, result.stdout
+    assert "users from service:sample_user_ids" in result.stdout
+    found = verdicts(result.stdout)
+    assert (
+        found["recommend (trainable, CF path)"]
+        == found["recommend (cold-start, known user)"]
+        == "PASS"
+    )
+    assert found["admin auth"] == "SKIP"
+
+
+def test_a_server_without_a_model_fails(embedded_dir: Path, tmp_path: Path) -> None:
+    empty_registry = tmp_path / "registry"
+    empty_registry.mkdir()
+    with live_server(embedded_dir, empty_registry, log_dir=tmp_path, require_ready=False) as srv:
+        result = smoke(srv.port, "--processed-dir", str(embedded_dir))
+    assert result.returncode == 1, result.stdout
+    found = verdicts(result.stdout)
+    assert found["health"] == "FAIL" and "503" in result.stdout
+    assert found["recommend (trainable, CF path)"] == "FAIL"
+
+
+def test_a_dead_port_fails() -> None:
+    result = smoke(free_port())
+    assert result.returncode == 1
+    assert verdicts(result.stdout)["health"] == "FAIL"
+    assert "ConnectionError" in result.stdout

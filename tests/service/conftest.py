@@ -1,0 +1,71 @@
+"""Apps for service tests.
+
+``make_client(**settings)`` builds ``create_app`` on the synthetic bundle of
+``tests/recommender/serving/conftest.py`` (24 products, users t0..t5 trainable, c0..c3 cold), so
+HTTP behaviour is tested in milliseconds; ``tests/service/test_api_real.py`` runs on the real
+fixtures (trained registry, processed demo data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recommender.config.serving import ServingSettings
+from recommender.errors import ModelLoadError
+from recommender.serving.bundle import hybrid_config
+from service.api import create_app
+from tests.recommender.serving.conftest import make_bundle
+
+ADMIN_ENV = "RECSYS_TEST_ADMIN_TOKEN"
+TOKEN = "s3cret-token"
+
+
+class SwitchableLoader:
+    """A loader whose next model id (or failure) tests choose."""
+
+    def __init__(self, model_id: str | None = "m1") -> None:
+        self.model_id = model_id
+        self.calls = 0
+
+    def __call__(self, settings: ServingSettings):
+        self.calls += 1
+        if self.model_id is None:
+            raise ModelLoadError("no current model in the registry at /nowhere; run build")
+        return make_bundle(model_id=self.model_id, hybrid=hybrid_config(settings, {}))
+
+
+def settings_with(**overrides: Any) -> ServingSettings:
+    base: dict[str, Any] = {
+        "warmup": {"enabled": False},
+        "reload": {"poll_interval_seconds": 0},
+        "admin": {"token_env": ADMIN_ENV},
+    }
+    for key, value in overrides.items():
+        base[key] = {**base.get(key, {}), **value}
+    return ServingSettings.model_validate(base)
+
+
+@contextmanager
+def make_client(
+    loader: Callable | None = None, raise_server_exceptions: bool = True, **overrides: Any
+) -> Iterator[TestClient]:
+    app = create_app(settings_with(**overrides), loader=loader or SwitchableLoader())
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
+        yield client
+
+
+@pytest.fixture()
+def client() -> Iterator[TestClient]:
+    with make_client() as c:
+        yield c
+
+
+@pytest.fixture()
+def admin_token(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv(ADMIN_ENV, TOKEN)
+    return {"X-Admin-Token": TOKEN}
