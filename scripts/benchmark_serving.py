@@ -12,7 +12,9 @@ Measures, on one freshly started ``uvicorn service.api:app``:
   ``--concurrency`` connections (aiohttp), the recommend mix being realistic: ~90% cold-start and
   unknown users, Zipf-skewed by activity (repeat visitors), some filters and rerank weights;
 - ``/batch_recommend`` of 1,000 users: the server's ``total_latency_ms``;
-- resident memory (RSS) of every worker process.
+- resident memory (RSS) of every worker process;
+- the machine's load average before and after (client and server share the machine, so other
+  jobs move every number: compare runs only under similar load).
 
 Targets (2-core machine): p99 < 15 ms at 16 connections, recommend ≥ 60% of health throughput,
 batch of 1,000 < 100 ms, startup < 5 s.
@@ -194,6 +196,7 @@ async def load(url: str, method: str, bodies: list[Any], concurrency: int) -> di
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = [round(x, 2) for x in os.getloadavg()]  # numbers mean little without it
     bodies, batch_users = user_mix(args.processed, args.requests, args.seed)
     server = ServerProcess(args.processed, args.registry, args.workers)
     try:
@@ -230,6 +233,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "workers": args.workers,
         "concurrency": args.concurrency,
+        "load_average_1_5_15": {
+            "before": load_before,
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
         "startup_to_ready_s": round(startup, 3),
         "startup_to_warm_s": round(warmed_at, 3),
         "health": health_stats,

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
 
 from recommender.config import ServingSettings, load_serving_settings
 from recommender.serving import ModelBundle, ModelHolder, load_bundle
@@ -26,6 +27,12 @@ from service.responses import OrjsonResponse
 from service.routes import ROUTERS
 
 logger = logging.getLogger("service")
+_NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 _LOGGERS = ("recommender", "service", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
@@ -105,6 +112,9 @@ def create_app(
         description="Recommendations (CF, cold-start hybrid, popularity), similar items, ops.",
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry hooks run on every request even with no provider configured;
+        # the service exports Prometheus metrics (/metrics) instead.
+        telemetry=_NO_TELEMETRY,
     )
     app.state.settings = settings
     routes = [route for router in ROUTERS for route in router.routes]

@@ -80,10 +80,10 @@ class ServingCollector(Collector):
             ("size", "recsys_cache_size", "Entries in the cache now."),
             ("max_size", "recsys_cache_max_size", "Configured capacity (entries)."),
         ):
-            family = GaugeMetricFamily(name_, text, labels=["cache"])
+            gauge = GaugeMetricFamily(name_, text, labels=["cache"])
             for name, cache in caches:
-                family.add_metric([name], cache[field])
-            yield family
+                gauge.add_metric([name], cache[field])
+            yield gauge
         yield from self._warmup(stats["warmup"])
 
     @staticmethod

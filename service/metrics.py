@@ -22,7 +22,9 @@ With ``uvicorn --workers N`` or gunicorn, a scrape then sees the worker that ans
 at each deploy) to use ``prometheus_client``'s multiprocess mode: counters and histograms of all
 workers are written to memory-mapped files there and summed at scrape time, the reload timestamps
 keep the maximum over workers; the live collector (caches, model info, warm-up) still describes
-the worker that answered, because those objects exist per process.
+the worker that answered, because those objects exist per process. No ``live*`` gauge mode is
+used, so gunicorn needs no ``child_exit`` hook (``mark_process_dead``); counters of a worker that
+exited stay in the sums, as Prometheus counters should.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class Metrics:
         self._path_latencies: dict[str, deque[float]] = {}
         self._path_counts: dict[str, int] = {}
         self._children: dict[tuple[str, int], Any] = {}
+        self._path_children: dict[str, Any] = {}
 
     def endpoint_of(self, path: str) -> str:
         """The label for a request path (unknown paths share one label)."""
@@ -150,11 +153,11 @@ class Metrics:
         error_code: str | None = None,
         path: str | None = None,
     ) -> None:
-        """Record one finished request (``path``: the strategy of a single /recommend)."""
-        key = (endpoint, status)
-        child = self._children.get(key)
+        """Record one finished request; ``path`` (a single /recommend's strategy) also counts
+        one user served on that path."""
+        child = self._children.get((endpoint, status))
         if child is None:
-            child = self._children[key] = (
+            child = self._children[(endpoint, status)] = (
                 self._requests.labels(endpoint, str(status)),
                 self._latency.labels(endpoint),
             )
@@ -163,7 +166,14 @@ class Metrics:
         if error_code is not None:
             self._errors_by_code.labels(endpoint, error_code).inc()
         if path is not None:
-            self._path_latency.labels(path).observe(seconds)
+            by_path = self._path_children.get(path)
+            if by_path is None:
+                by_path = self._path_children[path] = (
+                    self._path_latency.labels(path),
+                    self._paths.labels(path),
+                )
+            by_path[0].observe(seconds)
+            by_path[1].inc()
         with self._lock:
             self._counts[endpoint] = self._counts.get(endpoint, 0) + 1
             if status >= 400:
@@ -175,13 +185,15 @@ class Metrics:
                 window = self._latencies[endpoint] = deque(maxlen=self._window)
             window.append(seconds)
             if path is not None:
+                self._path_counts[path] = self._path_counts.get(path, 0) + 1
                 window = self._path_latencies.get(path)
                 if window is None:
                     window = self._path_latencies[path] = deque(maxlen=self._window)
                 window.append(seconds)
 
     def record_paths(self, strategies: Iterable[str]) -> None:
-        """Count users served per recommendation path."""
+        """Count users served per recommendation path (batches; a single /recommend is counted
+        by :meth:`observe`)."""
         counted: dict[str, int] = {}
         for strategy in strategies:
             counted[strategy] = counted.get(strategy, 0) + 1

@@ -17,8 +17,8 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.metrics import Metrics
 from service.errors import HTTP_CODES
+from service.metrics import Metrics
 from service.responses import ERROR_CODE_KEY, PATH_KEY, OrjsonResponse, error_body
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -65,8 +65,8 @@ class RequestGuard:
                 receive = self._limited(receive)
             await self.app(scope, receive, send_wrapper)
         except BaseException:
-            status = 500
-            scope[ERROR_CODE_KEY] = "internal_error"
+            # escaped every handler: a 500 from ServerErrorMiddleware unless a response started
+            scope.setdefault(ERROR_CODE_KEY, "internal_error")
             raise
         finally:
             code = None

@@ -5,7 +5,7 @@ Hyperparameter models are saved next to the model they produced (``params.json``
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +78,8 @@ class HybridTuningSettings(_Strict):
     min_z: float = Field(2.0, ge=0)
     starts: int = Field(2, ge=1)
     fold_in_regularization: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0])
+    # history-item recency decays tried (decay ** age, newest = 1); 1.0 (no decay) is always tried
+    recency_decays: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [1.0])
 
 
 class GateSettings(_Strict):

@@ -260,7 +260,11 @@ class TfidfEncoder(TextEncoder):
             if self._projection is None
             else self._projection.astype(np.float16)
         )
-        arrays = {"word_idf": self._word_idf, "char_idf": self._char_idf, "projection": projection}
+        arrays: dict[str, np.ndarray] = {
+            "word_idf": self._word_idf,
+            "char_idf": self._char_idf,
+            "projection": projection,
+        }
         for key, value in arrays.items():
             atomic_save_npy(directory / f"{key}.npy", value)
         return {

@@ -47,8 +47,9 @@ PROTOCOL_TEXT = (
     "quality, nothing excluded). Non-CF signals (item-kNN, popularity, quality = smoothed mean "
     "rating) are computed from the stage's history splits only. Hybrid weights are tuned on "
     "2-fold cross-fitted validation (each fold's models also see the other fold's val rows, "
-    "never a test row). Ties are broken by a fixed random item order. Intervals are 95% "
-    "percentile bootstrap over users."
+    "never a test row), together with a recency decay of history items (the k-th newest weighs "
+    "decay**k in item-kNN, content and fold-in). Ties are broken by a fixed random item order. "
+    "Intervals are 95% percentile bootstrap over users."
 )
 
 

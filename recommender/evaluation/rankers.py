@@ -51,6 +51,7 @@ def hybrid_ranker(model: ScoringModel, config: HybridConfig) -> Ranker:
             config.for_segment(segment),
             config.normalisation,
             user_rows=rows,
+            recency_decay=config.recency_decay,
         )
 
     return rank

@@ -1,8 +1,9 @@
 """Scoring: the signals and the hybrid shared by evaluation and serving.
 
-Offers :class:`ScoringModel`, :func:`score_users`, :func:`compute_signals`, :func:`signal_breakdown`,
-:class:`HybridConfig`, :func:`combine`, :func:`normalise`, :func:`validate_weights`, the signal
-functions, :func:`fit_item_knn`, :func:`popularity_scores` and :func:`quality_scores`.
+Offers :class:`ScoringModel`, :func:`score_users`, :func:`compute_signals`,
+:func:`signal_breakdown`, :class:`HybridConfig`, :func:`combine`, :func:`normalise`,
+:func:`validate_weights`, the signal functions (:func:`recency_weights` for history decay),
+:func:`fit_item_knn`, :func:`popularity_scores` and :func:`quality_scores`.
 """
 
 from recommender.scoring.hybrid import (
@@ -21,6 +22,7 @@ from recommender.scoring.signals import (
     fold_in,
     item_gram,
     item_similarity_scores,
+    recency_weights,
 )
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "normalise",
     "popularity_scores",
     "quality_scores",
+    "recency_weights",
     "score_users",
     "signal_breakdown",
     "validate_weights",

@@ -23,8 +23,8 @@ NORMALISATIONS = ("minmax", "rank")
 def normalise(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
     """Scale each row of ``scores`` ``(b, n)`` (or a vector ``(n,)``) to [0, 1].
 
-    ``minmax``: ``(s − min) / (max − min)``; ``rank``: rank / (n − 1). A row with no spread (no signal
-    for that user) becomes all zeros, so it adds nothing instead of adding a constant.
+    ``minmax``: ``(s − min) / (max − min)``; ``rank``: rank / (n − 1). A row with no spread (no
+    signal for that user) becomes all zeros, so it adds nothing instead of adding a constant.
     """
     x = np.asarray(scores, dtype=np.float32)
     squeeze = x.ndim == 1
@@ -125,15 +125,21 @@ def _default_weights() -> dict[str, dict[str, float]]:
 
 @dataclass(frozen=True)
 class HybridConfig:
-    """Per-segment signal weights and the normalisation they were tuned with."""
+    """Per-segment signal weights, the normalisation they were tuned with, and the recency decay
+    of history items (``decay ** age``, newest = 1; 1 = no decay, the value of older models)."""
 
     weights: dict[str, dict[str, float]] = field(default_factory=_default_weights)
     normalisation: str = "minmax"
+    recency_decay: float = 1.0
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
             raise InvalidRequestError(
                 f"hybrid normalisation {self.normalisation!r} is not one of {NORMALISATIONS}"
+            )
+        if not 0.0 < self.recency_decay <= 1.0:
+            raise InvalidRequestError(
+                f"hybrid recency_decay must be in (0, 1], got {self.recency_decay!r}"
             )
         for segment, weights in self.weights.items():
             if segment not in V.SEGMENTS:
@@ -147,14 +153,18 @@ class HybridConfig:
         return dict(self.weights.get(segment) or _default_weights()[segment])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"weights": self.weights, "normalisation": self.normalisation}
+        return {
+            "weights": self.weights,
+            "normalisation": self.normalisation,
+            "recency_decay": self.recency_decay,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> HybridConfig:
         if not data:
             return cls()
         return cls(
-            weights={s: dict(w) for s, w in data.get("weights", {}).items()}
-            or _default_weights(),
+            weights={s: dict(w) for s, w in data.get("weights", {}).items()} or _default_weights(),
             normalisation=str(data.get("normalisation", "minmax")),
+            recency_decay=float(data.get("recency_decay", 1.0)),
         )

@@ -21,6 +21,7 @@ from recommender.scoring.signals import (
     fold_in,
     item_gram,
     item_similarity_scores,
+    recency_weights,
 )
 
 
@@ -104,16 +105,20 @@ def compute_signals(
     histories: Sequence[np.ndarray],
     wanted: Sequence[str] = V.SIGNALS,
     user_rows: np.ndarray | None = None,
+    recency_decay: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Raw signals (``(b, n)`` or static ``(n,)``) of ``wanted`` for a batch of one segment.
 
     trainable: cf = U[user_rows]·Vᵀ (``user_rows`` required); cold: cf = fold-in of the history on
-    the item factors; unknown: no history signals at all.
+    the item factors; unknown: no history signals at all. ``recency_decay < 1`` weighs history
+    item ``k`` from the newest by ``decay ** k`` in item-similarity, content and the fold-in
+    confidences (histories must be ordered oldest → newest); 1 weighs every item equally.
     """
     if segment not in V.SEGMENTS:
         raise InvalidRequestError(f"unknown segment {segment!r}; expected one of {V.SEGMENTS}")
     out: dict[str, np.ndarray] = {}
     has_history = segment != V.SEGMENT_UNKNOWN
+    recency = None if recency_decay == 1.0 else recency_weights(histories, recency_decay)
     if V.SIGNAL_CF in wanted and has_history:
         if segment == V.SEGMENT_TRAINABLE:
             if user_rows is None:
@@ -121,13 +126,19 @@ def compute_signals(
             vectors = model.user_factors[np.asarray(user_rows)]
         else:
             vectors = fold_in(
-                histories, model.item_factors, model.fold_in_regularization, gram=model.gram
+                histories,
+                model.item_factors,
+                model.fold_in_regularization,
+                confidences=recency,
+                gram=model.gram,
             )
         out[V.SIGNAL_CF] = cf_scores(vectors, model.item_factors)
     if V.SIGNAL_ITEM_SIMILARITY in wanted and has_history:
-        out[V.SIGNAL_ITEM_SIMILARITY] = item_similarity_scores(histories, model.item_similarity)
+        out[V.SIGNAL_ITEM_SIMILARITY] = item_similarity_scores(
+            histories, model.item_similarity, recency
+        )
     if V.SIGNAL_CONTENT in wanted and has_history and model.embeddings is not None:
-        out[V.SIGNAL_CONTENT] = content_scores(histories, model.embeddings)
+        out[V.SIGNAL_CONTENT] = content_scores(histories, model.embeddings, recency)
     if V.SIGNAL_POPULARITY in wanted:
         out[V.SIGNAL_POPULARITY] = model.popularity
     if V.SIGNAL_QUALITY in wanted:
@@ -142,14 +153,18 @@ def score_users(
     weights: Mapping[str, float],
     method: str = "minmax",
     user_rows: np.ndarray | None = None,
+    recency_decay: float = 1.0,
 ) -> np.ndarray:
     """Hybrid scores ``(b, n)`` float32 for a batch of users of one segment.
+
+    ``recency_decay`` is the model's tuned :attr:`HybridConfig.recency_decay` (see
+    :func:`compute_signals`); the default 1 weighs every history item equally.
 
     Seen items are not masked here: evaluation excludes train items, the engine excludes the
     user's history and applies filters.
     """
     wanted = [name for name, w in weights.items() if w > 0]
-    signals = compute_signals(model, segment, histories, wanted, user_rows)
+    signals = compute_signals(model, segment, histories, wanted, user_rows, recency_decay)
     static = model.static_normalised.get(method, {})
     signals.update({name: static[name] for name in signals.keys() & static.keys()})
     scores = combine(signals, weights, method, prenormalised=static.keys())
@@ -164,8 +179,9 @@ def signal_breakdown(
     history: np.ndarray,
     method: str = "minmax",
     user_row: int | None = None,
+    recency_decay: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Every available signal for ONE user, normalised as the hybrid sees it: signal -> ``(n,)``."""
     rows = None if user_row is None else np.array([user_row])
-    raw = compute_signals(model, segment, [history], V.SIGNALS, rows)
+    raw = compute_signals(model, segment, [history], V.SIGNALS, rows, recency_decay)
     return {name: np.atleast_2d(normalise(values, method))[0] for name, values in raw.items()}

@@ -64,7 +64,37 @@ def fold_in(
     return out
 
 
-def _history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+def recency_weights(histories: Sequence[np.ndarray], decay: float) -> list[np.ndarray]:
+    """Per history item ``decay ** age``, age 0 for the newest (last) item: ``[d², d, 1]`` for 3.
+
+    Histories are ordered oldest → newest (evaluation and serving both build them that way). On the
+    Hasaki reviews ~44% of held-out items follow the previous item within 24 h, so the newest items
+    say most about the next one; ``decay = 1`` weighs all items equally (the unweighted signals).
+    """
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"recency decay must be in (0, 1], got {decay!r}")
+    return [decay ** np.arange(len(h) - 1, -1, -1, dtype=np.float64) for h in histories]
+
+
+def _history_matrix(
+    histories: Sequence[np.ndarray],
+    n_items: int,
+    weights: Sequence[np.ndarray] | None = None,
+) -> sp.csr_matrix:
+    """``(b, n)`` history indicator (1 per item) or, with ``weights``, each item's weight (an item
+    repeated in a history keeps its largest weight)."""
+    if weights is not None:
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [[]])
+        data = np.concatenate([np.asarray(w, dtype=np.float64) for w in weights] or [[]])
+        order = np.lexsort((-data, cols, rows))  # per (row, col) the largest weight first
+        rows, cols, data = rows[order], cols[order].astype(np.int64), data[order]
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+        return sp.csr_matrix(
+            (data[first].astype(np.float32), (rows[first], cols[first])),
+            shape=(len(histories), n_items),
+        )
     lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
     indptr = np.concatenate(([0], np.cumsum(lengths)))
     indices = (
@@ -80,16 +110,24 @@ def _history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_mat
 
 
 def item_similarity_scores(
-    histories: Sequence[np.ndarray], similarity: sp.csr_matrix
+    histories: Sequence[np.ndarray],
+    similarity: sp.csr_matrix,
+    weights: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Sum of item-kNN similarities from each history item: ``(b, n)``; empty history -> zeros."""
-    h = _history_matrix(histories, similarity.shape[0])
+    """Sum of item-kNN similarities from each history item (times its weight, e.g.
+    :func:`recency_weights`): ``(b, n)``; empty history -> zeros."""
+    h = _history_matrix(histories, similarity.shape[0], weights)
     return _as_float32((h @ similarity).toarray())
 
 
-def content_scores(histories: Sequence[np.ndarray], embeddings: np.ndarray) -> np.ndarray:
-    """Cosine of every item to the mean of the history's (L2-normalised) embeddings: ``(b, n)``."""
-    h = _history_matrix(histories, embeddings.shape[0])
+def content_scores(
+    histories: Sequence[np.ndarray],
+    embeddings: np.ndarray,
+    weights: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
+    """Cosine of every item to the (``weights``-weighted) mean of the history's L2-normalised
+    embeddings: ``(b, n)``."""
+    h = _history_matrix(histories, embeddings.shape[0], weights)
     counts = np.asarray(h.sum(axis=1)).ravel()
     profiles = np.asarray(h @ embeddings, dtype=np.float32)
     norms = np.linalg.norm(profiles, axis=1)

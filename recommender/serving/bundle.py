@@ -150,6 +150,7 @@ def hybrid_config(settings: ServingSettings, metadata: Mapping[str, Any]) -> Hyb
         return HybridConfig(
             weights={**tuned.weights, **{k: dict(v) for k, v in settings.rerank.weights.items()}},
             normalisation=tuned.normalisation,
+            recency_decay=tuned.recency_decay,
         )
     except InvalidRequestError as exc:
         raise ModelLoadError(f"config rerank.weights is invalid: {exc}") from exc

@@ -254,7 +254,12 @@ class Engine:
         history = hist.items(row) if row >= 0 else np.zeros(0, dtype=np.int64)
         cf_row = int(hist.cf_rows[row]) if segment == V.SEGMENT_TRAINABLE else None
         signals = signal_breakdown(
-            self.bundle.model, segment, history, self.bundle.hybrid.normalisation, cf_row
+            self.bundle.model,
+            segment,
+            history,
+            self.bundle.hybrid.normalisation,
+            cf_row,
+            recency_decay=self.bundle.hybrid.recency_decay,
         )
         parts_per_item = breakdown(signals, weights, np.array(chosen))
         for item, entry, parts in zip(chosen, items, parts_per_item, strict=True):

@@ -108,6 +108,7 @@ class UserScorer:
             weights,
             self.bundle.hybrid.normalisation,
             cf_rows,
+            recency_decay=self.bundle.hybrid.recency_decay,
         )
         if single:
             raw = raw[:1]

@@ -12,6 +12,11 @@ The objective uses exactly the scores serving computes: :func:`recommender.scori
 :func:`recommender.scoring.combine` inside :func:`recommender.scoring.score_users` (a test checks
 the equality). Normalised signals are computed once per segment, so each trial is one weighted sum
 and one ranking.
+
+The recency decay of history items (``HybridConfig.recency_decay``, see
+:func:`recommender.scoring.recency_weights`) is chosen after the weights, by :func:`_tune_recency`:
+on the Hasaki reviews ~44% of held-out items follow the previous one within 24 h, so the newest
+history items predict the next one best.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -73,9 +79,10 @@ class _Objective:
         signals: Sequence[str],
         method: str,
         ties: np.ndarray,
+        recency_decay: float = 1.0,
     ) -> None:
         rows = users.cf_rows if segment == V.SEGMENT_TRAINABLE else None
-        raw = compute_signals(model, segment, users.histories, list(signals), rows)
+        raw = compute_signals(model, segment, users.histories, list(signals), rows, recency_decay)
         self.signals = [s for s in signals if s in raw]
         self.normalised = {s: normalise(raw[s], method) for s in self.signals}
         self.users, self.segment, self.ties = users, segment, ties
@@ -165,6 +172,9 @@ class _Pooled:
 
 
 Fold = tuple[ScoringModel, EvaluationSet]
+Weights = dict[str, dict[str, float]]
+Samples = Sequence[tuple[ScoringModel, dict[str, EvaluationSet]]]
+_Found = tuple[dict[str, float], float, dict[str, float], int]  # weights, value, singles, users
 
 
 def _choose_fold_in(
@@ -208,26 +218,16 @@ def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int
     fold_in = _choose_fold_in(folds, candidates, ties)
     fold_in = own if fold_in is None else fold_in
     samples = [(dataclasses.replace(m, fold_in_regularization=fold_in), s) for m, s in samples]
-    reference = samples[0][0]
-    best: tuple[float, str, dict[str, dict[str, float]], dict[str, dict[str, object]]] | None = None
+    best: tuple[float, str, Weights, dict[str, dict[str, object]]] | None = None
     for method in settings.normalisations:
-        weights: dict[str, dict[str, float]] = {}
+        weights: Weights = {}
         report: dict[str, dict[str, object]] = {}
         total = 0.0
         for segment in V.SEGMENTS:
-            signals = segment_signals(reference, segment)
-            parts = [
-                _Objective(model, users[segment], segment, signals, method, ties)
-                for model, users in samples
-                if len(users[segment])
-            ]
-            if not parts:
+            found = _search(samples, segment, method, ties, settings, 1.0)
+            if found is None:
                 continue
-            objective = _Pooled(parts)
-            w, value, singles = _ascend(
-                objective, settings.steps, settings.rounds, settings.min_z, settings.starts
-            )
-            n_users = sum(len(part.users) for part in parts)
+            w, value, singles, n_users = found
             weights[segment] = {s: round(x, 6) for s, x in w.items() if x > 1e-9}
             report[segment] = {"hybrid": value, "single": singles, "users": n_users}
             if segment != V.SEGMENT_UNKNOWN:  # unknown ignores the normalisation choice
@@ -238,6 +238,91 @@ def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int
     if best is None:  # no validation users at all: the documented defaults
         return HybridTuning(HybridConfig(), fold_in, {})
     _, method, weights, report = best
+    decay = _tune_recency(samples, method, ties, settings, weights, report)
     for segment in report:
         report[segment]["fold_in_regularization"] = fold_in
-    return HybridTuning(HybridConfig(weights=weights, normalisation=method), fold_in, report)
+        report[segment]["recency_decay"] = decay
+    config = HybridConfig(weights=weights, normalisation=method, recency_decay=decay)
+    return HybridTuning(config, fold_in, report)
+
+
+def _tune_recency(
+    samples: Samples,
+    method: str,
+    ties: np.ndarray,
+    settings: HybridTuningSettings,
+    weights: Weights,
+    report: dict[str, dict[str, object]],
+) -> float:
+    """The recency decay (1 = none) for the tuned ``weights``; updates ``weights``/``report``.
+
+    Cheap two-step search, so that the decay grid does not multiply the weight search: (1) score
+    the weights tuned without decay under each candidate decay (one ranking per decay) and keep
+    the best pooled NDCG@10 (1 wins ties); (2) when a decay < 1 wins, re-run the weight search at
+    that decay and keep, per segment, whichever of the two weightings validates better. Only
+    segments with histories of two or more items are affected.
+    """
+    segments = [s for s in report if _uses_recency(samples, s)]
+    candidates = sorted({float(d) for d in settings.recency_decays} - {1.0}, reverse=True)
+    if not segments or not candidates:
+        return 1.0
+
+    def pooled(segment: str, decay: float) -> _Pooled:
+        signals = segment_signals(samples[0][0], segment)
+        parts = [
+            _Objective(model, users[segment], segment, signals, method, ties, decay)
+            for model, users in samples
+            if len(users[segment])
+        ]
+        return _Pooled(parts)
+
+    users_of = {s: sum(len(users[s]) for _, users in samples) for s in segments}
+    base = sum(cast(float, report[s]["hybrid"]) * users_of[s] for s in segments)
+    chosen, chosen_total, fixed = 1.0, base, {}
+    for decay in candidates:
+        values = {s: pooled(s, decay)(weights[s]) for s in segments}
+        total = sum(values[s] * users_of[s] for s in segments)
+        log.info("hybrid recency %.2f with the tuned weights: %s", decay, values)
+        if total > chosen_total + 1e-12:
+            chosen, chosen_total, fixed = decay, total, values
+    if chosen == 1.0:
+        return 1.0
+    for segment in segments:
+        report[segment]["hybrid"] = fixed[segment]
+        found = _search(samples, segment, method, ties, settings, chosen)
+        if found is not None and found[1] > fixed[segment] + 1e-12:
+            w, value, singles, _ = found
+            weights[segment] = {s: round(x, 6) for s, x in w.items() if x > 1e-9}
+            report[segment].update(hybrid=value, single=singles)
+    log.info("hybrid recency decay %.2f: %s", chosen, {s: report[s]["hybrid"] for s in segments})
+    return chosen
+
+
+def _uses_recency(samples: Samples, seg: str) -> bool:
+    """Whether any sampled user of ``seg`` has two or more history items (else decay is moot)."""
+    return seg != V.SEGMENT_UNKNOWN and any(
+        len(h) > 1 for _, users in samples for h in users[seg].histories
+    )
+
+
+def _search(
+    samples: Samples,
+    segment: str,
+    method: str,
+    ties: np.ndarray,
+    settings: HybridTuningSettings,
+    recency_decay: float,
+) -> _Found | None:
+    """Coordinate ascent of one segment's weights pooled over the folds (None: no users)."""
+    signals = segment_signals(samples[0][0], segment)
+    parts = [
+        _Objective(model, users[segment], segment, signals, method, ties, recency_decay)
+        for model, users in samples
+        if len(users[segment])
+    ]
+    if not parts:
+        return None
+    w, value, singles = _ascend(
+        _Pooled(parts), settings.steps, settings.rounds, settings.min_z, settings.starts
+    )
+    return w, value, singles, sum(len(part.users) for part in parts)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from recommender.errors import InvalidRequestError
 from recommender.serving import Filters
 from service.deps import get_metrics, get_settings, get_state
+from service.json_route import JsonBodyRoute
 from service.responses import PATH_KEY, OrjsonResponse
 from service.schemas import (
     ERROR_RESPONSES,
@@ -19,7 +21,7 @@ from service.schemas import (
     RecommendResponse,
 )
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], route_class=JsonBodyRoute)
 
 
 def _filters(spec: RecommendFilters | None) -> Filters | None:
@@ -41,8 +43,7 @@ async def recommend(body: RecommendRequest, request: Request) -> OrjsonResponse:
         explain=body.explain,
     )
     latency_ms = (time.perf_counter() - started) * 1000
-    get_metrics(request).record_paths((result.strategy,))
-    request.scope[PATH_KEY] = result.strategy
+    request.scope[PATH_KEY] = result.strategy  # counted with the request's latency
     payload = result.as_dict()
     payload["user_id"] = body.user_id
     payload["model_id"] = state.bundle.model_id
@@ -63,7 +64,10 @@ async def batch_recommend(body: BatchRecommendRequest, request: Request) -> Orjs
             "(requests.max_batch_size). Split the batch."
         )
     started = time.perf_counter()
-    results = state.engine.recommend_batch(
+    # tens of milliseconds of numpy: off the event loop, so the worker keeps reading other
+    # connections (and drains them on SIGTERM) meanwhile; the engine's caches are lock-protected
+    results = await run_in_threadpool(
+        state.engine.recommend_batch,
         body.user_ids,
         topk=body.topk,
         exclude_seen=body.exclude_seen,

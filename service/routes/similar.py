@@ -7,6 +7,7 @@ import time
 from fastapi import APIRouter, Request
 
 from service.deps import get_state
+from service.json_route import JsonBodyRoute
 from service.responses import OrjsonResponse
 from service.schemas import (
     ERROR_RESPONSES,
@@ -15,7 +16,7 @@ from service.schemas import (
     SimilarItemsResponse,
 )
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], route_class=JsonBodyRoute)
 
 
 @router.post(

@@ -77,7 +77,8 @@ def test_metrics_prometheus_text(client):
     assert 'recsys_http_requests_total{endpoint="/recommend",status="200"} 1.0' in text.text
     assert 'recsys_recommendations_total{path="cf"} 1.0' in text.text
     assert "recsys_http_request_duration_seconds_bucket" in text.text
-    assert 'recsys_model_loaded{model_id="m1"} 1.0' in text.text
+    assert "recsys_model_loaded 1.0" in text.text
+    assert 'recsys_model_info{data_version="dv1",embedding_version="ev1",model_id="m1"' in text.text
 
 
 def test_similar_items_endpoint(client):

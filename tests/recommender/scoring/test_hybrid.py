@@ -14,6 +14,7 @@ from recommender.scoring import (
     HybridConfig,
     ScoringModel,
     combine,
+    compute_signals,
     normalise,
     score_users,
     signal_breakdown,
@@ -71,7 +72,9 @@ def test_score_users_routes_each_segment():
         model, V.SEGMENT_TRAINABLE, [np.array([0])], {"cf": 1.0}, user_rows=np.array([1])
     )
     assert int(np.argmax(trainable[0])) in (1, 2)  # user 1 likes factor 2
-    unknown = score_users(model, V.SEGMENT_UNKNOWN, [np.array([], dtype=int)] * 2, {"popularity": 1})
+    unknown = score_users(
+        model, V.SEGMENT_UNKNOWN, [np.array([], dtype=int)] * 2, {"popularity": 1}
+    )
     assert unknown.shape == (2, 4)
     np.testing.assert_allclose(unknown[0], [0.1, 0.2, 1.0, 0.0])
     cold = score_users(model, V.SEGMENT_COLD, [np.array([0])], {"item_similarity": 1.0})
@@ -100,3 +103,36 @@ def test_hybrid_config_round_trip_and_validation():
     assert cfg.for_segment(V.SEGMENT_UNKNOWN) == {"popularity": 0.8, "quality": 0.2}
     with pytest.raises(InvalidRequestError):
         HybridConfig(weights={"vip": {"cf": 1.0}})
+
+
+def test_hybrid_config_recency_decay_round_trip_and_default():
+    cfg = HybridConfig(recency_decay=0.25)
+    assert cfg.to_dict()["recency_decay"] == 0.25
+    assert HybridConfig.from_dict(cfg.to_dict()) == cfg
+    older = {"weights": {"cold": {"cf": 1.0}}, "normalisation": "minmax"}  # saved before decay
+    assert HybridConfig.from_dict(older).recency_decay == 1.0
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(InvalidRequestError, match="recency_decay"):
+            HybridConfig(recency_decay=bad)
+
+
+def test_score_users_recency_decay_weighs_the_newest_item_most():
+    model = _model()
+    history = [np.array([2, 0])]  # oldest -> newest: item 0 is the newest
+    flat = score_users(model, V.SEGMENT_COLD, history, {"item_similarity": 1.0})
+    same = score_users(model, V.SEGMENT_COLD, history, {"item_similarity": 1.0}, recency_decay=1.0)
+    np.testing.assert_array_equal(flat, same)
+    # raw item-similarity: flat = row2 + row0 = [0, 1.0, 0, 0]; decay 0.5: 0.5 row2 + row0
+    raw = compute_signals(model, V.SEGMENT_COLD, history, ["item_similarity"])
+    np.testing.assert_allclose(raw["item_similarity"], [[0, 1.0, 0, 0]], rtol=1e-6)
+    raw = compute_signals(model, V.SEGMENT_COLD, history, ["item_similarity"], None, 0.5)
+    np.testing.assert_allclose(raw["item_similarity"], [[0, 0.95, 0, 0]], rtol=1e-6)
+    content = score_users(model, V.SEGMENT_COLD, history, {"content": 1.0}, recency_decay=0.5)
+    # content profile 0.5 * e2 + e0 (unit embeddings): item 0 scores highest, then item 2
+    assert list(np.argsort(-content[0])[:2]) == [0, 2]
+    flat_content = score_users(model, V.SEGMENT_COLD, history, {"content": 1.0})
+    np.testing.assert_allclose(flat_content[0][[0, 2]], [1.0, 1.0])
+    # fold-in with recency confidences differs from the unweighted fold-in for 2+ items
+    cf_flat = score_users(model, V.SEGMENT_COLD, history, {"cf": 1.0})
+    cf_decay = score_users(model, V.SEGMENT_COLD, history, {"cf": 1.0}, recency_decay=0.5)
+    assert not np.allclose(cf_flat, cf_decay)

@@ -14,6 +14,7 @@ from recommender.scoring import (
     item_similarity_scores,
     popularity_scores,
     quality_scores,
+    recency_weights,
 )
 
 V = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
@@ -86,3 +87,47 @@ def test_quality_smoothing_prefers_many_good_ratings():
     assert q[1] > q[0] > q[2]  # one 5★ review does not beat a thousand 4.8★ ones
     assert q[3] == pytest.approx((4.4 - 1) / 4, abs=1e-3)  # no rating -> the catalogue mean
     assert 0.0 <= q.min() and q.max() <= 1.0
+
+
+def test_recency_weights_are_decay_to_the_age_newest_last():
+    got = recency_weights([np.array([7, 3, 5]), np.array([2]), np.array([], dtype=int)], 0.5)
+    np.testing.assert_allclose(got[0], [0.25, 0.5, 1.0])
+    np.testing.assert_allclose(got[1], [1.0])
+    assert got[2].size == 0
+    with pytest.raises(ValueError, match="recency decay"):
+        recency_weights([np.array([1])], 0.0)
+    with pytest.raises(ValueError, match="recency decay"):
+        recency_weights([np.array([1])], 1.5)
+
+
+def test_weighted_item_similarity_scores_hand_computed():
+    sim = sp.csr_matrix(np.array([[0, 0.5, 0.2], [0.4, 0, 0.3], [0, 0, 0]], dtype=np.float32))
+    history = [np.array([0, 1])]  # item 1 is the newest
+    # unweighted: row0 + row1 = [0.4, 0.5, 0.5]; decay 0.5: 0.5 * row0 + row1 = [0.4, 0.25, 0.4]
+    np.testing.assert_allclose(item_similarity_scores(history, sim), [[0.4, 0.5, 0.5]], rtol=1e-6)
+    weighted = item_similarity_scores(history, sim, recency_weights(history, 0.5))
+    np.testing.assert_allclose(weighted, [[0.4, 0.25, 0.4]], rtol=1e-6)
+
+
+def test_weighted_content_scores_use_the_weighted_mean_profile():
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    history = [np.array([0, 1])]
+    # profile 0.25 * e0 + 1 * e1 = (0.25, 1) / |.|; cosine with each item
+    profile = np.array([0.25, 1.0]) / np.hypot(0.25, 1.0)
+    got = content_scores(history, emb, recency_weights(history, 0.25))
+    np.testing.assert_allclose(got[0], emb @ profile, rtol=1e-5)
+    # decay 1 (all weights 1) is the plain mean
+    np.testing.assert_allclose(
+        content_scores(history, emb, recency_weights(history, 1.0)),
+        content_scores(history, emb),
+        rtol=1e-6,
+    )
+
+
+def test_weighted_history_keeps_the_largest_weight_of_a_repeated_item():
+    sim = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    history = [np.array([2, 0, 2]), np.array([], dtype=int)]
+    weights = [np.array([0.25, 0.5, 1.0]), np.array([])]
+    np.testing.assert_allclose(
+        item_similarity_scores(history, sim, weights), [[0.5, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    )

@@ -8,7 +8,7 @@ import pytest
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError, UnknownProductError
-from recommender.scoring import normalise, score_users
+from recommender.scoring import HybridConfig, normalise, score_users
 from recommender.serving import Filters
 from tests.recommender.serving.conftest import COLD, N_ITEMS, TRAINABLE, make_engine
 
@@ -251,3 +251,24 @@ def test_similar_items_errors(engine):
         engine.similar_items("p1", topk=51)
     with pytest.raises(InvalidRequestError):
         engine.similar_items("p1", method="magic")
+
+
+def test_serving_applies_the_tuned_recency_decay():
+    """The engine scores with the model's recency decay, exactly as evaluation did."""
+    weights = {V.SIGNAL_CONTENT: 1.0}
+    hybrid = HybridConfig(weights={V.SEGMENT_TRAINABLE: weights}, recency_decay=0.25)
+    engine = make_engine(hybrid=hybrid)
+    hist = engine.bundle.histories
+    row = hist.index["t5"]
+    history = [hist.items(row)]  # oldest -> newest
+    assert history[0].tolist() == TRAINABLE["t5"]
+    rows = np.array([hist.cf_rows[row]])
+    decayed, flat = (
+        score_users(engine.bundle.model, V.SEGMENT_TRAINABLE, history, weights, "minmax", rows, d)[
+            0
+        ]
+        for d in (0.25, 1.0)
+    )
+    got = ids(engine.recommend("t5", topk=N_ITEMS - 4, rerank=False))
+    assert got == reference(np.round(decayed, 6), TRAINABLE["t5"], N_ITEMS - 4)
+    assert got != reference(np.round(flat, 6), TRAINABLE["t5"], N_ITEMS - 4)

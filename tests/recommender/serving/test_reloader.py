@@ -138,3 +138,42 @@ def test_background_warm_up_after_reload():
     holder.wait_for_warmup(5)
     assert holder.state.caches.warmup.state == "done"
     assert len(holder.state.caches.user_profiles) == 10
+
+
+def test_reload_outcomes_are_counted_and_reported_to_the_hook():
+    registry = FakeRegistry("m1")
+    seen = []
+    holder = ModelHolder(
+        ServingSettings(),
+        loader=registry.load,
+        marker=registry.marker,
+        current_id=registry.current_id,
+        on_reload=seen.append,
+    )
+    before = time.time()
+    assert holder.reload(warm=False).ok
+    registry.broken = True
+    assert not holder.reload(warm=False).ok
+    assert not holder.reload(warm=False).ok
+    assert (holder.reloads, holder.reload_failures) == (1, 2)
+    assert [r.ok for r in seen] == [True, False, False]
+    assert holder.last_success is seen[0] and holder.last_failure is seen[2]
+    assert before <= seen[0].finished_at <= seen[1].finished_at <= seen[2].finished_at
+    assert seen[2].as_dict()["finished_at"] == seen[2].finished_at
+
+
+def test_a_failing_hook_never_undoes_a_reload():
+    registry = FakeRegistry("m1")
+
+    def broken_hook(_result):
+        raise RuntimeError("metrics backend down")
+
+    holder = ModelHolder(
+        ServingSettings(),
+        loader=registry.load,
+        marker=registry.marker,
+        current_id=registry.current_id,
+        on_reload=broken_hook,
+    )
+    assert holder.reload(warm=False).ok
+    assert holder.require().bundle.model_id == "m1" and holder.reloads == 1

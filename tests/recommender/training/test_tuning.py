@@ -87,3 +87,38 @@ def test_cross_fitted_folds_hold_out_each_users_val_once() -> None:
     assert sorted(seen_users) == sorted(original.user_ids)
     (only,) = cross_fitted_data(data, 1, seed=0)
     assert only is data
+
+
+def test_tuning_objective_with_recency_equals_score_users(stage) -> None:
+    validation, model = stage
+    users = validation.subset(validation.segment_indices(V.SEGMENT_TRAINABLE)[:40])
+    assert max(len(h) for h in users.histories) > 1  # the decay changes something
+    signals = segment_signals(model, V.SEGMENT_TRAINABLE)
+    ties = tie_order(users.n_items, 0)
+    objective = _Objective(model, users, V.SEGMENT_TRAINABLE, signals, "minmax", ties, 0.5)
+    flat = _Objective(model, users, V.SEGMENT_TRAINABLE, signals, "minmax", ties)
+    weights = {V.SIGNAL_CF: 0.5, V.SIGNAL_ITEM_SIMILARITY: 0.5}
+    cached = sum(w * objective.normalised[s] for s, w in weights.items())
+    served = score_users(
+        model,
+        V.SEGMENT_TRAINABLE,
+        users.histories,
+        weights,
+        user_rows=users.cf_rows,
+        recency_decay=0.5,
+    )
+    np.testing.assert_allclose(cached, served, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(
+        objective.normalised["item_similarity"], flat.normalised["item_similarity"]
+    )
+
+
+def test_tuned_recency_decay_is_one_of_the_candidates_and_stored(stage) -> None:
+    validation, model = stage
+    settings = HybridTuningSettings(
+        steps=[0.3], rounds=1, max_users=400, normalisations=["minmax"], recency_decays=[0.5]
+    )
+    tuned = tune_hybrid([(model, validation)], settings, seed=0)
+    assert tuned.config.recency_decay in {1.0, 0.5}
+    assert all(r["recency_decay"] == tuned.config.recency_decay for r in tuned.validation.values())
+    assert tuned.config.to_dict()["recency_decay"] == tuned.config.recency_decay

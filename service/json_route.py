@@ -1,0 +1,84 @@
+"""A leaner request path for the hot JSON endpoints (``/recommend``, ``/batch_recommend``,
+``/similar_items``).
+
+FastAPI's generic handler decodes the body with the stdlib ``json``, re-parses the Content-Type
+with ``email.message`` and resolves the dependency graph on every request; for an endpoint of
+the form ``async def f(body: SomeModel, request: Request)`` that costs more than the engine
+itself. :class:`JsonBodyRoute` keeps the declared signature (so OpenAPI, the request schema and
+the docs are unchanged) but handles a request by validating the raw bytes with pydantic-core's
+JSON parser (``Model.model_validate_json``) and calling the endpoint directly. Errors keep the
+contract: invalid JSON, a wrong Content-Type or invalid fields raise ``RequestValidationError``
+(422 ``invalid_request`` in :mod:`service.errors`), with ``body`` as the first ``loc`` part as
+FastAPI reports it. Routes with dependencies or any other parameter shape fall back to FastAPI's
+handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+
+_JSON_TYPES = (b"application/json",)
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media in _JSON_TYPES or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def _content_type(request: Request) -> bytes | None:
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            return value
+    return None
+
+
+class JsonBodyRoute(APIRoute):
+    """An ``APIRoute`` whose endpoint takes one pydantic body model and the ``Request``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        dependant = self.dependant
+        params = dependant.body_params
+        model = params[0].field_info.annotation if len(params) == 1 else None
+        simple = (
+            isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and not dependant.dependencies
+            and not (dependant.path_params or dependant.query_params)
+            and not (dependant.header_params or dependant.cookie_params)
+            and dependant.request_param_name is not None
+        )
+        if not simple:
+            return super().get_route_handler()
+        body_model = cast(type[BaseModel], model)
+        body_name, request_name = params[0].name, str(dependant.request_param_name)
+        endpoint = self.endpoint
+
+        async def handler(request: Request) -> Response:
+            content_type = _content_type(request)
+            if content_type is None or not _is_json(content_type):
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "content_type",
+                            "loc": ("body",),
+                            "msg": "send the body as JSON with Content-Type: application/json",
+                        }
+                    ]
+                )
+            raw = await request.body()
+            try:
+                body = body_model.model_validate_json(raw)
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False, include_input=False)
+                for error in errors:
+                    error["loc"] = ("body", *error["loc"])
+                raise RequestValidationError(errors) from None
+            return await endpoint(**{body_name: body, request_name: request})
+
+        return handler
