@@ -1,7 +1,7 @@
 """``python -m recommender <command>`` (also installed as ``recsys``).
 
-Each command lives in ``recommender/commands/<name>.py`` and exports ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int``. Errors of the project's hierarchy are printed as one line (no traceback)
+Each command lives in ``recommender/commands/<name>.py`` and exports ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. Errors of the project's hierarchy are printed as one line (no traceback)
 and end with exit code 2.
 """
 
@@ -42,7 +42,9 @@ def _parser(selected: str | None) -> argparse.ArgumentParser:
     """The CLI parser; only the ``selected`` command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="recsys",
-        description="Vietnamese cosmetics recommender: data, embeddings, training, evaluation, registry.",
+        description=(
+            "Vietnamese cosmetics recommender: data, embeddings, training, evaluation, registry."
+        ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

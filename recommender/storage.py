@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -78,7 +77,7 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> Path:
 
 
 def read_json(path: str | Path, what: str) -> Any:
-    """Read a JSON file; a missing or corrupt file raises FileNotFoundError/ValueError naming ``what``."""
+    """Read a JSON file; missing or corrupt raises FileNotFoundError/ValueError naming ``what``."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{what} not found at {p}")

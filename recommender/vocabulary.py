@@ -140,4 +140,5 @@ SIMILARITY_METHODS: Final = (SIMILARITY_AUTO, SIMILARITY_CF, SIMILARITY_CONTENT)
 # --- fallback methods reported with non-CF recommendations (serving) ---------------------------
 FALLBACK_COLD_HYBRID: Final = "cold_hybrid"  # fold-in + item similarity + content + popularity
 FALLBACK_POPULARITY: Final = "popularity"  # unknown user: popularity / quality
-GATE_METRIC: Final = "gate_ndcg@10"  # key in a model's metrics: test NDCG@10 of the trainable hybrid
+# key in a model's metrics: test NDCG@10 of the trainable hybrid
+GATE_METRIC: Final = "gate_ndcg@10"

@@ -2,7 +2,8 @@
 
 - ``data``: ``raw_demo_dir`` (small seeded demo raw data), ``processed_dir`` (prepared from it)
 - ``embeddings``: ``embedded_dir`` (``processed_dir`` + tfidf product embeddings)
-- ``models``: ``registry_dir`` (trained, evaluated, registered and promoted model on ``embedded_dir``)
+- ``models``: ``registry_dir`` (a trained, evaluated, registered and promoted model on
+  ``embedded_dir``)
 """
 
 from __future__ import annotations

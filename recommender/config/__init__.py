@@ -1,4 +1,4 @@
-"""Typed settings for serving and training, loaded from YAML + environment overlay + RECSYS_* variables.
+"""Typed settings for serving and training: YAML + environment overlay + RECSYS_* variables.
 
 Offers :class:`ServingSettings`, :class:`TrainingSettings`, :func:`load_serving_settings`,
 :func:`load_training_settings`.

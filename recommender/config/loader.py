@@ -1,8 +1,8 @@
 """Load settings: base YAML, then ``<name>.<RECSYS_ENV>.yaml`` overlay, then ``RECSYS_*`` variables.
 
-Environment variables name a nested key with double underscores: ``RECSYS_CACHE__USER_PROFILE__MAX_SIZE=100``
-sets ``cache.user_profile.max_size``. Values are parsed as YAML scalars (``true``, ``5``, ``[a, b]``).
-Unknown keys anywhere are an error that names the key and the file or variable it came from.
+Environment variables name a nested key with double underscores:
+``RECSYS_CACHE__USER_PROFILE__MAX_SIZE=100`` sets ``cache.user_profile.max_size``. Values are
+parsed as YAML scalars (``true``, ``5``, ``[a, b]``). Unknown keys anywhere are an error that names the key and the file or variable it came from.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}). Fix the syntax and retry.") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}.")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of keys, got {type(data).__name__}."
+        )
     return data
 
 

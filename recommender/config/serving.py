@@ -1,4 +1,4 @@
-"""Serving settings: the typed model of ``config/serving_config.yaml`` (every key documented there)."""
+"""Serving settings: the typed model of ``config/serving_config.yaml`` (keys documented there)."""
 
 from __future__ import annotations
 

@@ -8,12 +8,14 @@ File contract (all carry the same ``data_version``):
 - ``interactions.parquet``: :data:`vocabulary.PROCESSED_INTERACTION_COLUMNS` — one row per
   (user, product) after dedup; ``split`` is ``train``/``val``/``test`` (val/test only for trainable
   users). Parquet schema metadata ``data_version``.
-- ``user_item_mappings.json``: ``{"data_version", "item_ids": [...], "user_ids": [...]}`` — item_ids in
-  canonical order, user_ids every known user (any history).
-- ``trainable_user_mapping.json``: ``{"data_version", "user_ids": [...]}`` — CF row ``i`` is ``user_ids[i]``.
-- ``top_k_popular_items.json``: ``{"data_version", "method", "items": [{"product_id", "score", "count"}]}``
-  best first, computed on all interactions.
-- ``data_stats.json``: sizes, sparsity, rating distribution, trainable share, dropped rows, data_version.
+- ``user_item_mappings.json``: ``{"data_version", "item_ids": [...], "user_ids": [...]}`` —
+  item_ids in canonical order, user_ids every known user (any history).
+- ``trainable_user_mapping.json``: ``{"data_version", "user_ids": [...]}`` — CF row ``i`` is
+  ``user_ids[i]``.
+- ``top_k_popular_items.json``: ``{"data_version", "method", "items": [{"product_id", "score",
+  "count"}]}`` best first, computed on all interactions.
+- ``data_stats.json``: sizes, sparsity, rating distribution, trainable share, dropped rows,
+  data_version.
 """
 
 from __future__ import annotations
@@ -87,7 +89,9 @@ def _parquet(directory: Path, name: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise InvalidDataError(f"{path} is not a readable parquet file ({exc}). Re-run prepare.") from exc
+        raise InvalidDataError(
+            f"{path} is not a readable parquet file ({exc}). Re-run prepare."
+        ) from exc
 
 
 def load_processed(directory: str | Path) -> ProcessedData:
@@ -95,7 +99,8 @@ def load_processed(directory: str | Path) -> ProcessedData:
     d = Path(directory)
     if not d.is_dir():
         raise InvalidDataError(
-            f"processed data directory {d} does not exist. Run `python -m recommender prepare` first."
+            f"processed data directory {d} does not exist. "
+            "Run `python -m recommender prepare` first."
         )
     mappings = _json(d, V.USER_ITEM_MAPPINGS_FILE)
     trainable = _json(d, V.TRAINABLE_USER_MAPPING_FILE)
@@ -121,7 +126,8 @@ def load_processed(directory: str | Path) -> ProcessedData:
     item_ids = [str(x) for x in mappings["item_ids"]]
     if item_ids != products[V.PRODUCT_ID].astype(str).tolist():
         raise InvalidDataError(
-            f"{V.USER_ITEM_MAPPINGS_FILE} item order differs from {V.PRODUCTS_FILE}. Re-run prepare."
+            f"{V.USER_ITEM_MAPPINGS_FILE} item order differs from {V.PRODUCTS_FILE}. "
+            "Re-run prepare."
         )
     return ProcessedData(
         directory=d,
