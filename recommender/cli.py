@@ -1,8 +1,8 @@
 """``python -m recommender <command>`` (also installed as ``recsys``).
 
 Each command lives in ``recommender/commands/<name>.py`` and exports ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``. Errors of the project's hierarchy are printed as one line (no traceback)
-and end with exit code 2.
+``add_arguments(parser)`` and ``run(args) -> int``. Errors of the project's hierarchy are printed
+as one line (no traceback) and end with exit code 2.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Environment variables name a nested key with double underscores:
 ``RECSYS_CACHE__USER_PROFILE__MAX_SIZE=100`` sets ``cache.user_profile.max_size``. Values are
-parsed as YAML scalars (``true``, ``5``, ``[a, b]``). Unknown keys anywhere are an error that names the key and the file or variable it came from.
+parsed as YAML scalars (``true``, ``5``, ``[a, b]``). Unknown keys anywhere are an error that names
+the key and the file or variable it came from.
 """
 
 from __future__ import annotations
