@@ -80,6 +80,9 @@ class HybridTuningSettings(_Strict):
     fold_in_regularization: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0])
     # history-item recency decays tried (decay ** age, newest = 1); 1.0 (no decay) is always tried
     recency_decays: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [1.0])
+    # validation users the cold segment is tuned on: last_item = every user, history cut to its
+    # newest item (the test cold task); exact = only users with one history item (see hybrid.py)
+    cold_population: Literal["last_item", "exact"] = "last_item"
 
 
 class GateSettings(_Strict):

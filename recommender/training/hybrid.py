@@ -13,6 +13,16 @@ The objective uses exactly the scores serving computes: :func:`recommender.scori
 the equality). Normalised signals are computed once per segment, so each trial is one weighted sum
 and one ranking.
 
+The cold segment is tuned on the population it is tested on: users whose history is ONE item,
+the newest one before the target (:func:`cold_tuning_set`, ``hybrid.cold_population``). The
+evaluation cold segment of the *validation* stage holds only users with exactly one positive
+before their val item — i.e. users with >= 3 positives, a few hundred on Hasaki — while the test
+cold segment is users with exactly 2 positives; weights tuned on that small, different group
+(item-kNN/popularity heavy on one run, CF/content heavy on another) did not transfer to test.
+``last_item`` instead scores every validation user from the newest history item alone (twice the
+users on Hasaki, and the same "one item → next item" task); in a nested check on validation
+(tune on half the users, score the other half) it transferred better than ``exact``.
+
 The recency decay of history items (``HybridConfig.recency_decay``, see
 :func:`recommender.scoring.recency_weights`) is chosen after the weights, by :func:`_tune_recency`:
 on the Hasaki reviews ~44% of held-out items follow the previous one within 24 h, so the newest
@@ -61,7 +71,30 @@ def segment_signals(model: ScoringModel, segment: str) -> list[str]:
     return names
 
 
-def _sample(eval_set: EvaluationSet, segment: str, max_users: int, seed: int) -> EvaluationSet:
+def cold_tuning_set(users: EvaluationSet, population: str) -> EvaluationSet:
+    """The validation users the cold segment is tuned on (see the module docstring).
+
+    ``exact``: the evaluation cold segment (history of exactly one item). ``last_item``: every user
+    with a history, cut to its newest item (the history's weights too; ``seen`` stays whole, so
+    the older items are still excluded from the ranking as the protocol excludes train items).
+    """
+    if population == "exact":
+        return users.subset(users.segment_indices(V.SEGMENT_COLD))
+    if population != "last_item":
+        raise ValueError(f"unknown cold population {population!r}; expected exact or last_item")
+    kept = users.subset(np.flatnonzero([len(h) > 0 for h in users.histories]))
+    return dataclasses.replace(
+        kept,
+        histories=[h[-1:] for h in kept.histories],
+        weights=[w[-1:] for w in kept.weights],
+    )
+
+
+def _sample(
+    eval_set: EvaluationSet, segment: str, max_users: int, seed: int, cold_population: str
+) -> EvaluationSet:
+    if segment == V.SEGMENT_COLD:
+        eval_set = cold_tuning_set(eval_set, cold_population)
     positions = eval_set.segment_indices(segment)
     if positions.size > max_users:
         positions = np.sort(np.random.default_rng(seed).choice(positions, max_users, replace=False))
@@ -177,11 +210,9 @@ Samples = Sequence[tuple[ScoringModel, dict[str, EvaluationSet]]]
 _Found = tuple[dict[str, float], float, dict[str, float], int]  # weights, value, singles, users
 
 
-def _choose_fold_in(
-    folds: Sequence[Fold], candidates: Sequence[float], ties: np.ndarray
-) -> float | None:
-    """Fold-in λ with the best cold-segment CF-only NDCG@10, pooled over the folds."""
-    cold = [(m, users) for m, users in folds if len(users.segment_indices(V.SEGMENT_COLD))]
+def _choose_fold_in(samples: Samples, candidates: Sequence[float], ties: np.ndarray) -> float | None:
+    """Fold-in λ with the best CF-only NDCG@10 on the cold tuning users, pooled over the folds."""
+    cold = [(m, users[V.SEGMENT_COLD]) for m, users in samples if len(users[V.SEGMENT_COLD])]
     if not cold or not candidates:
         return None
     scored = []
@@ -193,7 +224,7 @@ def _choose_fold_in(
             def ranker(batch: EvaluationSet, segment: str, m: ScoringModel = trial) -> np.ndarray:
                 return score_users(m, segment, batch.histories, {V.SIGNAL_CF: 1.0})
 
-            n = len(users.segment_indices(V.SEGMENT_COLD))
+            n = len(users)
             values += mean_metric(ranker, users, V.SEGMENT_COLD, OBJECTIVE, ties) * n
             count += n
         scored.append((values / count, float(reg)))
@@ -210,12 +241,18 @@ def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int
     ties = tie_order(n_items, seed)
     per_fold = max(1, settings.max_users // len(folds))
     samples = [
-        (model, {seg: _sample(ev, seg, per_fold, seed + k) for seg in V.SEGMENTS})
+        (
+            model,
+            {
+                seg: _sample(ev, seg, per_fold, seed + k, settings.cold_population)
+                for seg in V.SEGMENTS
+            },
+        )
         for k, (model, ev) in enumerate(folds)
     ]
     own = folds[0][0].fold_in_regularization
     candidates = sorted({own, *settings.fold_in_regularization})
-    fold_in = _choose_fold_in(folds, candidates, ties)
+    fold_in = _choose_fold_in(samples, candidates, ties)
     fold_in = own if fold_in is None else fold_in
     samples = [(dataclasses.replace(m, fold_in_regularization=fold_in), s) for m, s in samples]
     best: tuple[float, str, Weights, dict[str, dict[str, object]]] | None = None
