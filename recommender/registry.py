@@ -211,7 +211,7 @@ class Registry:
             previous = state.get("current")
             if previous == model_id:
                 return record
-            if previous in state["models"] and not force:
+            if previous is not None and previous in state["models"] and not force:
                 self._check_gate(record, self._record(state, previous), tolerance)
             if previous in state["models"]:
                 state["models"][previous]["status"] = V.STATUS_ARCHIVED

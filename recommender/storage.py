@@ -32,7 +32,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     """Call ``writer(tmp_path)`` then rename the temporary file onto ``path``.
 
     If ``writer`` raises, the temporary file is removed and ``path`` keeps its old content.

@@ -110,11 +110,16 @@ async def _internal(request: Request, exc: Exception) -> OrjsonResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping above on ``app``."""
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(InvalidRequestError, _invalid)
-    app.add_exception_handler(UnknownProductError, _unknown_product)
-    app.add_exception_handler(NotReadyError, _not_ready)
-    app.add_exception_handler(ModelLoadError, _not_ready)
-    app.add_exception_handler(AdminAuthError, _admin)
-    app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(Exception, _internal)
+    handlers: list[tuple[type[Exception], Any]] = [
+        (RequestValidationError, _validation),
+        (InvalidRequestError, _invalid),
+        (UnknownProductError, _unknown_product),
+        (NotReadyError, _not_ready),
+        (ModelLoadError, _not_ready),
+        (AdminAuthError, _admin),
+        (StarletteHTTPException, _http),
+        (Exception, _internal),
+    ]
+    # Starlette types handlers as taking ``Exception``; each of ours takes its own subclass
+    for exc_type, handler in handlers:
+        app.add_exception_handler(exc_type, handler)

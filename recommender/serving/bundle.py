@@ -66,7 +66,7 @@ class ModelBundle:
     catalogue: Catalogue
     histories: UserHistories
     hybrid: HybridConfig
-    info: Mapping[str, Any]
+    info: dict[str, Any]
     item_unit_factors: np.ndarray
     has_interactions: np.ndarray
     popular_order: np.ndarray
@@ -312,7 +312,7 @@ def build_bundle(
         unknown_order=_read_only(np.lexsort((np.arange(n), -unknown_scores))),
         item_cosine=None
         if embeddings is None or n > MAX_PRECOMPUTED_COSINE
-        else _read_only(np.ascontiguousarray(model.embeddings @ model.embeddings.T)),
+        else _read_only(np.ascontiguousarray(embeddings @ embeddings.T)),
         marker=marker,
     )
     return bundle

@@ -89,7 +89,8 @@ class ItemNeighbours:
         if cached is not None:
             return cached
         vectors = self.bundle.item_unit_factors if method == V.SIMILARITY_CF else self._embeddings
-        sims = np.round(vectors @ vectors[index], DECIMALS).astype(np.float64)
+        assert vectors is not None  # method was resolved against the available vectors above
+        sims: np.ndarray = np.round(vectors @ vectors[index], DECIMALS).astype(np.float64)
         keys = self._tiebreak - sims
         keys[index] = np.inf
         width = min(self.limit, len(sims) - 1)
