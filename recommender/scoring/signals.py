@@ -46,8 +46,8 @@ def fold_in(
     base = base + regularization * np.eye(n_factors)
     if confidences is None:
         # unit confidences: the system matrix is the same for every user, so one solve serves all
-        rhs = _history_matrix(histories, item_factors.shape[0]) @ item_factors.astype(np.float64)
-        return _as_float32(np.linalg.solve(base, np.asarray(rhs).T).T)
+        rhs = _history_sums(histories, item_factors)
+        return _as_float32(np.linalg.solve(base, rhs.T).T)
     out = np.zeros((len(histories), n_factors), dtype=np.float32)
     for row, items in enumerate(histories):
         if len(items) == 0:
@@ -74,6 +74,34 @@ def recency_weights(histories: Sequence[np.ndarray], decay: float) -> list[np.nd
     if not 0.0 < decay <= 1.0:
         raise ValueError(f"recency decay must be in (0, 1], got {decay!r}")
     return [decay ** np.arange(len(h) - 1, -1, -1, dtype=np.float64) for h in histories]
+
+
+def _history_sums(
+    histories: Sequence[np.ndarray],
+    matrix: np.ndarray,
+    weights: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
+    """``(b, k)`` float64: per user, the (``weights``-weighted) sum of ``matrix`` rows over the
+    history's distinct items (a repeated item keeps its largest weight), as
+    ``_history_matrix(...) @ matrix`` computes it.
+
+    A plain loop on purpose: a request scores one user, and building a scipy sparse matrix costs
+    more than the arithmetic; each user's sum is also independent of the batch around it.
+    """
+    out = np.zeros((len(histories), matrix.shape[1]), dtype=np.float64)
+    for row, history in enumerate(histories):
+        if len(history) == 0:
+            continue
+        items = np.asarray(history, dtype=np.int64)
+        w = np.ones(len(items)) if weights is None else np.asarray(weights[row], dtype=np.float64)
+        if len(items) > 1 and len(np.unique(items)) < len(items):
+            order = np.lexsort((-w, items))  # per item its largest weight first
+            items, w = items[order], w[order]
+            first = np.ones(len(items), dtype=bool)
+            first[1:] = items[1:] != items[:-1]
+            items, w = items[first], w[first]
+        out[row] = w @ matrix[items].astype(np.float64)
+    return out
 
 
 def _history_matrix(
@@ -127,10 +155,8 @@ def content_scores(
 ) -> np.ndarray:
     """Cosine of every item to the (``weights``-weighted) mean of the history's L2-normalised
     embeddings: ``(b, n)``."""
-    h = _history_matrix(histories, embeddings.shape[0], weights)
-    counts = np.asarray(h.sum(axis=1)).ravel()
-    profiles = np.asarray(h @ embeddings, dtype=np.float32)
+    profiles = _history_sums(histories, embeddings, weights).astype(np.float32)
     norms = np.linalg.norm(profiles, axis=1)
-    has = (counts > 0) & (norms > 0)
+    has = norms > 0
     profiles[has] /= norms[has, None]
     return _as_float32(profiles @ embeddings.T)
