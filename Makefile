@@ -35,6 +35,7 @@ serve: demo
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recommender service scripts tests
 	$(VENV)/bin/ruff format --check recommender service scripts tests
+	$(VENV)/bin/mypy recommender service
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format recommender service scripts tests

@@ -68,9 +68,7 @@ class EvaluationSettings(_Strict):
 
 
 class HybridTuningSettings(_Strict):
-    normalisations: list[Literal["minmax", "rank"]] = Field(
-        default_factory=lambda: ["minmax", "rank"]
-    )
+    normalisations: list[Literal["minmax", "rank"]] = Field(default=["minmax", "rank"])
     max_users: int = Field(2000, ge=1)
     folds: int = Field(2, ge=1)
     steps: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])

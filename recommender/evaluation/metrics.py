@@ -31,7 +31,7 @@ def _n_relevant(targets: Sequence[np.ndarray]) -> np.ndarray:
 
 def hit_rate(hits: np.ndarray, k: int) -> np.ndarray:
     """HR@k per user: 1 when any relevant item is in the first ``k``."""
-    return hits[:, :k].any(axis=1).astype(np.float64)
+    return np.asarray(hits[:, :k].any(axis=1), dtype=np.float64)
 
 
 def recall(hits: np.ndarray, k: int, targets: Sequence[np.ndarray]) -> np.ndarray:

@@ -29,6 +29,8 @@ from recommender import vocabulary as V
 from recommender.data.processed import ProcessedData
 from recommender.training.matrix import item_codes
 
+_NO_ITEMS = np.zeros(0, dtype=np.int64)  # concatenate() of an empty batch
+
 STAGE_SPLITS: dict[str, tuple[tuple[str, ...], str]] = {
     V.STAGE_VALIDATION: ((V.SPLIT_TRAIN,), V.SPLIT_VAL),
     V.STAGE_TEST: ((V.SPLIT_TRAIN, V.SPLIT_VAL), V.SPLIT_TEST),
@@ -162,8 +164,8 @@ def top_k_items(
         rank_of = np.empty(n, dtype=np.int64)
         rank_of[tie_order] = np.arange(n)
         rows = np.repeat(np.arange(b), [len(e) for e in exclude])
-        cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude]) if b else []
-        work[rows, rank_of[np.asarray(cols, dtype=np.int64)]] = -np.inf
+        cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude] or [_NO_ITEMS])
+        work[rows, rank_of[cols]] = -np.inf
     part = np.argpartition(-work, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (b, 1))
     vals = np.take_along_axis(work, part, axis=1)
     order = np.lexsort((part, -vals), axis=1)

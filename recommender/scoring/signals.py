@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+_NO_ITEMS = np.zeros(0, dtype=np.int64)  # concatenate() of an empty batch
+
 
 def _as_float32(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
@@ -113,8 +115,10 @@ def _history_matrix(
     repeated in a history keeps its largest weight)."""
     if weights is not None:
         rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-        cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [[]])
-        data = np.concatenate([np.asarray(w, dtype=np.float64) for w in weights] or [[]])
+        cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [_NO_ITEMS])
+        data = np.concatenate(
+            [np.asarray(w, dtype=np.float64) for w in weights] or [_NO_ITEMS.astype(np.float64)]
+        )
         order = np.lexsort((-data, cols, rows))  # per (row, col) the largest weight first
         rows, cols, data = rows[order], cols[order].astype(np.int64), data[order]
         first = np.ones(len(rows), dtype=bool)

@@ -210,7 +210,9 @@ Samples = Sequence[tuple[ScoringModel, dict[str, EvaluationSet]]]
 _Found = tuple[dict[str, float], float, dict[str, float], int]  # weights, value, singles, users
 
 
-def _choose_fold_in(samples: Samples, candidates: Sequence[float], ties: np.ndarray) -> float | None:
+def _choose_fold_in(
+    samples: Samples, candidates: Sequence[float], ties: np.ndarray
+) -> float | None:
     """Fold-in λ with the best CF-only NDCG@10 on the cold tuning users, pooled over the folds."""
     cold = [(m, users[V.SEGMENT_COLD]) for m, users in samples if len(users[V.SEGMENT_COLD])]
     if not cold or not candidates:
@@ -274,12 +276,12 @@ def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int
             best = (total, method, weights, report)
     if best is None:  # no validation users at all: the documented defaults
         return HybridTuning(HybridConfig(), fold_in, {})
-    _, method, weights, report = best
-    decay = _tune_recency(samples, method, ties, settings, weights, report)
+    _, chosen, weights, report = best
+    decay = _tune_recency(samples, chosen, ties, settings, weights, report)
     for segment in report:
         report[segment]["fold_in_regularization"] = fold_in
         report[segment]["recency_decay"] = decay
-    config = HybridConfig(weights=weights, normalisation=method, recency_decay=decay)
+    config = HybridConfig(weights=weights, normalisation=chosen, recency_decay=decay)
     return HybridTuning(config, fold_in, report)
 
 
