@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.live_server import REPO, Server, free_port, live_server
-
-SCRIPT = REPO / "scripts" / "load_test.py"
+from tests.fixtures.live_server import Server, free_port, live_server, run_script
 
 pytestmark = pytest.mark.slow
 
 
 def load(port: int, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--host", "127.0.0.1", "--port", str(port), *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
+    return run_script("load_test.py", port, *extra)
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.live_server import REPO, Server, free_port, live_server
+from tests.fixtures.live_server import Server, free_port, live_server, run_script
 
-SCRIPT = REPO / "scripts" / "smoke_test.py"
 TOKEN = "smoke-secret"
 CHECKS = (
     "health",
@@ -33,13 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 def smoke(port: int, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--host", "127.0.0.1", "--port", str(port), *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
+    return run_script("smoke_test.py", port, *extra)
 
 
 def verdicts(stdout: str) -> dict[str, str]:
