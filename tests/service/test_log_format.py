@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from service.api import configure_logging
+from service.log_format import configure_logging
 from tests.service.conftest import settings_with
 
 UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
