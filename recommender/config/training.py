@@ -49,6 +49,10 @@ class BPRParams(_Strict):
 class ItemKNNParams(_Strict):
     neighbours: int = Field(50, ge=1)
     shrinkage: float = Field(10.0, ge=0)
+    # extra co-occurrence weight of pairs a user took in the same session (0 = plain cosine) and
+    # the gap that ends a session (scoring/item_knn.py session_items)
+    session_weight: float = Field(0.0, ge=0)
+    session_gap_hours: float = Field(168.0, gt=0)
 
 
 class ALSSettings(_Strict):

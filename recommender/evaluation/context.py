@@ -20,9 +20,15 @@ from recommender.config.training import ItemKNNParams
 from recommender.data.processed import ProcessedData
 from recommender.errors import InvalidDataError
 from recommender.evaluation.protocol import history_splits
-from recommender.scoring import ScoringModel, fit_item_knn, popularity_scores, quality_scores
+from recommender.scoring import (
+    ScoringModel,
+    fit_item_knn,
+    popularity_scores,
+    quality_scores,
+    session_items,
+)
 from recommender.training.factors import FactorModel
-from recommender.training.matrix import all_users_matrix, item_codes
+from recommender.training.matrix import all_users_matrix, item_codes, positive_rows
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,35 @@ def stage_quality(data: ProcessedData, splits: tuple[str, ...]) -> np.ndarray:
     return quality_scores(means, counts)
 
 
+def stage_item_similarity(
+    data: ProcessedData, splits: tuple[str, ...], matrix: sp.csr_matrix, params: ItemKNNParams
+) -> sp.csr_matrix:
+    """Item-kNN of ``matrix`` (= ``all_users_matrix(data, splits)``) with ``params``.
+
+    With ``session_weight > 0`` the sessions come from the positive interactions of ``splits``
+    only, cut by ``session_gap_hours``: the same fit serving runs on the full history.
+    """
+    sessions = None
+    if params.session_weight > 0:
+        frame = positive_rows(data, splits)
+        users = pd.Index(list(data.user_ids), dtype=object).get_indexer(
+            frame[V.USER_ID].astype(str).to_numpy(dtype=object)
+        )
+        seconds = (
+            pd.to_datetime(frame[V.TIMESTAMP]).to_numpy().astype("datetime64[s]").astype(np.int64)
+        )
+        sessions = session_items(
+            users,
+            item_codes(data, frame),
+            seconds,
+            matrix.shape[1],
+            params.session_gap_hours * 3600.0,
+        )
+    return fit_item_knn(
+        matrix, params.neighbours, params.shrinkage, sessions, params.session_weight
+    )
+
+
 def stage_signals(
     data: ProcessedData,
     stage: str,
@@ -99,7 +134,7 @@ def stage_signals(
     """Item-kNN, popularity, quality and content of ``stage`` (history splits only)."""
     matrix = all_users_matrix(data, history_splits(stage))
     return SideSignals(
-        item_similarity=fit_item_knn(matrix, item_knn.neighbours, item_knn.shrinkage),
+        item_similarity=stage_item_similarity(data, history_splits(stage), matrix, item_knn),
         popularity=popularity_scores(matrix),
         quality=stage_quality(data, history_splits(stage)),
         embeddings=None if embeddings is None else embeddings.vectors,

@@ -13,7 +13,7 @@ from recommender.scoring.hybrid import (
     normalise,
     validate_weights,
 )
-from recommender.scoring.item_knn import fit_item_knn
+from recommender.scoring.item_knn import fit_item_knn, session_items
 from recommender.scoring.model import ScoringModel, compute_signals, score_users, signal_breakdown
 from recommender.scoring.popularity import popularity_scores, quality_scores
 from recommender.scoring.signals import (
@@ -34,6 +34,7 @@ __all__ = [
     "compute_signals",
     "content_scores",
     "fit_item_knn",
+    "session_items",
     "fold_in",
     "item_gram",
     "item_similarity_scores",

@@ -38,7 +38,12 @@ from recommender.serving.histories import UserHistories
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_KNN = {"neighbours": 50, "shrinkage": 10.0}
+DEFAULT_KNN = {
+    "neighbours": 50,
+    "shrinkage": 10.0,
+    "session_weight": 0.0,
+    "session_gap_hours": 168.0,
+}
 MAX_PRECOMPUTED_COSINE = 4000  # (n, n) float32 cosine: 64 MB at this size
 
 
@@ -266,7 +271,15 @@ def build_bundle(
         item_factors=item_factors,
         user_factors=user_factors,
         fold_in_regularization=float(metadata.get("fold_in_regularization", 1.0)),
-        item_similarity=fit_item_knn(user_items, int(knn["neighbours"]), float(knn["shrinkage"])),
+        item_similarity=fit_item_knn(
+            user_items,
+            int(knn["neighbours"]),
+            float(knn["shrinkage"]),
+            histories.sessions(n, float(knn["session_gap_hours"]) * 3600.0)
+            if float(knn["session_weight"]) > 0
+            else None,
+            float(knn["session_weight"]),
+        ),
         embeddings=embeddings,
         popularity=popularity,
         quality=quality,

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.errors import ModelLoadError
+from recommender.scoring import session_items
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class UserHistories:
         indptr: (n_users + 1,) int64; row ``r``'s items are ``indices[indptr[r]:indptr[r + 1]]``.
         indices: (nnz,) int32 item indices, each user's in time order, no duplicates.
         cf_rows: (n_users,) int32 CF row of a trainable user, -1 for the others.
+        seconds: (nnz,) int64 Unix seconds of each ``indices`` entry (its first interaction),
+            None when the interactions carry no timestamp; item-kNN sessions are cut on it.
     """
 
     user_ids: tuple[str, ...]
@@ -35,6 +38,7 @@ class UserHistories:
     indptr: np.ndarray
     indices: np.ndarray
     cf_rows: np.ndarray
+    seconds: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -67,6 +71,13 @@ class UserHistories:
         """The binary user×item matrix (n_users, n_items) of the full history."""
         data = np.ones(len(self.indices), dtype=np.float32)
         return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n_users, n_items))
+
+    def sessions(self, n_items: int, gap_seconds: float) -> sp.csr_matrix | None:
+        """Binary sessions × items of the full history (None without timestamps)."""
+        if self.seconds is None:
+            return None
+        users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.indptr))
+        return session_items(users, self.indices, self.seconds, n_items, gap_seconds)
 
     def most_active(self, count: int) -> np.ndarray:
         """Rows of the ``count`` users with the longest histories, longest first, ties by row."""
@@ -104,14 +115,17 @@ class UserHistories:
         if V.TIMESTAMP in interactions.columns:
             times = pd.to_datetime(interactions[V.TIMESTAMP], errors="coerce").to_numpy()
             order = np.lexsort((times, rows))
+            seconds = times.astype("datetime64[s]").astype(np.int64)[order]
         else:
             order = np.argsort(rows, kind="stable")
+            seconds = None
         rows, items = rows[order], items[order]
         # a (user, product) pair once, at its first time; the mask keeps each row in time order
         _, first = np.unique(rows.astype(np.int64) * len(item_index) + items, return_index=True)
         keep = np.zeros(len(rows), dtype=bool)
         keep[first] = True
         rows, items = rows[keep], items[keep]
+        seconds = None if seconds is None else seconds[keep]
         indptr = np.zeros(len(users) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=len(users)), out=indptr[1:])
         cf_index = {str(u): i for i, u in enumerate(trainable_user_ids)}
@@ -124,12 +138,14 @@ class UserHistories:
                 "Re-run `python -m recommender prepare`."
             )
         indices = items.astype(np.int32)
-        for array in (indptr, indices, cf_rows):
-            array.setflags(write=False)
+        for array in (indptr, indices, cf_rows, seconds):
+            if array is not None:
+                array.setflags(write=False)
         return cls(
             user_ids=tuple(users),
             index=dict(zip(users, range(len(users)), strict=True)),
             indptr=indptr,
             indices=indices,
             cf_rows=cf_rows,
+            seconds=seconds,
         )

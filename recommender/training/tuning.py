@@ -20,9 +20,10 @@ import scipy.sparse as sp
 from recommender import vocabulary as V
 from recommender.config.training import ALSParams, BPRParams, ItemKNNParams, TrainingSettings
 from recommender.data.processed import ProcessedData
+from recommender.evaluation.context import stage_item_similarity
 from recommender.evaluation.evaluator import mean_metric
 from recommender.evaluation.protocol import EvaluationSet, history_splits
-from recommender.scoring import cf_scores, fit_item_knn, item_similarity_scores
+from recommender.scoring import cf_scores, item_similarity_scores
 from recommender.training.als import fit_als
 from recommender.training.bpr import fit_bpr
 from recommender.training.factors import FactorModel
@@ -131,18 +132,27 @@ def tune_item_knn(
     ties: np.ndarray,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ItemKNNParams:
-    """Item-kNN neighbours/shrinkage with the best item-similarity-only validation NDCG@10.
+    """Item-kNN parameters with the best item-similarity-only validation NDCG@10.
 
     Item-kNN is both a baseline row and the cold path's main signal; its shrinkage matters a lot on
-    sparse data (large shrinkage favours pairs seen together often, i.e. adds popularity).
+    sparse data (large shrinkage favours pairs seen together often, i.e. adds popularity); the
+    session weight/gap (same-session "basket" pairs count extra) are searched the same way.
     """
     points = grid_points(settings.item_knn, settings.item_knn_grid)
     if len(points) == 1:
         return settings.item_knn
-    matrix = all_users_matrix(data, history_splits(V.STAGE_VALIDATION))
+    splits = history_splits(V.STAGE_VALIDATION)
+    matrix = all_users_matrix(data, splits)
     best: tuple[float, ItemKNNParams] | None = None
+    seen: set[tuple[int, float, float, float]] = set()
     for params in points:
-        similarity = fit_item_knn(matrix, params.neighbours, params.shrinkage)
+        # without session weight the gap changes nothing: fit each such point once
+        gap = params.session_gap_hours if params.session_weight > 0 else 0.0
+        key = (params.neighbours, params.shrinkage, params.session_weight, gap)
+        if key in seen:
+            continue
+        seen.add(key)
+        similarity = stage_item_similarity(data, splits, matrix, params)
 
         def rank(batch: EvaluationSet, segment: str, sim: sp.csr_matrix = similarity) -> np.ndarray:
             return item_similarity_scores(batch.histories, sim)

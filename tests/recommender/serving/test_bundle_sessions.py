@@ -1,0 +1,56 @@
+"""The serving bundle fits item-kNN with the model's ``item_knn`` parameters, sessions included."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recommender.scoring import HybridConfig
+from recommender.serving import Catalogue, UserHistories
+from recommender.serving.bundle import ModelBundle, build_bundle
+
+from .conftest import COLD, N_ITEMS, TRAINABLE, interactions, products
+
+
+def bundle_with(item_knn: dict[str, float]) -> ModelBundle:
+    rng = np.random.default_rng(0)
+    catalogue = Catalogue.from_products(products())
+    histories = UserHistories.from_interactions(
+        interactions(), list(TRAINABLE) + list(COLD), catalogue.index, list(TRAINABLE)
+    )
+    return build_bundle(
+        catalogue,
+        histories,
+        rng.normal(size=(N_ITEMS, 4)).astype(np.float32),
+        rng.normal(size=(len(TRAINABLE), 4)).astype(np.float32),
+        None,
+        {"model_id": "s", "model_type": "als", "item_knn": item_knn},
+        HybridConfig(),
+    )
+
+
+def test_histories_keep_seconds_in_time_order():
+    bundle = bundle_with({"neighbours": 10, "shrinkage": 0.0})
+    seconds = bundle.histories.seconds
+    assert seconds is not None and seconds.shape == bundle.histories.indices.shape
+    row = bundle.histories.index["t1"]
+    start = bundle.histories.indptr[row]
+    day0 = int(np.datetime64("2024-01-01T00:00:00", "s").astype(np.int64))
+    # t1's four items were taken on consecutive days (conftest)
+    np.testing.assert_array_equal(seconds[start : start + 4], day0 + 86400 * np.arange(4))
+
+
+def test_bundle_uses_session_parameters_of_the_model():
+    plain = bundle_with({"neighbours": 10, "shrinkage": 0.0}).model.item_similarity.toarray()
+    # items of a user are one day apart: a 48 h gap puts each user's items in one session, so with
+    # shrinkage 0 every co-occurring pair counts 1 + 2 = 3 times: exactly 3 x the plain cosine
+    weighted = bundle_with(
+        {"neighbours": 10, "shrinkage": 0.0, "session_weight": 2.0, "session_gap_hours": 48.0}
+    )
+    assert weighted.info["item_knn"]["session_weight"] == 2.0
+    np.testing.assert_allclose(weighted.model.item_similarity.toarray(), 3 * plain, rtol=1e-6)
+    assert plain.max() > 0
+    # a 12 h gap makes every interaction its own session: no same-session pairs, plain cosine
+    split = bundle_with(
+        {"neighbours": 10, "shrinkage": 0.0, "session_weight": 2.0, "session_gap_hours": 12.0}
+    )
+    np.testing.assert_allclose(split.model.item_similarity.toarray(), plain, rtol=1e-6)
