@@ -131,3 +131,21 @@ def test_weighted_history_keeps_the_largest_weight_of_a_repeated_item():
     np.testing.assert_allclose(
         item_similarity_scores(history, sim, weights), [[0.5, 0.0, 1.0], [0.0, 0.0, 0.0]]
     )
+
+
+def test_history_sums_match_the_sparse_history_matrix():
+    """The per-user loop (request path) and the sparse matrix (batches) apply one rule: distinct
+    items, a repeated item keeping its largest weight."""
+    from recommender.scoring.signals import _history_matrix, _history_sums
+
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(6, 4))
+    histories = [np.array([1, 3, 1]), np.array([], dtype=int), np.array([5, 0])]
+    weights = [np.array([0.25, 0.5, 1.0]), np.array([]), np.array([0.5, 1.0])]
+    for w in (None, weights):
+        expected = _history_matrix(histories, 6, w).toarray() @ matrix
+        np.testing.assert_allclose(_history_sums(histories, matrix, w), expected, rtol=1e-6)
+    # item 1 appears with weights 0.25 and 1.0: only the larger counts, once
+    np.testing.assert_allclose(
+        _history_sums(histories[:1], matrix, weights[:1])[0], matrix[1] + 0.5 * matrix[3]
+    )
