@@ -55,6 +55,12 @@ class ItemKNNParams(_Strict):
     session_gap_hours: float = Field(168.0, gt=0)
 
 
+class PopularityParams(_Strict):
+    # popularity as of the request counts earlier interactions with weight 2 ** (-age / half-life);
+    # None = every earlier interaction counts 1 (scoring/popularity.py PopularityHistory)
+    half_life_days: float | None = Field(None, gt=0)
+
+
 class ALSSettings(_Strict):
     params: ALSParams = ALSParams()
     grid: dict[str, list[int | float]] = Field(default_factory=dict)
@@ -101,6 +107,8 @@ class TrainingSettings(_Strict):
     bpr: BPRSettings = BPRSettings()
     item_knn: ItemKNNParams = ItemKNNParams()
     item_knn_grid: dict[str, list[int | float]] = Field(default_factory=dict)
+    popularity: PopularityParams = PopularityParams()
+    popularity_grid: dict[str, list[float | None]] = Field(default_factory=dict)
     evaluation: EvaluationSettings = EvaluationSettings()
     gate: GateSettings = GateSettings()
     hybrid: HybridTuningSettings = HybridTuningSettings()

@@ -16,14 +16,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recommender import vocabulary as V
-from recommender.config.training import ItemKNNParams
+from recommender.config.training import ItemKNNParams, PopularityParams
 from recommender.data.processed import ProcessedData
 from recommender.errors import InvalidDataError
-from recommender.evaluation.protocol import history_splits
+from recommender.evaluation.protocol import history_splits, unix_seconds
 from recommender.scoring import (
+    PopularityHistory,
     ScoringModel,
     fit_item_knn,
-    popularity_scores,
     quality_scores,
     session_items,
 )
@@ -38,7 +38,8 @@ class SideSignals:
     """Catalogue-wide signals of a stage: ``(n, n)`` CSR and ``(n,)`` / ``(n, e)`` arrays."""
 
     item_similarity: sp.csr_matrix
-    popularity: np.ndarray
+    popularity: np.ndarray  # as of the end of the stage's history
+    popularity_history: PopularityHistory  # as of any request time (what evaluation uses)
     quality: np.ndarray
     embeddings: np.ndarray | None
 
@@ -110,13 +111,10 @@ def stage_item_similarity(
         users = pd.Index(list(data.user_ids), dtype=object).get_indexer(
             frame[V.USER_ID].astype(str).to_numpy(dtype=object)
         )
-        seconds = (
-            pd.to_datetime(frame[V.TIMESTAMP]).to_numpy().astype("datetime64[s]").astype(np.int64)
-        )
         sessions = session_items(
             users,
             item_codes(data, frame),
-            seconds,
+            unix_seconds(frame),
             matrix.shape[1],
             params.session_gap_hours * 3600.0,
         )
@@ -125,17 +123,30 @@ def stage_item_similarity(
     )
 
 
+def stage_popularity(
+    data: ProcessedData, splits: tuple[str, ...], params: PopularityParams
+) -> PopularityHistory:
+    """The positive interactions of ``splits`` (every known user) as a popularity history."""
+    frame = positive_rows(data, splits)
+    return PopularityHistory.from_events(
+        item_codes(data, frame), unix_seconds(frame), len(data.item_ids), params.half_life_days
+    )
+
+
 def stage_signals(
     data: ProcessedData,
     stage: str,
     item_knn: ItemKNNParams,
     embeddings: AlignedEmbeddings | None,
+    popularity: PopularityParams | None = None,
 ) -> SideSignals:
     """Item-kNN, popularity, quality and content of ``stage`` (history splits only)."""
     matrix = all_users_matrix(data, history_splits(stage))
+    history = stage_popularity(data, history_splits(stage), popularity or PopularityParams())
     return SideSignals(
         item_similarity=stage_item_similarity(data, history_splits(stage), matrix, item_knn),
-        popularity=popularity_scores(matrix),
+        popularity=history.latest(),
+        popularity_history=history,
         quality=stage_quality(data, history_splits(stage)),
         embeddings=None if embeddings is None else embeddings.vectors,
     )
@@ -159,4 +170,5 @@ def scoring_model(
         embeddings=side.embeddings,
         popularity=side.popularity,
         quality=side.quality,
+        popularity_history=side.popularity_history,
     )

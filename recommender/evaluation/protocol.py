@@ -72,6 +72,7 @@ class EvaluationSet:
     seen: list[np.ndarray]  # every prior interaction, excluded from the ranking
     cf_rows: np.ndarray  # (b,) CF row of each user, -1 without one
     n_items: int
+    request_times: np.ndarray  # (b,) Unix seconds of the target: "now" for time-aware popularity
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -99,6 +100,7 @@ class EvaluationSet:
             seen=[self.seen[p] for p in pick],
             cf_rows=self.cf_rows[pick] if pick else np.zeros(0, dtype=np.int64),
             n_items=self.n_items,
+            request_times=self.request_times[pick] if pick else np.zeros(0, dtype=np.int64),
         )
 
 
@@ -110,13 +112,18 @@ def _group(
     owner = frame[V.USER_ID].astype(str).map(position)
     keep = owner.notna().to_numpy()
     owner_idx = owner[keep].to_numpy(dtype=np.int64)
-    times = pd.to_datetime(frame[V.TIMESTAMP], errors="coerce", utc=True)
-    stamp = times.astype("int64").to_numpy()[keep]
+    stamp = unix_seconds(frame)[keep]
     payload = (codes if values is None else values)[keep]
     order = np.lexsort((stamp, owner_idx))
     owner_idx, payload = owner_idx[order], payload[order]
     bounds = np.searchsorted(owner_idx, np.arange(len(users) + 1))
     return [payload[bounds[k] : bounds[k + 1]] for k in range(len(users))]
+
+
+def unix_seconds(frame: pd.DataFrame) -> np.ndarray:
+    """``(len(frame),)`` int64 Unix seconds of the timestamp column (NaT: the epoch)."""
+    times = pd.to_datetime(frame[V.TIMESTAMP], errors="coerce", utc=True)
+    return times.to_numpy(dtype="datetime64[s]", na_value=np.datetime64(0, "s")).astype(np.int64)
 
 
 def build_evaluation_set(data: ProcessedData, stage: str) -> EvaluationSet:
@@ -136,15 +143,18 @@ def build_evaluation_set(data: ProcessedData, stage: str) -> EvaluationSet:
     pos_codes = item_codes(data, prior_pos)
     pos_weights = pd.to_numeric(prior_pos[V.WEIGHT], errors="coerce").fillna(1.0).to_numpy()
     cf_index = data.trainable_index
+    target_codes = item_codes(data, target_rows)
+    target_times = _group(target_rows, target_codes, users, unix_seconds(target_rows))
     return EvaluationSet(
         stage=stage,
         user_ids=users,
-        targets=_group(target_rows, item_codes(data, target_rows), users),
+        targets=_group(target_rows, target_codes, users),
         histories=_group(prior_pos, pos_codes, users),
         weights=_group(prior_pos, pos_codes, users, pos_weights),
         seen=_group(prior, item_codes(data, prior), users),
         cf_rows=np.array([cf_index.get(u, -1) for u in users], dtype=np.int64),
         n_items=len(data.item_ids),
+        request_times=np.array([t.min() for t in target_times], dtype=np.int64),
     )
 
 

@@ -34,7 +34,14 @@ def signal_ranker(model: ScoringModel, signal: str) -> Ranker:
         if signal == V.SIGNAL_CONTENT and model.embeddings is None:
             return None
         rows = batch.cf_rows if segment == V.SEGMENT_TRAINABLE else None
-        return score_users(model, segment, batch.histories, {signal: 1.0}, user_rows=rows)
+        return score_users(
+            model,
+            segment,
+            batch.histories,
+            {signal: 1.0},
+            user_rows=rows,
+            request_times=batch.request_times,
+        )
 
     return rank
 
@@ -52,6 +59,7 @@ def hybrid_ranker(model: ScoringModel, config: HybridConfig) -> Ranker:
             config.normalisation,
             user_rows=rows,
             recency_decay=config.recency_decay,
+            request_times=batch.request_times,
         )
 
     return rank

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from recommender import vocabulary as V
-from recommender.config.training import ItemKNNParams, TrainingSettings
+from recommender.config.training import ItemKNNParams, PopularityParams, TrainingSettings
 from recommender.data.processed import ProcessedData
 from recommender.evaluation.context import load_aligned_embeddings, stage_signals
 from recommender.evaluation.evaluator import Ranker, evaluate_rankers
@@ -20,7 +20,8 @@ def served_model(data: ProcessedData, loaded: LoadedModel) -> tuple[ScoringModel
     """The test-stage :class:`ScoringModel` of ``loaded`` and its stored hybrid config."""
     meta = loaded.metadata
     item_knn = ItemKNNParams.model_validate(meta.get("item_knn") or {})
-    side = stage_signals(data, V.STAGE_TEST, item_knn, load_aligned_embeddings(data))
+    popularity = PopularityParams.model_validate(meta.get("popularity") or {})
+    side = stage_signals(data, V.STAGE_TEST, item_knn, load_aligned_embeddings(data), popularity)
     model = ScoringModel.build(
         item_factors=loaded.item_factors,
         user_factors=loaded.user_factors,
@@ -29,6 +30,7 @@ def served_model(data: ProcessedData, loaded: LoadedModel) -> tuple[ScoringModel
         embeddings=side.embeddings,
         popularity=side.popularity,
         quality=side.quality,
+        popularity_history=side.popularity_history,
     )
     return model, HybridConfig.from_dict(meta.get("hybrid"))
 

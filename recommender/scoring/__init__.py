@@ -3,7 +3,8 @@
 Offers :class:`ScoringModel`, :func:`score_users`, :func:`compute_signals`,
 :func:`signal_breakdown`, :class:`HybridConfig`, :func:`combine`, :func:`normalise`,
 :func:`validate_weights`, the signal functions (:func:`recency_weights` for history decay),
-:func:`fit_item_knn`, :func:`popularity_scores` and :func:`quality_scores`.
+:func:`fit_item_knn`, :func:`popularity_scores`, :class:`PopularityHistory` (popularity as of
+a moment) and :func:`quality_scores`.
 """
 
 from recommender.scoring.hybrid import (
@@ -15,7 +16,7 @@ from recommender.scoring.hybrid import (
 )
 from recommender.scoring.item_knn import fit_item_knn, session_items
 from recommender.scoring.model import ScoringModel, compute_signals, score_users, signal_breakdown
-from recommender.scoring.popularity import popularity_scores, quality_scores
+from recommender.scoring.popularity import PopularityHistory, popularity_scores, quality_scores
 from recommender.scoring.signals import (
     cf_scores,
     content_scores,
@@ -28,6 +29,7 @@ from recommender.scoring.signals import (
 __all__ = [
     "NORMALISATIONS",
     "HybridConfig",
+    "PopularityHistory",
     "ScoringModel",
     "cf_scores",
     "combine",

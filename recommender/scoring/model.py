@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from recommender import vocabulary as V
 from recommender.errors import InvalidRequestError
 from recommender.scoring.hybrid import NORMALISATIONS, combine, normalise
+from recommender.scoring.popularity import PopularityHistory
 from recommender.scoring.signals import (
     cf_scores,
     content_scores,
@@ -31,7 +32,9 @@ class ScoringModel:
 
     item_factors ``(n, d)`` and user_factors ``(m, d)`` float32 (CF rows of trainable users);
     gram ``(d, d)`` = VᵀV for fold-in; item_similarity ``(n, n)`` CSR; embeddings ``(n, e)``
-    L2-normalised or None; popularity and quality ``(n,)`` in [0, 1].
+    L2-normalised or None; popularity and quality ``(n,)`` in [0, 1]. ``popularity_history``
+    (evaluation only) gives popularity as of each user's request time instead of the static
+    vector, which is the popularity "now" that serving uses.
     """
 
     item_factors: np.ndarray
@@ -43,6 +46,7 @@ class ScoringModel:
     popularity: np.ndarray
     quality: np.ndarray
     static_normalised: dict[str, dict[str, np.ndarray]]  # method -> signal -> (n,) normalised
+    popularity_history: PopularityHistory | None = None
 
     @property
     def n_items(self) -> int:
@@ -58,6 +62,7 @@ class ScoringModel:
         embeddings: np.ndarray | None,
         popularity: np.ndarray,
         quality: np.ndarray,
+        popularity_history: PopularityHistory | None = None,
     ) -> ScoringModel:
         """Check shapes once and make every array float32 and contiguous."""
         n = len(popularity)
@@ -96,6 +101,7 @@ class ScoringModel:
                 }
                 for method in NORMALISATIONS
             },
+            popularity_history=popularity_history,
         )
 
 
@@ -106,6 +112,7 @@ def compute_signals(
     wanted: Sequence[str] = V.SIGNALS,
     user_rows: np.ndarray | None = None,
     recency_decay: float = 1.0,
+    request_times: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Raw signals (``(b, n)`` or static ``(n,)``) of ``wanted`` for a batch of one segment.
 
@@ -113,6 +120,8 @@ def compute_signals(
     the item factors; unknown: no history signals at all. ``recency_decay < 1`` weighs history
     item ``k`` from the newest by ``decay ** k`` in item-similarity, content and the fold-in
     confidences (histories must be ordered oldest → newest); 1 weighs every item equally.
+    ``request_times`` ``(b,)`` Unix seconds: popularity as of each user's request, ``(b, n)``, when
+    the model has a :class:`PopularityHistory` (evaluation); otherwise the static vector.
     """
     if segment not in V.SEGMENTS:
         raise InvalidRequestError(f"unknown segment {segment!r}; expected one of {V.SEGMENTS}")
@@ -140,7 +149,11 @@ def compute_signals(
     if V.SIGNAL_CONTENT in wanted and has_history and model.embeddings is not None:
         out[V.SIGNAL_CONTENT] = content_scores(histories, model.embeddings, recency)
     if V.SIGNAL_POPULARITY in wanted:
-        out[V.SIGNAL_POPULARITY] = model.popularity
+        history = model.popularity_history
+        if request_times is not None and history is not None:
+            out[V.SIGNAL_POPULARITY] = history.at(request_times)
+        else:
+            out[V.SIGNAL_POPULARITY] = model.popularity
     if V.SIGNAL_QUALITY in wanted:
         out[V.SIGNAL_QUALITY] = model.quality
     return out
@@ -154,19 +167,27 @@ def score_users(
     method: str = "minmax",
     user_rows: np.ndarray | None = None,
     recency_decay: float = 1.0,
+    request_times: np.ndarray | None = None,
 ) -> np.ndarray:
     """Hybrid scores ``(b, n)`` float32 for a batch of users of one segment.
 
     ``recency_decay`` is the model's tuned :attr:`HybridConfig.recency_decay` (see
-    :func:`compute_signals`); the default 1 weighs every history item equally.
+    :func:`compute_signals`); the default 1 weighs every history item equally. ``request_times``:
+    see :func:`compute_signals` (evaluation passes the held-out interaction's time).
 
     Seen items are not masked here: evaluation excludes train items, the engine excludes the
     user's history and applies filters.
     """
     wanted = [name for name, w in weights.items() if w > 0]
-    signals = compute_signals(model, segment, histories, wanted, user_rows, recency_decay)
-    static = model.static_normalised.get(method, {})
-    signals.update({name: static[name] for name in signals.keys() & static.keys()})
+    signals = compute_signals(
+        model, segment, histories, wanted, user_rows, recency_decay, request_times
+    )
+    static = {
+        name: values
+        for name, values in model.static_normalised.get(method, {}).items()
+        if name in signals and signals[name].ndim == 1
+    }
+    signals.update(static)
     scores = combine(signals, weights, method, prenormalised=static.keys())
     if scores.shape[0] != len(histories):  # only static signals: broadcast to the batch
         scores = np.broadcast_to(scores, (len(histories), model.n_items)).copy()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -34,3 +36,85 @@ def quality_scores(
     ratings = np.where(valid, ratings, mean)
     smoothed = (ratings * counts + mean * prior_count) / (counts + prior_count)
     return ((smoothed - 1.0) / 4.0).clip(0.0, 1.0).astype(np.float32)
+
+
+_SECONDS_PER_DAY = 86400.0
+_MAX_HALVINGS = 500.0  # float64 holds 2**±1000: one reference time per 500 half-lives of requests
+
+
+@dataclass(frozen=True)
+class PopularityHistory:
+    """Time-stamped positive interactions: popularity *as of* any moment, with optional decay.
+
+    Why: items trend. On the Hasaki reviews, the items reviewed in the month before a held-out
+    review predict it far better than all-time counts (validation chooses the half-life), and
+    all-time counts taken over the whole history also count interactions that happened *after*
+    the moment being predicted. ``at(times)`` uses only interactions strictly before each time.
+
+    ``items``/``seconds``: ``(E,)`` item index and Unix seconds of each interaction (one per user
+    and item), sorted by time; ``half_life_days`` None counts every past interaction equally.
+    """
+
+    items: np.ndarray
+    seconds: np.ndarray
+    n_items: int
+    half_life_days: float | None = None
+
+    @classmethod
+    def from_events(
+        cls, items: np.ndarray, seconds: np.ndarray, n_items: int, half_life_days: float | None
+    ) -> PopularityHistory:
+        """Sort the events by time; ``half_life_days`` must be positive (or None)."""
+        if half_life_days is not None and not half_life_days > 0:
+            raise ValueError(f"half_life_days must be > 0 or None, got {half_life_days!r}")
+        items = np.asarray(items, dtype=np.int64)
+        seconds = np.asarray(seconds, dtype=np.int64)
+        if items.shape != seconds.shape:
+            raise ValueError(f"items {items.shape} and seconds {seconds.shape} differ in shape")
+        order = np.argsort(seconds, kind="stable")
+        return cls(items[order], seconds[order], int(n_items), half_life_days)
+
+    def latest(self) -> np.ndarray:
+        """``(n,)`` popularity just after the newest interaction: what serving uses "now".
+
+        With exponential decay every item's count shrinks by the same factor as time passes, so
+        the order of this vector stays right for any later moment.
+        """
+        end = int(self.seconds[-1]) + 1 if self.seconds.size else 0
+        return self.at(np.array([end]))[0]
+
+    def at(self, times: np.ndarray) -> np.ndarray:
+        """``(b, n)`` float32: ``log1p`` of each item's (decayed) interaction count strictly
+        before each of ``times`` (Unix seconds), each row divided by its maximum (0 if none)."""
+        times = np.asarray(times, dtype=np.int64)
+        moments, inverse = np.unique(times, return_inverse=True)
+        counts = np.zeros((moments.size, self.n_items), dtype=np.float64)
+        half_life = None if self.half_life_days is None else self.half_life_days * _SECONDS_PER_DAY
+        span = np.inf if half_life is None else _MAX_HALVINGS * half_life
+        begin = 0
+        while begin < moments.size:
+            end = int(np.searchsorted(moments, moments[begin] + span, side="right"))
+            counts[begin:end] = self._counts(moments[begin:end], half_life)
+            begin = end
+        scores = np.log1p(counts)
+        top = scores.max(axis=1, keepdims=True)
+        scaled = np.divide(scores, top, out=np.zeros_like(scores), where=top > 0)
+        return scaled[inverse.reshape(-1)].astype(np.float32)
+
+    def _counts(self, moments: np.ndarray, half_life: float | None) -> np.ndarray:
+        """Counts before each of the sorted ``moments``, decayed to that moment."""
+        last = int(np.searchsorted(self.seconds, moments[-1], side="left"))
+        seconds, items = self.seconds[:last], self.items[:last]
+        # an event is counted from the first moment after it on: bucket it there, then cumsum
+        bucket = np.searchsorted(moments, seconds, side="right")
+        if half_life is None:
+            weights = np.ones(seconds.size)
+        else:  # relative to the last moment; events >= 1000 half-lives older underflow to 0
+            weights = np.exp2((seconds - moments[-1]) / half_life)
+        flat = np.bincount(
+            bucket * self.n_items + items, weights=weights, minlength=moments.size * self.n_items
+        )
+        counts = np.cumsum(flat.reshape(moments.size, self.n_items), axis=0)
+        if half_life is not None:
+            counts *= np.exp2((moments[-1] - moments) / half_life)[:, None]
+        return counts

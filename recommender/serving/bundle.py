@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
@@ -26,6 +27,7 @@ from recommender.data.processed import load_processed
 from recommender.errors import InvalidDataError, InvalidRequestError, ModelLoadError, RecsysError
 from recommender.scoring import (
     HybridConfig,
+    PopularityHistory,
     ScoringModel,
     fit_item_knn,
     popularity_scores,
@@ -238,6 +240,23 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
     return bundle
 
 
+def _popularity(
+    histories: UserHistories, user_items: sp.csr_matrix, metadata: Mapping[str, Any]
+) -> np.ndarray:
+    """Popularity "now": decayed by the model's tuned half-life as of the newest interaction
+    (evaluation scored it as of each request's time), all-time counts without timestamps."""
+    half_life = (metadata.get("popularity") or {}).get("half_life_days")
+    if histories.seconds is None or not histories.seconds.size:
+        return popularity_scores(user_items)
+    history = PopularityHistory.from_events(
+        histories.indices,
+        histories.seconds,
+        user_items.shape[1],
+        None if half_life is None else float(half_life),
+    )
+    return history.latest()
+
+
 def build_bundle(
     catalogue: Catalogue,
     histories: UserHistories,
@@ -259,7 +278,7 @@ def build_bundle(
     emb_meta = dict(embedding_meta or {})
     user_items = histories.user_items(n)
     knn = {**DEFAULT_KNN, **(metadata.get("item_knn") or {})}
-    popularity = popularity_scores(user_items)
+    popularity = _popularity(histories, user_items, metadata)
     quality = quality_scores(
         np.array(
             [r[V.AVG_RATING] if r[V.AVG_RATING] is not None else np.nan for r in catalogue.records],

@@ -115,7 +115,15 @@ class _Objective:
         recency_decay: float = 1.0,
     ) -> None:
         rows = users.cf_rows if segment == V.SEGMENT_TRAINABLE else None
-        raw = compute_signals(model, segment, users.histories, list(signals), rows, recency_decay)
+        raw = compute_signals(
+            model,
+            segment,
+            users.histories,
+            list(signals),
+            rows,
+            recency_decay,
+            users.request_times,
+        )
         self.signals = [s for s in signals if s in raw]
         self.normalised = {s: normalise(raw[s], method) for s in self.signals}
         self.users, self.segment, self.ties = users, segment, ties

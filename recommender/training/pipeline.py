@@ -1,8 +1,8 @@
 """Tune on validation, refit, evaluate on test: the body of ``train`` and ``build``.
 
-1. validation stage: choose item-kNN shrinkage and grid-search each CF model on ``train``
-   (NDCG@10 of trainable users), then tune the hybrid's per-segment weights and the fold-in λ on
-   cross-fitted validation folds (:mod:`recommender.training.crossfit`) with the best params;
+1. validation stage: choose item-kNN shrinkage and the popularity half-life, grid-search each CF
+   model on ``train`` (NDCG@10 of trainable users), then tune the hybrid's per-segment weights
+   and the fold-in λ on cross-fitted validation folds (:mod:`recommender.training.crossfit`);
 2. test stage: refit the chosen hyperparameters on ``train + val`` and evaluate every row (random,
    popularity, item-kNN, content, each CF model, each model's hybrid) on ``test``.
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recommender import vocabulary as V
-from recommender.config.training import ItemKNNParams, TrainingSettings
+from recommender.config.training import ItemKNNParams, PopularityParams, TrainingSettings
 from recommender.data.processed import ProcessedData
 from recommender.errors import EmptyDataError
 from recommender.evaluation.context import (
@@ -37,7 +37,7 @@ from recommender.training.crossfit import cross_fitted_data
 from recommender.training.factors import FactorModel
 from recommender.training.hybrid import tune_hybrid
 from recommender.training.matrix import user_item_matrix
-from recommender.training.tuning import fit_model, tune, tune_item_knn
+from recommender.training.tuning import fit_model, tune, tune_item_knn, tune_popularity
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -60,6 +60,7 @@ class TrainingRun:
     data_version: str
     embedding_version: str | None
     item_knn: ItemKNNParams
+    popularity: PopularityParams
     models: dict[str, TrainedModel]
     best: str
     report: dict[str, Any]
@@ -106,11 +107,12 @@ def run_training(
         f"cold {len(test.segment_indices(V.SEGMENT_COLD))})"
     )
     item_knn = tune_item_knn(data, validation, settings, ties, progress)
+    popularity = tune_popularity(data, validation, settings, ties, progress)
     train_matrix = user_item_matrix(data, history_splits(V.STAGE_VALIDATION))
     fold_inputs = [
         (
             user_item_matrix(variant, history_splits(V.STAGE_VALIDATION)),
-            stage_signals(variant, V.STAGE_VALIDATION, item_knn, aligned),
+            stage_signals(variant, V.STAGE_VALIDATION, item_knn, aligned, popularity),
             build_evaluation_set(variant, V.STAGE_VALIDATION),
         )
         for variant in cross_fitted_data(data, settings.hybrid.folds, seed)
@@ -144,7 +146,7 @@ def run_training(
         )
     best = max(models, key=lambda m: _validation_value(models[m]))
     progress(f"evaluating on test (best by validation: {best})")
-    test_side = stage_signals(data, V.STAGE_TEST, item_knn, aligned)
+    test_side = stage_signals(data, V.STAGE_TEST, item_knn, aligned, popularity)
     base = scoring_model(None, test_side)
     rankers: dict[str, Ranker] = dict(baseline_rankers(base, seed))
     for model_type, trained in models.items():
@@ -166,6 +168,7 @@ def run_training(
         extra={
             "best_model": best,
             "item_knn": item_knn.model_dump(),
+            "popularity": popularity.model_dump(),
             "hybrid": {m: t.hybrid.to_dict() for m, t in models.items()},
             "validation": {m: t.validation for m, t in models.items()},
             "training_seconds": {m: round(t.training_seconds, 2) for m, t in models.items()},
@@ -175,6 +178,7 @@ def run_training(
         data_version=data.data_version,
         embedding_version=None if aligned is None else aligned.version,
         item_knn=item_knn,
+        popularity=popularity,
         models=models,
         best=best,
         report=report,

@@ -18,6 +18,7 @@ def model_metadata(
     return {
         "fold_in_regularization": trained.factors.fold_in_regularization,
         "item_knn": run.item_knn.model_dump(),
+        "popularity": run.popularity.model_dump(),
         "hybrid": trained.hybrid.to_dict(),
         "metrics": metrics_summary(report),
         "validation": trained.validation,

@@ -51,7 +51,13 @@ def test_tuning_objective_scores_equal_score_users(stage, method) -> None:
     weights = {V.SIGNAL_CF: 0.5, V.SIGNAL_ITEM_SIMILARITY: 0.3, V.SIGNAL_POPULARITY: 0.2}
     cached = sum(w * objective.normalised[s] for s, w in weights.items())
     served = score_users(
-        model, V.SEGMENT_TRAINABLE, users.histories, weights, method, user_rows=users.cf_rows
+        model,
+        V.SEGMENT_TRAINABLE,
+        users.histories,
+        weights,
+        method,
+        user_rows=users.cf_rows,
+        request_times=users.request_times,
     )
     np.testing.assert_allclose(cached, served, rtol=1e-5, atol=1e-6)
 
@@ -106,6 +112,7 @@ def test_tuning_objective_with_recency_equals_score_users(stage) -> None:
         weights,
         user_rows=users.cf_rows,
         recency_decay=0.5,
+        request_times=users.request_times,
     )
     np.testing.assert_allclose(cached, served, rtol=1e-5, atol=1e-6)
     assert not np.allclose(
