@@ -46,7 +46,7 @@ def test_build_registers_and_promotes_an_evaluated_model(built, capsys) -> None:
     assert {r.model_type for r in registry.list()} == set(V.MODEL_TYPES)
     loaded = registry.load(expected_data_version=current.data_version)
     meta = loaded.metadata
-    for key in ("fold_in_regularization", "item_knn", "hybrid", "metrics", "training_seconds"):
+    for key in ("fold_in_regularization", "item_knn", "popularity", "hybrid", "metrics"):
         assert key in meta
     assert set(meta["hybrid"]["weights"]) == set(V.SEGMENTS)
     report = json.loads((Path(current.path) / V.EVALUATION_FILE).read_text())
@@ -70,6 +70,12 @@ def test_evaluate_reproduces_the_registered_metrics(built, tmp_path, capsys) -> 
     current = Registry(built["registry"]).current()
     hybrid = report["segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]["metrics"]["ndcg@10"]
     assert hybrid["mean"] == pytest.approx(current.gate_value, abs=1e-6)
+    registered = json.loads((Path(current.path) / V.EVALUATION_FILE).read_text())
+    assert Registry(built["registry"]).load().metadata["popularity"] == {"half_life_days": 30.0}
+    for segment in V.SEGMENTS:  # popularity as of each request, with the model's half-life
+        ours = report["segments"][segment]["rows"]["popularity"]["metrics"]["ndcg@10"]
+        theirs = registered["segments"][segment]["rows"]["popularity"]["metrics"]["ndcg@10"]
+        assert ours["mean"] == pytest.approx(theirs["mean"], abs=1e-9)
     assert "NDCG@10" in capsys.readouterr().out
 
 

@@ -85,3 +85,25 @@ def test_top_k_breaks_ties_by_fixed_permutation_not_index() -> None:
     ties = np.array([4, 2, 0, 5, 1, 3])
     assert top_k_items(scores, 3, None, ties).tolist() == [[4, 2, 0]]
     assert top_k_items(scores, 6, None, ties).tolist() == [ties.tolist()]
+
+
+def test_request_time_is_the_target_time_and_popularity_looks_no_later(data) -> None:
+    """Each user is scored "as of" its held-out interaction: popularity counts only the stage's
+    history interactions strictly before that moment."""
+    ev = build_evaluation_set(data, V.STAGE_TEST)
+    frame = data.interactions
+    test_rows = frame[(frame[V.SPLIT] == V.SPLIT_TEST) & frame[V.IS_POSITIVE]]
+    when = dict(zip(test_rows[V.USER_ID], test_rows[V.TIMESTAMP], strict=True))
+    expected = [int(when[u].timestamp()) for u in ev.user_ids]
+    assert ev.request_times.tolist() == expected
+    subset = ev.subset(np.array([2, 0]))
+    assert subset.request_times.tolist() == [expected[2], expected[0]]
+
+    side = stage_signals(data, V.STAGE_TEST, ItemKNNParams(), None)
+    history = frame[frame[V.SPLIT].isin([V.SPLIT_TRAIN, V.SPLIT_VAL]) & frame[V.IS_POSITIVE]]
+    scores = side.popularity_history.at(ev.request_times[:20])
+    for k in range(20):
+        earlier = history[history[V.TIMESTAMP] < when[ev.user_ids[k]]]
+        counts = earlier[V.PRODUCT_ID].value_counts()
+        raw = np.log1p([counts.get(p, 0) for p in data.item_ids])
+        np.testing.assert_allclose(scores[k], raw / raw.max(), rtol=1e-6)

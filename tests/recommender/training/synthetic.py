@@ -1,7 +1,8 @@
 """A small synthetic :class:`ProcessedData` with cluster structure, for training/evaluation tests.
 
 Users belong to one of ``clusters`` taste groups and mostly pick items of their group, so CF and
-item-kNN beat popularity; splits follow prepare's leave-last-positive-out labelling.
+item-kNN beat popularity; with ``trend`` > 0 that share of picks is the item in fashion (a new
+one every 3 days). Splits follow prepare's leave-last-positive-out labelling.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def synthetic_data(
     items: int = 60,
     clusters: int = 4,
     seed: int = 0,
+    trend: float = 0.0,
 ) -> ProcessedData:
     rng = np.random.default_rng(seed)
     item_cluster = np.arange(items) % clusters
@@ -32,9 +34,17 @@ def synthetic_data(
         n = int(rng.integers(1, 9))
         p = popularity * np.where(item_cluster == c, 8.0, 1.0)
         picks = rng.choice(items, size=min(n, items), replace=False, p=p / p.sum())
+        chosen: list[int] = []
         for t, i in enumerate(picks):
+            day = int(u % 50) + t
+            fashion = (day // 3 * 7) % items  # the item in fashion these three days
+            if trend and rng.random() < trend and fashion not in chosen:
+                i = fashion
+            if i in chosen:
+                continue
+            chosen.append(i)
             rating = 5 if rng.random() < 0.85 else 2
-            rows.append((f"u{u}", f"p{i}", rating, base + pd.Timedelta(days=int(u % 50) + t)))
+            rows.append((f"u{u}", f"p{i}", rating, base + pd.Timedelta(days=day)))
     frame = pd.DataFrame(rows, columns=[V.USER_ID, V.PRODUCT_ID, V.RATING, V.TIMESTAMP])
     frame[V.WEIGHT] = 1.0 + (frame[V.RATING] - 3).clip(lower=0) / 2
     frame[V.SOURCE] = "synthetic"

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from recommender import vocabulary as V
-from recommender.config.training import ALSParams, HybridTuningSettings, ItemKNNParams
+from recommender.config.training import (
+    ALSParams,
+    HybridTuningSettings,
+    ItemKNNParams,
+    PopularityParams,
+    TrainingSettings,
+)
 from recommender.evaluation.context import scoring_model, stage_signals
 from recommender.evaluation.evaluator import tie_order
 from recommender.evaluation.protocol import build_evaluation_set, history_splits
@@ -14,7 +20,7 @@ from recommender.scoring import score_users
 from recommender.training.crossfit import cross_fitted_data
 from recommender.training.hybrid import _Objective, segment_signals, tune_hybrid
 from recommender.training.matrix import user_item_matrix
-from recommender.training.tuning import fit_model, grid_points
+from recommender.training.tuning import fit_model, grid_points, tune_popularity
 from tests.recommender.training.synthetic import synthetic_data
 
 
@@ -129,3 +135,22 @@ def test_tuned_recency_decay_is_one_of_the_candidates_and_stored(stage) -> None:
     assert tuned.config.recency_decay in {1.0, 0.5}
     assert all(r["recency_decay"] == tuned.config.recency_decay for r in tuned.validation.values())
     assert tuned.config.to_dict()["recency_decay"] == tuned.config.recency_decay
+
+
+def test_popularity_half_life_is_chosen_on_validation() -> None:
+    """A short half-life wins on validation when the item in fashion changes every 3 days, all-time
+    counts win without fashion; with one grid point nothing is evaluated (configured value kept)."""
+    data = synthetic_data(users=600, items=40, seed=4, trend=0.6)
+    validation = build_evaluation_set(data, V.STAGE_VALIDATION)
+    ties = tie_order(len(data.item_ids), 0)
+    lines: list[str] = []
+    settings = TrainingSettings(popularity_grid={"half_life_days": [None, 2.0]})
+    chosen = tune_popularity(data, validation, settings, ties, lines.append)
+    assert chosen == PopularityParams(half_life_days=2.0)
+    assert len(lines) == 2 and all("validation ndcg@10" in line for line in lines)
+    steady = synthetic_data(users=600, items=40, seed=4)  # no fashion: all-time counts win
+    steady_validation = build_evaluation_set(steady, V.STAGE_VALIDATION)
+    assert tune_popularity(steady, steady_validation, settings, ties) == PopularityParams()
+    fixed = TrainingSettings(popularity=PopularityParams(half_life_days=9.0))
+    assert tune_popularity(data, validation, fixed, ties, lines.append).half_life_days == 9.0
+    assert len(lines) == 2

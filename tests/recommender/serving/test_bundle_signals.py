@@ -1,17 +1,21 @@
-"""The serving bundle fits item-kNN with the model's ``item_knn`` parameters, sessions included."""
+"""The serving bundle fits its signals with the model's parameters: item-kNN (sessions included)
+and popularity (half-life)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from recommender.scoring import HybridConfig
+from recommender import vocabulary as V
+from recommender.scoring import HybridConfig, PopularityHistory
 from recommender.serving import Catalogue, UserHistories
 from recommender.serving.bundle import ModelBundle, build_bundle
 
 from .conftest import COLD, N_ITEMS, TRAINABLE, interactions, products
 
+KNN = {"neighbours": 10, "shrinkage": 0.0}
 
-def bundle_with(item_knn: dict[str, float]) -> ModelBundle:
+
+def bundle_with(item_knn: dict[str, float], **metadata: object) -> ModelBundle:
     rng = np.random.default_rng(0)
     catalogue = Catalogue.from_products(products())
     histories = UserHistories.from_interactions(
@@ -23,7 +27,7 @@ def bundle_with(item_knn: dict[str, float]) -> ModelBundle:
         rng.normal(size=(N_ITEMS, 4)).astype(np.float32),
         rng.normal(size=(len(TRAINABLE), 4)).astype(np.float32),
         None,
-        {"model_id": "s", "model_type": "als", "item_knn": item_knn},
+        {"model_id": "s", "model_type": "als", "item_knn": item_knn, **metadata},
         HybridConfig(),
     )
 
@@ -54,3 +58,19 @@ def test_bundle_uses_session_parameters_of_the_model():
         {"neighbours": 10, "shrinkage": 0.0, "session_weight": 2.0, "session_gap_hours": 12.0}
     )
     np.testing.assert_allclose(split.model.item_similarity.toarray(), plain, rtol=1e-6)
+
+
+def test_bundle_popularity_uses_the_models_half_life_as_of_the_newest_interaction():
+    frame = interactions()
+    items = frame[V.PRODUCT_ID].str[1:].astype(int).to_numpy()
+    seconds = frame[V.TIMESTAMP].to_numpy().astype("datetime64[s]").astype(np.int64)
+    all_time = bundle_with(KNN).model.popularity  # models without the key: all-time counts
+    counts = np.log1p(np.bincount(items, minlength=N_ITEMS))
+    np.testing.assert_allclose(all_time, counts / counts.max(), rtol=1e-6)
+    decayed = bundle_with(KNN, popularity={"half_life_days": 0.5})
+    expected = PopularityHistory.from_events(items, seconds, N_ITEMS, 0.5).latest()
+    np.testing.assert_allclose(decayed.model.popularity, expected, rtol=1e-6)
+    # item 6 (day 3, once) outranks item 1 (days 0-1, three times) only with the short half-life
+    assert decayed.model.popularity[6] > decayed.model.popularity[1]
+    assert all_time[6] < all_time[1]
+    assert decayed.popular_order[0] == int(np.argmax(expected))
