@@ -248,9 +248,10 @@ def _popularity(
     half_life = (metadata.get("popularity") or {}).get("half_life_days")
     if histories.seconds is None or not histories.seconds.size:
         return popularity_scores(user_items)
+    liked = histories.positive_mask()
     history = PopularityHistory.from_events(
-        histories.indices,
-        histories.seconds,
+        histories.indices[liked],
+        histories.seconds[liked],
         user_items.shape[1],
         None if half_life is None else float(half_life),
     )

@@ -251,7 +251,7 @@ class Engine:
 
     def _explain(self, items, chosen, row, segment, weights, relevance) -> None:
         hist = self.bundle.histories
-        history = hist.items(row) if row >= 0 else np.zeros(0, dtype=np.int64)
+        history = hist.liked(row) if row >= 0 else np.zeros(0, dtype=np.int64)
         cf_row = int(hist.cf_rows[row]) if segment == V.SEGMENT_TRAINABLE else None
         signals = signal_breakdown(
             self.bundle.model,

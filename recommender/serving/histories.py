@@ -31,6 +31,10 @@ class UserHistories:
         cf_rows: (n_users,) int32 CF row of a trainable user, -1 for the others.
         seconds: (nnz,) int64 Unix seconds of each ``indices`` entry (its first interaction),
             None when the interactions carry no timestamp; item-kNN sessions are cut on it.
+        positive: (nnz,) bool, whether each entry is a positive interaction (rating at or above
+            the threshold); None = all positive. Every entry is *seen* (never recommended), but
+            only positives are evidence of taste: the user's scored history, item-kNN,
+            popularity and sessions use them, exactly as evaluation and training do.
     """
 
     user_ids: tuple[str, ...]
@@ -39,6 +43,7 @@ class UserHistories:
     indices: np.ndarray
     cf_rows: np.ndarray
     seconds: np.ndarray | None = None
+    positive: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -51,6 +56,13 @@ class UserHistories:
     def items(self, row: int) -> np.ndarray:
         """Item indices of user row ``row`` (a read-only view)."""
         return self.indices[self.indptr[row] : self.indptr[row + 1]]
+
+    def liked(self, row: int) -> np.ndarray:
+        """Positive item indices of user row ``row``, in time order: the history that is scored."""
+        items = self.items(row)
+        if self.positive is None:
+            return items
+        return items[self.positive[self.indptr[row] : self.indptr[row + 1]]]
 
     def seen_coordinates(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(batch positions, item indices) of every seen item of ``rows`` (-1 = unknown user)."""
@@ -68,16 +80,31 @@ class UserHistories:
         return np.concatenate(positions), np.concatenate(items)
 
     def user_items(self, n_items: int) -> sp.csr_matrix:
-        """The binary user×item matrix (n_users, n_items) of the full history."""
-        data = np.ones(len(self.indices), dtype=np.float32)
-        return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n_users, n_items))
+        """The binary user×item matrix (n_users, n_items) of the positive interactions."""
+        users = self.entry_users()
+        keep = self.positive_mask()
+        data = np.ones(int(keep.sum()), dtype=np.float32)
+        shape = (self.n_users, n_items)
+        return sp.csr_matrix((data, (users[keep], self.indices[keep])), shape=shape)
 
     def sessions(self, n_items: int, gap_seconds: float) -> sp.csr_matrix | None:
-        """Binary sessions × items of the full history (None without timestamps)."""
+        """Binary sessions × items of the positive interactions (None without timestamps)."""
         if self.seconds is None:
             return None
-        users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.indptr))
-        return session_items(users, self.indices, self.seconds, n_items, gap_seconds)
+        keep = self.positive_mask()
+        return session_items(
+            self.entry_users()[keep], self.indices[keep], self.seconds[keep], n_items, gap_seconds
+        )
+
+    def entry_users(self) -> np.ndarray:
+        """``(nnz,)`` user row of each entry of ``indices``."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.indptr))
+
+    def positive_mask(self) -> np.ndarray:
+        """``(nnz,)`` bool: which entries are positive interactions (all when not recorded)."""
+        if self.positive is None:
+            return np.ones(len(self.indices), dtype=bool)
+        return self.positive
 
     def most_active(self, count: int) -> np.ndarray:
         """Rows of the ``count`` users with the longest histories, longest first, ties by row."""
@@ -119,6 +146,9 @@ class UserHistories:
         else:
             order = np.argsort(rows, kind="stable")
             seconds = None
+        positive = None
+        if V.IS_POSITIVE in interactions.columns:
+            positive = interactions[V.IS_POSITIVE].fillna(False).astype(bool).to_numpy()[order]
         rows, items = rows[order], items[order]
         # a (user, product) pair once, at its first time; the mask keeps each row in time order
         _, first = np.unique(rows.astype(np.int64) * len(item_index) + items, return_index=True)
@@ -126,6 +156,7 @@ class UserHistories:
         keep[first] = True
         rows, items = rows[keep], items[keep]
         seconds = None if seconds is None else seconds[keep]
+        positive = None if positive is None else positive[keep]
         indptr = np.zeros(len(users) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=len(users)), out=indptr[1:])
         cf_index = {str(u): i for i, u in enumerate(trainable_user_ids)}
@@ -138,7 +169,7 @@ class UserHistories:
                 "Re-run `python -m recommender prepare`."
             )
         indices = items.astype(np.int32)
-        for array in (indptr, indices, cf_rows, seconds):
+        for array in (indptr, indices, cf_rows, seconds, positive):
             if array is not None:
                 array.setflags(write=False)
         return cls(
@@ -148,4 +179,5 @@ class UserHistories:
             indices=indices,
             cf_rows=cf_rows,
             seconds=seconds,
+            positive=positive,
         )

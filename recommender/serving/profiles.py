@@ -68,7 +68,7 @@ class UserScorer:
                         scores[position] = cached
             if not missing:
                 continue
-            histories = [hist.items(rows[p]) for p in missing]
+            histories = [hist.liked(rows[p]) for p in missing]
             cf_rows = hist.cf_rows[rows[missing]] if segment == V.SEGMENT_TRAINABLE else None
             computed = self._compute(segment, histories, weights, cf_rows)
             scores[missing] = computed
