@@ -3,8 +3,9 @@
 :func:`load_bundle` reads the registry's current model, the processed data and the product
 embeddings, checks they belong together (data version, embedding version, item order, factor
 shapes) and precomputes what requests index: the :class:`~recommender.scoring.ScoringModel`
-(factors, item-kNN similarity and popularity/quality from the full history, embeddings), the
-catalogue (records, filter masks, prices), every user's history, and the unknown-user scores.
+(factors, item-kNN similarity and trending popularity from the positive interactions of the full
+history, quality, embeddings), the catalogue (records, filter masks, prices), every user's
+history, and the unknown-user scores.
 A failed check raises :class:`~recommender.errors.ModelLoadError` saying what to rebuild.
 """
 
@@ -270,7 +271,8 @@ def build_bundle(
     data_version: str | None = None,
     embedding_meta: Mapping[str, Any] | None = None,
 ) -> ModelBundle:
-    """Assemble a bundle from checked parts: fits item-kNN and popularity on the full history.
+    """Assemble a bundle from checked parts: fits item-kNN and popularity on the positives of the
+    full history (as training fits them on the positives of its splits).
 
     ``embeddings`` rows and factor rows are in catalogue order; ``metadata`` is the model's
     ``metadata.json`` (``model_id``, ``model_type``, ``item_knn``, ``fold_in_regularization`` ...).
