@@ -12,7 +12,7 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,7 +29,7 @@ from recommender.data.processed import ProcessedData
 from recommender.evaluation.context import stage_item_similarity, stage_popularity
 from recommender.evaluation.evaluator import mean_metric
 from recommender.evaluation.protocol import EvaluationSet, history_splits
-from recommender.scoring import PopularityHistory, cf_scores, item_similarity_scores
+from recommender.scoring import cf_scores, item_similarity_scores
 from recommender.training.als import fit_als
 from recommender.training.bpr import fit_bpr
 from recommender.training.factors import FactorModel
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 OBJECTIVE = "ndcg@10"
 Params = ALSParams | BPRParams
+P = TypeVar("P", ItemKNNParams, PopularityParams)
 
 
 @dataclass(frozen=True)
@@ -149,26 +150,23 @@ def tune_item_knn(
         return settings.item_knn
     splits = history_splits(V.STAGE_VALIDATION)
     matrix = all_users_matrix(data, splits)
-    best: tuple[float, ItemKNNParams] | None = None
     seen: set[tuple[int, float, float, float]] = set()
-    for params in points:
+
+    def score(params: ItemKNNParams) -> float | None:
         # without session weight the gap changes nothing: fit each such point once
         gap = params.session_gap_hours if params.session_weight > 0 else 0.0
         key = (params.neighbours, params.shrinkage, params.session_weight, gap)
         if key in seen:
-            continue
+            return None
         seen.add(key)
         similarity = stage_item_similarity(data, splits, matrix, params)
 
-        def rank(batch: EvaluationSet, segment: str, sim: sp.csr_matrix = similarity) -> np.ndarray:
-            return item_similarity_scores(batch.histories, sim)
+        def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
+            return item_similarity_scores(batch.histories, similarity)
 
-        score = mean_metric(rank, validation, V.SEGMENT_TRAINABLE, OBJECTIVE, ties)
-        progress(f"  item_knn {params.model_dump()}: validation {OBJECTIVE} {score:.4f}")
-        if best is None or score > best[0] + 1e-12:
-            best = (score, params)
-    assert best is not None
-    return best[1]
+        return mean_metric(rank, validation, V.SEGMENT_TRAINABLE, OBJECTIVE, ties)
+
+    return _best_point(points, score, "item_knn", progress)
 
 
 def tune_popularity(
@@ -181,23 +179,39 @@ def tune_popularity(
     """The popularity half-life with the best popularity-only validation NDCG@10 (all users).
 
     Popularity is taken as of each validation item's time (what serving sees "now"); on the Hasaki
-    reviews a half-life of weeks beats all-time counts by a wide margin, on data without trends
-    all-time counts win and are kept.
+    reviews a one-week half-life beats all-time counts by far (validation NDCG@10 0.181 vs 0.120);
+    on data without trends all-time counts win and are kept.
     """
     points = grid_points(settings.popularity, settings.popularity_grid)
     if len(points) == 1:
         return settings.popularity
     splits = history_splits(V.STAGE_VALIDATION)
-    best: tuple[float, PopularityParams] | None = None
-    for params in points:
+
+    def score(params: PopularityParams) -> float:
         history = stage_popularity(data, splits, params)
 
-        def rank(batch: EvaluationSet, segment: str, h: PopularityHistory = history) -> np.ndarray:
-            return h.at(batch.request_times)
+        def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
+            return history.at(batch.request_times)
 
-        score = mean_metric(rank, validation, V.SEGMENT_UNKNOWN, OBJECTIVE, ties)
-        progress(f"  popularity {params.model_dump()}: validation {OBJECTIVE} {score:.4f}")
-        if best is None or score > best[0] + 1e-12:
-            best = (score, params)
+        return mean_metric(rank, validation, V.SEGMENT_UNKNOWN, OBJECTIVE, ties)
+
+    return _best_point(points, score, "popularity", progress)
+
+
+def _best_point(
+    points: Sequence[P],
+    score: Callable[[P], float | None],
+    name: str,
+    progress: Callable[[str], None],
+) -> P:
+    """The point with the best validation score (ties: the earlier one); None scores are skipped."""
+    best: tuple[float, P] | None = None
+    for params in points:
+        value = score(params)
+        if value is None:
+            continue
+        progress(f"  {name} {params.model_dump()}: validation {OBJECTIVE} {value:.4f}")
+        if best is None or value > best[0] + 1e-12:
+            best = (value, params)
     assert best is not None
     return best[1]
