@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -57,6 +58,16 @@ class ProcessedData:
     def trainable_index(self) -> dict[str, int]:
         """user_id -> CF row."""
         return {uid: i for i, uid in enumerate(self.trainable_user_ids)}
+
+
+def unix_seconds(frame: pd.DataFrame) -> np.ndarray:
+    """``(len(frame),)`` int64 Unix seconds of the interactions' timestamp column (NaT: the epoch).
+
+    The one conversion evaluation (request times, sessions, popularity) and serving (histories)
+    share, so both order and decay interactions on the same clock.
+    """
+    times = pd.to_datetime(frame[V.TIMESTAMP], errors="coerce", utc=True)
+    return times.to_numpy(dtype="datetime64[s]", na_value=np.datetime64(0, "s")).astype(np.int64)
 
 
 def parquet_data_version(path: Path) -> str | None:

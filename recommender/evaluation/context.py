@@ -17,9 +17,9 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams, PopularityParams
-from recommender.data.processed import ProcessedData
+from recommender.data.processed import ProcessedData, unix_seconds
 from recommender.errors import InvalidDataError
-from recommender.evaluation.protocol import history_splits, unix_seconds
+from recommender.evaluation.protocol import history_splits
 from recommender.scoring import (
     PopularityHistory,
     ScoringModel,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from recommender import vocabulary as V
-from recommender.data.processed import ProcessedData
+from recommender.data.processed import ProcessedData, unix_seconds
 from recommender.training.matrix import item_codes
 
 _NO_ITEMS = np.zeros(0, dtype=np.int64)  # concatenate() of an empty batch
@@ -120,12 +120,6 @@ def _group(
     owner_idx, payload = owner_idx[order], payload[order]
     bounds = np.searchsorted(owner_idx, np.arange(len(users) + 1))
     return [payload[bounds[k] : bounds[k + 1]] for k in range(len(users))]
-
-
-def unix_seconds(frame: pd.DataFrame) -> np.ndarray:
-    """``(len(frame),)`` int64 Unix seconds of the timestamp column (NaT: the epoch)."""
-    times = pd.to_datetime(frame[V.TIMESTAMP], errors="coerce", utc=True)
-    return times.to_numpy(dtype="datetime64[s]", na_value=np.datetime64(0, "s")).astype(np.int64)
 
 
 def build_evaluation_set(data: ProcessedData, stage: str) -> EvaluationSet:

@@ -15,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recommender import vocabulary as V
+from recommender.data.processed import unix_seconds
 from recommender.errors import ModelLoadError
 from recommender.scoring import session_items
 
@@ -140,9 +141,9 @@ class UserHistories:
             )
         items = np.fromiter(item_index.values(), dtype=np.int64, count=len(item_index))[items]
         if V.TIMESTAMP in interactions.columns:
-            times = pd.to_datetime(interactions[V.TIMESTAMP], errors="coerce").to_numpy()
-            order = np.lexsort((times, rows))
-            seconds = times.astype("datetime64[s]").astype(np.int64)[order]
+            seconds = unix_seconds(interactions)
+            order = np.lexsort((seconds, rows))
+            seconds = seconds[order]
         else:
             order = np.argsort(rows, kind="stable")
             seconds = None

@@ -8,6 +8,7 @@ part of every ``train``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -185,10 +186,10 @@ def tune_popularity(
     points = grid_points(settings.popularity, settings.popularity_grid)
     if len(points) == 1:
         return settings.popularity
-    splits = history_splits(V.STAGE_VALIDATION)
+    events = stage_popularity(data, history_splits(V.STAGE_VALIDATION), settings.popularity)
 
     def score(params: PopularityParams) -> float:
-        history = stage_popularity(data, splits, params)
+        history = dataclasses.replace(events, half_life_days=params.half_life_days)
 
         def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
             return history.at(batch.request_times)
