@@ -8,6 +8,9 @@ anything else unknown. Factors and embeddings are seeded random.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,8 +68,12 @@ def interactions() -> pd.DataFrame:
 
 
 def make_bundle(
-    model_id: str = "synthetic-1", seed: int = 0, hybrid: HybridConfig | None = None
+    model_id: str = "synthetic-1",
+    seed: int = 0,
+    hybrid: HybridConfig | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> ModelBundle:
+    """The synthetic bundle; ``metadata`` overrides keys of the model's ``metadata.json``."""
     rng = np.random.default_rng(seed)
     catalogue = Catalogue.from_products(products())
     users = list(TRAINABLE) + list(COLD)
@@ -75,12 +82,13 @@ def make_bundle(
     )
     embeddings = rng.normal(size=(N_ITEMS, 8)).astype(np.float32)
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    metadata = {
+    model_metadata = {
         "model_id": model_id,
         "model_type": "als",
         "item_knn": {"neighbours": 10, "shrinkage": 0.0},
         "fold_in_regularization": 0.1,
         "metrics": {"ndcg@10": 0.1},
+        **(metadata or {}),
     }
     return build_bundle(
         catalogue,
@@ -88,7 +96,7 @@ def make_bundle(
         rng.normal(size=(N_ITEMS, 4)).astype(np.float32),
         rng.normal(size=(len(TRAINABLE), 4)).astype(np.float32),
         embeddings,
-        metadata,
+        model_metadata,
         hybrid or HybridConfig(),
         marker=model_id,
         data_version="dv1",

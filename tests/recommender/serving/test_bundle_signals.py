@@ -6,34 +6,20 @@ from __future__ import annotations
 import numpy as np
 
 from recommender import vocabulary as V
-from recommender.scoring import HybridConfig, PopularityHistory
-from recommender.serving import Catalogue, UserHistories
-from recommender.serving.bundle import ModelBundle, build_bundle
+from recommender.scoring import PopularityHistory
+from recommender.serving.bundle import ModelBundle
 
-from .conftest import COLD, N_ITEMS, TRAINABLE, interactions, products
+from .conftest import N_ITEMS, interactions, make_bundle
 
 KNN = {"neighbours": 10, "shrinkage": 0.0}
 
 
 def bundle_with(item_knn: dict[str, float], **metadata: object) -> ModelBundle:
-    rng = np.random.default_rng(0)
-    catalogue = Catalogue.from_products(products())
-    histories = UserHistories.from_interactions(
-        interactions(), list(TRAINABLE) + list(COLD), catalogue.index, list(TRAINABLE)
-    )
-    return build_bundle(
-        catalogue,
-        histories,
-        rng.normal(size=(N_ITEMS, 4)).astype(np.float32),
-        rng.normal(size=(len(TRAINABLE), 4)).astype(np.float32),
-        None,
-        {"model_id": "s", "model_type": "als", "item_knn": item_knn, **metadata},
-        HybridConfig(),
-    )
+    return make_bundle(metadata={"item_knn": item_knn, **metadata})
 
 
 def test_histories_keep_seconds_in_time_order():
-    bundle = bundle_with({"neighbours": 10, "shrinkage": 0.0})
+    bundle = bundle_with(KNN)
     seconds = bundle.histories.seconds
     assert seconds is not None and seconds.shape == bundle.histories.indices.shape
     row = bundle.histories.index["t1"]
@@ -44,7 +30,7 @@ def test_histories_keep_seconds_in_time_order():
 
 
 def test_bundle_uses_session_parameters_of_the_model():
-    plain = bundle_with({"neighbours": 10, "shrinkage": 0.0}).model.item_similarity.toarray()
+    plain = bundle_with(KNN).model.item_similarity.toarray()
     # items of a user are one day apart: a 48 h gap puts each user's items in one session, so with
     # shrinkage 0 every co-occurring pair counts 1 + 2 = 3 times: exactly 3 x the plain cosine
     weighted = bundle_with(
