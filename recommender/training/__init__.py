@@ -2,8 +2,9 @@
 
 Offers :func:`user_item_matrix`, :func:`fit_als`, :func:`fit_bpr` (uniform or popularity negative
 sampling), :class:`FactorModel`, :func:`tune` (grid search), :func:`tune_item_knn`,
-:func:`tune_hybrid` (per-segment hybrid weights), :func:`cross_fitted_data`, :func:`run_training`
-/ :class:`TrainingRun` (tune → refit → evaluate) and :func:`register_run`.
+:func:`tune_popularity` (popularity half-life), :func:`tune_hybrid` (per-segment hybrid weights),
+:func:`cross_fitted_data`, :func:`run_training` / :class:`TrainingRun` (tune → refit → evaluate)
+and :func:`register_run`.
 
 Names are imported lazily: evaluation and training use each other's low-level modules, and a lazy
 package keeps that free of import cycles.
@@ -21,6 +22,7 @@ _EXPORTS = {
     "FactorModel": "factors",
     "tune": "tuning",
     "tune_item_knn": "tuning",
+    "tune_popularity": "tuning",
     "tune_hybrid": "hybrid",
     "HybridTuning": "hybrid",
     "cross_fitted_data": "crossfit",
