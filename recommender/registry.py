@@ -24,7 +24,7 @@ import numpy as np
 
 from recommender import vocabulary as V
 from recommender.errors import ModelLoadError, QualityGateError, RegistryError, UnknownModelError
-from recommender.model_files import LoadedModel, ModelRecord, load_model_dir, write_model_dir
+from recommender.model_directory import LoadedModel, ModelRecord, load_model_dir, write_model_dir
 from recommender.storage import atomic_write_json, file_lock, read_json
 
 __all__ = ["LoadedModel", "ModelRecord", "Registry"]

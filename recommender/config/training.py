@@ -89,7 +89,8 @@ class HybridTuningSettings(_Strict):
     # history-item recency decays tried (decay ** age, newest = 1); 1.0 (no decay) is always tried
     recency_decays: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [1.0])
     # validation users the cold segment is tuned on: last_item = every user, history cut to its
-    # newest item (the test cold task); exact = only users with one history item (see hybrid.py)
+    # newest item (the test cold task); exact = only users with one history item
+    # (see training/hybrid_tuning.py)
     cold_population: Literal["last_item", "exact"] = "last_item"
 
 

@@ -5,35 +5,35 @@ Offers :func:`build_evaluation_set` / :class:`EvaluationSet`, :data:`PROTOCOL_TE
 functions in :mod:`recommender.evaluation.metrics`, :func:`evaluate_rankers`, the row rankers
 (:func:`baseline_rankers`, :func:`signal_ranker`, :func:`hybrid_ranker`), :func:`stage_signals`,
 :func:`evaluate_registered`, :func:`build_report`, :func:`format_table` and
-:func:`metrics_summary`. Imported lazily (see :mod:`recommender.training`).
+:func:`metrics_summary`. Evaluation never imports :mod:`recommender.training` (training imports
+evaluation); ``tests/recommender/test_import_direction.py`` pins that.
 """
 
-from __future__ import annotations
+from recommender.evaluation.evaluator import evaluate_rankers
+from recommender.evaluation.protocol import (
+    PROTOCOL_TEXT,
+    EvaluationSet,
+    build_evaluation_set,
+    top_k_items,
+)
+from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
+from recommender.evaluation.registered import evaluate_registered
+from recommender.evaluation.report import build_report, format_table, metrics_summary
+from recommender.evaluation.side_signals import load_aligned_embeddings, stage_signals
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "EvaluationSet": "protocol",
-    "build_evaluation_set": "protocol",
-    "PROTOCOL_TEXT": "protocol",
-    "top_k_items": "protocol",
-    "evaluate_rankers": "evaluator",
-    "baseline_rankers": "rankers",
-    "signal_ranker": "rankers",
-    "hybrid_ranker": "rankers",
-    "stage_signals": "context",
-    "load_aligned_embeddings": "context",
-    "evaluate_registered": "registered",
-    "build_report": "report",
-    "format_table": "report",
-    "metrics_summary": "report",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__all__ = [
+    "PROTOCOL_TEXT",
+    "EvaluationSet",
+    "baseline_rankers",
+    "build_evaluation_set",
+    "build_report",
+    "evaluate_rankers",
+    "evaluate_registered",
+    "format_table",
+    "hybrid_ranker",
+    "load_aligned_embeddings",
+    "metrics_summary",
+    "signal_ranker",
+    "stage_signals",
+    "top_k_items",
+]

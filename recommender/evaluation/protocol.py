@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from recommender import vocabulary as V
+from recommender.data.matrix import item_codes
 from recommender.data.processed import ProcessedData, unix_seconds
-from recommender.training.matrix import item_codes
 
 _NO_ITEMS = np.zeros(0, dtype=np.int64)  # concatenate() of an empty batch
 

@@ -7,12 +7,12 @@ from typing import Any
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams, PopularityParams, TrainingSettings
 from recommender.data.processed import ProcessedData
-from recommender.evaluation.context import load_aligned_embeddings, stage_signals
 from recommender.evaluation.evaluator import Ranker, evaluate_rankers
 from recommender.evaluation.protocol import build_evaluation_set
 from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
 from recommender.evaluation.report import build_report
-from recommender.model_files import LoadedModel
+from recommender.evaluation.side_signals import load_aligned_embeddings, stage_signals
+from recommender.model_directory import LoadedModel
 from recommender.scoring import HybridConfig, ScoringModel
 
 

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams, PopularityParams
+from recommender.data.matrix import all_users_matrix, item_codes, positive_rows
 from recommender.data.processed import ProcessedData, unix_seconds
 from recommender.errors import InvalidDataError
 from recommender.evaluation.protocol import history_splits
@@ -27,8 +28,7 @@ from recommender.scoring import (
     quality_scores,
     session_items,
 )
-from recommender.training.factors import FactorModel
-from recommender.training.matrix import all_users_matrix, item_codes, positive_rows
+from recommender.scoring.factors import FactorModel
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from recommender.scoring.hybrid import (
     validate_weights,
 )
 from recommender.scoring.item_knn import fit_item_knn, session_items
-from recommender.scoring.model import ScoringModel, compute_signals, score_users, signal_breakdown
 from recommender.scoring.popularity import PopularityHistory, popularity_scores, quality_scores
+from recommender.scoring.scorer import ScoringModel, compute_signals, score_users, signal_breakdown
 from recommender.scoring.signals import (
     cf_scores,
     content_scores,

@@ -11,9 +11,9 @@ from recommender.serving.catalogue import Catalogue
 from recommender.serving.engine import Engine, Recommendation
 from recommender.serving.filters import Filters, eligibility_mask
 from recommender.serving.histories import UserHistories
-from recommender.serving.profiles import UserScorer
-from recommender.serving.reloader import ModelHolder, ReloadResult, ServingState
+from recommender.serving.holder import ModelHolder, ReloadResult, ServingState
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
+from recommender.serving.user_scorer import UserScorer
 
 __all__ = [
     "Catalogue",

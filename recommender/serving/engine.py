@@ -25,7 +25,6 @@ from recommender.scoring import signal_breakdown
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.filters import Filters, eligibility_mask
-from recommender.serving.profiles import UserScorer
 from recommender.serving.reranker import (
     breakdown,
     candidate_similarity,
@@ -33,6 +32,7 @@ from recommender.serving.reranker import (
     mmr_order,
 )
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
+from recommender.serving.user_scorer import UserScorer
 
 _STRATEGY = {
     V.SEGMENT_TRAINABLE: (V.STRATEGY_CF, False, None),

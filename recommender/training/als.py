@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from recommender import vocabulary as V
 from recommender.config.training import ALSParams
-from recommender.training.factors import FactorModel, check_factor_shapes
+from recommender.scoring.factors import FactorModel, check_factor_shapes
 
 
 def confidence_matrix(user_items: sp.csr_matrix, alpha: float) -> sp.csr_matrix:

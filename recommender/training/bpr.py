@@ -20,8 +20,8 @@ from threadpoolctl import threadpool_limits
 
 from recommender import vocabulary as V
 from recommender.config.training import BPRParams
-from recommender.training.factors import FactorModel, check_factor_shapes
-from recommender.training.matrix import binarise
+from recommender.data.matrix import binarise
+from recommender.scoring.factors import FactorModel, check_factor_shapes
 
 _BATCH_SIZE = 1024  # summed mini-batch updates; per-sample Python loops would be ~100x slower
 _RESAMPLE_ROUNDS = 5

@@ -20,23 +20,23 @@ from typing import Any
 
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams, PopularityParams, TrainingSettings
+from recommender.data.matrix import user_item_matrix
 from recommender.data.processed import ProcessedData
 from recommender.errors import EmptyDataError
-from recommender.evaluation.context import (
+from recommender.evaluation.evaluator import Ranker, evaluate_rankers, tie_order
+from recommender.evaluation.protocol import build_evaluation_set, history_splits
+from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
+from recommender.evaluation.report import build_report
+from recommender.evaluation.side_signals import (
     AlignedEmbeddings,
     load_aligned_embeddings,
     scoring_model,
     stage_signals,
 )
-from recommender.evaluation.evaluator import Ranker, evaluate_rankers, tie_order
-from recommender.evaluation.protocol import build_evaluation_set, history_splits
-from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
-from recommender.evaluation.report import build_report
 from recommender.scoring import HybridConfig
+from recommender.scoring.factors import FactorModel
 from recommender.training.crossfit import cross_fitted_data
-from recommender.training.factors import FactorModel
-from recommender.training.hybrid import tune_hybrid
-from recommender.training.matrix import user_item_matrix
+from recommender.training.hybrid_tuning import tune_hybrid
 from recommender.training.tuning import fit_model, tune, tune_item_knn, tune_popularity
 
 log = logging.getLogger(__name__)

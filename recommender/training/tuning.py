@@ -26,15 +26,15 @@ from recommender.config.training import (
     PopularityParams,
     TrainingSettings,
 )
+from recommender.data.matrix import all_users_matrix
 from recommender.data.processed import ProcessedData
-from recommender.evaluation.context import stage_item_similarity, stage_popularity
 from recommender.evaluation.evaluator import mean_metric
 from recommender.evaluation.protocol import EvaluationSet, history_splits
+from recommender.evaluation.side_signals import stage_item_similarity, stage_popularity
 from recommender.scoring import cf_scores, item_similarity_scores
+from recommender.scoring.factors import FactorModel
 from recommender.training.als import fit_als
 from recommender.training.bpr import fit_bpr
-from recommender.training.factors import FactorModel
-from recommender.training.matrix import all_users_matrix
 
 log = logging.getLogger(__name__)
 

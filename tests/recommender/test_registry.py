@@ -138,7 +138,7 @@ def test_failed_write_leaves_registry_intact(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(OSError, match="disk full"):
         Registry(tmp_path).promote(record.model_id)
     assert (tmp_path / V.REGISTRY_FILE).read_bytes() == before
-    monkeypatch.setattr("recommender.model_files.atomic_save_npy", boom)
+    monkeypatch.setattr("recommender.model_directory.atomic_save_npy", boom)
     with pytest.raises(OSError, match="disk full"):
         _register(tmp_path, seed=4)
     assert (tmp_path / V.REGISTRY_FILE).read_bytes() == before

@@ -56,4 +56,4 @@ def test_multiprocess_metrics_and_json_logs(embedded_dir, registry_dir, tmp_path
     worker_lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     startup = [e for e in worker_lines if e["message"] == "Application startup complete."]
     assert len(startup) == 2 and all(e["logger"] == "uvicorn.error" for e in startup)
-    assert any(e["logger"] == "recommender.serving.reloader" for e in worker_lines)
+    assert any(e["logger"] == "recommender.serving.holder" for e in worker_lines)

@@ -7,8 +7,8 @@ import pytest
 
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams
-from recommender.evaluation.context import stage_signals
 from recommender.evaluation.protocol import build_evaluation_set, top_k_items
+from recommender.evaluation.side_signals import stage_signals
 from tests.recommender.training.synthetic import synthetic_data
 
 

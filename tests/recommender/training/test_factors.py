@@ -8,10 +8,10 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.config.training import ALSParams, BPRParams
+from recommender.data.matrix import user_item_matrix
+from recommender.scoring.factors import check_factor_shapes
 from recommender.training.als import confidence_matrix, fit_als
 from recommender.training.bpr import fit_bpr
-from recommender.training.factors import check_factor_shapes
-from recommender.training.matrix import user_item_matrix
 from tests.recommender.training.synthetic import synthetic_data
 
 N_USERS, N_ITEMS = 90, 30  # deliberately non-square so a swapped matrix cannot pass

@@ -13,13 +13,13 @@ from recommender.config.training import (
     PopularityParams,
     TrainingSettings,
 )
-from recommender.evaluation.context import scoring_model, stage_signals
+from recommender.data.matrix import user_item_matrix
 from recommender.evaluation.evaluator import tie_order
 from recommender.evaluation.protocol import build_evaluation_set, history_splits
+from recommender.evaluation.side_signals import scoring_model, stage_signals
 from recommender.scoring import score_users
 from recommender.training.crossfit import cross_fitted_data
-from recommender.training.hybrid import _Objective, segment_signals, tune_hybrid
-from recommender.training.matrix import user_item_matrix
+from recommender.training.hybrid_tuning import _Objective, segment_signals, tune_hybrid
 from recommender.training.tuning import fit_model, grid_points, tune_popularity
 from tests.recommender.training.synthetic import synthetic_data
 
