@@ -1,7 +1,8 @@
 """One model version on disk: ``<registry>/<model_id>/{U.npy, V.npy, params.json, metadata.json}``.
 
 Written through :func:`recommender.storage.staged_directory` (all files appear together or not at
-all), loaded with ``allow_pickle=False`` after every file's sha256 is checked against the registry.
+all), loaded with ``allow_pickle=False`` after every file's sha256 is checked against the checksums
+the registry recorded. Knows nothing of registry entries (:mod:`recommender.registry` imports this).
 """
 
 from __future__ import annotations
@@ -20,47 +21,9 @@ from recommender.storage import atomic_save_npy, atomic_write_json, sha256_file,
 
 
 @dataclass(frozen=True)
-class ModelRecord:
-    """A registry entry. ``path`` is the model directory (absolute); JSON stores it relative."""
+class ModelFiles:
+    """The verified contents of one model directory: factors (float32), params and metadata."""
 
-    model_id: str
-    model_type: str
-    path: str
-    created_at: str
-    data_version: str
-    embedding_version: str | None
-    hyperparameters: dict[str, Any]
-    metrics: dict[str, Any]
-    checksums: dict[str, str]
-    status: str
-
-    @classmethod
-    def from_json(cls, entry: Mapping[str, Any], root: Path) -> ModelRecord:
-        return cls(
-            model_id=str(entry["model_id"]),
-            model_type=str(entry["model_type"]),
-            path=str((root / str(entry["path"])).resolve()),
-            created_at=str(entry["created_at"]),
-            data_version=str(entry["data_version"]),
-            embedding_version=entry.get("embedding_version"),
-            hyperparameters=dict(entry.get("hyperparameters") or {}),
-            metrics=dict(entry.get("metrics") or {}),
-            checksums=dict(entry.get("checksums") or {}),
-            status=str(entry.get("status", V.STATUS_CANDIDATE)),
-        )
-
-    @property
-    def gate_value(self) -> float | None:
-        """Test NDCG@10 of the trainable segment (hybrid), the quality gate's metric."""
-        value = self.metrics.get(V.GATE_METRIC)
-        return None if value is None else float(value)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A verified model version: factors (float32) plus its params and metadata."""
-
-    record: ModelRecord
     user_factors: np.ndarray
     item_factors: np.ndarray
     params: dict[str, Any]
@@ -87,31 +50,29 @@ def write_model_dir(
     return checksums
 
 
-def verify_files(record: ModelRecord) -> Path:
+def verify_files(directory: Path, checksums: Mapping[str, str], model_id: str) -> None:
     """Raise ModelLoadError unless every model file exists and matches its recorded sha256."""
-    directory = Path(record.path)
     fix = (
         "Re-train it (`python -m recommender train`) or `registry rollback` to the previous model."
     )
     if not directory.is_dir():
-        raise ModelLoadError(f"model {record.model_id}: directory {directory} is missing. {fix}")
+        raise ModelLoadError(f"model {model_id}: directory {directory} is missing. {fix}")
     for name in V.MODEL_FILES:
-        if name not in record.checksums:
+        if name not in checksums:
             raise ModelLoadError(
-                f"model {record.model_id}: registry.json has no checksum for {name}. {fix}"
+                f"model {model_id}: registry.json has no checksum for {name}. {fix}"
             )
-    for name, expected in record.checksums.items():
+    for name, expected in checksums.items():
         path = directory / name
         if not path.is_file():
-            raise ModelLoadError(f"model {record.model_id}: file {path} is missing. {fix}")
+            raise ModelLoadError(f"model {model_id}: file {path} is missing. {fix}")
         actual = sha256_file(path)
         if actual != expected:
             raise ModelLoadError(
-                f"model {record.model_id}: checksum mismatch for {path} (recorded "
+                f"model {model_id}: checksum mismatch for {path} (recorded "
                 f"{expected[:12]}…, file has {actual[:12]}…): the file is corrupt or was "
                 f"changed after registration. {fix}"
             )
-    return directory
 
 
 def _load_npy(path: Path, model_id: str) -> np.ndarray:
@@ -136,28 +97,22 @@ def _load_json(path: Path, model_id: str) -> dict[str, Any]:
     return data
 
 
-def load_model_dir(record: ModelRecord, expected_data_version: str | None = None) -> LoadedModel:
-    """Verify checksums and versions, then load the factors without pickle."""
-    if expected_data_version is not None and record.data_version != expected_data_version:
-        raise ModelLoadError(
-            f"model {record.model_id} was trained on data version {record.data_version} but the "
-            f"processed data is version {expected_data_version}. Re-train on the current data "
-            "(`python -m recommender train`) or restore the matching processed files."
-        )
-    directory = verify_files(record)
-    user_factors = _load_npy(directory / V.USER_FACTORS_FILE, record.model_id)
-    item_factors = _load_npy(directory / V.ITEM_FACTORS_FILE, record.model_id)
-    params = _load_json(directory / V.PARAMS_FILE, record.model_id)
-    metadata = _load_json(directory / V.METADATA_FILE, record.model_id)
+def read_model_dir(directory: Path, checksums: Mapping[str, str], model_id: str) -> ModelFiles:
+    """Verify every file's checksum, then load the factors without pickle and check their shapes."""
+    verify_files(directory, checksums, model_id)
+    user_factors = _load_npy(directory / V.USER_FACTORS_FILE, model_id)
+    item_factors = _load_npy(directory / V.ITEM_FACTORS_FILE, model_id)
+    params = _load_json(directory / V.PARAMS_FILE, model_id)
+    metadata = _load_json(directory / V.METADATA_FILE, model_id)
     if user_factors.shape[1] != item_factors.shape[1]:
         raise ModelLoadError(
-            f"model {record.model_id}: U {user_factors.shape} and V {item_factors.shape} "
+            f"model {model_id}: U {user_factors.shape} and V {item_factors.shape} "
             "disagree on the factor count."
         )
     expected = (metadata.get("n_users"), metadata.get("n_items"))
     if expected != (user_factors.shape[0], item_factors.shape[0]):
         raise ModelLoadError(
-            f"model {record.model_id}: metadata says {expected[0]} users × {expected[1]} items "
+            f"model {model_id}: metadata says {expected[0]} users × {expected[1]} items "
             f"but U is {user_factors.shape} and V is {item_factors.shape}."
         )
-    return LoadedModel(record, user_factors, item_factors, params, metadata)
+    return ModelFiles(user_factors, item_factors, params, metadata)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,70 @@ import numpy as np
 
 from recommender import vocabulary as V
 from recommender.errors import ModelLoadError, QualityGateError, RegistryError, UnknownModelError
-from recommender.model_directory import LoadedModel, ModelRecord, load_model_dir, write_model_dir
+from recommender.model_directory import read_model_dir, write_model_dir
 from recommender.storage import atomic_write_json, file_lock, read_json
 
-__all__ = ["LoadedModel", "ModelRecord", "Registry"]
+__all__ = ["LoadedModel", "ModelRecord", "Registry", "load_model_dir"]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registry entry. ``path`` is the model directory (absolute); JSON stores it relative."""
+
+    model_id: str
+    model_type: str
+    path: str
+    created_at: str
+    data_version: str
+    embedding_version: str | None
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, Any]
+    checksums: dict[str, str]
+    status: str
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any], root: Path) -> ModelRecord:
+        return cls(
+            model_id=str(entry["model_id"]),
+            model_type=str(entry["model_type"]),
+            path=str((root / str(entry["path"])).resolve()),
+            created_at=str(entry["created_at"]),
+            data_version=str(entry["data_version"]),
+            embedding_version=entry.get("embedding_version"),
+            hyperparameters=dict(entry.get("hyperparameters") or {}),
+            metrics=dict(entry.get("metrics") or {}),
+            checksums=dict(entry.get("checksums") or {}),
+            status=str(entry.get("status", V.STATUS_CANDIDATE)),
+        )
+
+    @property
+    def gate_value(self) -> float | None:
+        """Test NDCG@10 of the trainable segment (hybrid), the quality gate's metric."""
+        value = self.metrics.get(V.GATE_METRIC)
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model version: factors (float32) plus its params and metadata."""
+
+    record: ModelRecord
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def load_model_dir(record: ModelRecord, expected_data_version: str | None = None) -> LoadedModel:
+    """Verify checksums and versions, then load the factors of ``record`` without pickle."""
+    if expected_data_version is not None and record.data_version != expected_data_version:
+        raise ModelLoadError(
+            f"model {record.model_id} was trained on data version {record.data_version} but the "
+            f"processed data is version {expected_data_version}. Re-train on the current data "
+            "(`python -m recommender train`) or restore the matching processed files."
+        )
+    files = read_model_dir(Path(record.path), record.checksums, record.model_id)
+    return LoadedModel(record, files.user_factors, files.item_factors, files.params, files.metadata)
 
 
 def new_model_id(model_type: str) -> str:

@@ -12,7 +12,7 @@ from recommender.evaluation.protocol import build_evaluation_set
 from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
 from recommender.evaluation.report import build_report
 from recommender.evaluation.side_signals import load_aligned_embeddings, stage_signals
-from recommender.model_directory import LoadedModel
+from recommender.registry import LoadedModel
 from recommender.scoring import HybridConfig, ScoringModel
 
 
