@@ -36,7 +36,7 @@ from recommender.data.sources.demo_catalogue import (
     CATEGORIES,
     USER_SKIN_SHARE,
     USER_SKIN_TYPES,
-    Catalogue,
+    DemoCatalogue,
     make_catalogue,
 )
 from recommender.data.writer import staged_files
@@ -132,7 +132,9 @@ def _personas(n_users: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     return table, persona.ravel()
 
 
-def _affinity(catalogue: Catalogue, personas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _affinity(
+    catalogue: DemoCatalogue, personas: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """(K, P) unnormalised preference of each persona for each product."""
     skin, band, brand = personas[:, 0], personas[:, 1], personas[:, 2]
     n_products = len(catalogue.tier)
@@ -168,7 +170,7 @@ def _categories(n_per_user: np.ndarray, starts: np.ndarray, rng: np.random.Gener
 
 
 def _items(
-    catalogue: Catalogue,
+    catalogue: DemoCatalogue,
     affinity: np.ndarray,
     persona: np.ndarray,
     category: np.ndarray,

@@ -177,7 +177,7 @@ LINES = (
 
 
 @dataclass(frozen=True)
-class Catalogue:
+class DemoCatalogue:
     """Demo products plus the latent arrays the interaction model reads (index = product row)."""
 
     products: (
@@ -210,7 +210,7 @@ def _description(
     )
 
 
-def make_catalogue(n_products: int, rng: np.random.Generator) -> Catalogue:
+def make_catalogue(n_products: int, rng: np.random.Generator) -> DemoCatalogue:
     """Draw ``n_products`` products; deterministic for the generator state."""
     cat_names = list(CATEGORIES)
     brand_names = list(BRANDS)
@@ -268,7 +268,7 @@ def make_catalogue(n_products: int, rng: np.random.Generator) -> Catalogue:
                 ),
             }
         )
-    return Catalogue(
+    return DemoCatalogue(
         products=pd.DataFrame.from_records(records),
         category=category,
         brand=brand,
