@@ -116,7 +116,9 @@ def _read_embeddings(path: Path) -> tuple[np.ndarray, list[str], dict[str, Any]]
     return store.embeddings, store.product_ids, store.metadata
 
 
-def _embeddings(processed_dir: Path, item_ids: tuple[str, ...], expected_version: str | None):
+def _embeddings(
+    processed_dir: Path, item_ids: tuple[str, ...], expected_version: str | None
+) -> tuple[np.ndarray, dict[str, Any]]:
     path = processed_dir / V.EMBEDDINGS_DIR / V.EMBEDDINGS_FILE
     matrix, product_ids, metadata = _read_embeddings(path)
     version = metadata.get("embedding_version")

@@ -38,7 +38,9 @@ class _StorageType:
     dtype: Any
 
 
-def _rebuild_tensor(storage, offset, size, stride, *_rest) -> np.ndarray:
+def _rebuild_tensor(
+    storage: np.ndarray, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_rest: object
+) -> np.ndarray:
     item = storage.itemsize
     view = np.lib.stride_tricks.as_strided(
         storage[offset:], shape=tuple(size), strides=tuple(s * item for s in stride)

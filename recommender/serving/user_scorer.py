@@ -91,7 +91,13 @@ class UserScorer:
             self._unknown_memo[key] = vector
         return vector
 
-    def _compute(self, segment, histories, weights, cf_rows) -> np.ndarray:
+    def _compute(
+        self,
+        segment: str,
+        histories: Sequence[np.ndarray],
+        weights: Mapping[str, float],
+        cf_rows: np.ndarray | None,
+    ) -> np.ndarray:
         """``score_users`` rounded; a group of one is scored as two identical rows.
 
         BLAS multiplies a single row with gemv and several with gemm, whose roundings differ in the
