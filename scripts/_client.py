@@ -1,26 +1,37 @@
-"""Helpers shared by ``smoke_test.py`` and ``load_test.py``: user ids, percentiles, cache counters.
+"""Helpers shared by the scripts: user ids, the traffic mix, percentiles, cache counters.
 
 Standard library only (pyarrow optional), so the scripts run anywhere with ``requests``/``aiohttp``.
 User ids come from the running service when it advertises examples (``/model_info`` or ``/health``
 carrying ``sample_user_ids: {"trainable": [...], "cold": [...]}``), else from the processed data
 files (``trainable_user_mapping.json``, ``user_item_mappings.json``, ``interactions.parquet`` for
-activity) under ``--processed-dir``.
+activity) under ``--processed-dir``. The traffic mix (:func:`build_plan`) is the one the load test
+and the serving benchmark both send.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import random
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# the library's defaults (recommender.vocabulary.DEFAULT_*_DIR; a test keeps them equal): the
+# scripts use the standard library only, so they cannot import it
+DEFAULT_PROCESSED_DIR = "data/processed"
+DEFAULT_REGISTRY_DIR = "artifacts/cf"
 TRAINABLE_FILE = "trainable_user_mapping.json"
 MAPPINGS_FILE = "user_item_mappings.json"
 INTERACTIONS_FILE = "interactions.parquet"
 SAMPLE_KEYS = ("sample_user_ids", "example_user_ids", "sample_users")
+
+
+class Unreachable(Exception):
+    """The service could not be queried before the test (dead port, not ready, no users)."""
 
 
 @dataclass
@@ -105,6 +116,76 @@ def discover_users(
     service = _from_service(payloads)
     pool = (files or service) if prefer_files else (service or files)
     return pool or UserPool()
+
+
+MIXES = {  # share of requests per segment
+    "mixed": {"unknown": 0.6, "cold": 0.3, "trainable": 0.1},
+    "coldstart": {"unknown": 0.6, "cold": 0.4},
+    "cf": {"trainable": 1.0},
+}
+WEIGHT_CONFIGS = (
+    {"cf": 1.0, "content": 0.3, "popularity": 0.2, "quality": 0.1},
+    {"popularity": 1.0, "quality": 0.5},
+    {"cf": 0.5, "item_similarity": 0.5, "content": 0.5},
+)
+ZIPF_S = 1.1
+
+
+def zipf_sampler(ids: list[str], rng: random.Random) -> Any:
+    """A function drawing from ``ids`` with P(i) ∝ 1 / (i + 1)^ZIPF_S: ``ids[0]`` is the most
+    frequent visitor (known users come most active first, see ``_client.activity``)."""
+    cumulative = list(itertools.accumulate(1.0 / (r + 1) ** ZIPF_S for r in range(len(ids))))
+    return lambda: rng.choices(ids, cum_weights=cumulative, k=1)[0]
+
+
+def build_plan(
+    pool: UserPool, mix: str, n: int, catalogue: dict[str, list[Any]], seed: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` (segment, /recommend payload) pairs drawn from the mix; deterministic for a seed."""
+    rng = random.Random(seed)
+    groups = {
+        "trainable": pool.trainable,
+        "cold": pool.cold,
+        "unknown": pool.unknown(max(n // 3, 1), "load-new"),
+    }
+    shares = {seg: share for seg, share in MIXES[mix].items() if groups[seg]}
+    if not shares:
+        raise Unreachable(f"no user ids for mix {mix!r}: pass --processed-dir with the served data")
+    samplers = {seg: zipf_sampler(groups[seg], rng) for seg in shares}
+    segments = rng.choices(list(shares), weights=list(shares.values()), k=n)
+    plan = []
+    for segment in segments:
+        payload: dict[str, Any] = {"user_id": samplers[segment](), "topk": 10}
+        roll = rng.random()
+        if roll < 0.10:
+            payload["filters"] = random_filter(catalogue, rng)
+        elif roll < 0.20:
+            payload["rerank"] = True
+            payload["rerank_weights"] = rng.choice(WEIGHT_CONFIGS)
+        plan.append((segment, payload))
+    return plan
+
+
+def random_filter(catalogue: dict[str, list[Any]], rng: random.Random) -> dict[str, Any]:
+    """One valid /recommend filter: a few excluded ids, a brand, a category or a price."""
+    options: list[dict[str, Any]] = [{"exclude_product_ids": catalogue["product_id"][:3]}]
+    if catalogue["brand"]:
+        options.append({"brand": [rng.choice(catalogue["brand"])]})
+    if catalogue["category"]:
+        options.append({"category": [rng.choice(catalogue["category"])]})
+    if catalogue["price"]:
+        prices = sorted(catalogue["price"])
+        options.append({"price_max": prices[len(prices) // 2]})
+    return rng.choice(options)
+
+
+def filter_values(items: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Sorted distinct ids, brands, categories and prices of ``items`` (filters draw from them)."""
+    items = list(items)
+    return {
+        key: sorted({item[key] for item in items if isinstance(item.get(key), str | int | float)})
+        for key in ("product_id", "brand", "category", "price")
+    }
 
 
 def percentile(values: list[float], q: float) -> float:

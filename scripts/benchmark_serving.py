@@ -9,8 +9,9 @@ Measures, on one freshly started ``uvicorn service.api:app``:
 
 - startup to ready (process start -> first ``/health`` 200) and warm-up completion;
 - ``GET /health`` and ``POST /recommend`` throughput and client-side p50/p95/p99 at
-  ``--concurrency`` connections (aiohttp), the recommend mix being realistic: ~90% cold-start and
-  unknown users, Zipf-skewed by activity (repeat visitors), some filters and rerank weights;
+  ``--concurrency`` connections (aiohttp), the recommend traffic being the load test's "mixed"
+  one (``_client.build_plan``): ~60% unknown visitors, ~30% known users without a CF row, ~10%
+  trainable, Zipf-skewed by activity (repeat visitors), some filters and rerank weights;
 - ``/batch_recommend`` of 1,000 users: the server's ``total_latency_ms``;
 - resident memory (RSS) of every worker process;
 - the machine's load average before and after (client and server share the machine, so other
@@ -26,9 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,22 +35,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import requests
+from _client import (
+    DEFAULT_PROCESSED_DIR,
+    DEFAULT_REGISTRY_DIR,
+    build_plan,
+    discover_users,
+    filter_values,
+    percentile,
+)
+from _server import REPO, free_port, server_command, server_env
+from _server import ServerProcess as _ServerProcess
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+__all__ = ["ServerProcess", "percentile", "user_mix"]
 
 
 def rss_mb(pid: int) -> float | None:
@@ -65,97 +61,40 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-class ServerProcess:
+class ServerProcess(_ServerProcess):
     """``uvicorn service.api:app`` on a free port, pointed at the artifacts by RECSYS_PATHS__*."""
 
     def __init__(self, processed: Path, registry: Path, workers: int) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_PATHS__")}
-        env.update(
-            RECSYS_PATHS__PROCESSED_DIR=str(processed.resolve()),
-            RECSYS_PATHS__REGISTRY_DIR=str(registry.resolve()),
-            RECSYS_LOGGING__LEVEL="WARNING",
-            PYTHONPATH=str(REPO),
+        port = free_port()
+        command = server_command("uvicorn", port, workers, extra=["--no-access-log"])
+        env = server_env(
+            processed, registry, {"RECSYS_LOGGING__LEVEL": "WARNING"}, drop_prefix="RECSYS_PATHS__"
         )
-        command = [sys.executable, "-m", "uvicorn", "service.api:app", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--workers", str(workers), "--no-access-log"]
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        super().__init__(command, env, port, stderr=subprocess.PIPE)
 
-    def wait_ready(self, timeout: float = 120.0) -> float:
-        """Seconds from process start to the first /health 200."""
-        while time.perf_counter() - self.started < timeout:
-            if self.process.poll() is not None:
-                raise SystemExit(f"server exited: {self.process.stderr.read().decode()[-2000:]}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return time.perf_counter() - self.started
-            except requests.RequestException:
-                pass
-            time.sleep(0.01)
-        raise SystemExit("server not ready in time")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+    def wait_ready(self, timeout: float = 120.0) -> float:  # type: ignore[override]
+        """Seconds from process start to the first /health 200 (SystemExit when it never comes)."""
+        try:
+            return super().wait_ready(timeout, interval=0.01)
+        except RuntimeError as exc:
+            stderr = (
+                self.process.stderr.read().decode()[-2000:]
+                if self.process.poll() is not None
+                else ""
+            )
+            raise SystemExit(f"{exc}: {stderr}") from None
 
 
 def user_mix(processed: Path, count: int, seed: int) -> tuple[list[dict[str, Any]], list[str]]:
-    """Realistic /recommend bodies and a 1,000-user batch (same mix)."""
-    rng = random.Random(seed)
-    mappings = json.loads((processed / "user_item_mappings.json").read_text())
-    trainable = json.loads((processed / "trainable_user_mapping.json").read_text())["user_ids"]
-    column = pq.read_table(processed / "interactions.parquet", columns=["user_id"])["user_id"]
-    activity = {str(r["values"]): r["counts"] for r in pc.value_counts(column).to_pylist()}
-    trainable_set = {str(u) for u in trainable}
-    by_activity = sorted(activity, key=lambda u: (-activity[u], u))
-    hot_trainable = [u for u in by_activity if u in trainable_set]
-    hot_cold = [u for u in by_activity if u not in trainable_set]
-    products = pq.read_table(processed / "enriched_products.parquet", columns=["brand", "category"])
-    brands = [b for b in pc.unique(products["brand"]).to_pylist() if b][:20]
-    categories = [c for c in pc.unique(products["category"]).to_pylist() if c][:10]
-    del mappings
-
-    def zipf(pool: list[str]) -> str:  # skewed: the most active users come back most often
-        return pool[min(len(pool) - 1, int(rng.paretovariate(1.2)) - 1)]
-
-    def user() -> Any:
-        draw = rng.random()
-        if draw < 0.10 and hot_trainable:
-            return zipf(hot_trainable)
-        if draw < 0.55 and hot_cold:
-            return zipf(hot_cold)
-        return f"visitor-{int(rng.paretovariate(1.1)) % 50_000}"  # unknown, some repeat
-
-    bodies = []
-    for _ in range(count):
-        body: dict[str, Any] = {"user_id": user(), "topk": 10}
-        draw = rng.random()
-        if draw < 0.10 and brands:
-            body["filters"] = {"brand": rng.sample(brands, 2)}
-        elif draw < 0.20 and categories:
-            body["filters"] = {"category": [rng.choice(categories)], "price_max": 500_000}
-        if rng.random() < 0.15:
-            body["rerank_weights"] = rng.choice(
-                [
-                    {"cf": 0.6, "popularity": 0.3, "quality": 0.1},
-                    {"popularity": 0.5, "content": 0.5},
-                ]
-            )
-        bodies.append(body)
-    batch = [user() for _ in range(1000)]
+    """``count`` /recommend bodies of the load test's "mixed" traffic and a 1,000-user batch drawn
+    from the same mix (users, filters and rerank weights from the processed files)."""
+    pool = discover_users([], processed, prefer_files=True)
+    columns = ["product_id", "brand", "category", "price"]
+    products = pq.read_table(processed / "enriched_products.parquet", columns=columns)
+    catalogue = filter_values(products.to_pylist())
+    plan = build_plan(pool, "mixed", count + 1000, catalogue, seed)
+    bodies = [payload for _, payload in plan[:count]]
+    batch = [str(payload["user_id"]) for _, payload in plan[count:]]
     return bodies, batch
 
 
@@ -257,8 +196,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--processed", type=Path, default=REPO / "data/processed")
-    parser.add_argument("--registry", type=Path, default=REPO / "artifacts/cf")
+    parser.add_argument("--processed", type=Path, default=REPO / DEFAULT_PROCESSED_DIR)
+    parser.add_argument("--registry", type=Path, default=REPO / DEFAULT_REGISTRY_DIR)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--requests", type=int, default=4000)

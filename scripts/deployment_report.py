@@ -16,16 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import requests
+from _client import DEFAULT_PROCESSED_DIR, DEFAULT_REGISTRY_DIR
+from _server import GUNICORN_CONFIG, REPO, ServerProcess, free_port, server_command, server_env
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_CACHES = {
     "RECSYS_CACHE__USER_PROFILE__MAX_SIZE": "1",
     "RECSYS_CACHE__ITEM_SIMILARITY__MAX_SIZE": "1",
@@ -39,20 +37,6 @@ CONFIGS = {  # name -> (server kind, workers, extra environment)
     "uvicorn-1-no-warmup": ("uvicorn", 1, {"RECSYS_WARMUP__ENABLED": "false"}),
     "uvicorn-1-no-cache": ("uvicorn", 1, TINY_CACHES),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def command(kind: str, port: int, workers: int) -> list[str]:
-    if kind == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "service.api:app", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(workers)]  # fmt: skip
-    return [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "service.api:app",
-            "-w", str(workers), "-b", f"127.0.0.1:{port}", "--no-control-socket"]  # fmt: skip
 
 
 def memory_mib(pid: int) -> dict[str, float]:
@@ -84,24 +68,17 @@ def processes(master: int) -> list[int]:
 def measure(name: str, args: argparse.Namespace) -> dict:
     kind, workers, extra = CONFIGS[name]
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
-    env.update(RECSYS_PATHS__PROCESSED_DIR=str(args.processed_dir),
-               RECSYS_PATHS__REGISTRY_DIR=str(args.registry_dir), **extra)  # fmt: skip
-    started = time.perf_counter()
-    server = subprocess.Popen(command(kind, port, workers), cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)  # fmt: skip
+    config = GUNICORN_CONFIG if kind == "gunicorn" else None
+    server = ServerProcess(
+        server_command(kind, port, workers, gunicorn_config=config),
+        server_env(args.processed_dir, args.registry_dir, extra),
+        port,
+    )
     try:
-        while True:
-            if server.poll() is not None or time.perf_counter() - started > 120:
-                raise RuntimeError(f"{name}: server did not become ready")
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        ready_s = time.perf_counter() - started
+        try:
+            ready_s = server.wait_ready(120.0)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{name}: server did not become ready ({exc})") from exc
         time.sleep(1.0 * workers)  # let every worker finish starting and warming up
         load = subprocess.run(
             [sys.executable, str(REPO / "scripts" / "load_test.py"), "--port", str(port),
@@ -110,10 +87,9 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         report = json.loads(load.stdout)
-        memory = [memory_mib(pid) for pid in processes(server.pid)]
+        memory = [memory_mib(pid) for pid in processes(server.process.pid)]
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
+        server.stop(60.0)
     return {"name": name, "ready_s": round(ready_s, 2), "report": report, "memory": memory}
 
 
@@ -131,8 +107,8 @@ def row(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--processed-dir", type=Path, default=REPO / "data" / "processed")
-    parser.add_argument("--registry-dir", type=Path, default=REPO / "artifacts" / "cf")
+    parser.add_argument("--processed-dir", type=Path, default=REPO / DEFAULT_PROCESSED_DIR)
+    parser.add_argument("--registry-dir", type=Path, default=REPO / DEFAULT_REGISTRY_DIR)
     parser.add_argument("--total", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--only", nargs="*", choices=sorted(CONFIGS), default=list(CONFIGS))

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
-import random
 import sys
 import time
 from collections import Counter
@@ -30,77 +28,20 @@ from typing import Any
 
 import aiohttp
 from _client import (
-    UserPool,
+    DEFAULT_PROCESSED_DIR,
+    MIXES,
+    Unreachable,
     base_url,
+    build_plan,
     cache_counters,
     discover_users,
+    filter_values,
     hit_rate,
     per_cache,
     percentile,
 )
 
-MIXES = {  # share of requests per segment
-    "mixed": {"unknown": 0.6, "cold": 0.3, "trainable": 0.1},
-    "coldstart": {"unknown": 0.6, "cold": 0.4},
-    "cf": {"trainable": 1.0},
-}
-WEIGHT_CONFIGS = (
-    {"cf": 1.0, "content": 0.3, "popularity": 0.2, "quality": 0.1},
-    {"popularity": 1.0, "quality": 0.5},
-    {"cf": 0.5, "item_similarity": 0.5, "content": 0.5},
-)
-ZIPF_S = 1.1
-
-
-class Unreachable(Exception):
-    """The service could not be queried before the test (dead port, not ready, no users)."""
-
-
-def zipf_sampler(ids: list[str], rng: random.Random) -> Any:
-    """A function drawing from ``ids`` with P(i) ∝ 1 / (i + 1)^ZIPF_S: ``ids[0]`` is the most
-    frequent visitor (known users come most active first, see ``_client.activity``)."""
-    cumulative = list(itertools.accumulate(1.0 / (r + 1) ** ZIPF_S for r in range(len(ids))))
-    return lambda: rng.choices(ids, cum_weights=cumulative, k=1)[0]
-
-
-def build_plan(
-    pool: UserPool, mix: str, n: int, catalogue: dict[str, list[Any]], seed: int
-) -> list[tuple[str, dict[str, Any]]]:
-    """``n`` (segment, /recommend payload) pairs drawn from the mix; deterministic for a seed."""
-    rng = random.Random(seed)
-    groups = {
-        "trainable": pool.trainable,
-        "cold": pool.cold,
-        "unknown": pool.unknown(max(n // 3, 1), "load-new"),
-    }
-    shares = {seg: share for seg, share in MIXES[mix].items() if groups[seg]}
-    if not shares:
-        raise Unreachable(f"no user ids for mix {mix!r}: pass --processed-dir with the served data")
-    samplers = {seg: zipf_sampler(groups[seg], rng) for seg in shares}
-    segments = rng.choices(list(shares), weights=list(shares.values()), k=n)
-    plan = []
-    for segment in segments:
-        payload: dict[str, Any] = {"user_id": samplers[segment](), "topk": 10}
-        roll = rng.random()
-        if roll < 0.10:
-            payload["filters"] = _random_filter(catalogue, rng)
-        elif roll < 0.20:
-            payload["rerank"] = True
-            payload["rerank_weights"] = rng.choice(WEIGHT_CONFIGS)
-        plan.append((segment, payload))
-    return plan
-
-
-def _random_filter(catalogue: dict[str, list[Any]], rng: random.Random) -> dict[str, Any]:
-    options: list[dict[str, Any]] = [{"exclude_product_ids": catalogue["product_id"][:3]}]
-    if catalogue["brand"]:
-        options.append({"brand": [rng.choice(catalogue["brand"])]})
-    if catalogue["category"]:
-        options.append({"category": [rng.choice(catalogue["category"])]})
-    if catalogue["price"]:
-        prices = sorted(catalogue["price"])
-        options.append({"price_max": prices[len(prices) // 2]})
-    return rng.choice(options)
+__all__ = ["MIXES", "Unreachable", "build_plan", "load_test", "main"]
 
 
 async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
@@ -116,10 +57,7 @@ async def probe_catalogue(session: aiohttp.ClientSession, base: str) -> dict[str
         if r.status != 200:
             raise Unreachable(f"POST /recommend -> {r.status}: {(await r.text())[:200]}")
         items = (await r.json(content_type=None)).get("recommendations") or []
-    return {
-        key: sorted({item[key] for item in items if isinstance(item.get(key), str | int | float)})
-        for key in ("product_id", "brand", "category", "price")
-    }
+    return filter_values(items)
 
 
 async def run_requests(
@@ -238,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", choices=sorted(MIXES), default="mixed")
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured requests first")
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
-    parser.add_argument("--processed-dir", default="data/processed")
+    parser.add_argument("--processed-dir", default=DEFAULT_PROCESSED_DIR)
     parser.add_argument("--max-p99-ms", type=float, default=200.0)
     parser.add_argument("--max-error-rate", type=float, default=0.01)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")

@@ -18,7 +18,15 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-from _client import UserPool, base_url, cache_counters, discover_users, hit_rate, percentile
+from _client import (
+    DEFAULT_PROCESSED_DIR,
+    UserPool,
+    base_url,
+    cache_counters,
+    discover_users,
+    hit_rate,
+    percentile,
+)
 
 
 class CheckFailed(Exception):
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-token", help="also check admin auth (POST /cache_warmup)")
     parser.add_argument(
         "--processed-dir",
-        default="data/processed",
+        default=DEFAULT_PROCESSED_DIR,
         help="where to read user ids when the service does not advertise any",
     )
     parser.add_argument("--trainable-user", help="use this trainable user id")

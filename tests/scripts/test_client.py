@@ -13,7 +13,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import _client  # noqa: E402
-import load_test  # noqa: E402
 
 CATALOGUE = {"product_id": ["p1", "p2"], "brand": ["B"], "category": ["C"], "price": [1.0, 9.0]}
 
@@ -67,7 +66,7 @@ def test_unknown_ids_are_fresh() -> None:
 
 def test_mixed_plan_is_mostly_cold_start_and_zipf_skewed() -> None:
     pool = _client.UserPool([f"t{i}" for i in range(50)], [f"c{i}" for i in range(200)])
-    plan = load_test.build_plan(pool, "mixed", 4000, CATALOGUE, seed=1)
+    plan = _client.build_plan(pool, "mixed", 4000, CATALOGUE, seed=1)
     segments = Counter(segment for segment, _ in plan)
     assert segments["unknown"] / 4000 == pytest.approx(0.6, abs=0.03)
     assert segments["cold"] / 4000 == pytest.approx(0.3, abs=0.03)
@@ -78,20 +77,20 @@ def test_mixed_plan_is_mostly_cold_start_and_zipf_skewed() -> None:
     with_filters = sum("filters" in p for _, p in plan)
     with_weights = sum("rerank_weights" in p for _, p in plan)
     assert 300 < with_filters < 500 and 300 < with_weights < 500
-    again = load_test.build_plan(pool, "mixed", 4000, CATALOGUE, seed=1)
+    again = _client.build_plan(pool, "mixed", 4000, CATALOGUE, seed=1)
     assert [s for s, _ in again] == [s for s, _ in plan]
 
 
 def test_cf_mix_needs_trainable_users() -> None:
-    plan = load_test.build_plan(_client.UserPool(["t"], []), "cf", 10, CATALOGUE, seed=0)
+    plan = _client.build_plan(_client.UserPool(["t"], []), "cf", 10, CATALOGUE, seed=0)
     assert {s for s, _ in plan} == {"trainable"}
-    with pytest.raises(load_test.Unreachable, match="no user ids"):
-        load_test.build_plan(_client.UserPool([], ["c"]), "cf", 10, CATALOGUE, seed=0)
+    with pytest.raises(_client.Unreachable, match="no user ids"):
+        _client.build_plan(_client.UserPool([], ["c"]), "cf", 10, CATALOGUE, seed=0)
 
 
 def test_filters_only_use_catalogue_values() -> None:
     rng = random.Random(3)
-    seen = [load_test._random_filter(CATALOGUE, rng) for _ in range(200)]
+    seen = [_client.random_filter(CATALOGUE, rng) for _ in range(200)]
     assert {next(iter(f)) for f in seen} == {
         "exclude_product_ids",
         "brand",
