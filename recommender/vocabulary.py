@@ -104,6 +104,11 @@ PROCESSED_FILES: Final = (
     DATA_STATS_FILE,
 )
 
+# --- default directories, relative to the working directory (the repository root) -------------
+DEFAULT_DEMO_DIR: Final = "data/raw/demo"  # where `demo-data` writes the demo shop
+DEFAULT_PROCESSED_DIR: Final = "data/processed"  # `prepare` output, read by train and serving
+DEFAULT_REGISTRY_DIR: Final = "artifacts/cf"  # the model registry
+
 # --- model registry (artifacts/cf/) ------------------------------------------------------------
 REGISTRY_FILE: Final = "registry.json"
 USER_FACTORS_FILE: Final = "U.npy"
@@ -136,6 +141,11 @@ SIMILARITY_AUTO: Final = "auto"  # cf when the product has interactions, else co
 SIMILARITY_CF: Final = "cf"  # cosine over the model's item factors
 SIMILARITY_CONTENT: Final = "content"  # cosine over the product embeddings
 SIMILARITY_METHODS: Final = (SIMILARITY_AUTO, SIMILARITY_CF, SIMILARITY_CONTENT)
+
+# --- served scores ---------------------------------------------------------------------------
+# every score serving returns is rounded to this many decimals: batched (gemm) and single-row
+# (gemv) BLAS calls differ in the last bits, and rounding keeps near-ties in the same order
+SCORE_DECIMALS: Final = 6
 
 # --- fallback methods reported with non-CF recommendations (serving) ---------------------------
 FALLBACK_COLD_HYBRID: Final = "cold_hybrid"  # fold-in + item similarity + content + popularity

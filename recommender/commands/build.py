@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from recommender import vocabulary as V
 from recommender.commands.train import model_types
 from recommender.config import load_training_settings
 from recommender.data import load_processed
@@ -28,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, metavar="demo|shopee|hasaki|canonical")
     parser.add_argument("--input", required=True, help="directory with the raw files")
     parser.add_argument(
-        "--processed", default="data/processed", help="processed data (default: %(default)s)"
+        "--processed", default=V.DEFAULT_PROCESSED_DIR, help="processed data (default: %(default)s)"
     )
     parser.add_argument(
-        "--registry", default="artifacts/cf", help="registry (default: %(default)s)"
+        "--registry", default=V.DEFAULT_REGISTRY_DIR, help="registry (default: %(default)s)"
     )
     parser.add_argument("--model", default="all", metavar="als|bpr|all", help="(default: all)")
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="demo users")

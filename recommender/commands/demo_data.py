@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from recommender import vocabulary as V
 from recommender.data.sources.demo import (
     DEFAULT_PRODUCTS,
     DEFAULT_SEED,
@@ -19,7 +20,7 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     default = " (default: %(default)s)"
-    parser.add_argument("--out", default="data/raw/demo", help="output directory" + default)
+    parser.add_argument("--out", default=V.DEFAULT_DEMO_DIR, help="output directory" + default)
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="users" + default)
     parser.add_argument("--products", type=int, default=DEFAULT_PRODUCTS, help="products" + default)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed" + default)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from recommender import vocabulary as V
 from recommender.config import load_training_settings
 from recommender.embeddings import build_product_embeddings, load_embeddings
 
@@ -17,7 +18,7 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--processed",
-        default="data/processed",
+        default=V.DEFAULT_PROCESSED_DIR,
         help="processed data directory (default: %(default)s)",
     )
     parser.add_argument(

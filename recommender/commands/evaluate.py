@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recommender import vocabulary as V
 from recommender.config import load_training_settings
 from recommender.data import load_processed
 from recommender.evaluation.registered import evaluate_registered
@@ -21,10 +22,10 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model id (default: the current model)")
     parser.add_argument(
-        "--processed", default="data/processed", help="processed data (default: %(default)s)"
+        "--processed", default=V.DEFAULT_PROCESSED_DIR, help="processed data (default: %(default)s)"
     )
     parser.add_argument(
-        "--registry", default="artifacts/cf", help="registry (default: %(default)s)"
+        "--registry", default=V.DEFAULT_REGISTRY_DIR, help="registry (default: %(default)s)"
     )
     parser.add_argument(
         "--output", default=None, help="JSON report path (default: reports/evaluation-<id>.json)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from recommender import vocabulary as V
 from recommender.config import load_training_settings
 from recommender.data.preparation import prepare
 from recommender.data.sources import SOURCES
@@ -21,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--input", required=True, help="directory with the raw files")
     parser.add_argument(
-        "--out", default="data/processed", help="processed data directory (default: %(default)s)"
+        "--out",
+        default=V.DEFAULT_PROCESSED_DIR,
+        help="processed data directory (default: %(default)s)",
     )
     parser.add_argument(
         "--config-dir", default=None, help="directory of training.yaml (default: config)"

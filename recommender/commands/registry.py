@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
+from recommender import vocabulary as V
 from recommender.config import load_training_settings
 from recommender.errors import InvalidRequestError
 from recommender.registry import ModelRecord, Registry
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_id", nargs="?", default=None, help="model id (show, promote)")
     parser.add_argument("--force", action="store_true", help="promote past the quality gate")
     parser.add_argument(
-        "--registry", default="artifacts/cf", help="registry (default: %(default)s)"
+        "--registry", default=V.DEFAULT_REGISTRY_DIR, help="registry (default: %(default)s)"
     )
     parser.add_argument("--config-dir", default=None, help="directory of training.yaml (gate)")
 

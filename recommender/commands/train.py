@@ -25,10 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", default="all", metavar="als|bpr|all", help="model(s) to train (default: all)"
     )
     parser.add_argument(
-        "--processed", default="data/processed", help="processed data (default: %(default)s)"
+        "--processed", default=V.DEFAULT_PROCESSED_DIR, help="processed data (default: %(default)s)"
     )
     parser.add_argument(
-        "--registry", default="artifacts/cf", help="registry (default: %(default)s)"
+        "--registry", default=V.DEFAULT_REGISTRY_DIR, help="registry (default: %(default)s)"
     )
     parser.add_argument("--config-dir", default=None, help="directory of training.yaml")
 

@@ -6,14 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recommender import vocabulary as V
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PathsSettings(_Strict):
-    processed_dir: str = "data/processed"
-    registry_dir: str = "artifacts/cf"
+    processed_dir: str = V.DEFAULT_PROCESSED_DIR
+    registry_dir: str = V.DEFAULT_REGISTRY_DIR
 
 
 class CacheSpec(_Strict):

@@ -91,7 +91,7 @@ def _fill_zero_rows(embeddings: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def build_product_embeddings(
-    processed_dir: str | Path = "data/processed",
+    processed_dir: str | Path = V.DEFAULT_PROCESSED_DIR,
     encoder: str = "tfidf",
     model: str | None = None,
     batch_size: int = 32,

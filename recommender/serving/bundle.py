@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
+from recommender.config.training import ItemKNNParams
 from recommender.data.processed import load_processed
 from recommender.errors import InvalidDataError, InvalidRequestError, ModelLoadError, RecsysError
 from recommender.scoring import (
@@ -41,12 +42,8 @@ from recommender.serving.histories import UserHistories
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_KNN = {
-    "neighbours": 50,
-    "shrinkage": 10.0,
-    "session_weight": 0.0,
-    "session_gap_hours": 168.0,
-}
+# item-kNN settings of a model whose metadata lacks some: training's defaults
+DEFAULT_KNN = ItemKNNParams().model_dump()
 MAX_PRECOMPUTED_COSINE = 4000  # (n, n) float32 cosine: 64 MB at this size
 
 
@@ -316,7 +313,7 @@ def build_bundle(
         hybrid.normalisation,
     )[0]
     counts = np.diff(user_items.tocsc().indptr)
-    unknown_scores = np.round(unknown, 6).astype(np.float32)
+    unknown_scores = np.round(unknown, V.SCORE_DECIMALS).astype(np.float32)
     info = {
         "model_id": str(metadata.get("model_id", "unknown")),
         "model_type": metadata.get("model_type"),

@@ -40,7 +40,6 @@ _STRATEGY = {
     V.SEGMENT_UNKNOWN: (V.STRATEGY_POPULARITY, True, V.FALLBACK_POPULARITY),
 }
 _NO_FILTERS = Filters()
-_DECIMALS = 6  # scores are rounded so batched and single BLAS calls cannot reorder near-ties
 _WARMUP_CHUNK = 256
 
 
@@ -195,7 +194,7 @@ class Engine:
         safe = np.where(valid, picks, 0)
         chosen_items = candidates[batch_rows, safe].tolist()
         chosen_scores = np.round(
-            cand_scores[batch_rows, safe].astype(np.float64), _DECIMALS
+            cand_scores[batch_rows, safe].astype(np.float64), V.SCORE_DECIMALS
         ).tolist()
         counts = valid.sum(axis=1).tolist()
         results = []
@@ -264,7 +263,7 @@ class Engine:
         parts_per_item = breakdown(signals, weights, np.array(chosen))
         for item, entry, parts in zip(chosen, items, parts_per_item, strict=True):
             entry["explain"] = {
-                "relevance": round(float(relevance[item]), _DECIMALS),
+                "relevance": round(float(relevance[item]), V.SCORE_DECIMALS),
                 "signals": parts,
             }
 

@@ -19,8 +19,6 @@ from recommender.errors import InvalidRequestError, UnknownProductError
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import CountingCache
 
-DECIMALS = 6
-
 
 @dataclass(frozen=True)
 class SimilarItems:
@@ -90,7 +88,7 @@ class ItemNeighbours:
             return cached
         vectors = self.bundle.item_unit_factors if method == V.SIMILARITY_CF else self._embeddings
         assert vectors is not None  # method was resolved against the available vectors above
-        sims: np.ndarray = np.round(vectors @ vectors[index], DECIMALS).astype(np.float64)
+        sims: np.ndarray = np.round(vectors @ vectors[index], V.SCORE_DECIMALS).astype(np.float64)
         keys = self._tiebreak - sims
         keys[index] = np.inf
         width = min(self.limit, len(sims) - 1)

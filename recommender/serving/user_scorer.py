@@ -2,8 +2,8 @@
 
 A user's vector under the model's default weights is their *profile*; profiles live in the
 user-profile cache (``4·n`` bytes each). Users without history share the bundle's precomputed
-vector (or a memoised one per request weighting). Scores are rounded to 1e-6 so that no BLAS
-rounding difference can reorder near-ties.
+vector (or a memoised one per request weighting). Scores are rounded to ``V.SCORE_DECIMALS``
+decimals so that no BLAS rounding difference can reorder near-ties.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import CountingCache
 from recommender.serving.reranker import segment_weights
 
-DECIMALS = 6
 UNKNOWN_MEMO_SIZE = 256  # distinct request weightings remembered for users without history
 
 
@@ -118,7 +117,7 @@ class UserScorer:
         )
         if single:
             raw = raw[:1]
-        return np.round(raw, DECIMALS).astype(np.float32, copy=False)
+        return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
     def route(self, users: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """History rows (-1 = unknown) and segments of ``users``."""

@@ -98,3 +98,10 @@ def test_filters_only_use_catalogue_values() -> None:
         "price_max",
     }
     assert all(f.get("brand", ["B"]) == ["B"] and f.get("price_max", 9.0) == 9.0 for f in seen)
+
+
+def test_scripts_default_paths_are_the_librarys() -> None:
+    from recommender import vocabulary as V
+
+    assert _client.DEFAULT_PROCESSED_DIR == V.DEFAULT_PROCESSED_DIR == "data/processed"
+    assert _client.DEFAULT_REGISTRY_DIR == V.DEFAULT_REGISTRY_DIR == "artifacts/cf"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from recommender import vocabulary as V
+from recommender.config.training import ItemKNNParams
 from recommender.scoring import PopularityHistory
 from recommender.serving.bundle import ModelBundle
 
@@ -60,3 +61,20 @@ def test_bundle_popularity_uses_the_models_half_life_as_of_the_newest_interactio
     assert decayed.model.popularity[6] > decayed.model.popularity[1]
     assert all_time[6] < all_time[1]
     assert decayed.popular_order[0] == int(np.argmax(expected))
+
+
+def test_missing_item_knn_keys_fall_back_to_trainings_defaults():
+    bundle = bundle_with({"neighbours": 10})
+    assert bundle.info["item_knn"] == {
+        "neighbours": 10,
+        "shrinkage": 10.0,
+        "session_weight": 0.0,
+        "session_gap_hours": 168.0,
+    }
+    assert bundle.info["item_knn"] == ItemKNNParams(neighbours=10).model_dump()
+
+
+def test_unknown_user_scores_are_rounded_to_the_served_precision():
+    scores = make_bundle().unknown_scores.astype(np.float64)
+    np.testing.assert_allclose(scores, np.round(scores, V.SCORE_DECIMALS), rtol=0, atol=1e-7)
+    assert V.SCORE_DECIMALS == 6
