@@ -1,10 +1,12 @@
 """Request and response models of the HTTP API (SPEC §6).
 
-Requests are strict: unknown fields, wrong types (``"10"`` for ``topk``, ``true`` for ``user_id``)
-and out-of-range values are 422. Ranges that come from config (``topk`` ≤ ``requests.max_topk``,
-batch size ≤ ``requests.max_batch_size``) are checked by the engine/route, so a config change
-takes effect without a code change. Response models document the API (OpenAPI); routes return
-pre-shaped dicts serialised by orjson.
+Requests are strict: unknown fields, wrong types (``"10"`` for ``topk``, ``true`` for ``user_id``,
+``"100"`` or ``true`` for a number; JSON integers are fine where a number is expected) and
+out-of-range values are 422. Ranges that come from config (``topk`` ≤ ``requests.max_topk``,
+batch size ≤ ``requests.max_batch_size``) are checked by the engine, so a config change takes
+effect without a code change; :mod:`service.openapi` writes the same limits from the running
+settings into the OpenAPI schema, so that a schema-valid request is never a 422. Response models
+document the API (OpenAPI); routes return pre-shaped dicts serialised by orjson.
 """
 
 from __future__ import annotations
@@ -20,32 +22,58 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
+    WithJsonSchema,
+    model_validator,
 )
 
 from recommender import vocabulary as V
+from recommender.scoring.hybrid import MAX_WEIGHT
 
 MAX_ID_LENGTH = 128
+# the integers whose decimal string has at most MAX_ID_LENGTH characters (sign included)
+MAX_INT_ID = 10**MAX_ID_LENGTH - 1
+MIN_INT_ID = -(10 ** (MAX_ID_LENGTH - 1) - 1)
+_ID_RULE = (
+    f"a string of 1..{MAX_ID_LENGTH} characters (not only spaces) or an integer, which is "
+    f"converted to its decimal string of at most {MAX_ID_LENGTH} characters"
+)
 
 
-def _identifier(value: Any) -> int | str:
-    """An id is an int or a non-empty string of at most 128 characters (not a bool or float)."""
+def _identifier(value: Any) -> str:
+    """An id as its string form: a 1..128-character string (surrounding spaces are dropped) or an
+    int converted to its decimal string of at most 128 characters; never a bool or float.
+
+    Ids are compared as strings anyway, and a string always echoes back (orjson cannot encode an
+    int beyond 64 bits)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and 0 < len(value.strip()) <= MAX_ID_LENGTH:
+        if MIN_INT_ID <= value <= MAX_INT_ID:
+            return str(value)
+        raise ValueError(f"integer id too long: an id must be {_ID_RULE}")
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH and value.strip():
         return value.strip()
-    raise ValueError(
-        f"must be an integer or a non-empty string of at most {MAX_ID_LENGTH} characters"
-    )
+    raise ValueError(f"an id must be {_ID_RULE}")
 
 
 Identifier = Annotated[
-    int | str,
-    PlainValidator(_identifier, json_schema_input_type=int | str),
-    Field(description="An id as int or string (compared as its string form)."),
+    str,
+    PlainValidator(_identifier),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": r"\S"},
+                {"type": "integer", "minimum": MIN_INT_ID, "maximum": MAX_INT_ID},
+            ],
+            "description": f"An id: {_ID_RULE}. Responses echo the string form.",
+        },
+        mode="validation",
+    ),
 ]
 FilterValues = Annotated[
     list[Annotated[StrictStr, StringConstraints(max_length=200)]], Field(max_length=200)
 ]
+Price = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+Weight = Annotated[float, Field(strict=True, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
+Signal = Literal["cf", "content", "item_similarity", "popularity", "quality"]
 
 
 class _Request(BaseModel):
@@ -58,8 +86,8 @@ class RecommendFilters(_Request):
     brand: FilterValues | None = None
     category: FilterValues | None = None
     skin_type: FilterValues | None = None
-    price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
-    price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
+    price_min: Price | None = None
+    price_max: Price | None = None
     exclude_product_ids: Annotated[list[Identifier], Field(max_length=1000)] | None = None
 
 
@@ -70,10 +98,21 @@ class _RecommendOptions(_Request):
     exclude_seen: StrictBool = True
     filters: RecommendFilters | None = None
     rerank: StrictBool | None = Field(None, description="MMR diversity; default rerank.enabled")
-    rerank_weights: dict[str, float] | None = Field(
+    rerank_weights: Annotated[dict[Signal, Weight], Field(min_length=1)] | None = Field(
         None,
-        description=f"signal -> weight over {', '.join(V.SIGNALS)}; finite, >= 0, not all zero",
+        description=(
+            f"signal -> weight over {', '.join(V.SIGNALS)}; each a number in 0..{MAX_WEIGHT:g}, "
+            "at least one above 0; only the ratios matter"
+        ),
+        # JSON Schema for "not all zero" (pydantic checks it below)
+        json_schema_extra={"not": {"type": "object", "additionalProperties": {"const": 0}}},
     )
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> _RecommendOptions:
+        if self.rerank_weights is not None and not any(self.rerank_weights.values()):
+            raise ValueError("rerank_weights: at least one weight must be greater than 0")
+        return self
 
 
 class RecommendRequest(_RecommendOptions):
@@ -111,7 +150,7 @@ class ProductOut(BaseModel):
 
 
 class UserRecommendations(BaseModel):
-    user_id: int | str
+    user_id: str = Field(description="the requested id in its string form")
     segment: Literal["trainable", "cold", "unknown"]
     strategy: Literal["cf", "content", "popularity"]
     is_fallback: bool
@@ -136,7 +175,7 @@ class BatchRecommendResponse(BaseModel):
 
 
 class SimilarItemsResponse(BaseModel):
-    product_id: int | str
+    product_id: str = Field(description="the requested id in its string form")
     method: Literal["cf", "content"]
     similar_items: list[ProductOut]
     model_id: str
