@@ -19,7 +19,7 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictBool,
-    StrictInt,
+    BeforeValidator,
     StrictStr,
     StringConstraints,
     WithJsonSchema,
@@ -30,6 +30,7 @@ from recommender import vocabulary as V
 from recommender.scoring.hybrid import MAX_WEIGHT
 
 MAX_ID_LENGTH = 128
+EXACT_FLOAT_INT = 2**53  # floats represent every integer up to this exactly
 # the integers whose decimal string has at most MAX_ID_LENGTH characters (sign included)
 MAX_INT_ID = 10**MAX_ID_LENGTH - 1
 MIN_INT_ID = -(10 ** (MAX_ID_LENGTH - 1) - 1)
@@ -39,12 +40,32 @@ _ID_RULE = (
 )
 
 
+def _integral(value: Any) -> Any:
+    """``10.0`` -> ``10``: JSON Schema counts a number without fraction as an integer, so the
+    server does too (exactly representable ones only); anything else is left for the type check.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) <= EXACT_FLOAT_INT:
+        return int(value)
+    return value
+
+
+Topk = Annotated[int, Field(strict=True, ge=1), BeforeValidator(_integral)]
+"""``topk``: a JSON integer (``10.0`` too), never ``"10"`` or ``true``; the upper bound is
+config (:mod:`service.openapi`)."""
+
+
 def _identifier(value: Any) -> str:
     """An id as its string form: a 1..128-character string (surrounding spaces are dropped) or an
     int converted to its decimal string of at most 128 characters; never a bool or float.
 
     Ids are compared as strings anyway, and a string always echoes back (orjson cannot encode an
     int beyond 64 bits)."""
+    value = _integral(value)
+    if isinstance(value, float) and value.is_integer():
+        raise ValueError(
+            "an integer id written as a float beyond 2**53 is not exact: send it as an integer "
+            "without fraction or exponent, or as a string"
+        )
     if isinstance(value, int) and not isinstance(value, bool):
         if MIN_INT_ID <= value <= MAX_INT_ID:
             return str(value)
@@ -74,6 +95,20 @@ FilterValues = Annotated[
 Price = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 Weight = Annotated[float, Field(strict=True, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
 Signal = Literal["cf", "content", "item_similarity", "popularity", "quality"]
+# rerank_weights' JSON Schema, written out for its "some weight above 0" rule (pydantic checks it
+# in RecommendOptions._some_weight): at least one signal is present with a value above 0
+_WEIGHTS_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"enum": list(V.SIGNALS)},
+    "additionalProperties": {"type": "number", "minimum": 0, "maximum": MAX_WEIGHT},
+    "minProperties": 1,
+    "anyOf": [
+        {"required": [name], "properties": {name: {"exclusiveMinimum": 0}}} for name in V.SIGNALS
+    ],
+}
+Weights = Annotated[
+    dict[Signal, Weight], Field(min_length=1), WithJsonSchema(_WEIGHTS_SCHEMA, mode="validation")
+]
 
 
 class _Request(BaseModel):
@@ -86,26 +121,24 @@ class RecommendFilters(_Request):
     brand: FilterValues | None = None
     category: FilterValues | None = None
     skin_type: FilterValues | None = None
-    price_min: Price | None = None
-    price_max: Price | None = None
+    price_min: Price | None = Field(None, description="at most price_max when both are given")
+    price_max: Price | None = Field(None, description="at least price_min when both are given")
     exclude_product_ids: Annotated[list[Identifier], Field(max_length=1000)] | None = None
 
 
 class _RecommendOptions(_Request):
-    topk: StrictInt | None = Field(
-        None, ge=1, description="1..requests.max_topk (100); default requests.default_topk (10)"
+    topk: Topk | None = Field(
+        None, description="1..requests.max_topk (100); default requests.default_topk (10)"
     )
     exclude_seen: StrictBool = True
     filters: RecommendFilters | None = None
     rerank: StrictBool | None = Field(None, description="MMR diversity; default rerank.enabled")
-    rerank_weights: Annotated[dict[Signal, Weight], Field(min_length=1)] | None = Field(
+    rerank_weights: Weights | None = Field(
         None,
         description=(
             f"signal -> weight over {', '.join(V.SIGNALS)}; each a number in 0..{MAX_WEIGHT:g}, "
             "at least one above 0; only the ratios matter"
         ),
-        # JSON Schema for "not all zero" (pydantic checks it below)
-        json_schema_extra={"not": {"type": "object", "additionalProperties": {"const": 0}}},
     )
 
     @model_validator(mode="after")
@@ -128,7 +161,7 @@ class BatchRecommendRequest(_RecommendOptions):
 
 class SimilarItemsRequest(_Request):
     product_id: Identifier
-    topk: StrictInt = Field(10, ge=1, description="1..requests.max_similar_topk (50)")
+    topk: Topk = Field(10, description="1..requests.max_similar_topk (50)")
     method: Literal["auto", "cf", "content"] = "auto"
 
 
