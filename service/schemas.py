@@ -15,11 +15,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
     StrictBool,
-    BeforeValidator,
     StrictStr,
     StringConstraints,
     WithJsonSchema,
@@ -111,12 +111,31 @@ Weights = Annotated[
 ]
 
 
+# Examples (shown by /docs, sent by schemathesis' examples phase) use ids of the demo shop:
+# user "1" and product "p00001"; an id the model does not know gets the popularity answer.
+DEMO_USER = "1"
+DEMO_PRODUCT = "p00001"
+FILTERS_EXAMPLE = {
+    "category": ["Kem dưỡng"],
+    "skin_type": ["da dầu"],
+    "price_max": 500000,
+    "exclude_product_ids": [DEMO_PRODUCT],
+}
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class RecommendFilters(_Request):
     """Values inside one list are OR-ed, different filters AND-ed; matching ignores case."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [FILTERS_EXAMPLE, {"brand": ["Cocoon"], "price_min": 100000}]
+        },
+    )
 
     brand: FilterValues | None = None
     category: FilterValues | None = None
@@ -149,17 +168,50 @@ class _RecommendOptions(_Request):
 
 
 class RecommendRequest(_RecommendOptions):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"user_id": DEMO_USER, "topk": 10},
+                {"user_id": DEMO_USER, "topk": 5, "filters": FILTERS_EXAMPLE, "rerank": True},
+                {
+                    "user_id": DEMO_USER,
+                    "topk": 5,
+                    "rerank_weights": {"cf": 0.7, "popularity": 0.2, "quality": 0.1},
+                    "explain": True,
+                },
+            ]
+        },
+    )
     user_id: Identifier
     explain: StrictBool = False
 
 
 class BatchRecommendRequest(_RecommendOptions):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"user_ids": [DEMO_USER, "999999", "new-visitor"], "topk": 5},
+                {"user_ids": [DEMO_USER], "topk": 3, "filters": FILTERS_EXAMPLE},
+            ]
+        },
+    )
     user_ids: Annotated[list[Identifier], Field(min_length=1)] = Field(
         ..., description="1..requests.max_batch_size (1000) user ids"
     )
 
 
 class SimilarItemsRequest(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"product_id": DEMO_PRODUCT, "topk": 5},
+                {"product_id": DEMO_PRODUCT, "topk": 10, "method": "content"},
+            ]
+        },
+    )
     product_id: Identifier
     topk: Topk = Field(10, description="1..requests.max_similar_topk (50)")
     method: Literal["auto", "cf", "content"] = "auto"
@@ -323,11 +375,13 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in (
-        (422, "invalid input"),
-        (413, "body too large"),
-        (503, "no model loaded"),
-    )
-}
+def _responses(*statuses: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse, "description": text} for status, text in statuses}
+
+
+NOT_READY = _responses((503, "no model loaded"))
+"""Documented error statuses of an endpoint that needs the model."""
+TOO_LARGE = _responses((413, "body too large (requests.max_body_bytes)"))
+ERROR_RESPONSES = {**_responses((422, "invalid input")), **TOO_LARGE, **NOT_READY}
+"""... of a JSON-body endpoint (every status each operation can answer is documented, so that
+schemathesis' status_code_conformance holds)."""

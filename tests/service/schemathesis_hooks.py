@@ -1,7 +1,8 @@
 """Schemathesis hooks for ``make fuzz`` (loaded through ``SCHEMATHESIS_HOOKS``).
 
-JSON Schema cannot compare two fields, so the one cross-field rule of the API — ``filters.price_min``
-at most ``filters.price_max`` (documented on both fields; a clear 422 otherwise) — is taught here:
+JSON Schema cannot compare two fields, so the one cross-field rule of the API —
+``filters.price_min`` at most ``filters.price_max`` (documented on both fields; a clear 422
+otherwise) — is taught here:
 a schema-valid request that breaks only this rule is expected to be a 422, not a failure.
 """
 
