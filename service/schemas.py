@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -94,7 +95,15 @@ FilterValues = Annotated[
 ]
 Price = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 Weight = Annotated[float, Field(strict=True, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
-Signal = Literal["cf", "content", "item_similarity", "popularity", "quality"]
+
+
+def _known_signal(name: str) -> str:
+    if name not in V.SIGNALS:
+        raise ValueError(f"unknown signal {name!r}; known signals are {', '.join(V.SIGNALS)}")
+    return name
+
+
+Signal = Annotated[str, AfterValidator(_known_signal)]
 # rerank_weights' JSON Schema, written out for its "some weight above 0" rule (pydantic checks it
 # in RecommendOptions._some_weight): at least one signal is present with a value above 0
 _WEIGHTS_SCHEMA = {
@@ -115,7 +124,7 @@ Weights = Annotated[
 # user "1" and product "p00001"; an id the model does not know gets the popularity answer.
 DEMO_USER = "1"
 DEMO_PRODUCT = "p00001"
-FILTERS_EXAMPLE = {
+FILTERS_EXAMPLE: dict[str, Any] = {
     "category": ["Kem dưỡng"],
     "skin_type": ["da dầu"],
     "price_max": 500000,

@@ -129,7 +129,7 @@ def test_valid_rerank_weight_configs(client, weights):
         ({"user_id": "t0", "rerank_weights": {"cf": -1}}, "rerank_weights.cf"),
         (
             {"user_id": "t0", "rerank_weights": {"magic": 1}},
-            "rerank_weights.magic.[key]: Input should be 'cf', 'content'",
+            "unknown signal 'magic'; known signals are cf",
         ),
         ({"user_id": "t0", "rerank_weights": {"cf": 0}}, "at least one weight"),
         (
