@@ -9,7 +9,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install test serve demo lint format clean api-docs
+.PHONY: install test fuzz serve demo lint format clean api-docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# schemathesis --checks all over every operation of a live server (test model, admin token set);
+# FUZZ_EXAMPLES bounds the examples per operation, FUZZ_SEED fixes the run
+FUZZ_EXAMPLES ?= 40
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
+		$(PY) -m pytest -q -s -m fuzz tests/service/test_fuzz_openapi.py
 
 # Builds the demo data and model only when no current model exists, then serves it.
 demo: $(STAMP)

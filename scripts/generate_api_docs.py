@@ -61,6 +61,18 @@ def type_of(schema: dict[str, Any]) -> str:
     return {"integer": "int", "number": "float", "string": "str", "boolean": "bool"}.get(kind, kind)
 
 
+def number_text(value: Any) -> str:
+    """A bound as written: ``1`` for ``1.0``, and ``10**128 - 1``-style for an integer too long
+    to read."""
+    if isinstance(value, float) and value == int(value):
+        value = int(value)
+    if isinstance(value, int) and len(str(abs(value))) > 15:
+        digits = len(str(abs(value + 1 if value > 0 else value - 1))) - 1
+        if abs(value) == 10**digits - 1:
+            return f"{'-' if value < 0 else ''}(10**{digits} - 1)"
+    return str(value)
+
+
 def constraints_of(schema: dict[str, Any]) -> str:
     """``>= 1, <= 100``-style text for the validation keywords of a node and its ``anyOf`` parts."""
     found = []
@@ -68,11 +80,7 @@ def constraints_of(schema: dict[str, Any]) -> str:
         for key, fmt in CONSTRAINTS.items():
             if key in node:
                 value = node[key]
-                found.append(
-                    fmt.format(int(value) if value == int(value) else value)
-                    if isinstance(value, float)
-                    else fmt.format(value)
-                )
+                found.append(fmt.format(number_text(value)))
     return ", ".join(found)
 
 

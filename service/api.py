@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
+from fastapi_offline import FastAPIOffline
 
 from recommender.config import ServingSettings, load_serving_settings
 from recommender.serving import ModelBundle, ModelHolder, load_bundle
@@ -23,6 +24,7 @@ from service.errors import install_error_handlers
 from service.log_format import configure_logging
 from service.metrics import Metrics
 from service.middleware import RequestGuard
+from service.openapi import install_openapi
 from service.responses import OrjsonResponse
 from service.routes import ROUTERS
 
@@ -61,7 +63,9 @@ def create_app(
         finally:
             holder.stop()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI / ReDoc assets shipped by fastapi-offline (served under
+    # /static-offline-docs), so the docs work without internet access
+    app = FastAPIOffline(
         title="Vietnamese cosmetics recommender",
         version="1.0.0",
         description="Recommendations (CF, cold-start hybrid, popularity), similar items, ops.",
@@ -70,8 +74,11 @@ def create_app(
         # FastAPI's OpenTelemetry hooks run on every request even with no provider configured;
         # the service exports Prometheus metrics (/metrics) instead.
         telemetry=_NO_TELEMETRY,
+        # Swagger UI would otherwise ask an external validator service about the schema
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
+    install_openapi(app, settings)
     routes = [route for router in ROUTERS for route in router.routes]
     app.state.metrics = Metrics(getattr(r, "path", "") for r in routes)
     install_error_handlers(app)

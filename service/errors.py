@@ -9,6 +9,7 @@
 | admin token missing or wrong | 401 / 403 | unauthorized / forbidden |
 | admin endpoints without a configured token | 403 | admin_disabled |
 | unknown route / method | 404 / 405 | not_found / method_not_allowed |
+| client gone mid-body (ClientDisconnect) | 499 (metrics only) | client_closed_request |
 | anything else (a bug) | 500 | internal_error (no traceback in the body; logged) |
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from recommender.errors import (
     InvalidRequestError,
@@ -40,7 +42,9 @@ HTTP_CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    499: "client_closed_request",
 }
+CLIENT_CLOSED = 499  # nginx's "client closed request": not a server error, not in the 5xx alert
 
 
 class AdminAuthError(Exception):
@@ -101,6 +105,18 @@ async def _http(request: Request, exc: StarletteHTTPException) -> OrjsonResponse
     return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
+async def _client_closed(request: Request, exc: ClientDisconnect) -> OrjsonResponse:
+    """The client went away mid-body: one log line, and a 499 that only the metrics see."""
+    logger.info(
+        "client closed the connection before sending the whole body: %s %s",
+        request.method,
+        request.url.path,
+    )
+    return error_response(
+        request, CLIENT_CLOSED, "client_closed_request", "client closed the connection"
+    )
+
+
 async def _internal(request: Request, exc: Exception) -> OrjsonResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -118,6 +134,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (ModelLoadError, _not_ready),
         (AdminAuthError, _admin),
         (StarletteHTTPException, _http),
+        (ClientDisconnect, _client_closed),
         (Exception, _internal),
     ]
     # Starlette types handlers as taking ``Exception``; each of ours takes its own subclass

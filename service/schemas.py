@@ -1,10 +1,12 @@
 """Request and response models of the HTTP API (SPEC §6).
 
-Requests are strict: unknown fields, wrong types (``"10"`` for ``topk``, ``true`` for ``user_id``)
-and out-of-range values are 422. Ranges that come from config (``topk`` ≤ ``requests.max_topk``,
-batch size ≤ ``requests.max_batch_size``) are checked by the engine/route, so a config change
-takes effect without a code change. Response models document the API (OpenAPI); routes return
-pre-shaped dicts serialised by orjson.
+Requests are strict: unknown fields, wrong types (``"10"`` for ``topk``, ``true`` for ``user_id``,
+``"100"`` or ``true`` for a number; JSON integers are fine where a number is expected) and
+out-of-range values are 422. Ranges that come from config (``topk`` ≤ ``requests.max_topk``,
+batch size ≤ ``requests.max_batch_size``) are checked by the engine, so a config change takes
+effect without a code change; :mod:`service.openapi` writes the same limits from the running
+settings into the OpenAPI schema, so that a schema-valid request is never a 422. Response models
+document the API (OpenAPI); routes return pre-shaped dicts serialised by orjson.
 """
 
 from __future__ import annotations
@@ -12,40 +14,122 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
     StrictBool,
-    StrictInt,
     StrictStr,
     StringConstraints,
+    WithJsonSchema,
+    model_validator,
 )
 
 from recommender import vocabulary as V
+from recommender.scoring.hybrid import MAX_WEIGHT
 
 MAX_ID_LENGTH = 128
+EXACT_FLOAT_INT = 2**53  # floats represent every integer up to this exactly
+# the integers whose decimal string has at most MAX_ID_LENGTH characters (sign included)
+MAX_INT_ID = 10**MAX_ID_LENGTH - 1
+MIN_INT_ID = -(10 ** (MAX_ID_LENGTH - 1) - 1)
+_ID_RULE = (
+    f"a string of 1..{MAX_ID_LENGTH} characters (not only spaces) or an integer, which is "
+    f"converted to its decimal string of at most {MAX_ID_LENGTH} characters"
+)
 
 
-def _identifier(value: Any) -> int | str:
-    """An id is an int or a non-empty string of at most 128 characters (not a bool or float)."""
+def _integral(value: Any) -> Any:
+    """``10.0`` -> ``10``: JSON Schema counts a number without fraction as an integer, so the
+    server does too (exactly representable ones only); anything else is left for the type check.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) <= EXACT_FLOAT_INT:
+        return int(value)
+    return value
+
+
+Topk = Annotated[int, Field(strict=True, ge=1), BeforeValidator(_integral)]
+"""``topk``: a JSON integer (``10.0`` too), never ``"10"`` or ``true``; the upper bound is
+config (:mod:`service.openapi`)."""
+
+
+def _identifier(value: Any) -> str:
+    """An id as its string form: a 1..128-character string (surrounding spaces are dropped) or an
+    int converted to its decimal string of at most 128 characters; never a bool or float.
+
+    Ids are compared as strings anyway, and a string always echoes back (orjson cannot encode an
+    int beyond 64 bits)."""
+    value = _integral(value)
+    if isinstance(value, float) and value.is_integer():
+        raise ValueError(
+            "an integer id written as a float beyond 2**53 is not exact: send it as an integer "
+            "without fraction or exponent, or as a string"
+        )
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and 0 < len(value.strip()) <= MAX_ID_LENGTH:
+        if MIN_INT_ID <= value <= MAX_INT_ID:
+            return str(value)
+        raise ValueError(f"integer id too long: an id must be {_ID_RULE}")
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH and value.strip():
         return value.strip()
-    raise ValueError(
-        f"must be an integer or a non-empty string of at most {MAX_ID_LENGTH} characters"
-    )
+    raise ValueError(f"an id must be {_ID_RULE}")
 
 
 Identifier = Annotated[
-    int | str,
-    PlainValidator(_identifier, json_schema_input_type=int | str),
-    Field(description="An id as int or string (compared as its string form)."),
+    str,
+    PlainValidator(_identifier),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": r"\S"},
+                {"type": "integer", "minimum": MIN_INT_ID, "maximum": MAX_INT_ID},
+            ],
+            "description": f"An id: {_ID_RULE}. Responses echo the string form.",
+        },
+        mode="validation",
+    ),
 ]
 FilterValues = Annotated[
     list[Annotated[StrictStr, StringConstraints(max_length=200)]], Field(max_length=200)
 ]
+Price = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+Weight = Annotated[float, Field(strict=True, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
+
+
+def _known_signal(name: str) -> str:
+    if name not in V.SIGNALS:
+        raise ValueError(f"unknown signal {name!r}; known signals are {', '.join(V.SIGNALS)}")
+    return name
+
+
+Signal = Annotated[str, AfterValidator(_known_signal)]
+# rerank_weights' JSON Schema, written out for its "some weight above 0" rule (pydantic checks it
+# in RecommendOptions._some_weight): at least one signal is present with a value above 0
+_WEIGHTS_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"enum": list(V.SIGNALS)},
+    "additionalProperties": {"type": "number", "minimum": 0, "maximum": MAX_WEIGHT},
+    "minProperties": 1,
+    "anyOf": [
+        {"required": [name], "properties": {name: {"exclusiveMinimum": 0}}} for name in V.SIGNALS
+    ],
+}
+Weights = Annotated[
+    dict[Signal, Weight], Field(min_length=1), WithJsonSchema(_WEIGHTS_SCHEMA, mode="validation")
+]
+
+
+# Examples (shown by /docs, sent by schemathesis' examples phase) use ids of the demo shop:
+# user "1" and product "p00001"; an id the model does not know gets the popularity answer.
+DEMO_USER = "1"
+DEMO_PRODUCT = "p00001"
+FILTERS_EXAMPLE: dict[str, Any] = {
+    "category": ["Kem dưỡng"],
+    "skin_type": ["da dầu"],
+    "price_max": 500000,
+    "exclude_product_ids": [DEMO_PRODUCT],
+}
 
 
 class _Request(BaseModel):
@@ -55,41 +139,90 @@ class _Request(BaseModel):
 class RecommendFilters(_Request):
     """Values inside one list are OR-ed, different filters AND-ed; matching ignores case."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [FILTERS_EXAMPLE, {"brand": ["Cocoon"], "price_min": 100000}]
+        },
+    )
+
     brand: FilterValues | None = None
     category: FilterValues | None = None
     skin_type: FilterValues | None = None
-    price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
-    price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
+    price_min: Price | None = Field(None, description="at most price_max when both are given")
+    price_max: Price | None = Field(None, description="at least price_min when both are given")
     exclude_product_ids: Annotated[list[Identifier], Field(max_length=1000)] | None = None
 
 
 class _RecommendOptions(_Request):
-    topk: StrictInt | None = Field(
-        None, ge=1, description="1..requests.max_topk (100); default requests.default_topk (10)"
+    topk: Topk | None = Field(
+        None, description="1..requests.max_topk (100); default requests.default_topk (10)"
     )
     exclude_seen: StrictBool = True
     filters: RecommendFilters | None = None
     rerank: StrictBool | None = Field(None, description="MMR diversity; default rerank.enabled")
-    rerank_weights: dict[str, float] | None = Field(
+    rerank_weights: Weights | None = Field(
         None,
-        description=f"signal -> weight over {', '.join(V.SIGNALS)}; finite, >= 0, not all zero",
+        description=(
+            f"signal -> weight over {', '.join(V.SIGNALS)}; each a number in 0..{MAX_WEIGHT:g}, "
+            "at least one above 0; only the ratios matter"
+        ),
     )
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> _RecommendOptions:
+        if self.rerank_weights is not None and not any(self.rerank_weights.values()):
+            raise ValueError("rerank_weights: at least one weight must be greater than 0")
+        return self
 
 
 class RecommendRequest(_RecommendOptions):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"user_id": DEMO_USER, "topk": 10},
+                {"user_id": DEMO_USER, "topk": 5, "filters": FILTERS_EXAMPLE, "rerank": True},
+                {
+                    "user_id": DEMO_USER,
+                    "topk": 5,
+                    "rerank_weights": {"cf": 0.7, "popularity": 0.2, "quality": 0.1},
+                    "explain": True,
+                },
+            ]
+        },
+    )
     user_id: Identifier
     explain: StrictBool = False
 
 
 class BatchRecommendRequest(_RecommendOptions):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"user_ids": [DEMO_USER, "999999", "new-visitor"], "topk": 5},
+                {"user_ids": [DEMO_USER], "topk": 3, "filters": FILTERS_EXAMPLE},
+            ]
+        },
+    )
     user_ids: Annotated[list[Identifier], Field(min_length=1)] = Field(
         ..., description="1..requests.max_batch_size (1000) user ids"
     )
 
 
 class SimilarItemsRequest(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"product_id": DEMO_PRODUCT, "topk": 5},
+                {"product_id": DEMO_PRODUCT, "topk": 10, "method": "content"},
+            ]
+        },
+    )
     product_id: Identifier
-    topk: StrictInt = Field(10, ge=1, description="1..requests.max_similar_topk (50)")
+    topk: Topk = Field(10, description="1..requests.max_similar_topk (50)")
     method: Literal["auto", "cf", "content"] = "auto"
 
 
@@ -111,7 +244,7 @@ class ProductOut(BaseModel):
 
 
 class UserRecommendations(BaseModel):
-    user_id: int | str
+    user_id: str = Field(description="the requested id in its string form")
     segment: Literal["trainable", "cold", "unknown"]
     strategy: Literal["cf", "content", "popularity"]
     is_fallback: bool
@@ -136,7 +269,7 @@ class BatchRecommendResponse(BaseModel):
 
 
 class SimilarItemsResponse(BaseModel):
-    product_id: int | str
+    product_id: str = Field(description="the requested id in its string form")
     method: Literal["cf", "content"]
     similar_items: list[ProductOut]
     model_id: str
@@ -251,11 +384,13 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in (
-        (422, "invalid input"),
-        (413, "body too large"),
-        (503, "no model loaded"),
-    )
-}
+def _responses(*statuses: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse, "description": text} for status, text in statuses}
+
+
+NOT_READY = _responses((503, "no model loaded"))
+"""Documented error statuses of an endpoint that needs the model."""
+TOO_LARGE = _responses((413, "body too large (requests.max_body_bytes)"))
+ERROR_RESPONSES = {**_responses((422, "invalid input")), **TOO_LARGE, **NOT_READY}
+"""... of a JSON-body endpoint (every status each operation can answer is documented, so that
+schemathesis' status_code_conformance holds)."""

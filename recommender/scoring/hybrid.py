@@ -18,6 +18,10 @@ from recommender import vocabulary as V
 from recommender.errors import InvalidRequestError
 
 NORMALISATIONS = ("minmax", "rank")
+# Largest weight of one signal. Signals are normalised to [0, 1], so a weighted sum stays below
+# 5 × MAX_WEIGHT: far from float32's limit even after rounding (× 1e6), where 1e33 overflowed to
+# inf and emptied the answer. Only the ratios between weights change a ranking.
+MAX_WEIGHT = 1000.0
 
 
 def normalise(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
@@ -61,7 +65,8 @@ def _tied_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """Check per-request or configured weights: known signals, finite, ≥ 0, not all zero."""
+    """Check per-request or configured weights: known signals, finite, in 0..MAX_WEIGHT, not all
+    zero."""
     if not isinstance(weights, Mapping) or not weights:
         raise InvalidRequestError(
             f"rerank_weights must be a non-empty object mapping signals ({', '.join(V.SIGNALS)}) "
@@ -75,9 +80,10 @@ def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidRequestError(f"rerank_weights.{key}: expected a number, got {value!r}")
-        if not math.isfinite(value) or value < 0:
+        if not math.isfinite(value) or not 0 <= value <= MAX_WEIGHT:
             raise InvalidRequestError(
-                f"rerank_weights.{key}: must be a finite number >= 0, got {value!r}"
+                f"rerank_weights.{key}: must be a number between 0 and {MAX_WEIGHT:g} "
+                f"(only the ratios between weights matter), got {value!r}"
             )
         clean[key] = float(value)
     if not any(v > 0 for v in clean.values()):

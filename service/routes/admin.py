@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Request
 
 from service.deps import get_holder, get_state, require_admin
 from service.responses import OrjsonResponse, error_response
-from service.schemas import ErrorResponse, ReloadResponse
+from service.schemas import NOT_READY, TOO_LARGE, ErrorResponse, ReloadResponse
 
 router = APIRouter(
     tags=["admin"],
     dependencies=[Depends(require_admin)],
     responses={
+        **TOO_LARGE,
+        **NOT_READY,
         401: {"model": ErrorResponse, "description": "token missing"},
         403: {"model": ErrorResponse, "description": "token wrong, or admin disabled"},
     },

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 
 from service.deps import get_holder, get_state
 from service.responses import ERROR_CODE_KEY, OrjsonResponse, error_body
-from service.schemas import ERROR_RESPONSES, HealthResponse
+from service.schemas import NOT_READY, HealthResponse
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=HealthResponse, responses=ERROR_RESPONSES)
+@router.get("/health", response_model=HealthResponse, responses=NOT_READY)
 async def health(request: Request) -> OrjsonResponse:
     """Readiness: 200 with the serving model, 503 with the reason while no model is loaded."""
     holder = get_holder(request)
@@ -51,7 +51,7 @@ async def health(request: Request) -> OrjsonResponse:
     )
 
 
-@router.get("/model_info", responses=ERROR_RESPONSES)
+@router.get("/model_info", responses=NOT_READY)
 async def model_info(request: Request) -> OrjsonResponse:
     """The serving model: id, type, factors, created/loaded time, metrics, versions."""
     state = get_state(request)

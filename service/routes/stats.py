@@ -11,7 +11,7 @@ from starlette.responses import Response
 from recommender.serving import ModelHolder
 from service.deps import get_holder, get_metrics, get_state
 from service.responses import OrjsonResponse
-from service.schemas import ERROR_RESPONSES, CacheStatsResponse, StatsResponse
+from service.schemas import NOT_READY, CacheStatsResponse, StatsResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -53,7 +53,7 @@ async def stats(request: Request) -> OrjsonResponse:
     return OrjsonResponse({**get_metrics(request).snapshot(), **summary})
 
 
-@router.get("/cache_stats", response_model=CacheStatsResponse, responses=ERROR_RESPONSES)
+@router.get("/cache_stats", response_model=CacheStatsResponse, responses=NOT_READY)
 async def cache_stats(request: Request) -> OrjsonResponse:
     """Per cache: size, max_size, hits, misses, hit_rate, evictions; and the warm-up state."""
     state = get_state(request)

@@ -40,7 +40,7 @@ def test_recommend_paths(client, user_id, segment, strategy, fallback, method):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert body["user_id"] == user_id  # echoed with its JSON type
+    assert body["user_id"] == str(user_id)  # echoed in its string form
     assert (body["segment"], body["strategy"], body["is_fallback"], body["fallback_method"]) == (
         segment,
         strategy,
@@ -127,9 +127,15 @@ def test_valid_rerank_weight_configs(client, weights):
     "payload, fragment",
     [
         ({"user_id": "t0", "rerank_weights": {"cf": -1}}, "rerank_weights.cf"),
-        ({"user_id": "t0", "rerank_weights": {"magic": 1}}, "unknown signal 'magic'"),
+        (
+            {"user_id": "t0", "rerank_weights": {"magic": 1}},
+            "unknown signal 'magic'; known signals are cf",
+        ),
         ({"user_id": "t0", "rerank_weights": {"cf": 0}}, "at least one weight"),
-        ({"user_id": "t0", "rerank_weights": {}}, "non-empty"),
+        (
+            {"user_id": "t0", "rerank_weights": {}},
+            "rerank_weights: Dictionary should have at least 1",
+        ),
         ({"user_id": "t0", "rerank_weights": {"cf": "high"}}, "rerank_weights"),
         ({"user_id": "t0", "topk": 0}, "topk"),
         ({"user_id": "t0", "topk": 101}, "between 1 and 100"),
@@ -190,7 +196,7 @@ def test_batch_recommend(client):
     response = client.post("/batch_recommend", json={"user_ids": users, "topk": 4})
     assert response.status_code == 200
     body = response.json()
-    assert [r["user_id"] for r in body["results"]] == users
+    assert [r["user_id"] for r in body["results"]] == [str(u) for u in users]
     assert (body["count"], body["cf_users"], body["fallback_users"]) == (5, 2, 3)
     assert body["model_id"] == "m1" and body["topk"] == 4 and body["total_latency_ms"] >= 0
     for user, result in zip(users, body["results"], strict=True):

@@ -20,6 +20,7 @@ from recommender.scoring import (
     signal_breakdown,
     validate_weights,
 )
+from recommender.scoring.hybrid import MAX_WEIGHT
 
 
 def test_minmax_and_rank_normalisation():
@@ -34,9 +35,12 @@ def test_minmax_and_rank_normalisation():
     ("weights", "message"),
     [
         ({"cf": 1, "bogus": 1}, "unknown signal 'bogus'"),
-        ({"cf": -1}, "finite number >= 0"),
-        ({"cf": math.inf}, "finite number >= 0"),
-        ({"cf": math.nan}, "finite number >= 0"),
+        ({"cf": -1}, r"rerank_weights.cf: must be a number between 0 and 1000 .*got -1"),
+        ({"cf": math.inf}, "rerank_weights.cf: must be a number between 0 and 1000"),
+        ({"cf": math.nan}, "rerank_weights.cf: must be a number between 0 and 1000"),
+        # finite but huge: overflowed float32 once scaled and emptied the answer
+        ({"cf": 1, "quality": 1e33}, r"rerank_weights.quality: .* got 1e\+33"),
+        ({"cf": 1000.001}, "rerank_weights.cf: must be a number between 0 and 1000"),
         ({"cf": 0, "content": 0}, "at least one weight"),
         ({"cf": "high"}, "expected a number"),
         ({}, "non-empty"),
@@ -45,6 +49,20 @@ def test_minmax_and_rank_normalisation():
 def test_validate_weights_rejects(weights, message):
     with pytest.raises(InvalidRequestError, match=message):
         validate_weights(weights)
+
+
+def test_validate_weights_accepts_the_bounds():
+    assert validate_weights({"cf": MAX_WEIGHT, "quality": 0}) == {"cf": 1000.0, "quality": 0.0}
+
+
+def test_combine_at_max_weights_stays_finite_after_rounding():
+    """Every signal at MAX_WEIGHT: the sum and its 1e-6 rounding (as profiles do) stay finite."""
+    signals = {s: np.array([[0.0, 1.0, 0.5]]) for s in ("cf", "content", "item_similarity")}
+    signals |= {"popularity": np.array([1.0, 0.0, 0.25]), "quality": np.array([1.0, 1.0, 0.0])}
+    total = combine(signals, {name: MAX_WEIGHT for name in signals})
+    rounded = np.round(total, 6)
+    assert total.dtype == np.float32 and np.isfinite(rounded).all()
+    np.testing.assert_allclose(rounded, [[2000.0, 4000.0, 1750.0]])
 
 
 def test_combine_weights_mean_what_they_say():

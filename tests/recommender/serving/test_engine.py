@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -176,6 +178,24 @@ def test_unknown_user_ignores_signals_it_cannot_have(engine):
 def test_invalid_weights_rejected(engine, weights):
     with pytest.raises(InvalidRequestError):
         engine.recommend("t0", weights=weights)
+
+
+@pytest.mark.parametrize("user", ["t0", "c0", "visitor"])
+def test_huge_finite_weight_is_rejected_not_an_empty_answer(engine, user):
+    """1e33 overflowed float32 once rounded and returned [] with 200; now a clear error."""
+    with pytest.raises(
+        InvalidRequestError, match=r"rerank_weights.popularity: .*between 0 and 1000"
+    ):
+        engine.recommend(user, weights={"cf": 1.0, "popularity": 1e33})
+
+
+@pytest.mark.parametrize("user", ["t0", "c0", "visitor"])
+def test_max_weights_still_rank_every_segment(engine, user):
+    weights = dict.fromkeys(V.SIGNALS, 1000.0)
+    result = engine.recommend(user, topk=5, weights=weights, rerank=False)
+    assert len(result.items) == 5
+    scores = [item["score"] for item in result.items]
+    assert all(math.isfinite(s) for s in scores) and scores == sorted(scores, reverse=True)
 
 
 @pytest.mark.parametrize("topk", [0, 101, -3])
