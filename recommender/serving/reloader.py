@@ -218,6 +218,7 @@ class ModelHolder:
             return False
         if state is not None and self._same_model(state.bundle.model_id):
             self._seen_marker = marker  # the registry changed (e.g. a new candidate), not current
+            self._clear_error(state.bundle.model_id)
             return False
         if self._failed is not None:
             failed_marker, failed_at = self._failed
@@ -225,6 +226,14 @@ class ModelHolder:
             if failed_marker == marker and time.monotonic() - failed_at < retry_after:
                 return False
         return self.reload().ok
+
+    def _clear_error(self, serving_id: str) -> None:
+        """The registry is readable and names the serving model: an earlier failed reload no
+        longer describes the service (else /health reports it, and alerts fire, until restart)."""
+        if self.last_error is not None:
+            logger.info("registry names %s again, which is serving: reload error cleared", serving_id)
+            self.last_error = None
+            self._failed = None
 
     def _same_model(self, model_id: str) -> bool:
         try:
