@@ -18,7 +18,16 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-from _client import UserPool, base_url, cache_counters, discover_users, hit_rate, percentile
+from _client import (
+    UserPool,
+    admin_headers,
+    admin_token_default,
+    base_url,
+    cache_counters,
+    discover_users,
+    hit_rate,
+    percentile,
+)
 
 
 class CheckFailed(Exception):
@@ -231,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--admin-token", help="also check admin auth (POST /cache_warmup)")
+    parser.add_argument(
+        "--admin-token",
+        default=admin_token_default(),
+        help="also check admin auth (POST /cache_warmup), and read sample user ids from "
+        "/model_info where they are admin-only (default: $RECSYS_ADMIN_TOKEN)",
+    )
     parser.add_argument(
         "--processed-dir",
         default="data/processed",
@@ -247,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     payloads = []
     for path in ("/model_info", "/health"):
         try:
-            payloads.append(requests.get(base + path, timeout=args.timeout).json())
+            headers = admin_headers(args.admin_token)
+            payloads.append(requests.get(base + path, headers=headers, timeout=args.timeout).json())
         except (requests.RequestException, ValueError):
             payloads.append(None)
     pool = discover_users(payloads, args.processed_dir)

@@ -66,6 +66,7 @@ class CorsSettings(_Strict):
 
 class AdminSettings(_Strict):
     token_env: str = "RECSYS_ADMIN_TOKEN"
+    public_sample_ids: bool = True
 
 
 class ServingSettings(_Strict):

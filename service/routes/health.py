@@ -7,7 +7,7 @@ import time
 
 from fastapi import APIRouter, Request
 
-from service.deps import get_holder, get_state
+from service.deps import get_holder, get_settings, get_state, is_admin
 from service.responses import ERROR_CODE_KEY, OrjsonResponse, error_body
 from service.schemas import ERROR_RESPONSES, HealthResponse
 
@@ -53,14 +53,15 @@ async def health(request: Request) -> OrjsonResponse:
 
 @router.get("/model_info", responses=ERROR_RESPONSES)
 async def model_info(request: Request) -> OrjsonResponse:
-    """The serving model: id, type, factors, created/loaded time, metrics, versions."""
+    """The serving model: id, type, factors, created/loaded time, metrics, versions; a few real
+    user ids per segment (``sample_user_ids``) when ``admin.public_sample_ids`` or the admin
+    token allows."""
     state = get_state(request)
     holder = get_holder(request)
+    info = dict(state.bundle.info)
+    samples = info.pop("sample_user_ids", None)
+    if get_settings(request).admin.public_sample_ids or is_admin(request):
+        info["sample_user_ids"] = samples  # real customer ids: public only where config says so
     return OrjsonResponse(
-        {
-            **state.bundle.info,
-            "registry_marker": state.bundle.marker,
-            "reloads": holder.reloads,
-            "last_reload_error": holder.last_error,
-        }
+        {**info, "reloads": holder.reloads, "last_reload_error": holder.last_error}
     )
