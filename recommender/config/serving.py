@@ -53,6 +53,10 @@ class ReloadSettings(_Strict):
     poll_interval_seconds: float = Field(5.0, ge=0)
 
 
+class ShutdownSettings(_Strict):
+    drain_seconds: float = Field(5.0, ge=0, le=300)
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = True
@@ -78,6 +82,7 @@ class ServingSettings(_Strict):
     requests: RequestSettings = RequestSettings()
     rerank: RerankSettings = RerankSettings()
     reload: ReloadSettings = ReloadSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
     logging: LoggingSettings = LoggingSettings()
     cors: CorsSettings = CorsSettings()
     admin: AdminSettings = AdminSettings()

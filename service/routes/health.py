@@ -10,13 +10,15 @@ from fastapi import APIRouter, Request
 from service.deps import get_holder, get_settings, get_state, is_admin
 from service.responses import ERROR_CODE_KEY, OrjsonResponse, error_body
 from service.schemas import ERROR_RESPONSES, HealthResponse
+from service.shutdown import Drain
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=HealthResponse, responses=ERROR_RESPONSES)
 async def health(request: Request) -> OrjsonResponse:
-    """Readiness: 200 with the serving model, 503 with the reason while no model is loaded."""
+    """Readiness: 200 with the serving model; 503 with the reason while no model is loaded, and
+    503 ``"draining"`` from SIGTERM until the worker stops (requests are still served)."""
     holder = get_holder(request)
     state = holder.state
     common = {
@@ -24,6 +26,20 @@ async def health(request: Request) -> OrjsonResponse:
         "pid": os.getpid(),
         "last_reload_error": holder.last_error,
     }
+    drain: Drain = request.app.state.drain
+    if drain.draining:
+        reason = drain.reason()
+        request.scope[ERROR_CODE_KEY] = "draining"
+        return OrjsonResponse(
+            {
+                "status": "draining",
+                "reason": reason,
+                "model_id": None if state is None else state.bundle.model_id,
+                **common,
+                **error_body("draining", reason),
+            },
+            status_code=503,
+        )
     if state is None:
         reason = holder.not_ready_reason()
         request.scope[ERROR_CODE_KEY] = "not_ready"
