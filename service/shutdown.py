@@ -103,7 +103,8 @@ class Drain:
 
     async def _stop(self) -> None:
         """Accept what the kernel queued before the end, then let uvicorn stop accepting."""
-        deadline = time.monotonic() + max(1.0, self.seconds)
+        patience = max(1.0, self.seconds)
+        deadline = time.monotonic() + patience
         listeners = _listeners(self._server)
         while listeners and _queued(listeners):
             if time.monotonic() > deadline:
@@ -111,7 +112,7 @@ class Drain:
                     "connections still arrive %.1f s after the drain period: whatever is queued "
                     "now is reset. Take the instance out of rotation sooner, or raise "
                     "shutdown.drain_seconds.",
-                    self.seconds,
+                    patience,
                 )
                 break
             await asyncio.sleep(0.005)
