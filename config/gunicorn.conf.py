@@ -4,24 +4,34 @@ Environment knobs (all optional):
 
 - ``GUNICORN_BIND`` (default ``0.0.0.0:8000``), ``WEB_CONCURRENCY`` workers (default 4: one per core
   on a 4-core host; every worker loads its own model bundle, see DEPLOYMENT_OPTIMIZATION.md),
-- ``GUNICORN_GRACEFUL_TIMEOUT`` seconds a worker gets after SIGTERM to finish in-flight requests
-  (default 30; then it is killed), ``RECSYS_LOGGING__LEVEL`` log level (the app reads it too).
+- ``GUNICORN_GRACEFUL_TIMEOUT`` seconds a worker gets after SIGTERM to drain and finish its
+  requests (default ``shutdown.drain_seconds`` + 30; then it is killed; a value not above the
+  drain period is refused), ``RECSYS_LOGGING__LEVEL`` log level (the app reads it too).
 
-Logs: one JSON object per line on stderr (errors/lifecycle) and stdout (uvicorn access lines, with
-``client``, ``method``, ``path``, ``status`` fields). The plain checklist command
+Logs: one JSON object per line, gunicorn's lines in the app's format (``service/log_format.py``:
+``time``, ``level``, ``logger``, ``pid``, ``message``; access lines add ``client``, ``method``,
+``path``, ``http_version``, ``status``). The plain checklist command
 ``gunicorn service.api:app -w 4 -k uvicorn.workers.UvicornWorker -b 0.0.0.0:8000`` works without
 this file, with gunicorn's default text logs.
 """
 
-import json
-import logging
+import math
 import os
-import time
+
+from recommender.config import load_serving_settings
 
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "uvicorn.workers.UvicornWorker"
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# After SIGTERM a worker drains for shutdown.drain_seconds (health 503, still serving), then
+# finishes its requests: gunicorn must not kill it before that (service/shutdown.py).
+drain_seconds = load_serving_settings().shutdown.drain_seconds
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", math.ceil(drain_seconds) + 30))
+if graceful_timeout <= drain_seconds:
+    raise SystemExit(
+        f"GUNICORN_GRACEFUL_TIMEOUT={graceful_timeout} must exceed shutdown.drain_seconds "
+        f"({drain_seconds}) plus the longest request, or gunicorn kills workers while they drain"
+    )
 timeout = 60  # a worker silent this long (stuck, not slow: requests take milliseconds) is restarted
 keepalive = 5  # seconds an idle keep-alive connection stays open (behind a load balancer: > its idle)
 preload_app = False  # each worker builds its bundle in its own lifespan; mmap'd arrays share pages
@@ -29,32 +39,11 @@ loglevel = os.environ.get("RECSYS_LOGGING__LEVEL", "info").lower()
 accesslog = "-"
 errorlog = "-"
 
-ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record; uvicorn access records get their fields split out."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "pid": record.process,
-            "message": record.getMessage(),
-        }
-        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
-            entry.update(zip(ACCESS_FIELDS, record.args, strict=False))
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
-
-
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": JsonFormatter}},
+    # the app's formatter: gunicorn's lines and the app's have the same keys (service/log_format.py)
+    "formatters": {"json": {"()": "service.log_format.JsonFormatter"}},
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
         "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},

@@ -2,7 +2,8 @@
 
 Standard library only (pyarrow optional), so the scripts run anywhere with ``requests``/``aiohttp``.
 User ids come from the running service when it advertises examples (``/model_info`` or ``/health``
-carrying ``sample_user_ids: {"trainable": [...], "cold": [...]}``), else from the processed data
+carrying ``sample_user_ids: {"trainable": [...], "cold": [...]}``; with ``admin.public_sample_ids``
+off, as in production, only for the admin token), else from the processed data
 files (``trainable_user_mapping.json``, ``user_item_mappings.json``, ``interactions.parquet`` for
 activity) under ``--processed-dir``. The traffic mix (:func:`build_plan`) is the one the load test
 and the serving benchmark both send.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import random
 import uuid
 from collections.abc import Iterable, Mapping
@@ -28,6 +30,17 @@ TRAINABLE_FILE = "trainable_user_mapping.json"
 MAPPINGS_FILE = "user_item_mappings.json"
 INTERACTIONS_FILE = "interactions.parquet"
 SAMPLE_KEYS = ("sample_user_ids", "example_user_ids", "sample_users")
+ADMIN_TOKEN_ENV = "RECSYS_ADMIN_TOKEN"  # the service's default admin.token_env
+
+
+def admin_token_default() -> str | None:
+    """``--admin-token`` default: the token the service reads, when it is set here too."""
+    return os.environ.get(ADMIN_TOKEN_ENV) or None
+
+
+def admin_headers(token: str | None) -> dict[str, str]:
+    """Headers that show the admin token (``/model_info`` then lists sample ids in production)."""
+    return {"X-Admin-Token": token} if token else {}
 
 
 class Unreachable(Exception):

@@ -31,6 +31,8 @@ from _client import (
     DEFAULT_PROCESSED_DIR,
     MIXES,
     Unreachable,
+    admin_headers,
+    admin_token_default,
     base_url,
     build_plan,
     cache_counters,
@@ -44,8 +46,10 @@ from _client import (
 __all__ = ["MIXES", "Unreachable", "build_plan", "load_test", "main"]
 
 
-async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
-    async with session.get(url) as response:
+async def get_json(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+) -> Any:
+    async with session.get(url, headers=headers) as response:
         if response.status != 200:
             raise Unreachable(f"GET {url} -> {response.status}: {(await response.text())[:200]}")
         return await response.json(content_type=None)
@@ -136,7 +140,10 @@ async def load_test(args: argparse.Namespace) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         try:
-            payloads = [await get_json(session, f"{base}/{p}") for p in ("model_info", "health")]
+            headers = admin_headers(args.admin_token)  # sample ids are admin-only in production
+            payloads = [
+                await get_json(session, f"{base}/{p}", headers) for p in ("model_info", "health")
+            ]
             catalogue = await probe_catalogue(session, base)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise Unreachable(f"cannot reach {base}: {type(exc).__name__}: {exc}") from exc
@@ -177,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured requests first")
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
     parser.add_argument("--processed-dir", default=DEFAULT_PROCESSED_DIR)
+    parser.add_argument(
+        "--admin-token",
+        default=admin_token_default(),
+        help="sent to /model_info for its sample user ids (default: $RECSYS_ADMIN_TOKEN)",
+    )
     parser.add_argument("--max-p99-ms", type=float, default=200.0)
     parser.add_argument("--max-error-rate", type=float, default=0.01)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")

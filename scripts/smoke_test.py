@@ -21,6 +21,8 @@ import requests
 from _client import (
     DEFAULT_PROCESSED_DIR,
     UserPool,
+    admin_headers,
+    admin_token_default,
     base_url,
     cache_counters,
     discover_users,
@@ -239,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--admin-token", help="also check admin auth (POST /cache_warmup)")
+    parser.add_argument(
+        "--admin-token",
+        default=admin_token_default(),
+        help="also check admin auth (POST /cache_warmup), and read sample user ids from "
+        "/model_info where they are admin-only (default: $RECSYS_ADMIN_TOKEN)",
+    )
     parser.add_argument(
         "--processed-dir",
         default=DEFAULT_PROCESSED_DIR,
@@ -255,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     payloads = []
     for path in ("/model_info", "/health"):
         try:
-            payloads.append(requests.get(base + path, timeout=args.timeout).json())
+            headers = admin_headers(args.admin_token)
+            payloads.append(requests.get(base + path, headers=headers, timeout=args.timeout).json())
         except (requests.RequestException, ValueError):
             payloads.append(None)
     pool = discover_users(payloads, args.processed_dir)

@@ -2,7 +2,8 @@
 
 :func:`create_app` wires settings, metrics, CORS, the request guard, error handlers and routers;
 the lifespan loads the current model into a :class:`~recommender.serving.ModelHolder`, starts the
-registry poller and cache warm-up, and stops the poller on shutdown. Startup never fails for lack
+registry poller and cache warm-up, takes SIGTERM over for drain-then-stop, and stops the poller
+on shutdown. Startup never fails for lack
 of a model: /health answers 503 with the reason until a build + reload (or the poller) loads one.
 """
 
@@ -27,6 +28,7 @@ from service.middleware import RequestGuard
 from service.openapi import install_openapi
 from service.responses import OrjsonResponse
 from service.routes import ROUTERS
+from service.shutdown import CloseWhileDraining, Drain
 
 logger = logging.getLogger("service")
 _NO_TELEMETRY: TelemetryConfig = {
@@ -58,6 +60,7 @@ def create_app(
         if not result.ok:
             logger.error("starting without a model: %s", result.error)
         holder.start_polling()
+        app.state.drain.install()  # SIGTERM: drain, then stop (see service/shutdown.py)
         try:
             yield
         finally:
@@ -79,6 +82,7 @@ def create_app(
     )
     app.state.settings = settings
     install_openapi(app, settings)
+    app.state.drain = Drain(settings.shutdown.drain_seconds)
     routes = [route for router in ROUTERS for route in router.routes]
     app.state.metrics = Metrics(getattr(r, "path", "") for r in routes)
     install_error_handlers(app)
@@ -87,6 +91,7 @@ def create_app(
     app.add_middleware(
         RequestGuard, metrics=app.state.metrics, max_body_bytes=settings.requests.max_body_bytes
     )
+    app.add_middleware(CloseWhileDraining, drain=app.state.drain)
     if settings.cors.allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -30,16 +30,12 @@ def get_state(request: Request) -> ServingState:
     return request.app.state.holder.require()
 
 
-def require_admin(request: Request) -> None:
-    """Admin token check: ``X-Admin-Token: <t>`` or ``Authorization: Bearer <t>``.
-
-    The token lives in the environment variable named by ``admin.token_env``; when that variable
-    is unset or empty, admin endpoints are disabled (403), never open.
-    """
+def _admin_refusal(request: Request) -> AdminAuthError | None:
+    """Why the request is not an admin request (None when its token is valid)."""
     variable = request.app.state.settings.admin.token_env
     expected = os.environ.get(variable, "")
     if not expected:
-        raise AdminAuthError(
+        return AdminAuthError(
             403,
             "admin_disabled",
             f"admin endpoints are disabled: set the {variable} environment variable "
@@ -51,8 +47,25 @@ def require_admin(request: Request) -> None:
         scheme, _, token = auth.partition(" ")
         provided = token.strip() if scheme.lower() == "bearer" else None
     if not provided:
-        raise AdminAuthError(
+        return AdminAuthError(
             401, "unauthorized", "admin token required: send X-Admin-Token or Authorization: Bearer"
         )
     if not hmac.compare_digest(provided.encode(), expected.encode()):
-        raise AdminAuthError(403, "forbidden", "admin token is not valid")
+        return AdminAuthError(403, "forbidden", "admin token is not valid")
+    return None
+
+
+def require_admin(request: Request) -> None:
+    """Admin token check: ``X-Admin-Token: <t>`` or ``Authorization: Bearer <t>``.
+
+    The token lives in the environment variable named by ``admin.token_env``; when that variable
+    is unset or empty, admin endpoints are disabled (403), never open.
+    """
+    refusal = _admin_refusal(request)
+    if refusal is not None:
+        raise refusal
+
+
+def is_admin(request: Request) -> bool:
+    """True when the request carries the valid admin token (public endpoints show it more)."""
+    return _admin_refusal(request) is None

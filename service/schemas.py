@@ -278,7 +278,7 @@ class SimilarItemsResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "unavailable", "draining"]
     model_id: str | None = None
     model_type: str | None = None
     n_users: int | None = None

@@ -55,6 +55,10 @@ class ReloadSettings(_Strict):
     poll_interval_seconds: float = Field(5.0, ge=0)
 
 
+class ShutdownSettings(_Strict):
+    drain_seconds: float = Field(5.0, ge=0, le=300)
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = True
@@ -68,6 +72,7 @@ class CorsSettings(_Strict):
 
 class AdminSettings(_Strict):
     token_env: str = "RECSYS_ADMIN_TOKEN"
+    public_sample_ids: bool = True
 
 
 class ServingSettings(_Strict):
@@ -79,6 +84,7 @@ class ServingSettings(_Strict):
     requests: RequestSettings = RequestSettings()
     rerank: RerankSettings = RerankSettings()
     reload: ReloadSettings = ReloadSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
     logging: LoggingSettings = LoggingSettings()
     cors: CorsSettings = CorsSettings()
     admin: AdminSettings = AdminSettings()

@@ -2,7 +2,8 @@
 
 A reload builds the new bundle off the request path and publishes it with one reference
 assignment, so a request that already took :attr:`ModelHolder.state` finishes on the old model.
-A failed load keeps the old state serving and is recorded in :attr:`ModelHolder.last_error`.
+A failed load keeps the old state serving and is recorded in :attr:`ModelHolder.last_error`
+(public text: paths relative to the configured roots; the log has the full message).
 A background thread polls ``Registry.current_marker()`` so that *every* worker process (each has
 its own holder) picks up a newly promoted model within ``reload.poll_interval_seconds``.
 """
@@ -22,6 +23,7 @@ from recommender.errors import NotReadyError, RecsysError
 from recommender.serving.bundle import ModelBundle, load_bundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.engine import Engine
+from recommender.serving.redaction import public_message, serving_roots
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +149,8 @@ class ModelHolder:
                 bundle = self._loader(self.settings)
             except Exception as exc:  # noqa: BLE001 - any failure must leave the old model serving
                 seconds = time.perf_counter() - started
-                message = (
-                    str(exc) if isinstance(exc, RecsysError) else f"{type(exc).__name__}: {exc}"
-                )
+                full = str(exc) if isinstance(exc, RecsysError) else f"{type(exc).__name__}: {exc}"
+                message = public_message(full, serving_roots(self.settings))  # leaves the process
                 self.last_error = {
                     "message": message,
                     "type": type(exc).__name__,
@@ -158,7 +159,7 @@ class ModelHolder:
                 }
                 self._failed = (self._safe_marker(), time.monotonic())
                 log = logger.error if isinstance(exc, RecsysError) else logger.exception
-                log("model load failed (still serving %s): %s", previous_id, message)
+                log("model load failed (still serving %s): %s", previous_id, full)
                 self.reload_failures += 1
                 self.last_failure = ReloadResult(False, previous_id, previous_id, seconds, message)
                 return self.last_failure
@@ -218,6 +219,7 @@ class ModelHolder:
             return False
         if state is not None and self._same_model(state.bundle.model_id):
             self._seen_marker = marker  # the registry changed (e.g. a new candidate), not current
+            self._clear_error(state.bundle.model_id)
             return False
         if self._failed is not None:
             failed_marker, failed_at = self._failed
@@ -225,6 +227,16 @@ class ModelHolder:
             if failed_marker == marker and time.monotonic() - failed_at < retry_after:
                 return False
         return self.reload().ok
+
+    def _clear_error(self, serving_id: str) -> None:
+        """The registry is readable and names the serving model: an earlier failed reload no
+        longer describes the service (else /health reports it, and alerts fire, until restart)."""
+        if self.last_error is not None:
+            logger.info(
+                "registry names the serving model %s again: reload error cleared", serving_id
+            )
+            self.last_error = None
+            self._failed = None
 
     def _same_model(self, model_id: str) -> bool:
         try:

@@ -58,6 +58,14 @@ def test_users_come_from_the_service_before_the_files(tmp_path: Path) -> None:
     assert _client.discover_users([], tmp_path / "missing").source == "none"
 
 
+def test_admin_token_comes_from_the_services_variable(monkeypatch) -> None:
+    monkeypatch.delenv("RECSYS_ADMIN_TOKEN", raising=False)
+    assert _client.admin_token_default() is None and _client.admin_headers(None) == {}
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN", "t0ken")
+    assert _client.admin_token_default() == "t0ken"
+    assert _client.admin_headers("t0ken") == {"X-Admin-Token": "t0ken"}
+
+
 def test_unknown_ids_are_fresh() -> None:
     pool = _client.UserPool(["1"], ["2"])
     first, second = pool.unknown(5), pool.unknown(5)

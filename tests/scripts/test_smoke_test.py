@@ -92,3 +92,18 @@ def test_a_dead_port_fails() -> None:
     assert result.returncode == 1
     assert verdicts(result.stdout)["health"] == "FAIL"
     assert "ConnectionError" in result.stdout
+
+
+def test_admin_only_sample_ids_are_read_with_the_token(
+    embedded_dir: Path, registry_dir: Path, tmp_path: Path
+) -> None:
+    """Production hides sample_user_ids from anonymous clients; the smoke test sends its token."""
+    env = {"RECSYS_ENV": "production", "RECSYS_ADMIN_TOKEN": TOKEN}
+    with live_server(embedded_dir, registry_dir, log_dir=tmp_path, env=env) as production:
+        anonymous = smoke(production.port, "--processed-dir", str(tmp_path / "absent"))
+        admin = smoke(
+            production.port, "--processed-dir", str(tmp_path / "absent"), "--admin-token", TOKEN
+        )
+    assert "users from none: 0 trainable, 0 cold" in anonymous.stdout, anonymous.stdout
+    assert "users from service:sample_user_ids" in admin.stdout, admin.stdout
+    assert admin.returncode == 0, admin.stdout

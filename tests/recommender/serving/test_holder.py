@@ -20,18 +20,21 @@ class FakeRegistry:
         self.broken = False
         self.loads = 0
         self.writes = 0  # registry writes that do not change the current model
+        self.unreadable = False  # registry.json is corrupt: current_id() and load() fail
 
     def marker(self, _settings) -> str | None:
         return None if self.model_id is None else f"{self.model_id}:{self.writes}"
 
     def current_id(self, _settings) -> str | None:
+        if self.unreadable:
+            raise ModelLoadError("registry.json is not valid JSON")
         return self.model_id
 
     def load(self, _settings):
         self.loads += 1
         if self.model_id is None:
             raise ModelLoadError("no current model in the registry")
-        if self.broken:
+        if self.broken or self.unreadable:
             raise ModelLoadError(f"checksum mismatch for {self.model_id}")
         return make_bundle(model_id=self.model_id)
 
@@ -124,6 +127,22 @@ def test_registry_write_without_new_current_model_does_not_reload():
     assert holder.state is state and registry.loads == 1
     registry.model_id = "m2"
     assert holder.poll_once() is True and registry.loads == 2
+
+
+def test_a_fixed_registry_naming_the_serving_model_clears_the_reload_error():
+    """The registry breaks (poll -> failed reload), then is repaired and names the model that
+    still serves: the error must clear, or /health keeps reporting it and the alert keeps firing."""
+    registry = FakeRegistry("m1")
+    holder = holder_for(registry)
+    holder.reload(warm=False)
+    state = holder.state
+    registry.unreadable, registry.writes = True, 1
+    assert holder.poll_once() is False
+    assert holder.last_error is not None and holder.last_error["still_serving"] == "m1"
+    registry.unreadable, registry.writes = False, 2  # repaired: rewritten, current is still m1
+    assert holder.poll_once() is False
+    assert holder.last_error is None
+    assert holder.state is state and registry.loads == 2  # nothing reloaded: m1 was serving
 
 
 def test_polling_disabled_by_zero_interval():
