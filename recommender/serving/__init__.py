@@ -1,7 +1,8 @@
 """Serving engine (no HTTP): model bundle, engine, reranker, filters, caches, reload.
 
 Offers :func:`load_bundle` / :class:`ModelBundle` (one immutable model version), :class:`Engine`
-(``recommend``, ``recommend_batch``, ``similar_items``, ``warm_up``), :class:`Filters`,
+(``recommend``, ``recommend_batch``, ``recommend_chunks``, ``similar_items``, ``warm_up``),
+:class:`RecommendOptions` (one request's validated options), :class:`Filters`,
 :class:`ServingCaches`, and :class:`ModelHolder` (atomic hot reload + registry polling).
 """
 
@@ -11,6 +12,7 @@ from recommender.serving.catalogue import Catalogue
 from recommender.serving.engine import Engine, Recommendation
 from recommender.serving.filters import Filters, eligibility_mask
 from recommender.serving.histories import UserHistories
+from recommender.serving.options import RecommendOptions
 from recommender.serving.profiles import UserScorer
 from recommender.serving.reloader import ModelHolder, ReloadResult, ServingState
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
@@ -23,6 +25,7 @@ __all__ = [
     "ItemNeighbours",
     "ModelBundle",
     "ModelHolder",
+    "RecommendOptions",
     "Recommendation",
     "ReloadResult",
     "ServingCaches",
