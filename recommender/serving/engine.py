@@ -88,6 +88,12 @@ class Engine:
         self._tiebreak = np.arange(bundle.n_items, dtype=np.float64) * 1e-11
         self.scorer = UserScorer(bundle, caches.user_profiles)
         self.neighbours = ItemNeighbours(bundle, caches.item_similarity, settings)
+        caches.bound_entries(
+            bundle.n_items,
+            bundle.catalogue.records[0] if bundle.n_items else {},
+            settings.requests.max_topk,
+            settings.requests.max_similar_topk,
+        )
 
     # ------------------------------------------------------------------ public API (validated)
     def options(self, **loose: Unpack[OptionArgs]) -> RecommendOptions:
@@ -254,7 +260,7 @@ class Engine:
         if mask is not None:
             keys[:, ~mask] = np.inf
         if exclude_seen:
-            positions, items = self.bundle.histories.seen_coordinates(rows)
+            positions, items = self.bundle.histories.seen_coordinates(rows.tolist())
             keys[positions, items] = np.inf
         if width < n:
             candidates = np.argpartition(keys, width - 1, axis=1)[:, :width]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -27,9 +28,12 @@ def test_counting_cache_counts_and_evicts_lru():
         "misses": 1,
         "hit_rate": 0.5,
         "evictions": 1,
+        "bytes": 2 * (200 + sys.getsizeof("a") + sys.getsizeof(1)),  # a and c
+        "entry_max_bytes": None,
+        "max_bytes": None,
     }
     cache.clear()
-    assert len(cache) == 0 and cache.stats()["hits"] == 1
+    assert len(cache) == 0 and cache.stats()["hits"] == 1 and cache.bytes == 0
 
 
 def test_counting_cache_ttl_expiry_counts_as_eviction():
