@@ -9,7 +9,8 @@ Series: ``recsys_model_loaded``, ``recsys_model_info{model_id,model_type,data_ve
 embedding_version}``, ``recsys_model_loaded_timestamp_seconds``, and per ``cache``
 (``user_profile``, ``item_similarity``, ``results``): ``recsys_cache_hits_total``,
 ``recsys_cache_misses_total``, ``recsys_cache_evictions_total``, ``recsys_cache_size``,
-``recsys_cache_max_size``, ``recsys_cache_bytes``, ``recsys_cache_max_bytes``; the warm-up: ``recsys_cache_warmup_state{state}`` (1 for the current
+``recsys_cache_max_size``, ``recsys_cache_bytes``, ``recsys_cache_max_bytes``;
+the warm-up: ``recsys_cache_warmup_state{state}`` (1 for the current
 state), ``recsys_cache_warmup_duration_seconds``, ``recsys_cache_warmup_items``,
 ``recsys_cache_warmup_users``.
 """

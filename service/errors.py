@@ -5,7 +5,7 @@
 | RequestValidationError, InvalidRequestError (JSON, types, ranges) | 422 | invalid_request |
 | UnknownProductError | 404 | unknown_product |
 | body over ``requests.max_body_bytes`` | 413 | body_too_large |
-| BatchBusyError (no batch slot freed within ``batch.max_wait_seconds``) | 429 + Retry-After | batch_busy |
+| BatchBusyError (no slot within ``batch.max_wait_seconds``) | 429 + Retry-After | batch_busy |
 | NotReadyError / ModelLoadError (no model) | 503 | not_ready |
 | admin token missing or wrong | 401 / 403 | unauthorized / forbidden |
 | admin endpoints without a configured token | 403 | admin_disabled |

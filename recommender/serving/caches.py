@@ -112,9 +112,7 @@ class _CountingTTLCache(TTLCache):
 class CountingCache:
     """A named, thread-safe TTL/LRU cache with hit, miss and eviction counters."""
 
-    def __init__(
-        self, name: str, spec: CacheSpec, sizer: Sizer = generic_entry_bytes
-    ) -> None:
+    def __init__(self, name: str, spec: CacheSpec, sizer: Sizer = generic_entry_bytes) -> None:
         self.name = name
         self.max_size = int(spec.max_size)
         self.ttl_seconds = float(spec.ttl_seconds)

@@ -16,9 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from typing_extensions import Unpack
-
 import numpy as np
+from typing_extensions import Unpack
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
