@@ -15,6 +15,7 @@ from service.schemas import (
     ERROR_RESPONSES,
     BatchRecommendRequest,
     BatchRecommendResponse,
+    ErrorResponse,
     RecommendFilters,
     RecommendRequest,
     RecommendResponse,
@@ -55,7 +56,17 @@ async def recommend(body: RecommendRequest, request: Request) -> OrjsonResponse:
     return OrjsonResponse(payload)
 
 
-@router.post("/batch_recommend", response_model=BatchRecommendResponse, responses=ERROR_RESPONSES)
+BATCH_RESPONSES = {
+    **ERROR_RESPONSES,
+    429: {
+        "model": ErrorResponse,
+        "description": "batch_busy: no batch slot freed in time; retry after Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    },
+}
+
+
+@router.post("/batch_recommend", response_model=BatchRecommendResponse, responses=BATCH_RESPONSES)
 async def batch_recommend(body: BatchRecommendRequest, request: Request) -> Response:
     """Recommendations for up to ``requests.max_batch_size`` users (and ``requests.max_batch_items``
     users × topk); at most ``batch.max_concurrent`` batches compute at once per worker, the
