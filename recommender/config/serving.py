@@ -47,7 +47,7 @@ class BatchSettings(_Strict):
     max_concurrent: int = Field(1, ge=1)
     max_wait_seconds: float = Field(2.0, ge=0)
     retry_after_seconds: int = Field(1, ge=1)
-    chunk_users: int = Field(100, ge=1)
+    chunk_users: int = Field(20, ge=1)
 
 
 class RerankSettings(_Strict):
