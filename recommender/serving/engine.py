@@ -14,10 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from typing_extensions import Unpack
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
@@ -30,6 +29,9 @@ from recommender.serving.options import OptionArgs, RecommendOptions
 from recommender.serving.profiles import UserScorer
 from recommender.serving.reranker import breakdown, candidate_similarity, mmr_order
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
+
+if TYPE_CHECKING:  # annotations only: no runtime dependency on typing_extensions (Python 3.10)
+    from typing_extensions import Unpack
 
 _STRATEGY = {
     V.SEGMENT_TRAINABLE: (V.STRATEGY_CF, False, None),
