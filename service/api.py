@@ -21,6 +21,7 @@ from fastapi_offline import FastAPIOffline
 
 from recommender.config import ServingSettings, load_serving_settings
 from recommender.serving import ModelBundle, ModelHolder, load_bundle
+from service.batch import BatchSlots
 from service.errors import install_error_handlers
 from service.log_format import configure_logging
 from service.metrics import Metrics
@@ -55,6 +56,7 @@ def create_app(
             settings, loader=loader or load_bundle, on_reload=metrics.record_reload
         )
         app.state.holder = holder
+        app.state.batch_slots = BatchSlots(settings.batch)  # an asyncio object: inside the loop
         metrics.collector.holder = holder
         result = await asyncio.to_thread(holder.reload)
         if not result.ok:

@@ -9,7 +9,8 @@ Series: ``recsys_model_loaded``, ``recsys_model_info{model_id,model_type,data_ve
 embedding_version}``, ``recsys_model_loaded_timestamp_seconds``, and per ``cache``
 (``user_profile``, ``item_similarity``, ``results``): ``recsys_cache_hits_total``,
 ``recsys_cache_misses_total``, ``recsys_cache_evictions_total``, ``recsys_cache_size``,
-``recsys_cache_max_size``; the warm-up: ``recsys_cache_warmup_state{state}`` (1 for the current
+``recsys_cache_max_size``, ``recsys_cache_bytes``, ``recsys_cache_max_bytes``;
+the warm-up: ``recsys_cache_warmup_state{state}`` (1 for the current
 state), ``recsys_cache_warmup_duration_seconds``, ``recsys_cache_warmup_items``,
 ``recsys_cache_warmup_users``.
 """
@@ -79,10 +80,17 @@ class ServingCollector(Collector):
         for field, name_, text in (
             ("size", "recsys_cache_size", "Entries in the cache now."),
             ("max_size", "recsys_cache_max_size", "Configured capacity (entries)."),
+            ("bytes", "recsys_cache_bytes", "Estimated bytes held by the cache's entries now."),
+            (
+                "max_bytes",
+                "recsys_cache_max_bytes",
+                "Most bytes the cache can hold (max_size x largest entry).",
+            ),
         ):
             gauge = GaugeMetricFamily(name_, text, labels=["cache"])
             for name, cache in caches:
-                gauge.add_metric([name], cache[field])
+                if cache[field] is not None:
+                    gauge.add_metric([name], cache[field])
             yield gauge
         yield from self._warmup(stats["warmup"])
 

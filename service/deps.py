@@ -9,6 +9,7 @@ from fastapi import Request
 
 from recommender.config.serving import ServingSettings
 from recommender.serving import ModelHolder, ServingState
+from service.batch import BatchSlots
 from service.errors import AdminAuthError
 from service.metrics import Metrics
 
@@ -19,6 +20,10 @@ def get_settings(request: Request) -> ServingSettings:
 
 def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
+
+
+def get_batch_slots(request: Request) -> BatchSlots:
+    return request.app.state.batch_slots
 
 
 def get_holder(request: Request) -> ModelHolder:

@@ -5,6 +5,7 @@
 | RequestValidationError, InvalidRequestError (JSON, types, ranges) | 422 | invalid_request |
 | UnknownProductError | 404 | unknown_product |
 | body over ``requests.max_body_bytes`` | 413 | body_too_large |
+| BatchBusyError (no slot within ``batch.max_wait_seconds``) | 429 + Retry-After | batch_busy |
 | NotReadyError / ModelLoadError (no model) | 503 | not_ready |
 | admin token missing or wrong | 401 / 403 | unauthorized / forbidden |
 | admin endpoints without a configured token | 403 | admin_disabled |
@@ -42,6 +43,7 @@ HTTP_CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    429: "too_many_requests",
     499: "client_closed_request",
 }
 CLIENT_CLOSED = 499  # nginx's "client closed request": not a server error, not in the 5xx alert
@@ -53,6 +55,14 @@ class AdminAuthError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+class BatchBusyError(Exception):
+    """Every batch slot of this worker stayed busy for the bounded wait (``batch.*``)."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 def _describe(errors: list[dict[str, Any]]) -> str:
@@ -95,6 +105,11 @@ async def _not_ready(request: Request, exc: Exception) -> OrjsonResponse:
     return error_response(request, 503, "not_ready", str(exc))
 
 
+async def _batch_busy(request: Request, exc: BatchBusyError) -> OrjsonResponse:
+    headers = {"Retry-After": str(exc.retry_after_seconds)}
+    return error_response(request, 429, "batch_busy", str(exc), headers=headers)
+
+
 async def _admin(request: Request, exc: AdminAuthError) -> OrjsonResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return error_response(request, exc.status, exc.code, exc.message, headers=headers)
@@ -130,6 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (RequestValidationError, _validation),
         (InvalidRequestError, _invalid),
         (UnknownProductError, _unknown_product),
+        (BatchBusyError, _batch_busy),
         (NotReadyError, _not_ready),
         (ModelLoadError, _not_ready),
         (AdminAuthError, _admin),

@@ -15,7 +15,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 ERROR_CODE_KEY = "recsys.error_code"  # ASGI scope key: the error code of an error response
 PATH_KEY = "recsys.path"  # ASGI scope key: the recommendation path of a single /recommend
 
@@ -24,7 +24,7 @@ class OrjsonResponse(JSONResponse):
     """``application/json`` rendered by orjson (UTF-8, Vietnamese text kept as is)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=_OPTIONS)
+        return orjson.dumps(content, option=ORJSON_OPTIONS)
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

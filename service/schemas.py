@@ -306,6 +306,11 @@ class CacheCounters(BaseModel):
     misses: int
     hit_rate: float
     evictions: int
+    bytes: int = Field(description="estimated bytes held by the entries now")
+    entry_max_bytes: int | None = Field(
+        description="largest entry this model and the request limits allow"
+    )
+    max_bytes: int | None = Field(description="bound: max_size × entry_max_bytes")
 
 
 class WarmupOut(BaseModel):

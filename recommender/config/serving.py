@@ -41,7 +41,15 @@ class RequestSettings(_Strict):
     max_topk: int = Field(100, ge=1, le=1000)
     max_similar_topk: int = Field(50, ge=1, le=1000)
     max_batch_size: int = Field(1000, ge=1)
+    max_batch_items: int = Field(20_000, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+
+
+class BatchSettings(_Strict):
+    max_concurrent: int = Field(1, ge=1)
+    max_wait_seconds: float = Field(2.0, ge=0)
+    retry_after_seconds: int = Field(1, ge=1)
+    chunk_users: int = Field(20, ge=1)
 
 
 class RerankSettings(_Strict):
@@ -82,6 +90,7 @@ class ServingSettings(_Strict):
     cache: CacheSettings = CacheSettings()
     warmup: WarmupSettings = WarmupSettings()
     requests: RequestSettings = RequestSettings()
+    batch: BatchSettings = BatchSettings()
     rerank: RerankSettings = RerankSettings()
     reload: ReloadSettings = ReloadSettings()
     shutdown: ShutdownSettings = ShutdownSettings()

@@ -1,7 +1,8 @@
 """Serving engine (no HTTP): model bundle, engine, reranker, filters, caches, reload.
 
 Offers :func:`load_bundle` / :class:`ModelBundle` (one immutable model version), :class:`Engine`
-(``recommend``, ``recommend_batch``, ``similar_items``, ``warm_up``), :class:`Filters`,
+(``recommend``, ``recommend_batch``, ``recommend_chunks``, ``similar_items``, ``warm_up``),
+:class:`RecommendOptions` (one request's validated options), :class:`Filters`,
 :class:`ServingCaches`, and :class:`ModelHolder` (atomic hot reload + registry polling).
 """
 
@@ -12,6 +13,7 @@ from recommender.serving.engine import Engine, Recommendation
 from recommender.serving.filters import Filters, eligibility_mask
 from recommender.serving.histories import UserHistories
 from recommender.serving.holder import ModelHolder, ReloadResult, ServingState
+from recommender.serving.options import RecommendOptions
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
 from recommender.serving.user_scorer import UserScorer
 
@@ -23,6 +25,7 @@ __all__ = [
     "ItemNeighbours",
     "ModelBundle",
     "ModelHolder",
+    "RecommendOptions",
     "Recommendation",
     "ReloadResult",
     "ServingCaches",

@@ -1,10 +1,18 @@
-"""Serving caches (``cachetools``) with hit/miss/eviction counters and a bounded warm-up report.
+"""Serving caches (``cachetools``) with hit/miss/eviction counters, estimated bytes and a bounded
+warm-up report.
 
 - user profiles: user id -> the user's hybrid score vector ``(n,)`` float32 under the model's
   default weights (requests with their own ``rerank_weights`` bypass it). ``4·n`` bytes per entry.
 - item similarity: (item index, method) -> (neighbour indices, scores) of a product.
-- results: (user id or ``None`` for users without history, options) -> the ranked records of a
-  single ``/recommend`` answer; every visitor without history shares one entry per options.
+- results: (user id or ``None`` for users without history, 16-byte digest of the options) -> the
+  ranked records of a single ``/recommend`` answer; every visitor without history shares one
+  entry per options. The records' field values are the catalogue's own objects (shared, not
+  copied), so an entry costs its dicts, scores and list, at most ``requests.max_topk`` of them.
+
+Memory is bounded in bytes as well as entries: each cache sizes every entry it stores (a
+running total, ``bytes`` in :meth:`CountingCache.stats`), and :meth:`ServingCaches.bound_entries`
+sets the largest entry the model and the request limits allow (``entry_max_bytes``), so
+``max_bytes = max_size × entry_max_bytes`` is the most a full cache can hold.
 
 One :class:`ServingCaches` belongs to one model version: a reload builds a new, empty one, so a
 cache can never serve scores of the previous model. Access is lock-protected because the warm-up
@@ -13,23 +21,80 @@ thread fills the caches while requests read them.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from cachetools import TTLCache
 
 from recommender.config.serving import CacheSettings, CacheSpec
 
+Sizer = Callable[[Any, Any], int]
+ENTRY_OVERHEAD_BYTES = 200  # cachetools' per-key links and dicts + the size ledger (measured)
+MAX_ID_CHARS = 128  # longest user id a request may send (the service schema's bound)
+_WIDEST_ID = "\U0010ffff" * MAX_ID_CHARS  # 4 bytes per character: the largest such str
+_DIGEST_BYTES = 16  # RecommendOptions.digest
+
+
+def generic_entry_bytes(key: Any, value: Any) -> int:
+    """Shallow size of key and value plus the cache's bookkeeping (for simple values)."""
+    return ENTRY_OVERHEAD_BYTES + sys.getsizeof(key) + sys.getsizeof(value)
+
+
+def profile_entry_bytes(key: str, value: np.ndarray) -> int:
+    """A user-profile entry: the id and the (n,) float32 vector (which owns its data)."""
+    return ENTRY_OVERHEAD_BYTES + sys.getsizeof(key) + sys.getsizeof(value)
+
+
+def neighbour_entry_bytes(key: tuple[int, str], value: tuple[np.ndarray, np.ndarray]) -> int:
+    """An item-similarity entry: (index, method) and its (indices, scores) arrays."""
+    key_bytes = sys.getsizeof(key) + sys.getsizeof(key[0])  # the method name is interned
+    value_bytes = sys.getsizeof(value) + sum(sys.getsizeof(array) for array in value)
+    return ENTRY_OVERHEAD_BYTES + key_bytes + value_bytes
+
+
+def result_entry_bytes(key: tuple[str | None, bytes], value: list[dict[str, Any]]) -> int:
+    """A results entry: (owner, digest) and the answer's record dicts with their rank and
+    score; the records' field values are the catalogue's and are not counted."""
+    owner, digest = key
+    key_bytes = sys.getsizeof(key) + sys.getsizeof(digest)
+    key_bytes += 0 if owner is None else sys.getsizeof(owner)
+    items = sum(
+        sys.getsizeof(item) + sys.getsizeof(item["score"]) + sys.getsizeof(item["rank"])
+        for item in value
+    )
+    return ENTRY_OVERHEAD_BYTES + key_bytes + sys.getsizeof(value) + items
+
 
 class _CountingTTLCache(TTLCache):
-    """A TTL + LRU cache that counts evictions (size pressure and expiry alike)."""
+    """A TTL + LRU cache that counts evictions (size pressure and expiry alike) and keeps a
+    running total of its entries' estimated bytes."""
 
-    def __init__(self, maxsize: int, ttl: float) -> None:
+    def __init__(self, maxsize: int, ttl: float, sizer: Sizer) -> None:
         super().__init__(maxsize=maxsize, ttl=ttl)
         self.evictions = 0
+        self.bytes = 0
+        self._sizer = sizer
+        self._sizes: dict[Any, int] = {}
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)  # may evict others (popitem / expire below)
+        size = self._sizer(key, value)
+        self.bytes += size - self._sizes.get(key, 0)
+        self._sizes[key] = size
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self.bytes -= self._sizes.pop(key, 0)
+
+    def clear(self) -> None:
+        super().clear()  # TTLCache drops its tables directly, without __delitem__
+        self._sizes.clear()
+        self.bytes = 0
 
     def popitem(self) -> tuple[Any, Any]:
         item = super().popitem()
@@ -37,19 +102,22 @@ class _CountingTTLCache(TTLCache):
         return item
 
     def expire(self, time: float | None = None) -> list[tuple[Any, Any]]:
-        expired = super().expire(time)
+        expired = super().expire(time)  # removes through Cache.__delitem__, not ours
         self.evictions += len(expired)
+        for key, _ in expired:
+            self.bytes -= self._sizes.pop(key, 0)
         return expired
 
 
 class CountingCache:
     """A named, thread-safe TTL/LRU cache with hit, miss and eviction counters."""
 
-    def __init__(self, name: str, spec: CacheSpec) -> None:
+    def __init__(self, name: str, spec: CacheSpec, sizer: Sizer = generic_entry_bytes) -> None:
         self.name = name
         self.max_size = int(spec.max_size)
         self.ttl_seconds = float(spec.ttl_seconds)
-        self._cache = _CountingTTLCache(self.max_size, self.ttl_seconds)
+        self.entry_max_bytes: int | None = None  # set by ServingCaches.bound_entries
+        self._cache = _CountingTTLCache(self.max_size, self.ttl_seconds, sizer)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -67,6 +135,7 @@ class CountingCache:
             return value
 
     def put(self, key: Hashable, value: Any) -> None:
+        """Store ``value`` (the least recently used entry goes when the cache is full)."""
         with self._lock:
             self._cache[key] = value
 
@@ -83,9 +152,18 @@ class CountingCache:
         with self._lock:
             self._cache.clear()
 
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes held by the entries now."""
+        with self._lock:
+            return self._cache.bytes
+
     def stats(self) -> dict[str, Any]:
+        """Size, capacity, counters and memory: ``bytes`` now, ``entry_max_bytes`` (largest
+        entry) and ``max_bytes`` (``max_size × entry_max_bytes``, the bound) when known."""
         with self._lock:
             total = self.hits + self.misses
+            bound = self.entry_max_bytes
             return {
                 "size": len(self._cache),
                 "max_size": self.max_size,
@@ -94,6 +172,9 @@ class CountingCache:
                 "misses": self.misses,
                 "hit_rate": round(self.hits / total, 4) if total else 0.0,
                 "evictions": self._cache.evictions,
+                "bytes": self._cache.bytes,
+                "entry_max_bytes": bound,
+                "max_bytes": None if bound is None else bound * self.max_size,
             }
 
 
@@ -111,6 +192,7 @@ class WarmupReport:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values."""
         return {
             "state": self.state,
             "items_warmed": self.items_warmed,
@@ -135,17 +217,42 @@ class ServingCaches:
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> ServingCaches:
         return cls(
-            user_profiles=CountingCache("user_profile", settings.user_profile),
-            item_similarity=CountingCache("item_similarity", settings.item_similarity),
-            results=CountingCache("results", settings.results),
+            user_profiles=CountingCache("user_profile", settings.user_profile, profile_entry_bytes),
+            item_similarity=CountingCache(
+                "item_similarity", settings.item_similarity, neighbour_entry_bytes
+            ),
+            results=CountingCache("results", settings.results, result_entry_bytes),
+        )
+
+    def bound_entries(
+        self,
+        n_items: int,
+        record: Mapping[str, Any],
+        max_topk: int,
+        max_neighbours: int,
+    ) -> None:
+        """Set each cache's largest entry from the model and request limits: a profile of
+        ``n_items`` scores, ``max_neighbours`` neighbours, ``max_topk`` records shaped like
+        ``record``; the keys with the widest id a request may send."""
+        profile = np.zeros(n_items, dtype=np.float32)
+        indices = np.zeros(min(max_neighbours, n_items), dtype=np.int64)
+        answer = [{**record, "rank": rank, "score": 0.5} for rank in range(1000, 1000 + max_topk)]
+        self.user_profiles.entry_max_bytes = profile_entry_bytes(_WIDEST_ID, profile)
+        self.item_similarity.entry_max_bytes = neighbour_entry_bytes(
+            (n_items + 1000, "content"), (indices, indices.astype(np.float64))
+        )
+        self.results.entry_max_bytes = result_entry_bytes(
+            (_WIDEST_ID, bytes(_DIGEST_BYTES)), answer
         )
 
     def clear(self) -> None:
+        """Drop every entry of every cache."""
         self.user_profiles.clear()
         self.item_similarity.clear()
         self.results.clear()
 
     def stats(self) -> dict[str, Any]:
+        """Per-cache stats and the warm-up report (the body of ``/cache_stats``)."""
         return {
             "user_profile": self.user_profiles.stats(),
             "item_similarity": self.item_similarity.stats(),

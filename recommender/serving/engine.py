@@ -12,9 +12,9 @@ request is a batch of one, so single and batch calls rank a user identically.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,22 +24,20 @@ from recommender.errors import InvalidRequestError
 from recommender.scoring import signal_breakdown
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
-from recommender.serving.filters import Filters, eligibility_mask
-from recommender.serving.reranker import (
-    breakdown,
-    candidate_similarity,
-    check_weights,
-    mmr_order,
-)
+from recommender.serving.filters import eligibility_mask
+from recommender.serving.options import OptionArgs, RecommendOptions
+from recommender.serving.reranker import breakdown, candidate_similarity, mmr_order
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
 from recommender.serving.user_scorer import UserScorer
+
+if TYPE_CHECKING:  # annotations only: no runtime dependency on typing_extensions (Python 3.10)
+    from typing_extensions import Unpack
 
 _STRATEGY = {
     V.SEGMENT_TRAINABLE: (V.STRATEGY_CF, False, None),
     V.SEGMENT_COLD: (V.STRATEGY_CONTENT, True, V.FALLBACK_COLD_HYBRID),
     V.SEGMENT_UNKNOWN: (V.STRATEGY_POPULARITY, True, V.FALLBACK_POPULARITY),
 }
-_NO_FILTERS = Filters()
 _WARMUP_CHUNK = 256
 
 
@@ -80,7 +78,9 @@ class Engine:
     The engine never mutates the bundle; its caches belong to the same model version.
     """
 
-    def __init__(self, bundle: ModelBundle, caches: ServingCaches, settings: ServingSettings):
+    def __init__(
+        self, bundle: ModelBundle, caches: ServingCaches, settings: ServingSettings
+    ) -> None:
         self.bundle = bundle
         self.caches = caches
         self.settings = settings
@@ -88,35 +88,50 @@ class Engine:
         self._tiebreak = np.arange(bundle.n_items, dtype=np.float64) * 1e-11
         self.scorer = UserScorer(bundle, caches.user_profiles)
         self.neighbours = ItemNeighbours(bundle, caches.item_similarity, settings)
+        caches.bound_entries(
+            bundle.n_items,
+            bundle.catalogue.records[0] if bundle.n_items else {},
+            settings.requests.max_topk,
+            settings.requests.max_similar_topk,
+        )
 
     # ------------------------------------------------------------------ public API (validated)
+    def options(self, **loose: Unpack[OptionArgs]) -> RecommendOptions:
+        """Validated :class:`RecommendOptions` under this engine's settings (defaults, limits)."""
+        return RecommendOptions.parse(self.settings, **loose)
+
+    def _resolve(self, options: RecommendOptions | None, loose: OptionArgs) -> RecommendOptions:
+        if options is None:
+            return self.options(**loose)
+        if loose:
+            raise TypeError(f"give either options or keyword options, not both: {sorted(loose)}")
+        return options
+
     def recommend(
         self,
         user_id: str | int,
-        topk: int | None = None,
-        exclude_seen: bool = True,
-        filters: Filters | Mapping[str, Any] | None = None,
-        rerank: bool | None = None,
-        weights: Mapping[str, float] | None = None,
-        explain: bool = False,
+        options: RecommendOptions | None = None,
+        **loose: Unpack[OptionArgs],
     ) -> Recommendation:
         """Top ``topk`` products for one user (see module docstring for routing).
 
+        Options come as one :class:`RecommendOptions` or as keywords (``topk=5, filters=...``).
         Answers without ``explain`` are kept in the results cache: the ranking is a pure function
         of (model, user, options), and every user without history shares one entry per options.
+        The key is (user id or ``None``, the options' 16-byte digest): a fixed size whatever the
+        filters hold.
         """
-        topk, flt, rerank, requested = self._options(topk, filters, rerank, weights)
+        opts = self._resolve(options, loose)
         user = str(user_id)
         key = None
-        if not explain:
+        if not opts.explain:
             segment = self.segment_of(user)
             owner = None if segment == V.SEGMENT_UNKNOWN else user
-            weights_key = None if requested is None else tuple(sorted(requested.items()))
-            key = (owner, topk, bool(exclude_seen), flt, rerank, weights_key)
+            key = (owner, opts.digest)
             items = self.caches.results.get(key)
             if items is not None:
                 return Recommendation(user_id=user, segment=segment, items=items)
-        result = self._rank([user], topk, exclude_seen, flt, rerank, requested, explain)[0]
+        result = self._rank([user], opts)[0]
         if key is not None:
             self.caches.results.put(key, result.items)
         return result
@@ -124,33 +139,49 @@ class Engine:
     def recommend_batch(
         self,
         user_ids: Sequence[str | int],
-        topk: int | None = None,
-        exclude_seen: bool = True,
-        filters: Filters | Mapping[str, Any] | None = None,
-        rerank: bool | None = None,
-        weights: Mapping[str, float] | None = None,
-        explain: bool = False,
+        options: RecommendOptions | None = None,
+        **loose: Unpack[OptionArgs],
     ) -> list[Recommendation]:
         """Recommendations for many users: one ``score_users`` call per segment, in input order."""
-        if not user_ids:
-            raise InvalidRequestError("user_ids is empty: give at least one user id.")
-        topk, flt, rerank, requested = self._options(topk, filters, rerank, weights)
-        users = [str(u) for u in user_ids]
-        return self._rank(users, topk, exclude_seen, flt, rerank, requested, explain)
+        opts = self._resolve(options, loose)
+        return [r for chunk in self.recommend_chunks(user_ids, opts) for r in chunk]
 
-    def _options(self, topk, filters, rerank, weights):
-        """Validate and normalise request options (the door every public call goes through)."""
-        req = self.settings.requests
-        topk = req.default_topk if topk is None else int(topk)
-        if not 1 <= topk <= req.max_topk:
-            raise InvalidRequestError(f"topk={topk}: must be between 1 and {req.max_topk}.")
-        if filters is None:
-            flt = _NO_FILTERS
-        else:
-            flt = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
-        requested = check_weights(weights)
-        rerank = self.settings.rerank.enabled if rerank is None else bool(rerank)
-        return topk, flt, rerank, requested
+    def recommend_chunks(
+        self,
+        user_ids: Sequence[str | int],
+        options: RecommendOptions,
+        chunk_users: int | None = None,
+    ) -> Iterator[list[Recommendation]]:
+        """A batch checked now (size, ``topk`` × users), ranked ``chunk_users`` users per step.
+
+        Each ``next()`` ranks one chunk, so a caller can run the chunks on a worker thread and
+        let other requests in between; chunks rank every user exactly as one call would.
+        """
+        users = self._batch_users(user_ids, options)
+        size = len(users) if chunk_users is None else max(1, int(chunk_users))
+        return (self._rank(users[i : i + size], options) for i in range(0, len(users), size))
+
+    def _batch_users(self, user_ids: Sequence[str | int], options: RecommendOptions) -> list[str]:
+        """The batch's ids as strings, after the batch limits of ``requests.*``."""
+        limits = self.settings.requests
+        count = len(user_ids)
+        if not count:
+            raise InvalidRequestError("user_ids is empty: give at least one user id.")
+        if count > limits.max_batch_size:
+            raise InvalidRequestError(
+                f"user_ids has {count} ids; at most {limits.max_batch_size} per batch "
+                "(requests.max_batch_size). Split the batch."
+            )
+        total = count * options.topk
+        if total > limits.max_batch_items:
+            most_users = max(1, limits.max_batch_items // options.topk)
+            raise InvalidRequestError(
+                f"user_ids × topk = {count} × {options.topk} = {total} recommendations; at most "
+                f"{limits.max_batch_items} per batch (requests.max_batch_items). Lower topk to "
+                f"{max(1, limits.max_batch_items // count)} or send at most {most_users} users "
+                "per batch."
+            )
+        return [str(u) for u in user_ids]
 
     def similar_items(
         self, product_id: str | int, topk: int = 10, method: str = V.SIMILARITY_AUTO
@@ -166,15 +197,14 @@ class Engine:
         return V.SEGMENT_TRAINABLE if self.bundle.histories.cf_rows[row] >= 0 else V.SEGMENT_COLD
 
     # ------------------------------------------------------------------ ranking
-    def _rank(
-        self, users, topk, exclude_seen, flt, rerank, requested, explain
-    ) -> list[Recommendation]:
+    def _rank(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
         bundle = self.bundle
         n = bundle.n_items
+        topk, rerank = options.topk, options.rerank
         rows, segments = self.scorer.route(users)
-        scores, used = self.scorer.score(users, rows, segments, requested)
+        scores, used = self.scorer.score(users, rows, segments, options.weight_map)
         relevance = scores
-        mask = eligibility_mask(bundle.catalogue, flt)
+        mask = eligibility_mask(bundle.catalogue, options.filters)
         width = min(n, topk * self.settings.rerank.candidate_multiplier if rerank else topk)
         default_unknown = used.get(V.SEGMENT_UNKNOWN) == bundle.hybrid.for_segment(
             V.SEGMENT_UNKNOWN
@@ -182,7 +212,9 @@ class Engine:
         if default_unknown and all(segment == V.SEGMENT_UNKNOWN for segment in segments):
             candidates, cand_scores = self._static_candidates(len(users), mask, width)
         else:
-            candidates, cand_scores = self._candidates(scores, rows, mask, exclude_seen, width)
+            candidates, cand_scores = self._candidates(
+                scores, rows, mask, options.exclude_seen, width
+            )
         batch_rows = np.arange(len(users))[:, None]
         diversity = self.settings.rerank.diversity if rerank else 0.0
         sims = None
@@ -197,7 +229,7 @@ class Engine:
             cand_scores[batch_rows, safe].astype(np.float64), V.SCORE_DECIMALS
         ).tolist()
         counts = valid.sum(axis=1).tolist()
-        results = []
+        results: list[Recommendation] = []
         for b, user in enumerate(users):
             chosen = chosen_items[b][: counts[b]]
             items = [
@@ -206,12 +238,19 @@ class Engine:
                     range(1, counts[b] + 1), chosen, chosen_scores[b], strict=False
                 )
             ]
-            if explain and items:
+            if options.explain and items:
                 self._explain(items, chosen, rows[b], segments[b], used[segments[b]], relevance[b])
             results.append(Recommendation(user_id=user, segment=segments[b], items=items))
         return results
 
-    def _candidates(self, scores, rows, mask, exclude_seen, width):
+    def _candidates(
+        self,
+        scores: np.ndarray,
+        rows: np.ndarray,
+        mask: np.ndarray | None,
+        exclude_seen: bool,
+        width: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Best ``width`` eligible items per row, best first: (b, width) items and scores."""
         n = scores.shape[1]
         # float64 ranking keys, negated for argpartition: index·1e-11 − score breaks ties by item
@@ -221,7 +260,7 @@ class Engine:
         if mask is not None:
             keys[:, ~mask] = np.inf
         if exclude_seen:
-            positions, items = self.bundle.histories.seen_coordinates(rows)
+            positions, items = self.bundle.histories.seen_coordinates(rows.tolist())
             keys[positions, items] = np.inf
         if width < n:
             candidates = np.argpartition(keys, width - 1, axis=1)[:, :width]
@@ -235,7 +274,9 @@ class Engine:
         cand_scores = np.where(np.isfinite(cand_keys), scores[batch_rows, candidates], -np.inf)
         return candidates, cand_scores
 
-    def _static_candidates(self, b, mask, width):
+    def _static_candidates(
+        self, b: int, mask: np.ndarray | None, width: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_candidates` for users without history under default weights, from the
         precomputed order of the unknown-user scores (same total order, no partition)."""
         order = self.bundle.unknown_order
@@ -248,7 +289,15 @@ class Engine:
         items[: len(top)] = top
         return np.tile(items, (b, 1)), np.tile(scores, (b, 1))
 
-    def _explain(self, items, chosen, row, segment, weights, relevance) -> None:
+    def _explain(
+        self,
+        items: list[dict[str, Any]],
+        chosen: list[int],
+        row: int,
+        segment: str,
+        weights: Mapping[str, float],
+        relevance: np.ndarray,
+    ) -> None:
         hist = self.bundle.histories
         history = hist.liked(row) if row >= 0 else np.zeros(0, dtype=np.int64)
         cf_row = int(hist.cf_rows[row]) if segment == V.SEGMENT_TRAINABLE else None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 import time
+import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 
 from recommender.config.serving import CacheSpec, ServingSettings
 from recommender.serving import CountingCache
-from tests.recommender.serving.conftest import COLD, TRAINABLE, make_engine
+from recommender.serving.caches import profile_entry_bytes, result_entry_bytes
+from tests.recommender.serving.conftest import COLD, N_ITEMS, TRAINABLE, make_engine
 
 
 def test_counting_cache_counts_and_evicts_lru():
@@ -27,9 +32,12 @@ def test_counting_cache_counts_and_evicts_lru():
         "misses": 1,
         "hit_rate": 0.5,
         "evictions": 1,
+        "bytes": 2 * (200 + sys.getsizeof("a") + sys.getsizeof(1)),  # a and c
+        "entry_max_bytes": None,
+        "max_bytes": None,
     }
     cache.clear()
-    assert len(cache) == 0 and cache.stats()["hits"] == 1
+    assert len(cache) == 0 and cache.stats()["hits"] == 1 and cache.bytes == 0
 
 
 def test_counting_cache_ttl_expiry_counts_as_eviction():
@@ -144,3 +152,74 @@ def test_warm_up_time_budget_and_disable():
     off = make_engine(ServingSettings(warmup={"enabled": False}))
     assert off.warm_up().state == "disabled"
     assert len(off.caches.user_profiles) == 0
+
+
+def _allocated(build: Callable[[], object]) -> tuple[int, object]:
+    """Bytes that ``build`` left allocated (tracemalloc; numpy reports its buffers too)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        return tracemalloc.get_traced_memory()[0] - before, kept
+    finally:
+        tracemalloc.stop()
+
+
+def test_maximal_filters_no_longer_grow_the_results_key():
+    engine = make_engine()
+    results = engine.caches.results
+    plain = engine.recommend("visitor", topk=10)
+    plain_bytes = results.bytes
+    maximal = {  # the schema's limits: 1,000 excluded ids of 128 characters, 200 brands
+        "exclude_product_ids": [f"{i:04d}" + "x" * 124 for i in range(1000)],
+        "brand": ["A", "B", "C"] + [f"brand-{i:03d}" for i in range(197)],
+    }
+    filtered = engine.recommend("visitor", topk=10, filters=maximal)
+    assert filtered.items == plain.items  # the filters exclude nothing: same answer
+    assert len(results) == 2
+    assert results.bytes == 2 * plain_bytes  # the second entry's key is no larger
+    keys = list(results._cache.keys())
+    assert [(owner, len(digest)) for owner, digest in keys] == [(None, 16), (None, 16)]
+
+
+def test_estimated_bytes_match_measured_memory():
+    n = 2000
+    profiles = CountingCache("p", CacheSpec(max_size=400, ttl_seconds=60), profile_entry_bytes)
+    used, _ = _allocated(
+        lambda: [profiles.put(f"user-{i:05d}", np.ones(n, dtype=np.float32)) for i in range(400)]
+    )
+    assert profiles.bytes == 400 * (200 + sys.getsizeof("user-00000") + 112 + 4 * n)
+    assert abs(used - profiles.bytes) / used < 0.05
+
+    engine = make_engine()
+    records = engine.bundle.catalogue.records
+    results = CountingCache("r", CacheSpec(max_size=500, ttl_seconds=60), result_entry_bytes)
+    rng = np.random.default_rng(0)
+    scores = rng.random((500, 10)).tolist()
+
+    def fill() -> None:
+        for u in range(500):
+            items = [{**records[i], "rank": i + 1, "score": scores[u][i]} for i in range(10)]
+            results.put((f"user-{u:05d}", bytes(range(16))[:15] + bytes([u % 256])), items)
+
+    used, _ = _allocated(fill)
+    assert abs(used - results.bytes) / used < 0.1
+
+
+def test_bound_per_entry_follows_model_and_limits():
+    engine = make_engine(ServingSettings(requests={"max_topk": N_ITEMS}))
+    caches = engine.caches
+    widest = sys.getsizeof("\U0010ffff" * 128)
+    vector = sys.getsizeof(np.zeros(N_ITEMS, dtype=np.float32))
+    assert caches.user_profiles.entry_max_bytes == 200 + widest + vector
+    engine.recommend("t1", topk=N_ITEMS, exclude_seen=False)
+    stats = caches.stats()
+    assert stats["results"]["bytes"] <= stats["results"]["entry_max_bytes"]
+    assert stats["user_profile"]["bytes"] <= stats["user_profile"]["entry_max_bytes"]
+    engine.similar_items("p3", topk=5)
+    assert 0 < stats["item_similarity"]["entry_max_bytes"]
+    assert caches.item_similarity.bytes <= caches.item_similarity.entry_max_bytes
+    for name in ("user_profile", "item_similarity", "results"):
+        cache = caches.stats()[name]
+        assert cache["max_bytes"] == cache["max_size"] * cache["entry_max_bytes"]

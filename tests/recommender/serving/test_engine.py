@@ -292,3 +292,34 @@ def test_serving_applies_the_tuned_recency_decay():
     got = ids(engine.recommend("t5", topk=N_ITEMS - 4, rerank=False))
     assert got == reference(np.round(decayed, 6), TRAINABLE["t5"], N_ITEMS - 4)
     assert got != reference(np.round(flat, 6), TRAINABLE["t5"], N_ITEMS - 4)
+
+
+def test_batch_limits_belong_to_the_engine():
+    engine = make_engine(ServingSettings(requests={"max_batch_size": 3, "max_batch_items": 12}))
+    assert len(engine.recommend_batch(["t0", "t1", "x"], topk=4)) == 3
+    with pytest.raises(InvalidRequestError, match=r"user_ids has 4 ids; at most 3 per batch"):
+        engine.recommend_batch(["t0", "t1", "t2", "t3"], topk=1)
+    with pytest.raises(InvalidRequestError) as too_many:
+        engine.recommend_batch(["t0", "t1", "t2"], topk=5)
+    assert str(too_many.value) == (
+        "user_ids × topk = 3 × 5 = 15 recommendations; at most 12 per batch "
+        "(requests.max_batch_items). Lower topk to 4 or send at most 2 users per batch."
+    )
+    with pytest.raises(InvalidRequestError, match="user_ids is empty"):
+        engine.recommend_batch([])
+
+
+def test_chunks_rank_exactly_as_one_batch_and_check_at_once():
+    engine = make_engine()
+    users = list(TRAINABLE) + list(COLD) + ["nobody", "x2"]
+    options = engine.options(
+        topk=6, filters={"category": ["serum"]}, weights={"cf": 1, "quality": 1}
+    )
+    whole = engine.recommend_batch(users, options)
+    chunks = list(engine.recommend_chunks(users, options, chunk_users=3))
+    assert [len(c) for c in chunks] == [3, 3, 3, 3]
+    assert [r for c in chunks for r in c] == whole
+    assert [engine.recommend(u, options) for u in users] == whole
+    small = make_engine(ServingSettings(requests={"max_batch_size": 2}))
+    with pytest.raises(InvalidRequestError):  # raised by the call, before any chunk is ranked
+        small.recommend_chunks(users, small.options(), chunk_users=1)
