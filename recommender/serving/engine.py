@@ -1,8 +1,9 @@
 """The serving engine: route each user, score the catalogue, filter, exclude, rerank, shape results.
 
-Routing (SPEC §6): a *trainable* user (CF row) gets CF scores; a *cold* user (known history, no CF
-row) gets the history folded in on the item factors + item similarity + content + popularity with
-the model's tuned cold weights; an *unknown* user gets popularity/quality. All three go through
+Routing (SPEC §6): a *trainable* user (CF row) gets CF scores; a *cold* user (a positive
+interaction, no CF row) gets the history folded in on the item factors + item similarity + content +
+popularity with the model's tuned cold weights; an *unknown* user (never seen, or seen with no
+positive interaction) gets popularity/quality, minus anything seen. All three go through
 :func:`recommender.scoring.score_users` and then the same code: filters and seen items become
 ``-inf``, the best ``topk`` (× ``candidate_multiplier`` when reranking) are taken with
 ``argpartition`` over the whole batch, ties broken by item index, and MMR reorders them. A single
@@ -111,7 +112,8 @@ class Engine:
         key = None
         if not explain:
             segment = self.segment_of(user)
-            owner = None if segment == V.SEGMENT_UNKNOWN else user
+            # users without history share one entry; a known user has seen items of their own
+            owner = user if user in self.bundle.histories.index else None
             weights_key = None if requested is None else tuple(sorted(requested.items()))
             key = (owner, topk, bool(exclude_seen), flt, rerank, weights_key)
             items = self.caches.results.get(key)
@@ -161,10 +163,7 @@ class Engine:
 
     def segment_of(self, user_id: str | int) -> str:
         """The routing segment of a user id."""
-        row = self.bundle.histories.index.get(str(user_id), -1)
-        if row < 0:
-            return V.SEGMENT_UNKNOWN
-        return V.SEGMENT_TRAINABLE if self.bundle.histories.cf_rows[row] >= 0 else V.SEGMENT_COLD
+        return self.bundle.histories.segment(self.bundle.histories.index.get(str(user_id), -1))
 
     # ------------------------------------------------------------------ ranking
     def _rank(
@@ -180,7 +179,7 @@ class Engine:
         default_unknown = used.get(V.SEGMENT_UNKNOWN) == bundle.hybrid.for_segment(
             V.SEGMENT_UNKNOWN
         )
-        if default_unknown and all(segment == V.SEGMENT_UNKNOWN for segment in segments):
+        if default_unknown and bool((rows < 0).all()):  # nobody has seen items to exclude
             candidates, cand_scores = self._static_candidates(len(users), mask, width)
         else:
             candidates, cand_scores = self._candidates(scores, rows, mask, exclude_seen, width)

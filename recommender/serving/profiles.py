@@ -115,13 +115,9 @@ class UserScorer:
         return np.round(raw, DECIMALS).astype(np.float32, copy=False)
 
     def route(self, users: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """History rows (-1 = unknown) and segments of ``users``."""
+        """History rows (-1 = never seen) and segments of ``users`` (see
+        :meth:`UserHistories.segment`: a known user without a positive interaction is ``unknown``
+        but keeps their row, so their seen items are still excluded)."""
         hist = self.bundle.histories
         rows = np.fromiter((hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
-        segments = [
-            V.SEGMENT_UNKNOWN
-            if row < 0
-            else (V.SEGMENT_TRAINABLE if hist.cf_rows[row] >= 0 else V.SEGMENT_COLD)
-            for row in rows
-        ]
-        return rows, segments
+        return rows, [hist.segment(int(row)) for row in rows]

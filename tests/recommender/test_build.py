@@ -11,8 +11,11 @@ import yaml
 
 from recommender import vocabulary as V
 from recommender.cli import main
+from recommender.config.serving import ServingSettings
+from recommender.data.sources.demo import NEW_VISITOR
 from recommender.errors import EmptyDataError
 from recommender.registry import Registry
+from recommender.serving import Engine, ServingCaches, load_bundle
 from recommender.training.pipeline import run_training
 from tests.fixtures.models import fast_settings
 from tests.recommender.training.synthetic import synthetic_data
@@ -108,3 +111,47 @@ def test_no_trainable_users_is_empty_data_error() -> None:
     empty = dataclasses.replace(data, trainable_user_ids=[])
     with pytest.raises(EmptyDataError, match="no trainable users"):
         run_training(empty, fast_settings(), embeddings=None)
+
+
+def test_the_demo_example_ids_take_every_routing_path(built) -> None:
+    """README / checklist ids: "1" is served by CF, "999999" by the cold hybrid, "3" (only low
+    ratings) and a new visitor by popularity; the ids are stable for any demo size."""
+    settings = ServingSettings.model_validate(
+        {
+            "paths": {
+                "processed_dir": str(built["processed"]),
+                "registry_dir": str(built["registry"]),
+            }
+        }
+    )
+    bundle = load_bundle(settings)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    hist = bundle.histories
+    assert hist.cf_rows[hist.index["1"]] >= 0 and hist.cf_rows[hist.index["2"]] >= 0
+    assert hist.cf_rows[hist.index["999999"]] < 0 and hist.cf_rows[hist.index["3"]] < 0
+    assert NEW_VISITOR not in hist.index
+    expected = {
+        "1": (V.SEGMENT_TRAINABLE, V.STRATEGY_CF, None),
+        "2": (V.SEGMENT_TRAINABLE, V.STRATEGY_CF, None),
+        "999999": (V.SEGMENT_COLD, V.STRATEGY_CONTENT, V.FALLBACK_COLD_HYBRID),
+        "3": (V.SEGMENT_UNKNOWN, V.STRATEGY_POPULARITY, V.FALLBACK_POPULARITY),
+        NEW_VISITOR: (V.SEGMENT_UNKNOWN, V.STRATEGY_POPULARITY, V.FALLBACK_POPULARITY),
+    }
+    answers = {user: engine.recommend(user, topk=10, rerank=False) for user in expected}
+    for user, (segment, strategy, method) in expected.items():
+        answer = answers[user]
+        assert (answer.segment, answer.strategy, answer.fallback_method) == (
+            segment,
+            strategy,
+            method,
+        )
+        assert len({item["score"] for item in answer.items}) > 1, user
+    # "3" rated everything low: the new visitor's answer minus what they bought, same scores
+    seen = {bundle.catalogue.records[i]["product_id"] for i in hist.items(hist.index["3"])}
+    everyone = engine.recommend(NEW_VISITOR, topk=10 + len(seen), rerank=False).items
+    assert answers["3"].items == [
+        {**item, "rank": rank}
+        for rank, item in enumerate([i for i in everyone if i["product_id"] not in seen][:10], 1)
+    ]
+    batch = engine.recommend_batch(list(expected), topk=10, rerank=False)
+    assert [r.items for r in batch] == [answers[u].items for u in expected]
