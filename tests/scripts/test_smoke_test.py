@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,37 @@ def test_every_checklist_check_passes(server: Server, embedded_dir: Path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     assert verdicts(result.stdout) == {name: "PASS" for name in CHECKS}, result.stdout
     assert "OK: 0 check(s) failed" in result.stdout
+
+
+def test_the_demo_example_ids_pass_every_check(server: Server, embedded_dir: Path) -> None:
+    # the README / checklist ids of every demo shop: "1" trainable (CF), "999999" cold hybrid
+    result = smoke(
+        server.port, "--processed-dir", str(embedded_dir),
+        "--trainable-user", "1", "--cold-user", "999999",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS recommend (trainable, CF path): user=1 strategy=cf" in result.stdout
+    assert "PASS recommend (cold-start, known user): user=999999 strategy=content" in result.stdout
+
+
+def test_a_cold_example_answered_by_popularity_fails(server: Server, embedded_dir: Path) -> None:
+    # demo user "3" rated everything below the positive threshold: served by popularity, so it is
+    # no example of the cold hybrid, and the check says which strategy answered
+    result = smoke(server.port, "--processed-dir", str(embedded_dir), "--cold-user", "3")
+    assert result.returncode == 1, result.stdout
+    assert verdicts(result.stdout)["recommend (cold-start, known user)"] == "FAIL"
+    assert "cold user 3: strategy=popularity is_fallback=True" in result.stdout
+
+
+def test_a_flat_list_of_equal_scores_is_not_a_ranking() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import smoke_test
+
+    flat = [{"product_id": f"p{i}", "score": 0.0} for i in range(10)]
+    with pytest.raises(smoke_test.CheckFailed, match="all 10 scores are 0.0"):
+        smoke_test.distinct_scores("cold", "u032132", flat)
+    smoke_test.distinct_scores("cold", "u1", [{"score": 0.5}, {"score": 0.4}])
+    smoke_test.distinct_scores("cold", "u1", [{"score": 0.5}])  # one item cannot vary
 
 
 def test_user_ids_come_from_the_service_without_data_files(server: Server, tmp_path: Path) -> None:
