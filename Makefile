@@ -11,10 +11,12 @@ WORKERS ?= 1
 
 .PHONY: install test serve demo lint format clean api-docs
 
+# pip prints what it downloads and installs: the first install takes minutes (torch, transformers)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@echo "Installing the project and its dependencies into $(VENV) (several minutes the first time) ..."
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install --progress-bar on -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,8 +41,34 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "--processed", str(paths["processed"]), "--registry", str(paths["registry"]),
         "--users", "2500", "--products", "80", "--seed", "11", "--config-dir", str(config),
     ]  # fmt: skip
-    assert main(argv) == 0
+    bars = _Terminal()  # a terminal on stderr: the grids draw their progress bars there
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(bars):
+        assert main(argv) == 0
+    (base / "stdout.txt").write_text(out.getvalue())
+    (base / "stderr.txt").write_text(bars.getvalue())
+    paths["stdout"], paths["stderr"] = base / "stdout.txt", base / "stderr.txt"
     return paths
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_build_reports_each_phase_with_elapsed_time_and_bars_with_an_eta(built) -> None:
+    out = built["stdout"].read_text()
+    steps = re.findall(r"^\[(\d)/6 (\d+:\d\d)\] ", out, flags=re.MULTILINE)
+    assert [number for number, _ in steps] == ["0", "1", "2", "3", "4", "5", "6"]
+    clocks = [int(m) * 60 + int(s) for m, s in (c.split(":") for _, c in steps)]
+    assert clocks == sorted(clocks)
+    done = re.search(r"^done in \d+:\d\d \((.*)\): current model ", out, flags=re.MULTILINE)
+    assert done is not None, out[-500:]
+    names = [part.rsplit(" ", 1)[0] for part in done.group(1).split(", ")]
+    assert names == ["demo data", "prepare", "embed", "train", "report", "register", "promote"]
+    assert re.search(r"item-kNN and popularity tuned in \d+\.\ds", out)
+    bars = built["stderr"].read_text()
+    for grid in ("als grid", "bpr grid", "hybrid weights"):  # tqdm: n/total [elapsed<remaining]
+        assert re.search(grid + r": .*\d+/\d+ \[\d\d:\d\d<\d\d:\d\d", bars), grid
 
 
 def test_build_registers_and_promotes_an_evaluated_model(built, capsys) -> None:
