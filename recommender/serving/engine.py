@@ -12,6 +12,7 @@ request is a batch of one, so single and batch calls rank a user identically.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ _STRATEGY = {
 _NO_FILTERS = Filters()
 _DECIMALS = 6  # scores are rounded so batched and single BLAS calls cannot reorder near-ties
 _WARMUP_CHUNK = 256
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,9 @@ class Engine:
             weights_key = None if requested is None else tuple(sorted(requested.items()))
             key = (owner, topk, bool(exclude_seen), flt, rerank, weights_key)
             items = self.caches.results.get(key)
+            if log.isEnabledFor(logging.DEBUG):
+                hit = "hit" if items is not None else "miss"
+                log.debug("recommend user=%r segment=%s results cache %s", user, segment, hit)
             if items is not None:
                 return Recommendation(user_id=user, segment=segment, items=items)
         result = self._rank([user], topk, exclude_seen, flt, rerank, requested, explain)[0]

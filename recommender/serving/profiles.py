@@ -8,6 +8,8 @@ rounding difference can reorder near-ties.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +22,7 @@ from recommender.serving.reranker import segment_weights
 
 DECIMALS = 6
 UNKNOWN_MEMO_SIZE = 256  # distinct request weightings remembered for users without history
+log = logging.getLogger(__name__)
 
 
 class UserScorer:
@@ -50,12 +53,21 @@ class UserScorer:
         for position, segment in enumerate(segments):
             groups.setdefault(segment, []).append(position)
         profiles = self.cache
+        debug = log.isEnabledFor(logging.DEBUG)
         for segment, positions in groups.items():
+            began = time.perf_counter() if debug else 0.0
             weights, is_default = segment_weights(bundle.hybrid, segment, requested)
             used[segment] = weights
             if segment == V.SEGMENT_UNKNOWN:
                 vector = bundle.unknown_scores if is_default else self._unknown_scores(weights)
                 scores[positions] = vector
+                if debug:
+                    log.debug(
+                        "scored %d %s users with %s weights (shared vector)",
+                        len(positions),
+                        segment,
+                        "default" if is_default else "request",
+                    )
                 continue
             missing = positions
             if is_default:
@@ -66,6 +78,15 @@ class UserScorer:
                         missing.append(position)
                     else:
                         scores[position] = cached
+            if debug:
+                log.debug(
+                    "scoring %d %s users: profile cache %d hit(s), %d to compute%s",
+                    len(positions),
+                    segment,
+                    len(positions) - len(missing),
+                    len(missing),
+                    "" if is_default else " (request weights: not cached)",
+                )
             if not missing:
                 continue
             histories = [hist.liked(rows[p]) for p in missing]
@@ -77,6 +98,13 @@ class UserScorer:
                     vector = computed[i].copy()
                     vector.setflags(write=False)
                     profiles.put(users[position], vector)
+            if debug:
+                log.debug(
+                    "computed %d %s profiles in %.2f ms",
+                    len(missing),
+                    segment,
+                    (time.perf_counter() - began) * 1000,
+                )
         return scores, used
 
     def _unknown_scores(self, weights: dict[str, float]) -> np.ndarray:
