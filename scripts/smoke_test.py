@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/smoke_test.py --host localhost --port 8000 [--admin-token TOKEN]
+    .venv/bin/python scripts/smoke_test.py --host localhost --port 8000 [--admin-token TOKEN]
 
 Prints one line per check (PASS / FAIL / SKIP) and exits 0 only when no check failed. User ids are
 real ones: advertised by the service or read from ``--processed-dir`` (see ``_client.py``); the

@@ -267,11 +267,11 @@ def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int
     fold_in = own if fold_in is None else fold_in
     samples = [(dataclasses.replace(m, fold_in_regularization=fold_in), s) for m, s in samples]
     best: tuple[float, str, Weights, dict[str, dict[str, object]]] | None = None
-    for method in grid_bar(settings.normalisations, "hybrid weights", unit="normalisation"):
+    for method in settings.normalisations:
         weights: Weights = {}
         report: dict[str, dict[str, object]] = {}
         total = 0.0
-        for segment in V.SEGMENTS:
+        for segment in grid_bar(V.SEGMENTS, f"hybrid weights ({method})", unit="segment"):
             found = _search(samples, segment, method, ties, settings, 1.0)
             if found is None:
                 continue

@@ -67,7 +67,7 @@ def test_build_reports_each_phase_with_elapsed_time_and_bars_with_an_eta(built) 
     assert names == ["demo data", "prepare", "embed", "train", "report", "register", "promote"]
     assert re.search(r"item-kNN and popularity tuned in \d+\.\ds", out)
     bars = built["stderr"].read_text()
-    for grid in ("als grid", "bpr grid", "hybrid weights"):  # tqdm: n/total [elapsed<remaining]
+    for grid in ("als grid", "bpr grid", r"hybrid weights \(\w+\)"):  # n/total [elapsed<left]
         assert re.search(grid + r": .*\d+/\d+ \[\d\d:\d\d<\d\d:\d\d", bars), grid
 
 

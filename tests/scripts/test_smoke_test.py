@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.fixtures.live_server import Server, free_port, live_server, run_script
+from tests.test_docs import readme_recommend_payload
 
 TOKEN = "smoke-secret"
 CHECKS = (
@@ -73,6 +75,11 @@ def test_the_demo_example_ids_pass_every_check(server: Server, embedded_dir: Pat
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS recommend (trainable, CF path): user=1 strategy=cf" in result.stdout
     assert "PASS recommend (cold-start, known user): user=999999 strategy=content" in result.stdout
+    # the README's curl example, as written, is answered by CF with ranked scores
+    body = requests.post(f"{server.url}/recommend", json=readme_recommend_payload(), timeout=10)
+    answer = body.json()
+    assert (body.status_code, answer["strategy"], answer["segment"]) == (200, "cf", "trainable")
+    assert len({item["score"] for item in answer["recommendations"]}) > 1
 
 
 def test_a_cold_example_answered_by_popularity_fails(server: Server, embedded_dir: Path) -> None:
