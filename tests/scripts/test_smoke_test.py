@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -131,3 +132,39 @@ def test_a_dead_port_fails() -> None:
     assert result.returncode == 1
     assert verdicts(result.stdout)["health"] == "FAIL"
     assert "ConnectionError" in result.stdout
+
+
+CHECKLIST_SMOKE = Path(__file__).resolve().parents[3] / "shared" / "seed"
+CHECKLIST_SMOKE = CHECKLIST_SMOKE / "smoke_test_from_checklist.py"
+
+
+def checklist_payloads() -> dict[str, dict]:
+    """name -> JSON payload of the release checklist's own smoke script (its ``tests`` list)."""
+    if not CHECKLIST_SMOKE.is_file():
+        pytest.skip(f"release checklist smoke script not found at {CHECKLIST_SMOKE}")
+    tree = ast.parse(CHECKLIST_SMOKE.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "tests":
+            entries = ast.literal_eval(node.value)
+            return {name: payload for name, _, _, payload in entries if payload}
+    raise AssertionError("no `tests = [...]` list in the checklist smoke script")
+
+
+def test_the_checklists_example_ids_take_the_routes_its_labels_say(server: Server) -> None:
+    # users 1 and 999999 and the batch [1, 2, 3] exist in every demo shop (reserved ids)
+    payloads = checklist_payloads()
+
+    def post(path: str, name: str) -> dict:
+        return requests.post(f"{server.url}{path}", json=payloads[name], timeout=10).json()
+
+    trainable = post("/recommend", "Recommend (trainable)")
+    assert (trainable["strategy"], trainable["segment"]) == ("cf", "trainable")
+    cold = post("/recommend", "Recommend (cold-start)")
+    assert (cold["strategy"], cold["fallback_method"], cold["segment"]) == (
+        "content",
+        "cold_hybrid",
+        "cold",
+    )
+    batch = post("/batch_recommend", "Batch Recommend")
+    assert [r["strategy"] for r in batch["results"]] == ["cf", "cf", "popularity"]
+    assert batch["cf_users"] == 2
