@@ -27,7 +27,7 @@ test: $(STAMP)
 # Builds the demo data and model only when no current model exists, then serves it.
 demo: $(STAMP)
 	@if [ ! -f $(REGISTRY) ]; then \
-		echo "No model registry at $(REGISTRY): building the demo data and model ..."; \
+		echo "No model registry at $(REGISTRY): building the demo data and model (minutes; one line per phase) ..."; \
 		$(PY) -m recommender build --source demo --input data/raw/demo; \
 	else echo "Model registry found at $(REGISTRY): skipping the demo build."; fi
 
