@@ -11,10 +11,12 @@ WORKERS ?= 1
 
 .PHONY: install test fuzz serve demo lint format clean api-docs
 
+# pip prints what it downloads and installs: the first install takes minutes (torch, transformers)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@echo "Installing the project and its dependencies into $(VENV) (several minutes the first time) ..."
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install --progress-bar on -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,7 +35,7 @@ fuzz: $(STAMP)
 # Builds the demo data and model only when no current model exists, then serves it.
 demo: $(STAMP)
 	@if [ ! -f $(REGISTRY) ]; then \
-		echo "No model registry at $(REGISTRY): building the demo data and model ..."; \
+		echo "No model registry at $(REGISTRY): building the demo data and model (minutes; one line per phase) ..."; \
 		$(PY) -m recommender build --source demo --input data/raw/demo; \
 	else echo "Model registry found at $(REGISTRY): skipping the demo build."; fi
 

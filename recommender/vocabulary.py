@@ -56,8 +56,8 @@ SPLITS: Final = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST)
 
 # --- user segments (routing and evaluation) -------------------------------------------------
 SEGMENT_TRAINABLE: Final = "trainable"  # has a CF row: >= 2 interactions with >= 1 positive
-SEGMENT_COLD: Final = "cold"  # known history but no CF row
-SEGMENT_UNKNOWN: Final = "unknown"  # no history at all
+SEGMENT_COLD: Final = "cold"  # known, >= 1 positive interaction, no CF row
+SEGMENT_UNKNOWN: Final = "unknown"  # never seen, or seen with no positive interaction
 SEGMENTS: Final = (SEGMENT_TRAINABLE, SEGMENT_COLD, SEGMENT_UNKNOWN)
 
 # --- hybrid signals ---------------------------------------------------------------------------

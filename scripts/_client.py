@@ -97,8 +97,24 @@ def activity(processed_dir: Path) -> dict[str, int]:
     return {str(row["values"]): int(row["counts"]) for row in pc.value_counts(column).to_pylist()}
 
 
+def positive_users(processed_dir: Path) -> set[str] | None:
+    """Users with at least one positive interaction (None when pyarrow, the file or the
+    ``is_positive`` column is absent). A known user without one is served like an unknown user,
+    so the smoke test's cold-start example must have one."""
+    try:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(processed_dir / INTERACTIONS_FILE, columns=["user_id", "is_positive"])
+    except Exception:  # noqa: BLE001 - optional: without it every cold user is kept
+        return None
+    liked = table.filter(pc.fill_null(table["is_positive"], False))["user_id"]
+    return {str(u) for u in pc.unique(liked).to_pylist()}
+
+
 def _from_files(processed_dir: Path) -> UserPool | None:
-    """Trainable and cold users from the processed files, most active first (stable ties)."""
+    """Trainable and cold users (a positive interaction, no CF row) from the processed files, most
+    active first (stable ties)."""
     try:
         trainable_doc = json.loads((processed_dir / TRAINABLE_FILE).read_text(encoding="utf-8"))
         mappings_doc = json.loads((processed_dir / MAPPINGS_FILE).read_text(encoding="utf-8"))
@@ -107,6 +123,9 @@ def _from_files(processed_dir: Path) -> UserPool | None:
     trainable = [str(u) for u in trainable_doc.get("user_ids", [])]
     trainable_set = set(trainable)
     cold = [str(u) for u in mappings_doc.get("user_ids", []) if str(u) not in trainable_set]
+    liked = positive_users(processed_dir)
+    if liked is not None:
+        cold = [u for u in cold if u in liked]
     counts = activity(processed_dir)
     if counts:
         trainable.sort(key=lambda u: -counts.get(u, 0))

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python scripts/load_test.py --host localhost --port 8000 --total 500 --concurrency 20 \
-        [--mix mixed|cf|coldstart] [--warmup 100] [--output report.json]
+    .venv/bin/python scripts/load_test.py --host localhost --port 8000 --total 500 \
+        --concurrency 20 [--mix mixed|cf|coldstart] [--warmup 100] [--output report.json]
 
 ``mixed`` (default) is what a shop sees: ~60% unknown/new visitors, ~30% known users without a CF
 row (one or few interactions), ~10% trainable users; within each group users repeat with a Zipf

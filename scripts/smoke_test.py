@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/smoke_test.py --host localhost --port 8000 [--admin-token TOKEN]
+    .venv/bin/python scripts/smoke_test.py --host localhost --port 8000 [--admin-token TOKEN]
 
 Prints one line per check (PASS / FAIL / SKIP) and exits 0 only when no check failed. User ids are
 real ones: advertised by the service or read from ``--processed-dir`` (see ``_client.py``); the
@@ -80,6 +80,22 @@ class Smoke:
             raise CheckFailed(f"user {user_id}: {len(items)} items, asked for {topk}")
         return body
 
+    def answered_by(
+        self, label: str, user_id: Any, strategy: str, fallback: str | None
+    ) -> dict[str, Any]:
+        """``/recommend`` for ``user_id``, which must be answered by ``strategy``/``fallback``
+        with scores that rank (not all equal: a flat list is a catalogue-order non-answer)."""
+        body = self.recommend(user_id)
+        got = (body.get("strategy"), body.get("is_fallback"), body.get("fallback_method"))
+        if got != (strategy, fallback is not None, fallback):
+            raise CheckFailed(
+                f"{label} user {user_id}: strategy={got[0]} is_fallback={got[1]} "
+                f"fallback_method={got[2]} (expected {strategy}, {fallback is not None}, "
+                f"{fallback})"
+            )
+        distinct_scores(label, user_id, body["recommendations"])
+        return body
+
     def trainable(self) -> str:
         if not self.pool.trainable:
             raise CheckFailed(
@@ -118,34 +134,19 @@ class Smoke:
 
     def recommend_trainable(self) -> str:
         user = self.trainable()
-        body = self.recommend(user)
-        if body.get("strategy") != "cf" or body.get("is_fallback"):
-            raise CheckFailed(
-                f"trainable user {user}: strategy={body.get('strategy')} "
-                f"is_fallback={body.get('is_fallback')} (expected cf, false)"
-            )
+        body = self.answered_by("trainable", user, "cf", None)
         self.product_id = body["recommendations"][0]["product_id"]
         return f"user={user} strategy=cf segment={body.get('segment')} {body.get('latency_ms')} ms"
 
     def recommend_cold(self) -> str:
         if not self.pool.cold:
-            raise Skip("the data has no known user without a CF row")
+            raise Skip("the data has no known user with a positive interaction and no CF row")
         user = self.pool.cold[0]
-        body = self.recommend(user)
-        if body.get("strategy") == "cf" or not body.get("is_fallback"):
-            raise CheckFailed(
-                f"cold user {user}: strategy={body.get('strategy')} "
-                f"is_fallback={body.get('is_fallback')} (expected a fallback)"
-            )
-        return f"user={user} strategy={body['strategy']} segment={body.get('segment')}"
+        body = self.answered_by("cold", user, "content", "cold_hybrid")
+        return f"user={user} strategy=content (cold hybrid) segment={body.get('segment')}"
 
     def recommend_unknown(self) -> str:
-        body = self.recommend(self.unknown_user)
-        if body.get("strategy") != "popularity" or not body.get("is_fallback"):
-            raise CheckFailed(
-                f"unknown user: strategy={body.get('strategy')} "
-                f"is_fallback={body.get('is_fallback')} (expected popularity, true)"
-            )
+        body = self.answered_by("unknown", self.unknown_user, "popularity", "popularity")
         return f"user={self.unknown_user} strategy=popularity segment={body.get('segment')}"
 
     def batch(self) -> str:
@@ -202,6 +203,16 @@ class Smoke:
         self.call("POST", "/cache_warmup", expect=401)
         self.call("POST", "/cache_warmup", headers={"X-Admin-Token": self.admin_token})
         return "cache_warmup: 401 without token, 200 with token"
+
+
+def distinct_scores(label: str, user_id: Any, items: list[dict[str, Any]]) -> None:
+    """Raise CheckFailed when every recommended item has the same score (nothing was ranked)."""
+    scores = {item.get("score") for item in items}
+    if len(items) > 1 and len(scores) == 1:
+        raise CheckFailed(
+            f"{label} user {user_id}: all {len(items)} scores are {scores.pop()} "
+            "(a flat list in catalogue order, not a ranking)"
+        )
 
 
 def _count(value: Any) -> int:

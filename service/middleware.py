@@ -12,6 +12,7 @@ an exception that escapes every handler as ``internal_error``.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from starlette.exceptions import HTTPException
@@ -22,6 +23,7 @@ from service.metrics import Metrics
 from service.responses import ERROR_CODE_KEY, PATH_KEY, OrjsonResponse, error_body
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+logger = logging.getLogger("service.requests")
 
 
 def _too_large(limit: int) -> HTTPException:
@@ -74,6 +76,16 @@ class RequestGuard:
                 code = scope.get(ERROR_CODE_KEY) or HTTP_CODES.get(status, "http_error")
             seconds = time.perf_counter() - started
             self.metrics.observe(endpoint, status, seconds, code, scope.get(PATH_KEY))
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s -> %d in %.2f ms (path %s, error %s)",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    seconds * 1000,
+                    scope.get(PATH_KEY) or "-",
+                    code or "-",
+                )
 
     def _limited(self, receive: Receive) -> Receive:
         limit = self.limit

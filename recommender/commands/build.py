@@ -16,6 +16,7 @@ from recommender.embeddings import build_product_embeddings
 from recommender.evaluation.report import format_table
 from recommender.registry import Registry
 from recommender.training.pipeline import run_training
+from recommender.training.progress import write
 from recommender.training.publish import register_run
 
 HELP = (
@@ -41,40 +42,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-dir", default=None, help="directory of training.yaml")
 
 
-def _step(number: int, text: str) -> None:
-    print(f"[{number}/6] {text}", flush=True)
+class _Phases:
+    """One line per build phase with the time since the build started; durations at the end."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.durations: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    def step(self, number: int, name: str, text: str) -> None:
+        now = self._close()
+        self._current = (name, now)
+        write(f"[{number}/6 {_clock(now - self.started)}] {text}")
+
+    def _close(self) -> float:
+        now = time.perf_counter()
+        if self._current is not None:
+            name, began = self._current
+            self.durations[name] = now - began
+        return now
+
+    def summary(self) -> str:
+        total = self._close() - self.started
+        self._current = None
+        parts = ", ".join(f"{name} {_clock(seconds)}" for name, seconds in self.durations.items())
+        return f"{_clock(total)} ({parts})"
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{rest:02d}"
 
 
 def run(args: argparse.Namespace) -> int:
     types = model_types(args.model)
     settings = load_training_settings(args.config_dir)
-    started = time.perf_counter()
+    phases = _Phases()
     source_dir = Path(args.input)
     if args.source == "demo" and (not source_dir.is_dir() or not any(source_dir.iterdir())):
         from recommender.data.sources.demo import generate_demo
 
-        _step(
+        phases.step(
             0,
+            "demo data",
             f"generating demo data in {source_dir} ({args.users} users, {args.products} products)",
         )
         generate_demo(source_dir, users=args.users, products=args.products, seed=args.seed)
-    _step(1, f"prepare --source {args.source} --input {source_dir} -> {args.processed}")
+    phases.step(
+        1, "prepare", f"prepare --source {args.source} --input {source_dir} -> {args.processed}"
+    )
     stats = prepare(args.source, source_dir, args.processed, settings.data)
     print(
         f"      {stats['n_products']} products, {stats['n_users']} users "
         f"({stats['trainable_users']} trainable), {stats['n_interactions']} interactions"
     )
-    _step(2, f"embed ({settings.embedding.encoder})")
+    phases.step(2, "embed", f"embed ({settings.embedding.encoder})")
     emb = settings.embedding
     build_product_embeddings(
         args.processed, encoder=emb.encoder, model=emb.model, batch_size=emb.batch_size, dim=emb.dim
     )
-    _step(3, f"train {', '.join(types)} (grid search + hybrid tuning on validation)")
+    phases.step(3, "train", f"train {', '.join(types)} (grid search + hybrid tuning on validation)")
     data = load_processed(args.processed)
-    result = run_training(data, settings, types, progress=lambda line: print(f"      {line}"))
-    _step(4, "evaluate on test")
+    result = run_training(data, settings, types, progress=lambda line: write(f"      {line}"))
+    phases.step(4, "report", "test evaluation (computed during training)")
     print(format_table(result.report))
-    _step(5, f"register in {args.registry}")
+    phases.step(5, "register", f"register in {args.registry}")
     registry = Registry(args.registry)
     records = register_run(registry, result, settings)
     for record in records.values():
@@ -84,9 +116,13 @@ def run(args: argparse.Namespace) -> int:
     # A model of other data cannot be served on the new processed files, and test sets of different
     # data are not comparable, so the gate only applies to a current model of the same data version.
     force = current is not None and current.data_version != best.data_version
-    _step(6, f"promote {best.model_id}" + (" (current model is of other data)" if force else ""))
+    phases.step(
+        6,
+        "promote",
+        f"promote {best.model_id}" + (" (current model is of other data)" if force else ""),
+    )
     registry.promote(best.model_id, force=force, tolerance=settings.gate.tolerance)
-    print(f"done in {time.perf_counter() - started:.1f}s: current model {best.model_id}")
+    print(f"done in {phases.summary()}: current model {best.model_id}", flush=True)
     return 0
 
 

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {args.out} (data_version {stats['data_version']}): {stats['n_products']} products, "
         f"{stats['n_users']} users ({stats['trainable_users']} trainable, "
         f"{stats['trainable_share']:.1%}), {stats['n_interactions']} interactions, "
-        f"dropped rows {stats['dropped_rows'] or 'none'}"
+        f"dropped bad rows {stats['dropped_rows'] or 'none'}"
+        + (f", merged rows {stats['merged_rows']}" if stats.get("merged_rows") else "")
     )
     return 0

@@ -53,11 +53,13 @@ def prepare(
     products = tables.products.reset_index(drop=True)
     interactions = tables.interactions
     dropped = dict(tables.dropped)
+    merged = merge_counts(tables.merged)
     log.info(
-        "prepare: %d products, %d interactions read (%d bad rows dropped) in %.1fs",
+        "prepare: %d products, %d interactions read (%d bad rows dropped%s) in %.1fs",
         len(products),
         len(interactions),
         sum(dropped.values()),
+        "".join(f", {count} {reason} rows merged" for reason, count in merged.items()),
         time.perf_counter() - began,
     )
 
@@ -108,6 +110,7 @@ def prepare(
         dropped_counts,
         duplicates,
         settings_dict,
+        merged,
     )
     popular = popular_items(interactions, products[V.PRODUCT_ID].tolist(), settings.popular_top_k)
     with staged_files(out_dir) as stage:

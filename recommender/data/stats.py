@@ -73,8 +73,14 @@ def data_stats(
     dropped: dict[str, int],
     duplicates_removed: int,
     settings: dict[str, Any],
+    merged: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The ``data_stats.json`` document (sizes, sparsity, distributions, shares, dropped rows)."""
+    """The ``data_stats.json`` document (sizes, sparsity, distributions, shares, dropped rows).
+
+    ``dropped_rows`` are bad raw rows (per reason); ``merged_rows`` are good raw rows the source
+    folds into another on purpose (e.g. Hasaki's variant copies), kept apart so that an intended
+    merge never reads as a data-quality problem.
+    """
     n_users = int(interactions[V.USER_ID].nunique())
     n_products = len(products)
     n_rows = len(interactions)
@@ -115,4 +121,6 @@ def data_stats(
         "duplicates_removed": int(duplicates_removed),
         "dropped_rows": dict(dropped),
         "dropped_total": int(sum(dropped.values())),
+        "merged_rows": dict(merged or {}),
+        "merged_total": int(sum((merged or {}).values())),
     }

@@ -141,9 +141,10 @@ def _sample_users(histories: UserHistories, count: int = 5) -> dict[str, list[st
     """A few real ids per segment, most active first: for smoke tests and API docs."""
     order = histories.most_active(histories.n_users)
     trainable = histories.cf_rows[order] >= 0
+    cold = ~trainable & histories.has_liked[order]  # no positive interaction: routed as unknown
     return {
         "trainable": [histories.user_ids[r] for r in order[trainable][:count]],
-        "cold": [histories.user_ids[r] for r in order[~trainable][:count]],
+        "cold": [histories.user_ids[r] for r in order[cold][:count]],
     }
 
 
@@ -180,7 +181,8 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
         if marker is None and model_id is None:
             raise ModelLoadError(
                 f"no current model in the registry at {settings.paths.registry_dir}. Run "
-                "`python -m recommender build --source demo` (or train + promote) and reload."
+                "`python -m recommender build --source demo --input data/raw/demo` (or train + "
+                "promote) and reload."
             )
         processed = load_processed(processed_dir)
         loaded = registry.load(model_id, expected_data_version=processed.data_version)

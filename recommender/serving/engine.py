@@ -1,8 +1,9 @@
 """The serving engine: route each user, score the catalogue, filter, exclude, rerank, shape results.
 
-Routing (SPEC §6): a *trainable* user (CF row) gets CF scores; a *cold* user (known history, no CF
-row) gets the history folded in on the item factors + item similarity + content + popularity with
-the model's tuned cold weights; an *unknown* user gets popularity/quality. All three go through
+Routing (SPEC §6): a *trainable* user (CF row) gets CF scores; a *cold* user (a positive
+interaction, no CF row) gets the history folded in on the item factors + item similarity + content +
+popularity with the model's tuned cold weights; an *unknown* user (never seen, or seen with no
+positive interaction) gets popularity/quality, minus anything seen. All three go through
 :func:`recommender.scoring.score_users` and then the same code: filters and seen items become
 ``-inf``, the best ``topk`` (× ``candidate_multiplier`` when reranking) are taken with
 ``argpartition`` over the whole batch, ties broken by item index, and MMR reorders them. A single
@@ -11,6 +12,7 @@ request is a batch of one, so single and batch calls rank a user identically.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ _STRATEGY = {
     V.SEGMENT_UNKNOWN: (V.STRATEGY_POPULARITY, True, V.FALLBACK_POPULARITY),
 }
 _WARMUP_CHUNK = 256
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,13 @@ class Engine:
         key = None
         if not opts.explain:
             segment = self.segment_of(user)
-            owner = None if segment == V.SEGMENT_UNKNOWN else user
+            # users without history share one entry; a known user has seen items of their own
+            owner = user if user in self.bundle.histories.index else None
             key = (owner, opts.digest)
             items = self.caches.results.get(key)
+            if log.isEnabledFor(logging.DEBUG):
+                hit = "hit" if items is not None else "miss"
+                log.debug("recommend user=%r segment=%s results cache %s", user, segment, hit)
             if items is not None:
                 return Recommendation(user_id=user, segment=segment, items=items)
         result = self._rank([user], opts)[0]
@@ -191,10 +198,7 @@ class Engine:
 
     def segment_of(self, user_id: str | int) -> str:
         """The routing segment of a user id."""
-        row = self.bundle.histories.index.get(str(user_id), -1)
-        if row < 0:
-            return V.SEGMENT_UNKNOWN
-        return V.SEGMENT_TRAINABLE if self.bundle.histories.cf_rows[row] >= 0 else V.SEGMENT_COLD
+        return self.bundle.histories.segment(self.bundle.histories.index.get(str(user_id), -1))
 
     # ------------------------------------------------------------------ ranking
     def _rank(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
@@ -209,7 +213,7 @@ class Engine:
         default_unknown = used.get(V.SEGMENT_UNKNOWN) == bundle.hybrid.for_segment(
             V.SEGMENT_UNKNOWN
         )
-        if default_unknown and all(segment == V.SEGMENT_UNKNOWN for segment in segments):
+        if default_unknown and bool((rows < 0).all()):  # nobody has seen items to exclude
             candidates, cand_scores = self._static_candidates(len(users), mask, width)
         else:
             candidates, cand_scores = self._candidates(

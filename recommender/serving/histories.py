@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,33 @@ class UserHistories:
     @property
     def n_trainable(self) -> int:
         return int(np.count_nonzero(self.cf_rows >= 0))
+
+    @cached_property
+    def has_liked(self) -> np.ndarray:
+        """``(n_users,)`` bool: whether a user has at least one positive interaction.
+
+        A known user without one (every rating below the threshold) has no taste evidence: routing
+        scores them like an unknown user, minus what they have seen.
+        """
+        if self.positive is None:
+            out = np.diff(self.indptr) > 0
+        else:
+            out = np.bincount(self.entry_users()[self.positive], minlength=self.n_users) > 0
+        out.setflags(write=False)
+        return out
+
+    def segment(self, row: int) -> str:
+        """Routing segment of user row ``row`` (-1 = never seen).
+
+        ``trainable`` with a CF row; ``cold`` with positive history but no CF row; ``unknown`` for
+        a user never seen *or* seen only with ratings below the positive threshold (nothing to
+        learn taste from: popularity/quality, their seen items still excluded).
+        """
+        if row < 0:
+            return V.SEGMENT_UNKNOWN
+        if self.cf_rows[row] >= 0:
+            return V.SEGMENT_TRAINABLE
+        return V.SEGMENT_COLD if self.has_liked[row] else V.SEGMENT_UNKNOWN
 
     def items(self, row: int) -> np.ndarray:
         """Item indices of user row ``row`` (a read-only view)."""

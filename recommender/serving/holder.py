@@ -145,6 +145,7 @@ class ModelHolder:
             previous = self._state
             previous_id = previous.bundle.model_id if previous else None
             started = time.perf_counter()
+            logger.debug("reload: loading the current model (serving %s)", previous_id)
             try:
                 bundle = self._loader(self.settings)
             except Exception as exc:  # noqa: BLE001 - any failure must leave the old model serving
@@ -171,6 +172,14 @@ class ModelHolder:
             self.reloads += 1
             seconds = time.perf_counter() - started
             logger.info("serving model %s (previous %s)", bundle.model_id, previous_id)
+            logger.debug(
+                "loaded model %s in %.2fs: %d users (%d trainable), %d items",
+                bundle.model_id,
+                seconds,
+                bundle.histories.n_users,
+                bundle.histories.n_trainable,
+                bundle.n_items,
+            )
             self.last_success = ReloadResult(True, previous_id, bundle.model_id, seconds)
             return self.last_success
 
@@ -185,6 +194,13 @@ class ModelHolder:
         def run() -> None:
             try:
                 state.engine.warm_up(report)
+                logger.debug(
+                    "cache warm-up %s: %d items, %d users in %.2fs",
+                    report.state,
+                    report.items_warmed,
+                    report.users_warmed,
+                    report.seconds,
+                )
             except Exception as exc:  # noqa: BLE001 - warm-up is best effort
                 report.state, report.error = "failed", str(exc)
                 logger.exception("cache warm-up failed")
@@ -225,7 +241,9 @@ class ModelHolder:
             failed_marker, failed_at = self._failed
             retry_after = max(MIN_RETRY_SECONDS, 6 * self.settings.reload.poll_interval_seconds)
             if failed_marker == marker and time.monotonic() - failed_at < retry_after:
+                logger.debug("registry poll: marker %s failed to load recently; waiting", marker)
                 return False
+        logger.debug("registry poll: marker changed to %s; reloading", marker)
         return self.reload().ok
 
     def _clear_error(self, serving_id: str) -> None:

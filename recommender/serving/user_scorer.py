@@ -8,6 +8,8 @@ decimals so that no BLAS rounding difference can reorder near-ties.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -19,6 +21,7 @@ from recommender.serving.caches import CountingCache
 from recommender.serving.reranker import segment_weights
 
 UNKNOWN_MEMO_SIZE = 256  # distinct request weightings remembered for users without history
+log = logging.getLogger(__name__)
 
 
 class UserScorer:
@@ -49,12 +52,21 @@ class UserScorer:
         for position, segment in enumerate(segments):
             groups.setdefault(segment, []).append(position)
         profiles = self.cache
+        debug = log.isEnabledFor(logging.DEBUG)
         for segment, positions in groups.items():
+            began = time.perf_counter() if debug else 0.0
             weights, is_default = segment_weights(bundle.hybrid, segment, requested)
             used[segment] = weights
             if segment == V.SEGMENT_UNKNOWN:
                 vector = bundle.unknown_scores if is_default else self._unknown_scores(weights)
                 scores[positions] = vector
+                if debug:
+                    log.debug(
+                        "scored %d %s users with %s weights (shared vector)",
+                        len(positions),
+                        segment,
+                        "default" if is_default else "request",
+                    )
                 continue
             missing = positions
             if is_default:
@@ -65,6 +77,15 @@ class UserScorer:
                         missing.append(position)
                     else:
                         scores[position] = cached
+            if debug:
+                log.debug(
+                    "scoring %d %s users: profile cache %d hit(s), %d to compute%s",
+                    len(positions),
+                    segment,
+                    len(positions) - len(missing),
+                    len(missing),
+                    "" if is_default else " (request weights: not cached)",
+                )
             if not missing:
                 continue
             histories = [hist.liked(rows[p]) for p in missing]
@@ -76,6 +97,13 @@ class UserScorer:
                     vector = computed[i].copy()
                     vector.setflags(write=False)
                     profiles.put(users[position], vector)
+            if debug:
+                log.debug(
+                    "computed %d %s profiles in %.2f ms",
+                    len(missing),
+                    segment,
+                    (time.perf_counter() - began) * 1000,
+                )
         return scores, used
 
     def _unknown_scores(self, weights: dict[str, float]) -> np.ndarray:
@@ -120,13 +148,9 @@ class UserScorer:
         return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
     def route(self, users: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """History rows (-1 = unknown) and segments of ``users``."""
+        """History rows (-1 = never seen) and segments of ``users`` (see
+        :meth:`UserHistories.segment`: a known user without a positive interaction is ``unknown``
+        but keeps their row, so their seen items are still excluded)."""
         hist = self.bundle.histories
         rows = np.fromiter((hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
-        segments = [
-            V.SEGMENT_UNKNOWN
-            if row < 0
-            else (V.SEGMENT_TRAINABLE if hist.cf_rows[row] >= 0 else V.SEGMENT_COLD)
-            for row in rows
-        ]
-        return rows, segments
+        return rows, [hist.segment(int(row)) for row in rows]

@@ -45,6 +45,7 @@ from recommender.evaluation import metrics as M
 from recommender.evaluation.evaluator import mean_metric, tie_order
 from recommender.evaluation.protocol import EvaluationSet, top_k_items
 from recommender.scoring import HybridConfig, ScoringModel, compute_signals, normalise, score_users
+from recommender.training.progress import grid_bar
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def _choose_fold_in(
     if not cold or not candidates:
         return None
     scored = []
-    for reg in candidates:
+    for reg in grid_bar(candidates, "hybrid fold-in grid"):
         values, count = 0.0, 0
         for model, users in cold:
             trial = dataclasses.replace(model, fold_in_regularization=float(reg))
@@ -270,7 +271,7 @@ def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int
         weights: Weights = {}
         report: dict[str, dict[str, object]] = {}
         total = 0.0
-        for segment in V.SEGMENTS:
+        for segment in grid_bar(V.SEGMENTS, f"hybrid weights ({method})", unit="segment"):
             found = _search(samples, segment, method, ties, settings, 1.0)
             if found is None:
                 continue
@@ -326,7 +327,7 @@ def _tune_recency(
     users_of = {s: sum(len(users[s]) for _, users in samples) for s in segments}
     base = sum(cast(float, report[s]["hybrid"]) * users_of[s] for s in segments)
     chosen, chosen_total, fixed = 1.0, base, {}
-    for decay in candidates:
+    for decay in grid_bar(candidates, "hybrid recency grid", unit="decay"):
         values = {s: pooled(s, decay)(weights[s]) for s in segments}
         total = sum(values[s] * users_of[s] for s in segments)
         log.info("hybrid recency %.2f with the tuned weights: %s", decay, values)

@@ -106,8 +106,11 @@ def run_training(
         f"(trainable {len(test.segment_indices(V.SEGMENT_TRAINABLE))}, "
         f"cold {len(test.segment_indices(V.SEGMENT_COLD))})"
     )
+    clock = time.perf_counter()
     item_knn = tune_item_knn(data, validation, settings, ties, progress)
     popularity = tune_popularity(data, validation, settings, ties, progress)
+    progress(f"item-kNN and popularity tuned in {time.perf_counter() - clock:.1f}s")
+    clock = time.perf_counter()
     train_matrix = user_item_matrix(data, history_splits(V.STAGE_VALIDATION))
     fold_inputs = [
         (
@@ -118,6 +121,9 @@ def run_training(
         for variant in cross_fitted_data(data, settings.hybrid.folds, seed)
     ]
     full_matrix = user_item_matrix(data, history_splits(V.STAGE_TEST))
+    progress(
+        f"signals of {len(fold_inputs)} cross-fitted folds in {time.perf_counter() - clock:.1f}s"
+    )
     models: dict[str, TrainedModel] = {}
     for model_type in model_types:
         started = time.perf_counter()
@@ -127,10 +133,12 @@ def run_training(
             (scoring_model(fit_model(model_type, matrix, tuned.params), side), ev)
             for matrix, side, ev in fold_inputs
         ]
+        grid_done = time.perf_counter()
         hybrid = tune_hybrid(folds, settings.hybrid, seed)
         progress(
             f"  {model_type}: best {tuned.params.model_dump()} (validation ndcg@10 "
-            f"{tuned.score:.4f}); hybrid {hybrid.config.to_dict()}"
+            f"{tuned.score:.4f}; grid {grid_done - started:.1f}s); hybrid "
+            f"{hybrid.config.to_dict()} ({time.perf_counter() - grid_done:.1f}s)"
         )
         refit = fit_model(model_type, full_matrix, tuned.params)
         refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
@@ -146,6 +154,7 @@ def run_training(
         )
     best = max(models, key=lambda m: _validation_value(models[m]))
     progress(f"evaluating on test (best by validation: {best})")
+    clock = time.perf_counter()
     test_side = stage_signals(data, V.STAGE_TEST, item_knn, aligned, popularity)
     base = scoring_model(None, test_side)
     rankers: dict[str, Ranker] = dict(baseline_rankers(base, seed))
@@ -158,6 +167,7 @@ def run_training(
     table = evaluate_rankers(
         rankers, test, V.SEGMENTS, ev.ks, test_side.embeddings, ev.bootstrap_samples, ev.seed
     )
+    progress(f"test evaluation in {time.perf_counter() - clock:.1f}s")
     report = build_report(
         table,
         stage=V.STAGE_TEST,

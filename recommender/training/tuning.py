@@ -35,6 +35,7 @@ from recommender.scoring import cf_scores, item_similarity_scores
 from recommender.scoring.factors import FactorModel
 from recommender.training.als import fit_als
 from recommender.training.bpr import fit_bpr
+from recommender.training.progress import grid_bar
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def tune(
     points = grid_points(base_params(settings, model_type), grid)
     results: list[GridPoint] = []
     best: tuple[float, Params, FactorModel] | None = None
-    for k, params in enumerate(points, start=1):
+    for k, params in enumerate(grid_bar(points, f"{model_type} grid"), start=1):
         model = fit_model(model_type, train_matrix, params)
         score = mean_metric(cf_ranker(model), validation, V.SEGMENT_TRAINABLE, OBJECTIVE, ties)
         changed = {key: getattr(params, key) for key in grid}
@@ -207,7 +208,7 @@ def _best_point(
 ) -> P:
     """The point with the best validation score (ties: the earlier one); None scores are skipped."""
     best: tuple[float, P] | None = None
-    for params in points:
+    for params in grid_bar(points, f"{name} grid"):
         value = score(params)
         if value is None:
             continue

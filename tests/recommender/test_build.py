@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,8 +14,11 @@ import yaml
 
 from recommender import vocabulary as V
 from recommender.cli import main
+from recommender.config.serving import ServingSettings
+from recommender.data.sources.demo import NEW_VISITOR
 from recommender.errors import EmptyDataError
 from recommender.registry import Registry
+from recommender.serving import Engine, ServingCaches, load_bundle
 from recommender.training.pipeline import run_training
 from tests.fixtures.models import fast_settings
 from tests.recommender.training.synthetic import synthetic_data
@@ -35,8 +41,35 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "--processed", str(paths["processed"]), "--registry", str(paths["registry"]),
         "--users", "2500", "--products", "80", "--seed", "11", "--config-dir", str(config),
     ]  # fmt: skip
-    assert main(argv) == 0
+    bars = _Terminal()  # a terminal on stderr: the grids draw their progress bars there
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(bars):
+        assert main(argv) == 0
+    (base / "stdout.txt").write_text(out.getvalue())
+    (base / "stderr.txt").write_text(bars.getvalue())
+    paths["stdout"], paths["stderr"] = base / "stdout.txt", base / "stderr.txt"
     return paths
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_build_reports_each_phase_with_elapsed_time_and_bars_with_an_eta(built) -> None:
+    out = built["stdout"].read_text()
+    steps = re.findall(r"^\[(\d)/6 (\d+:\d\d)\] ", out, flags=re.MULTILINE)
+    assert [number for number, _ in steps] == ["0", "1", "2", "3", "4", "5", "6"]
+    clocks = [int(m) * 60 + int(s) for m, s in (c.split(":") for _, c in steps)]
+    assert clocks == sorted(clocks)
+    done = re.search(r"^done in \d+:\d\d \((.*)\): current model ", out, flags=re.MULTILINE)
+    assert done is not None, out[-500:]
+    names = [part.rsplit(" ", 1)[0] for part in done.group(1).split(", ")]
+    assert names == ["demo data", "prepare", "embed", "train", "report", "register", "promote"]
+    assert re.search(r"item-kNN and popularity tuned in \d+\.\ds", out)
+    bars = built["stderr"].read_text()
+    # each grid opens a bar with its size (the ETA itself: tests/recommender/training/test_progress)
+    for grid in ("als grid", "bpr grid", r"hybrid weights \(\w+\)"):
+        assert re.search(grid + r": +0%\|.*\| 0/\d+ \[", bars), (grid, bars[-2000:])
 
 
 def test_build_registers_and_promotes_an_evaluated_model(built, capsys) -> None:
@@ -108,3 +141,47 @@ def test_no_trainable_users_is_empty_data_error() -> None:
     empty = dataclasses.replace(data, trainable_user_ids=[])
     with pytest.raises(EmptyDataError, match="no trainable users"):
         run_training(empty, fast_settings(), embeddings=None)
+
+
+def test_the_demo_example_ids_take_every_routing_path(built) -> None:
+    """README / checklist ids: "1" is served by CF, "999999" by the cold hybrid, "3" (only low
+    ratings) and a new visitor by popularity; the ids are stable for any demo size."""
+    settings = ServingSettings.model_validate(
+        {
+            "paths": {
+                "processed_dir": str(built["processed"]),
+                "registry_dir": str(built["registry"]),
+            }
+        }
+    )
+    bundle = load_bundle(settings)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    hist = bundle.histories
+    assert hist.cf_rows[hist.index["1"]] >= 0 and hist.cf_rows[hist.index["2"]] >= 0
+    assert hist.cf_rows[hist.index["999999"]] < 0 and hist.cf_rows[hist.index["3"]] < 0
+    assert NEW_VISITOR not in hist.index
+    expected = {
+        "1": (V.SEGMENT_TRAINABLE, V.STRATEGY_CF, None),
+        "2": (V.SEGMENT_TRAINABLE, V.STRATEGY_CF, None),
+        "999999": (V.SEGMENT_COLD, V.STRATEGY_CONTENT, V.FALLBACK_COLD_HYBRID),
+        "3": (V.SEGMENT_UNKNOWN, V.STRATEGY_POPULARITY, V.FALLBACK_POPULARITY),
+        NEW_VISITOR: (V.SEGMENT_UNKNOWN, V.STRATEGY_POPULARITY, V.FALLBACK_POPULARITY),
+    }
+    answers = {user: engine.recommend(user, topk=10, rerank=False) for user in expected}
+    for user, (segment, strategy, method) in expected.items():
+        answer = answers[user]
+        assert (answer.segment, answer.strategy, answer.fallback_method) == (
+            segment,
+            strategy,
+            method,
+        )
+        assert len({item["score"] for item in answer.items}) > 1, user
+    # "3" rated everything low: the new visitor's answer minus what they bought, same scores
+    seen = {bundle.catalogue.records[i]["product_id"] for i in hist.items(hist.index["3"])}
+    everyone = engine.recommend(NEW_VISITOR, topk=10 + len(seen), rerank=False).items
+    assert answers["3"].items == [
+        {**item, "rank": rank}
+        for rank, item in enumerate([i for i in everyone if i["product_id"] not in seen][:10], 1)
+    ]
+    batch = engine.recommend_batch(list(expected), topk=10, rerank=False)
+    assert [r.items for r in batch] == [answers[u].items for u in expected]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,8 +33,11 @@ def test_summarise_counts_failures_and_nearest_rank_percentiles():
 def test_known_users_are_distinct_and_known(processed_dir):
     users = known_users(processed_dir, seed=1)
     known = set(json.loads((processed_dir / "user_item_mappings.json").read_text())["user_ids"])
-    assert len(users) == len(set(users)) == len(known)
-    assert set(users) == {str(u) for u in known}
+    interactions = pd.read_parquet(processed_dir / "interactions.parquet")
+    liked = set(interactions.loc[interactions["is_positive"], "user_id"].astype(str))
+    # users without a positive interaction are answered like unknown visitors: not "known" here
+    assert len(users) == len(set(users)) == len({str(u) for u in known} & liked)
+    assert set(users) == {str(u) for u in known} & liked
 
 
 @pytest.mark.slow

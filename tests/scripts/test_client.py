@@ -66,6 +66,19 @@ def test_admin_token_comes_from_the_services_variable(monkeypatch) -> None:
     assert _client.admin_headers("t0ken") == {"X-Admin-Token": "t0ken"}
 
 
+def test_cold_users_from_the_files_have_a_positive_interaction(tmp_path: Path) -> None:
+    import pandas as pd
+
+    (tmp_path / "trainable_user_mapping.json").write_text(json.dumps({"user_ids": ["1"]}))
+    (tmp_path / "user_item_mappings.json").write_text(json.dumps({"user_ids": ["1", "2", "3"]}))
+    pd.DataFrame(
+        {"user_id": ["1", "1", "2", "3", "3"], "is_positive": [True, True, False, True, False]}
+    ).to_parquet(tmp_path / "interactions.parquet")
+    pool = _client.discover_users([None], tmp_path)
+    # "2" only rated below the threshold: the service answers them like an unknown user
+    assert (pool.trainable, pool.cold) == (["1"], ["3"])
+
+
 def test_unknown_ids_are_fresh() -> None:
     pool = _client.UserPool(["1"], ["2"])
     first, second = pool.unknown(5), pool.unknown(5)

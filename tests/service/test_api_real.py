@@ -43,10 +43,15 @@ def test_checklist_smoke_items(real_client, registry_dir):
     assert cf["strategy"] == "cf" and not cf["is_fallback"] and len(cf["recommendations"]) == 10
     fallback = real_client.post("/recommend", json={"user_id": cold, "topk": 10}).json()
     assert fallback["segment"] == "cold" and fallback["is_fallback"]
-    unknown = real_client.post("/recommend", json={"user_id": 999999, "topk": 10}).json()
-    assert unknown["strategy"] == "popularity"
+    # the checklist's ids exist in every demo shop: 999999 is a known cold user, "3" only rated
+    # products low (popularity), 1 and 2 are trainable
+    cold_example = real_client.post("/recommend", json={"user_id": 999999, "topk": 10}).json()
+    assert (cold_example["strategy"], cold_example["fallback_method"]) == ("content", "cold_hybrid")
+    unknown = real_client.post("/recommend", json={"user_id": "new-visitor", "topk": 10}).json()
+    assert unknown["strategy"] == "popularity" and unknown["segment"] == "unknown"
     batch = real_client.post("/batch_recommend", json={"user_ids": [1, 2, 3], "topk": 5})
-    assert batch.status_code == 200 and batch.json()["fallback_users"] == 3
+    assert batch.status_code == 200
+    assert (batch.json()["cf_users"], batch.json()["fallback_users"]) == (2, 1)
     product = cf["recommendations"][0]["product_id"]
     similar = real_client.post("/similar_items", json={"product_id": product, "topk": 5}).json()
     assert len(similar["similar_items"]) == 5

@@ -20,12 +20,15 @@ class SourceTables:
     ``interactions``: :data:`vocabulary.INTERACTION_COLUMNS` (ids str, rating float64 in 1–5,
     timestamp naive UTC datetime64[ns], weight float64 > 0, source str).
     ``dropped``: bad raw rows already removed by the adapter, per reason.
+    ``merged``: good raw rows folded into another row on purpose, per reason (Hasaki's copies of
+        one review on every variant of a product family): not errors, so counted apart.
     """
 
     name: str
     products: pd.DataFrame
     interactions: pd.DataFrame
     dropped: Counter[str] = field(default_factory=Counter)
+    merged: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         missing_p = [c for c in CANONICAL_PRODUCT_COLUMNS if c not in self.products.columns]

@@ -17,6 +17,13 @@ How interactions are drawn (all numpy, no per-user Python loop):
 - Timestamps span two years; 40% of follow-up purchases are in the same order (minutes apart).
 - Ratings are 5★ ~95% of the time; 4–1★ become likelier when the product's skin types miss the
   user's skin type or its latent quality is low (content and quality signals both carry weight).
+
+Stable example ids (:data:`RESERVED_USERS`, also in ``demo_manifest.json``): after drawing, a few
+generated users are *relabelled* (same interactions, so the distribution is unchanged) so that the
+README's and the release checklist's examples hit every routing path on any demo shop:
+``"1"`` and ``"2"`` are trainable (CF row), ``"3"`` rated every product 2★ or less (known, no taste
+evidence: popularity minus what they bought), ``"999999"`` bought one product, 5★ (known, no CF
+row: the cold hybrid) and :data:`NEW_VISITOR` never exists (popularity).
 """
 
 from __future__ import annotations
@@ -108,6 +115,16 @@ ROUTINE: dict[str, dict[str, float]] = {
     "Tẩy da chết": {"Sữa rửa mặt": 2, "Nước hoa hồng": 2, "Serum": 1.5, "Mặt nạ": 1},
     "Xịt khoáng": {"Kem chống nắng": 2, "Kem dưỡng": 1.5, "Nước hoa hồng": 1},
 }
+
+# stable example ids: id -> (what the user is, which generated user gets it: the first, in id order,
+# with at least ``min_items`` products and ratings in [min_rating, max_rating])
+RESERVED_USERS: dict[str, tuple[str, int, int | None, float, float]] = {
+    "1": ("trainable: >= 5 products, all rated >= 4 stars; CF row after the build", 5, None, 4, 5),
+    "2": ("trainable: >= 3 products, all rated >= 4 stars; CF row after the build", 3, None, 4, 5),
+    "3": ("known, every product rated <= 2 stars: no taste evidence, popularity", 1, None, 1, 2),
+    "999999": ("known cold user: exactly one product, rated 5 stars; no CF row", 1, 1, 5, 5),
+}
+NEW_VISITOR = "new-visitor"  # never in the demo data: the unknown-user (popularity) example
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +231,31 @@ def _timestamps(n_per_user: np.ndarray, starts: np.ndarray, rng: np.random.Gener
     return START + seconds.astype("int64").astype("timedelta64[s]")
 
 
+def reserved_assignment(interactions: pd.DataFrame) -> dict[str, str]:
+    """Generated user id -> reserved id (:data:`RESERVED_USERS`); a role no user fits is skipped."""
+    per_user = interactions.groupby(V.USER_ID, sort=True)[V.RATING].agg(["size", "min", "max"])
+    taken: dict[str, str] = {}
+    for reserved, (_, min_items, max_items, low, high) in RESERVED_USERS.items():
+        fits = (
+            (per_user["size"] >= min_items)
+            & (per_user["size"] <= (max_items or MAX_PER_USER))
+            & (per_user["min"] >= low)
+            & (per_user["max"] <= high)
+            & ~per_user.index.isin(list(taken))
+        )
+        if fits.any():
+            taken[str(per_user.index[fits.to_numpy()][0])] = reserved
+        else:
+            log.warning("demo shop: no generated user fits reserved id %r; skipped", reserved)
+    return taken
+
+
+def _relabel_reserved(interactions: pd.DataFrame) -> pd.Series:
+    ids = interactions[V.USER_ID]
+    mapping = reserved_assignment(interactions)
+    return ids.where(~ids.isin(list(mapping)), ids.map(mapping))
+
+
 def generate(
     users: int = DEFAULT_USERS,
     products: int = DEFAULT_PRODUCTS,
@@ -253,6 +295,7 @@ def generate(
             V.SOURCE: NAME,
         }
     ).drop_duplicates([V.USER_ID, V.PRODUCT_ID], keep="first", ignore_index=True)
+    interactions[V.USER_ID] = _relabel_reserved(interactions)
 
     counts = np.bincount(items, minlength=products)
     frame = catalogue.products.copy()
@@ -286,6 +329,12 @@ def generate_demo(
         "users": users,
         "products": products,
         "interactions": len(tables.interactions),
+        "reserved_user_ids": {
+            reserved: RESERVED_USERS[reserved][0]
+            for reserved in RESERVED_USERS
+            if reserved in set(tables.interactions[V.USER_ID])
+        },
+        "new_visitor_id": NEW_VISITOR,
         "seconds": round(time.perf_counter() - began, 2),
     }
     log.info(

@@ -122,3 +122,26 @@ def test_sizes_must_be_positive(users: int, products: int) -> None:
 def test_missing_demo_files_say_how_to_create_them(tmp_path: Path) -> None:
     with pytest.raises(InvalidDataError, match="demo-data --out"):
         load_source("demo", tmp_path)
+
+
+@pytest.mark.parametrize(("users", "products", "seed"), [(50_000, 2_000, 42), (2_500, 80, 11)])
+def test_reserved_example_ids_have_their_documented_histories(
+    users: int, products: int, seed: int, shop: demo.SourceTables
+) -> None:
+    tables = shop if users == demo.DEFAULT_USERS else demo.generate(users, products, seed)
+    inter = tables.interactions
+    ratings = inter.groupby(V.USER_ID)[V.RATING].agg(["size", "min", "max"])
+    assert inter[V.USER_ID].nunique() == users  # relabelled, none added or lost
+    assert ratings.loc["1", "size"] >= 5 and ratings.loc["1", "min"] >= 4
+    assert ratings.loc["2", "size"] >= 3 and ratings.loc["2", "min"] >= 4
+    assert ratings.loc["3", "max"] <= 2  # every product rated below the positive threshold
+    assert ratings.loc["999999"].tolist() == [1, 5.0, 5.0]  # one 5★ purchase: cold, no CF row
+    assert demo.NEW_VISITOR not in ratings.index
+    others = ratings.index.difference(list(demo.RESERVED_USERS))
+    assert others.str.fullmatch(r"u\d{6}").all()
+
+
+def test_the_manifest_documents_the_reserved_ids(tmp_path: Path) -> None:
+    manifest = generate_demo(tmp_path / "raw", users=1_500, products=60, seed=11)
+    assert list(manifest["reserved_user_ids"]) == ["1", "2", "3", "999999"]
+    assert manifest["new_visitor_id"] == demo.NEW_VISITOR

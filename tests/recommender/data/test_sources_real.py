@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -86,8 +87,8 @@ def test_hasaki_variant_families(hasaki_tables: hasaki.SourceTables) -> None:
     assert dict(hasaki_tables.dropped) == {
         "rating_out_of_range": 2,  # 0 stars
         "unparseable_timestamp": 1,  # 30/11/-0001
-        hasaki.VARIANT_COPY: 13_675,
     }
+    assert dict(hasaki_tables.merged) == {hasaki.VARIANT_COPY: 13_675}  # intended, not bad rows
     assert len(inter) == 7_897 and inter[V.USER_ID].nunique() == 4_485
     positives = inter[inter[V.RATING] >= 4]
     per_user = positives.groupby(V.USER_ID).size()
@@ -122,11 +123,23 @@ def test_hasaki_products_parse_brand_and_category(hasaki_tables: hasaki.SourceTa
     assert products[V.NUM_RATINGS].sum() == len(hasaki_tables.interactions)
 
 
-def test_hasaki_prepared_stats(shared_data: Path, tmp_path: Path) -> None:
-    stats = prepare("hasaki", shared_data / "hasaki_vn", tmp_path / "out")
+def test_hasaki_prepared_stats(
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="recommender.data.preparation"):
+        stats = prepare("hasaki", shared_data / "hasaki_vn", tmp_path / "out")
+    assert "(3 bad rows dropped, 13675 variant_copy rows merged)" in caplog.text
     assert stats["n_users"] == 4_485 and stats["n_interactions"] == 7_897
     assert stats["n_products"] == 902 and stats["n_products_with_interactions"] == 388
-    assert stats["dropped_rows"]["unparseable_timestamp"] == 1
+    # 3 bad rows dropped; the 13,675 variant copies are merged, counted apart (not "bad rows")
+    assert stats["dropped_rows"] == {"rating_out_of_range": 2, "unparseable_timestamp": 1}
+    assert stats["dropped_total"] == 3
+    assert stats["merged_rows"] == {hasaki.VARIANT_COPY: 13_675} and stats["merged_total"] == 13_675
+    on_disk = json.loads((tmp_path / "out" / "data_stats.json").read_text())
+    assert on_disk["merged_rows"] == stats["merged_rows"]
+    assert on_disk["dropped_rows"] == stats["dropped_rows"]
+    # one CF row per trainable user; the rest of the known users have none (README "Routing")
+    assert round(stats["cold_users"] / stats["n_users"], 2) == 0.60
     data = load_processed(tmp_path / "out")
     assert stats["trainable_users"] == len(data.trainable_user_ids) > 1_500
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from recommender import cli
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.data import load_processed
@@ -68,8 +70,13 @@ def test_bundle_arrays_are_read_only(bundle):
 
 
 def test_no_current_model(embedded_dir, tmp_path):
-    with pytest.raises(ModelLoadError, match="no current model"):
+    with pytest.raises(ModelLoadError, match="no current model") as caught:
         load_bundle(settings_for(embedded_dir, tmp_path / "empty"))
+    # the hint's command is one the CLI accepts as written (it used to lack the required --input)
+    hint = re.search(r"`python -m recommender (build [^`]*)`", str(caught.value))
+    assert hint is not None, str(caught.value)
+    args = cli._parser("build").parse_args(hint.group(1).split())
+    assert (args.source, args.input) == ("demo", "data/raw/demo")
 
 
 def test_missing_processed_data(registry_dir, tmp_path):

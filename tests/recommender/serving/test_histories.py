@@ -86,7 +86,46 @@ def test_a_disliked_product_is_excluded_but_does_not_shape_the_ranking() -> None
     order = [i for i in np.lexsort((np.arange(N_ITEMS), -expected)) if i not in (3, 7, 9)]
     assert returned == [f"p{i}" for i in order]
 
-    # a known user who only disliked something: cold, nothing to fold in, still a full list
-    only_disliked = engine.recommend("n1", topk=5, rerank=False)
-    assert only_disliked.segment == V.SEGMENT_COLD and len(only_disliked.items) == 5
-    assert "p5" not in [item["product_id"] for item in only_disliked.items]
+
+def _engine(hist: UserHistories, catalogue: Catalogue) -> Engine:
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(N_ITEMS, 8)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    bundle = build_bundle(
+        catalogue,
+        hist,
+        rng.normal(size=(N_ITEMS, 4)).astype(np.float32),
+        np.zeros((0, 4), dtype=np.float32),
+        embeddings,
+        {"model_id": "neg", "model_type": "als", "item_knn": {"neighbours": 10, "shrinkage": 0}},
+        HybridConfig(),
+    )
+    return Engine(bundle, ServingCaches.from_settings(ServingSettings().cache), ServingSettings())
+
+
+def test_a_user_who_only_disliked_gets_the_unknown_answer_minus_what_they_saw() -> None:
+    catalogue, hist = histories()
+    engine = _engine(hist, catalogue)
+    for order in (("new-visitor", "n1"), ("n1", "new-visitor")):  # the results cache is per user
+        engine.caches.results.clear()
+        answers = {user: engine.recommend(user, topk=N_ITEMS, rerank=False) for user in order}
+        unknown = [item["product_id"] for item in answers["new-visitor"].items]
+        disliked = answers["n1"]
+        assert disliked.segment == V.SEGMENT_UNKNOWN
+        assert (disliked.strategy, disliked.is_fallback) == (V.STRATEGY_POPULARITY, True)
+        assert disliked.fallback_method == V.FALLBACK_POPULARITY
+        assert [item["product_id"] for item in disliked.items] == [p for p in unknown if p != "p5"]
+        scores = {item["product_id"]: item["score"] for item in answers["new-visitor"].items}
+        assert [item["score"] for item in disliked.items] == [
+            scores[item["product_id"]] for item in disliked.items
+        ]
+        assert len(set(scores.values())) > 1  # popularity/quality, not a flat 0.0
+    assert engine.segment_of("n1") == V.SEGMENT_UNKNOWN
+    batch = engine.recommend_batch(["n1", "new-visitor", "n0"], topk=N_ITEMS, rerank=False)
+    single = engine.recommend("n1", topk=N_ITEMS, rerank=False)
+    assert batch[0].items == single.items and batch[0].segment == V.SEGMENT_UNKNOWN
+    alone = engine.recommend_batch(["n1"], topk=N_ITEMS, rerank=False)[0]
+    assert alone.items == single.items
+    assert hist.has_liked.tolist()[hist.index["n1"]] is False
+    assert hist.segment(hist.index["n1"]) == V.SEGMENT_UNKNOWN
+    assert hist.segment(hist.index["n0"]) == V.SEGMENT_COLD
