@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+FLOOR_VENV := .venv-floor
 PROCESSED := data/processed
 REGISTRY := artifacts/cf/registry.json
 HOST ?= 0.0.0.0
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install test serve demo lint format clean api-docs
+.PHONY: install test test-floor serve demo lint format clean api-docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,12 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The suite on the lowest versions pyproject.toml allows (constraints/floor.txt); not run by CI.
+test-floor:
+	test -x $(FLOOR_VENV)/bin/python || $(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install -c constraints/floor.txt -e ".[dev]"
+	$(FLOOR_VENV)/bin/python -m pytest -q tests
 
 # Builds the demo data and model only when no current model exists, then serves it.
 demo: $(STAMP)
