@@ -15,13 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _floors() -> dict[str, Version]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    requirements = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    extras = project["optional-dependencies"].values()
+    requirements = [*project["dependencies"], *(line for extra in extras for line in extra)]
     floors: dict[str, Version] = {}
     for line in requirements:
         requirement = Requirement(line)
         bounds = [s.version for s in requirement.specifier if s.operator in (">=", "==")]
         assert len(bounds) == 1, f"{line}: give exactly one lower bound (>=) or pin (==)"
-        floors[canonicalize_name(requirement.name)] = Version(bounds[0])
+        name, floor = canonicalize_name(requirement.name), Version(bounds[0])
+        assert floors.get(name, floor) == floor, f"{name}: two different floors"
+        floors[name] = floor
     return floors
 
 
