@@ -224,8 +224,7 @@ def test_multiprocess_mode_sums_workers(tmp_path, monkeypatch):
                     second.post("/recommend", json={"user_id": "t0"})
             samples = scrape(first)
     finally:
-        # prometheus-client >= 0.26 keeps the files open until asked (older: until exit)
-        getattr(values, "close_all_multiprocess_files", lambda: None)()
+        values.close_all_multiprocess_files()
     assert sorted(p.name for p in tmp_path.iterdir())[:2] == ["counter_101.db", "counter_102.db"]
     assert value(samples, "recsys_http_requests_total", endpoint="/recommend", status="200") == 7
     assert value(samples, "recsys_recommendations_total", path="cf") == 7
