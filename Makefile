@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+FLOOR_VENV := .venv-floor
 PROCESSED := data/processed
 REGISTRY := artifacts/cf/registry.json
 HOST ?= 0.0.0.0
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install test fuzz serve demo lint format clean api-docs
+.PHONY: install test test-floor fuzz serve demo lint format clean api-docs
 
 # pip prints what it downloads and installs: the first install takes minutes (torch, transformers)
 $(STAMP): pyproject.toml
@@ -31,6 +32,12 @@ FUZZ_SEED ?= 1
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
 		$(PY) -m pytest -q -s -m fuzz tests/service/test_fuzz_openapi.py
+
+# The suite on the lowest versions pyproject.toml allows (constraints/floor.txt); not run by CI.
+test-floor:
+	test -x $(FLOOR_VENV)/bin/python || $(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install -c constraints/floor.txt -e ".[dev]"
+	$(FLOOR_VENV)/bin/python -m pytest -q tests
 
 # Builds the demo data and model only when no current model exists, then serves it.
 demo: $(STAMP)

@@ -2,18 +2,24 @@
 
 Each command lives in ``recommender/commands/<name>.py`` and exports ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors of the project's hierarchy are printed
-as one line (no traceback) and end with exit code 2.
+as one line (no traceback) and end with exit code 2; operating-system errors (disk full, no
+permission, read-only filesystem) as one line naming the file and the cause, with exit code 1.
+``--verbose`` adds the traceback as a DEBUG log line.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from recommender.errors import RecsysError
+from recommender.storage import ArtifactWriteError
+
+logger = logging.getLogger("recommender.cli")
 
 # command name -> module under recommender.commands
 COMMANDS: dict[str, str] = {
@@ -59,8 +65,34 @@ def _parser(selected: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+# what to do about the usual operating-system errors; anything else: fix the cause and re-run
+OS_ERROR_HINTS: dict[int, str] = {
+    errno.ENOSPC: "free disk space and re-run the command",
+    errno.EDQUOT: "free space within your disk quota and re-run the command",
+    errno.EACCES: "check the path's ownership and permissions, then re-run the command",
+    errno.EPERM: "check the path's ownership and permissions, then re-run the command",
+    errno.EROFS: "the filesystem is mounted read-only: write to a writable one",
+    errno.EFBIG: "the file exceeds a size limit (ulimit -f): raise it and re-run the command",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line: the file, the OS's words and errno name, whether the file is intact, what to do."""
+    where = ""
+    if exc.filename is not None:
+        where = str(exc.filename)
+        where += f" -> {exc.filename2}: " if exc.filename2 is not None else ": "
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    number = exc.errno if isinstance(exc.errno, int) else -1
+    code = errno.errorcode.get(number)
+    kept = " (the file keeps its previous content)" if isinstance(exc, ArtifactWriteError) else ""
+    hint = OS_ERROR_HINTS.get(number, "fix the cause and re-run the command")
+    return f"{where}{cause}{f' [{code}]' if code else ''}{kept}; {hint}."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, run the command, and turn project errors into a one-line message + exit 2."""
+    """Parse ``argv`` and run the command; project errors become one line + exit 2, operating-system
+    errors one line + exit 1."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in arguments if not a.startswith("-")), None)
     args = _parser(selected).parse_args(arguments)
@@ -73,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecsysError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        logger.debug("operating-system error", exc_info=True)
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

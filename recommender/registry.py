@@ -8,11 +8,15 @@
 
 Every read-modify-write holds ``storage.file_lock`` on ``<root>/.registry.lock`` and replaces
 ``registry.json`` atomically, so two writers (two ``train`` runs) both land and a reader never sees
-half a file. Model directories are complete before the registry names them.
+half a file. Model directories are complete before the registry names them. Under the lock, each
+write first removes what writers killed mid-write left behind (``.registry.json.<pid>.*.tmp`` and
+model ``*.staging`` directories whose pid is gone). An entry's ``path`` must stay inside ``<root>``.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +30,14 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.errors import ModelLoadError, QualityGateError, RegistryError, UnknownModelError
 from recommender.model_directory import read_model_dir, write_model_dir
-from recommender.storage import atomic_write_json, file_lock, read_json
+from recommender.storage import (
+    STAGING_SUFFIX,
+    TEMP_SUFFIX,
+    atomic_write_json,
+    file_lock,
+    read_json,
+    remove_stale_temp_files,
+)
 
 __all__ = ["LoadedModel", "ModelRecord", "Registry", "load_model_dir"]
 
@@ -91,6 +102,15 @@ def load_model_dir(record: ModelRecord, expected_data_version: str | None = None
     return LoadedModel(record, files.user_factors, files.item_factors, files.params, files.metadata)
 
 
+logger = logging.getLogger(__name__)
+
+# A model id names its directory: one path component, no separators, no leading dot.
+MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Model staging directories are written outside the registry lock (by concurrent `train` runs),
+# so one whose writer looks gone is still given this long (a writer in another pid namespace).
+STAGING_GRACE_S = 600.0
+
+
 def new_model_id(model_type: str) -> str:
     """``<type>-<UTC timestamp>-<random hex>``: sortable and unique across concurrent writers."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -138,9 +158,23 @@ class Registry:
                 "Run `python -m recommender registry list`."
             )
         try:
-            return ModelRecord.from_json(entry, self.root)
+            record = ModelRecord.from_json(entry, self.root)
         except (KeyError, TypeError) as exc:
             raise RegistryError(f"{self.file}: entry {model_id!r} is malformed ({exc}).") from exc
+        self._check_confined(model_id, entry["path"], Path(record.path))
+        return record
+
+    def _check_confined(self, model_id: str, stored: object, directory: Path) -> None:
+        """Refuse an entry whose ``path`` (after ``..`` and symlinks) leaves the registry root."""
+        root = self.root.resolve()
+        if directory != root and directory.is_relative_to(root):
+            return
+        raise RegistryError(
+            f"{self.file}: entry {model_id!r} has path {stored!r}, which leaves the registry "
+            f"directory {self.root}; refusing to load it. A model's path is its directory inside "
+            f"the registry (normally its id, {model_id!r}): fix the entry, or re-register the "
+            "model with `python -m recommender train`."
+        )
 
     def list(self) -> list[ModelRecord]:
         """Every registered model, oldest first."""
@@ -204,9 +238,27 @@ class Registry:
         """Hold the lock, yield the state, write it back atomically when the block succeeds."""
         self.root.mkdir(parents=True, exist_ok=True)
         with file_lock(self.lock_file):
+            self._remove_stale_temp_files()
             state = self._read()
             yield state
             atomic_write_json(self.file, state)
+
+    def _remove_stale_temp_files(self) -> None:
+        """Delete the litter of writers killed between write and rename (caller holds the lock).
+
+        Every registry.json writer holds the lock, so its temporary files are stale as soon as
+        their pid is gone; model staging directories get :data:`STAGING_GRACE_S` on top.
+        """
+        try:
+            removed = remove_stale_temp_files(self.root, f".{self.file.name}.", TEMP_SUFFIX)
+            removed += remove_stale_temp_files(
+                self.root, ".", STAGING_SUFFIX, min_age_s=STAGING_GRACE_S
+            )
+        except OSError as exc:  # cleaning up must never block a registry write
+            logger.warning("could not remove stale temporary files in %s: %s", self.root, exc)
+            return
+        for path in removed:
+            logger.info("removed %s, left by an interrupted registry write", path)
 
     def register(
         self,
@@ -230,6 +282,11 @@ class Registry:
         if model_type not in V.MODEL_TYPES:
             raise RegistryError(f"unknown model type {model_type!r}; expected {V.MODEL_TYPES}")
         model_id = model_id or new_model_id(model_type)
+        if not MODEL_ID_PATTERN.fullmatch(model_id):
+            raise RegistryError(
+                f"model id {model_id!r} is not a valid directory name: use letters, digits, "
+                "'.', '_' and '-' (at most 128 characters, not starting with '.' or '-')."
+            )
         created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         meta = {
             **dict(metadata),

@@ -13,10 +13,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 
 from recommender.config import ServingSettings, load_serving_settings
@@ -32,12 +32,19 @@ from service.routes import ROUTERS
 from service.shutdown import CloseWhileDraining, Drain
 
 logger = logging.getLogger("service")
-_NO_TELEMETRY: TelemetryConfig = {
-    "tracing": False,
-    "metrics": False,
-    "logs": False,
-    "operation_spans": False,
-}
+
+
+def _telemetry_off() -> dict[str, Any]:
+    """FastAPI's OpenTelemetry hooks run on every request even with no provider configured; the
+    service exports Prometheus metrics (/metrics) instead. Releases before ``fastapi.telemetry``
+    (the pyproject floor among them) have no hooks and no such argument."""
+    try:
+        import fastapi.telemetry  # noqa: F401
+    except ImportError:
+        return {}
+    return {
+        "telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    }
 
 
 def create_app(
@@ -76,9 +83,7 @@ def create_app(
         description="Recommendations (CF, cold-start hybrid, popularity), similar items, ops.",
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
-        # FastAPI's OpenTelemetry hooks run on every request even with no provider configured;
-        # the service exports Prometheus metrics (/metrics) instead.
-        telemetry=_NO_TELEMETRY,
+        **_telemetry_off(),
         # Swagger UI would otherwise ask an external validator service about the schema
         swagger_ui_parameters={"validatorUrl": None},
     )

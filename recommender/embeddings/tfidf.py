@@ -1,6 +1,7 @@
 """TF-IDF over pyvi-segmented words + character n-grams -> TruncatedSVD (LSA) -> L2.
 
-Each block (words, chars) is a sublinear, smoothed TF-IDF with unit row norm; the blocks are
+Each block (words, chars) is a sublinear, smoothed TF-IDF with unit row norm (scikit-learn's
+``TfidfTransformer``: tf = 1 + ln count, idf = ln((1 + n) / (1 + df)) + 1); the blocks are
 weighted, stacked and projected on the top ``dim`` right-singular vectors fitted on the catalogue.
 Word tokens carry meaning ("sữa_rửa_mặt", "da_dầu"); char n-grams (within word boundaries) catch
 brand spellings, typos and diacritic-less variants. Defaults (word 1-2-grams, char 2-4-grams,
@@ -22,7 +23,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from recommender.embeddings.base import TextEncoder
 from recommender.errors import EncoderError, ModelLoadError
@@ -182,21 +183,22 @@ class TfidfEncoder(TextEncoder):
             )
 
     @staticmethod
-    def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
-        """Sublinear tf (1 + ln tf) x idf, rows scaled to unit L2 norm."""
-        x = counts.tocsr(copy=True).astype(np.float64)
-        np.log(x.data, out=x.data)
-        x.data += 1.0
-        x = x @ sp.diags(idf)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms) @ x)
+    def _weighting(idf: np.ndarray | None = None) -> TfidfTransformer:
+        """Sublinear tf x smoothed idf, rows scaled to unit L2 norm; ``idf``: a fitted vector."""
+        weighting = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True)
+        if idf is not None:
+            weighting.idf_ = np.asarray(idf, dtype=np.float64)
+            weighting.n_features_in_ = len(idf)
+        return weighting
 
-    @staticmethod
-    def _idf(counts: sp.csr_matrix) -> np.ndarray:
-        n = counts.shape[0]
-        df = np.bincount(counts.tocsc().indices, minlength=counts.shape[1]).astype(np.float64)
-        return np.log((1.0 + n) / (1.0 + df)) + 1.0
+    @classmethod
+    def _weighted(
+        cls, counts: sp.csr_matrix, idf: np.ndarray | None
+    ) -> tuple[sp.csr_matrix, np.ndarray]:
+        """TF-IDF rows of ``counts``, with ``idf`` (fitted on ``counts`` when None) and the idf."""
+        weighting = cls._weighting(idf)
+        x = weighting.fit_transform(counts) if idf is None else weighting.transform(counts)
+        return sp.csr_matrix(x, dtype=np.float64), np.asarray(weighting.idf_, dtype=np.float64)
 
     def _features(self, texts: list[str], fit: bool) -> sp.csr_matrix:
         assert self._word is not None
@@ -208,10 +210,10 @@ class TfidfEncoder(TextEncoder):
                 raise EncoderError(
                     "tfidf encoder: the catalogue texts contain no words to learn from."
                 ) from None
-            self._word_idf = self._idf(word_counts)
         else:
             word_counts = self._word.transform(words)
-        blocks = [self._tfidf(word_counts, self._word_idf)]
+        word_block, self._word_idf = self._weighted(word_counts, None if fit else self._word_idf)
+        blocks = [word_block]
         if self._char is not None:
             chars = [normalise_text(t) for t in texts]
             if fit:
@@ -221,10 +223,11 @@ class TfidfEncoder(TextEncoder):
                     self._char = None
                     self._char_idf = np.zeros(0)
                     return sp.csr_matrix(blocks[0])
-                self._char_idf = self._idf(char_counts)
             else:
                 char_counts = self._char.transform(chars)
-            blocks.append(self._tfidf(char_counts, self._char_idf) * self.char_weight)
+            char_idf = None if fit else self._char_idf
+            char_block, self._char_idf = self._weighted(char_counts, char_idf)
+            blocks.append(char_block * self.char_weight)
         return sp.csr_matrix(sp.hstack(blocks, format="csr"))
 
     # -- interface -------------------------------------------------------------------------------

@@ -38,12 +38,14 @@ def fit_item_knn(
             raise ValueError(f"sessions has {sessions.shape[1]} item columns, expected {n_items}")
         basket = _binary(sessions)
         co = (co + np.float32(session_weight) * (basket.T @ basket)).tocsr().astype(np.float32)
-    co.setdiag(0.0)
-    co.eliminate_zeros()
     co = co.tocoo()
-    denom = np.sqrt(counts[co.row] * counts[co.col]) + np.float32(shrinkage)
-    values = (co.data / denom).astype(np.float32)
-    sim = sp.csr_matrix((values, (co.row, co.col)), shape=(n_items, n_items))
+    # off the diagonal (no self-similarity) and non-zero; dropping entries keeps the structure
+    # fixed, where setdiag(0) on an unstored diagonal entry would insert it
+    keep = (co.row != co.col) & (co.data != 0)
+    row, col = co.row[keep], co.col[keep]
+    denom = np.sqrt(counts[row] * counts[col]) + np.float32(shrinkage)
+    values = (co.data[keep] / denom).astype(np.float32)
+    sim = sp.csr_matrix((values, (row, col)), shape=(n_items, n_items))
     return _top_k_per_row(sim, neighbours)
 
 

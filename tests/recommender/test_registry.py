@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from recommender import storage
 from recommender import vocabulary as V
 from recommender.errors import ModelLoadError, QualityGateError, RegistryError, UnknownModelError
 from recommender.registry import Registry
@@ -163,3 +170,119 @@ def test_concurrent_writers_both_land(tmp_path: Path) -> None:
     records = Registry(tmp_path).list()
     assert len(records) == 10
     assert all(Registry(tmp_path).load(r.model_id) for r in records)
+
+
+# --- litter of killed writers ----------------------------------------------------------------
+KILL_BEFORE_RENAME = """
+import os, signal, sys
+import recommender.storage
+from recommender.registry import Registry
+recommender.storage.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+Registry(sys.argv[1]).promote(sys.argv[2])
+"""
+
+
+def _age(path: Path, seconds: float) -> Path:
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_stale_temp_files_of_killed_writers_are_removed_under_the_lock(tmp_path: Path) -> None:
+    first, second = _register(tmp_path, seed=1), _register(tmp_path, seed=2)
+    with subprocess.Popen(
+        [sys.executable, "-c", KILL_BEFORE_RENAME, str(tmp_path), first.model_id],
+        cwd=Path(__file__).resolve().parents[2],
+        stderr=subprocess.PIPE,
+    ) as proc:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
+    litter = list(tmp_path.glob(f".{V.REGISTRY_FILE}.*.tmp"))
+    assert [storage.temp_owner(p.name, storage.TEMP_SUFFIX) for p in litter] == [proc.pid]
+    assert not storage.pid_alive(proc.pid)
+    proc_pid = proc.pid
+    me = os.getpid()
+    keep = [
+        tmp_path / f".{V.REGISTRY_FILE}.{me}.livewrtr.tmp",  # a running writer's fresh file
+        _age(_mkdir(tmp_path / f".als-x.{proc_pid}.abcdefgh.staging"), 60),  # within the grace
+        _age(_mkdir(tmp_path / f".als-y.{me}.abcdefgh.staging"), 1200),  # live trainer
+    ]
+    keep[0].write_text("{}")
+    remove = [
+        *litter,
+        _age(_touch(tmp_path / f".{V.REGISTRY_FILE}.{me}.oldfile_.tmp"), 7200),  # pid reused
+        _touch(tmp_path / f".{V.REGISTRY_FILE}.k2j3h4g_.tmp"),  # before names carried a pid
+        _age(_mkdir(tmp_path / f".als-z.{proc_pid}.abcdefgh.staging"), 1200),
+    ]
+    Registry(tmp_path).promote(second.model_id)
+    assert all(p.exists() for p in keep)
+    assert not any(p.exists() for p in remove)
+    assert Registry(tmp_path).current().model_id == second.model_id
+
+
+def _touch(path: Path) -> Path:
+    path.write_text("{")
+    return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    (path / "U.npy").write_bytes(b"x")
+    return path
+
+
+# --- entry paths stay inside the registry ------------------------------------------------------
+@pytest.mark.parametrize("stored", ["../../etc", "/etc", ".", "m/../../outside"])
+def test_entry_path_leaving_the_registry_is_refused(tmp_path: Path, stored: str) -> None:
+    root = tmp_path / "cf"
+    record = _register(root)
+    state = json.loads((root / V.REGISTRY_FILE).read_text())
+    state["models"][record.model_id]["path"] = stored
+    (root / V.REGISTRY_FILE).write_text(json.dumps(state))
+    registry = Registry(root)
+    expected = f"entry '{record.model_id}' has path '{re.escape(stored)}', which leaves"
+    with pytest.raises(ModelLoadError, match=expected):
+        registry.load(record.model_id)
+    with pytest.raises(RegistryError, match=expected):
+        registry.promote(record.model_id)
+    assert registry.current() is None
+
+
+def test_symlinked_model_directory_outside_the_registry_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "cf"
+    record = _register(root)
+    outside = tmp_path / "elsewhere"
+    Path(record.path).rename(outside)
+    (root / record.model_id).symlink_to(outside)
+    with pytest.raises(ModelLoadError, match="which leaves the registry directory"):
+        Registry(root).load(record.model_id)
+
+
+def test_nested_path_inside_the_registry_is_allowed(tmp_path: Path) -> None:
+    record = _register(tmp_path)
+    (tmp_path / "archive").mkdir()
+    Path(record.path).rename(tmp_path / "archive" / record.model_id)
+    state = json.loads((tmp_path / V.REGISTRY_FILE).read_text())
+    state["models"][record.model_id]["path"] = f"archive/{record.model_id}"
+    (tmp_path / V.REGISTRY_FILE).write_text(json.dumps(state))
+    assert Registry(tmp_path).load(record.model_id).record.path == str(
+        (tmp_path / "archive" / record.model_id).resolve()
+    )
+
+
+@pytest.mark.parametrize("model_id", ["../evil", "a/b", ".hidden", " ", "x" * 129])
+def test_model_id_that_is_not_a_directory_name_is_refused(tmp_path: Path, model_id: str) -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(RegistryError, match="not a valid directory name"):
+        Registry(tmp_path / "cf").register(
+            model_type=V.MODEL_ALS,
+            user_factors=rng.random((2, 2)),
+            item_factors=rng.random((2, 2)),
+            params={},
+            metadata={},
+            data_version="d",
+            embedding_version=None,
+            metrics={},
+            model_id=model_id,
+        )
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "cf" / "a").exists()

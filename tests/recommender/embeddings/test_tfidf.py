@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.embeddings import get_encoder, load_encoder
-from recommender.embeddings.tfidf import TfidfEncoder
+from recommender.embeddings.tfidf import WORD_TOKEN_PATTERN, TfidfEncoder
 from recommender.errors import EncoderError, ModelLoadError
+from recommender.text.normalisation import normalise_text
 
 CATALOGUE = [
     "Sữa Rửa Mặt CeraVe cho da dầu . làm sạch sâu, kiểm soát dầu",
@@ -107,3 +109,49 @@ def test_bad_use_is_an_encoder_error(fitted: TfidfEncoder) -> None:
         get_encoder("word2vec")
     with pytest.raises(EncoderError, match="only used by the transformers"):
         get_encoder("tfidf", model="vinai/phobert-base")
+
+
+def test_weights_are_scikit_learns_tfidf(fitted: TfidfEncoder) -> None:
+    """Both blocks equal TfidfVectorizer(sublinear_tf, smooth_idf) over the same analyzers, and
+    the idf of each term comes from the number of products that contain it."""
+    x = fitted._features(CATALOGUE, fit=False)
+    words = fitted._words(CATALOGUE)
+    word_ref = TfidfVectorizer(
+        token_pattern=WORD_TOKEN_PATTERN, ngram_range=(1, 2), lowercase=False, sublinear_tf=True
+    )
+    chars = [normalise_text(t) for t in CATALOGUE]
+    char_ref = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 4), lowercase=False, min_df=2, sublinear_tf=True
+    )
+    expected = np.hstack(
+        [word_ref.fit_transform(words).toarray(), char_ref.fit_transform(chars).toarray()]
+    )
+    np.testing.assert_allclose(x.toarray(), expected, rtol=1e-12, atol=1e-12)
+    documents = [set(word_ref.build_analyzer()(doc)) for doc in words]
+    terms = word_ref.get_feature_names_out()
+    df = np.array([sum(term in doc for doc in documents) for term in terms])
+    np.testing.assert_allclose(fitted._word_idf, np.log(9 / (1 + df)) + 1, rtol=1e-12)
+    assert df.max() >= 3  # "da" and "làm_sạch" are in several products: df is per term
+
+
+def _synthetic_catalogue(n: int, vocabulary: list[str], seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(vocabulary, size=4)) for _ in range(n)]
+
+
+@pytest.mark.parametrize(("n_products", "n_words"), [(300, 5), (40, 400)])
+def test_fits_more_products_than_terms_and_more_terms_than_products(
+    n_products: int, n_words: int
+) -> None:
+    """300 products over 5 words have far fewer features than products (the 50,000-product
+    crash: idf had one entry per product); 40 products over 400 words the other way round."""
+    vocabulary = [f"từ{k}" for k in range(n_words)]
+    texts = _synthetic_catalogue(n_products, vocabulary)
+    encoder = get_encoder("tfidf", dim=8, segment_words=False).fit(texts)
+    assert isinstance(encoder, TfidfEncoder)
+    n_features = encoder._n_features
+    assert (n_features < n_products) == (n_products == 300)
+    assert len(encoder._word_idf) == len(encoder._word.get_feature_names_out())
+    vectors = encoder.encode(texts[:5] + ["từ1 từ2"])
+    assert vectors.shape == (6, 8)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

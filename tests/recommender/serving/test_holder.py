@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 
 import pytest
 
+from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import ModelLoadError, NotReadyError
 from recommender.serving import ModelHolder
@@ -196,3 +199,26 @@ def test_a_failing_hook_never_undoes_a_reload():
     )
     assert holder.reload(warm=False).ok
     assert holder.require().bundle.model_id == "m1" and holder.reloads == 1
+
+
+def test_entry_path_leaving_the_registry_is_refused_and_the_old_model_keeps_serving(
+    embedded_dir, registry_dir, tmp_path
+):
+    """Real registry + load_bundle: a tampered entry path ("../../etc") is a ModelLoadError
+    naming the entry, and the model loaded before it keeps serving."""
+    registry = tmp_path / "cf"
+    shutil.copytree(registry_dir, registry)
+    settings = ServingSettings.model_validate(
+        {"paths": {"processed_dir": str(embedded_dir), "registry_dir": str(registry)}}
+    )
+    holder = ModelHolder(settings)
+    assert holder.reload(warm=False).ok
+    serving = holder.require().bundle.model_id
+    state = json.loads((registry / V.REGISTRY_FILE).read_text())
+    state["models"][state["current"]]["path"] = "../../etc"
+    (registry / V.REGISTRY_FILE).write_text(json.dumps(state))
+    result = holder.reload(warm=False)
+    assert not result.ok
+    assert f"entry '{serving}' has path '../../etc', which leaves the registry" in result.error
+    assert holder.last_error["type"] == "ModelLoadError"
+    assert holder.require().bundle.model_id == serving
