@@ -23,6 +23,7 @@ def open_event_store(settings: EventsSettings, base_dir: str | Path | None = Non
             key_prefix=settings.redis_key_prefix,
             socket_timeout_seconds=settings.redis_socket_timeout_seconds,
             retries=settings.redis_retries,
+            ack_timeout_seconds=settings.ack_timeout_seconds,
         )
     from recommender.events.sqlite_store import SqliteEventStore
 

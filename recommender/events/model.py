@@ -44,7 +44,18 @@ def _id_string(value: Any) -> Any:
         return value  # fails the str check below with a clear message
     if isinstance(value, int):
         return str(value)
-    return value.strip() if isinstance(value, str) else value
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    """JSON ``true`` is not a time: without this, pydantic would read it as 1.0."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a time")
+    return value
 
 
 Identifier = Annotated[
@@ -115,7 +126,7 @@ class _EventIn(BaseModel):
     product_id: Identifier
     type: EventType
     rating: Annotated[int, Field(strict=True, ge=1, le=5)] | None = None
-    timestamp: float | datetime | None = None
+    timestamp: Annotated[float | datetime | None, BeforeValidator(_not_bool)] = None
     recommendation_id: Identifier | None = None
 
 
@@ -139,6 +150,8 @@ _HINTS = {
     "rating": "send an integer from 1 to 5, only with type 'rating'",
     "timestamp": "send UTC seconds since the epoch (not milliseconds) or ISO-8601 with offset",
     "name": "send a non-empty product name",
+    "brand": "send the brand as a string",
+    "category": "send the category as a string",
     "price": "send a non-negative number",
     "available": "send true or false",
     "skin_types": f"send a list of at most {MAX_SKIN_TYPES} strings",

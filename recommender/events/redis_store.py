@@ -19,6 +19,7 @@ an ``event_id``, so a script that ran but whose reply was lost stores nothing th
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from redis.retry import Retry
 
 from recommender import vocabulary as V
 from recommender.errors import StoreUnavailableError
+from recommender.events.coalescer import Coalescer
 from recommender.events.model import Event, EventRecord, ProductRecord, ProductUpdate, StoredRecord
 from recommender.events.store import CompactionResult, EventStore, StoreHealth
 
@@ -148,8 +150,10 @@ class RedisEventStore(EventStore):
         socket_timeout_seconds: float = 1.0,
         retries: int = 3,
         health_check_interval_seconds: int = 10,
+        ack_timeout_seconds: float = 10.0,
     ) -> None:
         self.url = url
+        self._ack_timeout = ack_timeout_seconds
         self._client = redis.Redis.from_url(
             url,
             decode_responses=True,
@@ -165,6 +169,12 @@ class RedisEventStore(EventStore):
         self._append_events = self._client.register_script(APPEND_EVENTS)
         self._append_products = self._client.register_script(APPEND_PRODUCTS)
         self._compact_chunk = self._client.register_script(COMPACT_CHUNK)
+        self._pid = os.getpid()
+        self._writer = self._new_writer()
+
+    def _new_writer(self) -> Coalescer[Sequence[Event], list[int]]:
+        """Concurrent appends share one script call (atomic for all of them) and one fsync."""
+        return Coalescer(self._append_group, name="events-redis-writer")
 
     def _unavailable(self, exc: BaseException, action: str) -> StoreUnavailableError:
         reason = str(exc) or type(exc).__name__
@@ -184,20 +194,27 @@ class RedisEventStore(EventStore):
     def append(self, events: Sequence[Event]) -> list[int]:
         if not events:
             return []
+        if os.getpid() != self._pid:  # forked: the writer thread did not come along
+            self._pid, self._writer = os.getpid(), self._new_writer()
+        try:
+            return self._writer.submit(events, self._ack_timeout)
+        except TimeoutError as exc:
+            raise self._unavailable(exc, "acknowledge in time") from None
+
+    def _append_group(self, batches: list[Sequence[Event]]) -> list[list[int]]:
         args: list[Any] = [repr(time.time())]
-        for e in events:
-            args += [
-                e.event_id,
-                e.user_id,
-                e.product_id,
-                e.type,
-                "" if e.rating is None else str(e.rating),
-                repr(e.timestamp),
-                e.recommendation_id or "",
-            ]
+        for events in batches:
+            for e in events:
+                rating = "" if e.rating is None else str(e.rating)
+                args += [e.event_id, e.user_id, e.product_id, e.type, rating, repr(e.timestamp),
+                         e.recommendation_id or ""]  # fmt: skip
         keys = [self._keys["seq"], self._keys["ids"], self._keys["log"]]
-        seqs = self._call("write", self._append_events, keys=keys, args=args)
-        return [int(s) for s in seqs]
+        seqs = [int(s) for s in self._call("write", self._append_events, keys=keys, args=args)]
+        out, start = [], 0
+        for events in batches:
+            out.append(seqs[start : start + len(events)])
+            start += len(events)
+        return out
 
     def append_products(self, updates: Sequence[ProductUpdate]) -> list[int]:
         if not updates:
@@ -245,4 +262,5 @@ class RedisEventStore(EventStore):
             return StoreHealth(False, BACKEND, None, str(exc))
 
     def close(self) -> None:
+        self._writer.close()
         self._client.close()
