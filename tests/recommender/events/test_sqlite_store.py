@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -138,27 +137,6 @@ def test_a_read_only_file_is_store_unavailable_and_recovers(tmp_path: Path) -> N
         )
         assert store.health().ok is False
     assert store.append([Event("b", "u", "p", "view", 1.0)]) == [2]
-    store.close()
-
-
-def test_concurrent_threads_share_group_commits(tmp_path: Path) -> None:
-    store = SqliteEventStore(tmp_path / "events.sqlite3")
-    seqs: list[int] = []
-    lock = threading.Lock()
-
-    def client(n: int) -> None:
-        for i in range(25):
-            got = store.append([Event(f"t{n}-{i}", f"u{n}", "p", "view", 1.0)])
-            with lock:
-                seqs.extend(got)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert sorted(seqs) == list(range(1, 401))
-    assert len(store.read_since(0, 1000)) == 400
     store.close()
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +27,22 @@ NOW = 1_800_000_000.0
 BACKENDS = ["sqlite", "redis"]
 
 
+Opener = Callable[[], EventStore]
+
+
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens a new store object on the same data each call (a restarted or second worker)."""
     if request.param == "sqlite":
-        opened: EventStore = SqliteEventStore(tmp_path / "events.sqlite3")
-    else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        opened = RedisEventStore(server.url, key_prefix=f"test:{{{uuid.uuid4().hex}}}:")
+        return lambda: SqliteEventStore(tmp_path / "events.sqlite3")
+    server: RedisServer = request.getfixturevalue("redis_server")
+    prefix = f"test:{{{uuid.uuid4().hex}}}:"
+    return lambda: RedisEventStore(server.url, key_prefix=prefix)
+
+
+@pytest.fixture
+def store(open_store: Opener) -> Iterator[EventStore]:
+    opened = open_store()
     yield opened
     opened.close()
 
@@ -124,3 +134,41 @@ def test_health_reports_the_backend_and_latest_sequence(store: EventStore):
     store.append([event("a")])
     health = store.health()
     assert (health.ok, health.backend, health.latest_seq) == (True, store.backend, 1)
+
+
+def test_concurrent_clients_and_retries_lose_and_duplicate_nothing(store: EventStore):
+    seqs: dict[str, set[int]] = {}
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        for i in range(20):
+            batch = [event(f"c{n}-{i}", user=f"u{n}"), event(f"shared-{i}")]  # shared: a retry
+            got = store.append(batch)
+            with lock:
+                for e, seq in zip(batch, got, strict=True):
+                    seqs.setdefault(e.event_id, set()).add(seq)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(len(got) == 1 for got in seqs.values())  # every retry got the original seq
+    records = store.read_since(0, 1000)
+    assert [r.seq for r in records] == list(range(1, 8 * 20 + 20 + 1))
+    ids = [r.event.event_id for r in records if isinstance(r, EventRecord)]
+    assert sorted(ids) == sorted(seqs) and {r.seq for r in records} == {
+        s for got in seqs.values() for s in got
+    }
+
+
+def test_a_new_store_object_on_the_same_data_sees_everything(open_store: Opener):
+    first = open_store()
+    first.append([event("a"), event("b", type="purchase")])
+    first.append_products([put("x")])
+    written = first.read_since(0, 10)
+    first.close()
+    second = open_store()
+    assert second.read_since(0, 10) == written and second.latest_seq() == 3
+    assert second.append([event("a"), event("c")]) == [1, 4]
+    second.close()
