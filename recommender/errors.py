@@ -52,3 +52,29 @@ class InvalidRequestError(RecsysError):
 
 class NotReadyError(RecsysError):
     """No model is loaded yet, so the request cannot be served."""
+
+
+class InvalidEventError(InvalidRequestError):
+    """An ingested event or product update is invalid; names the item index and field.
+
+    ``index`` is the item's position in the batch (0 for a single item) and ``field`` the
+    offending key, so the service can return them in its 422 body.
+    """
+
+    def __init__(self, message: str, *, index: int, field: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.field = field
+
+
+class StoreUnavailableError(RecsysError):
+    """The event store cannot be written or read now (down, locked, read-only, disk full).
+
+    Raised instead of the backend's own exception so the service can answer 503 with
+    ``reason`` and keep recommending from the model; nothing was acknowledged.
+    """
+
+    def __init__(self, message: str, *, backend: str, reason: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.reason = reason

@@ -152,3 +152,14 @@ FALLBACK_COLD_HYBRID: Final = "cold_hybrid"  # fold-in + item similarity + conte
 FALLBACK_POPULARITY: Final = "popularity"  # unknown user: popularity / quality
 # key in a model's metrics: test NDCG@10 of the trainable hybrid
 GATE_METRIC: Final = "gate_ndcg@10"
+
+# --- live events (recommender/events) ---------------------------------------------------------
+EVENT_VIEW: Final = "view"
+EVENT_CART: Final = "cart"
+EVENT_PURCHASE: Final = "purchase"
+EVENT_RATING: Final = "rating"  # carries a 1-5 rating
+EVENT_REMOVE_FROM_CART: Final = "remove_from_cart"
+EVENT_TYPES: Final = (EVENT_VIEW, EVENT_CART, EVENT_PURCHASE, EVENT_RATING, EVENT_REMOVE_FROM_CART)
+PRODUCT_AVAILABLE: Final = "available"  # live catalogue field: false hides a product everywhere
+PRODUCT_UPDATE_FIELDS: Final = (NAME, BRAND, CATEGORY, SKIN_TYPES, PRICE, PRODUCT_AVAILABLE)
+DEFAULT_EVENTS_SQLITE_PATH: Final = "data/events.sqlite3"

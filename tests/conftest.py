@@ -4,6 +4,7 @@
 - ``embeddings``: ``embedded_dir`` (``processed_dir`` + tfidf product embeddings)
 - ``models``: ``registry_dir`` (a trained, evaluated, registered and promoted model on
   ``embedded_dir``)
+- ``redis_server``: ``redis_server`` (a real redis-server on a free loopback port)
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.data", "tests.fixtures.embeddings", "tests.fixtures.models"]
+pytest_plugins = [
+    "tests.fixtures.data",
+    "tests.fixtures.embeddings",
+    "tests.fixtures.models",
+    "tests.fixtures.redis_server",
+]
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -83,6 +83,35 @@ class AdminSettings(_Strict):
     public_sample_ids: bool = True
 
 
+class PopularityWeights(_Strict):
+    """How much one live event of each type counts towards trending popularity."""
+
+    view: float = Field(1.0, ge=0)
+    cart: float = Field(3.0, ge=0)
+    purchase: float = Field(5.0, ge=0)
+    rating: float = Field(2.0, ge=0)
+    remove_from_cart: float = Field(0.0, ge=0)
+
+
+class EventsSettings(_Strict):
+    """The shared event store (``recommender.events``) and the limits of ingestion."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_path: str = V.DEFAULT_EVENTS_SQLITE_PATH
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = Field("recsys:{events}:", min_length=1)
+    redis_socket_timeout_seconds: float = Field(1.0, gt=0)
+    redis_retries: int = Field(3, ge=0, le=20)
+    ack_timeout_seconds: float = Field(10.0, gt=0)
+    max_batch: int = Field(500, ge=1, le=100_000)
+    clock_skew_seconds: float = Field(300.0, ge=0)
+    poll_interval_seconds: float = Field(0.5, gt=0)
+    replay_batch: int = Field(5000, ge=1)
+    popularity_weights: PopularityWeights = PopularityWeights()
+
+
 class ServingSettings(_Strict):
     """Everything the running service can be tuned by."""
 
@@ -97,3 +126,4 @@ class ServingSettings(_Strict):
     logging: LoggingSettings = LoggingSettings()
     cors: CorsSettings = CorsSettings()
     admin: AdminSettings = AdminSettings()
+    events: EventsSettings = EventsSettings()

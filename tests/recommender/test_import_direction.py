@@ -26,6 +26,10 @@ LOWER_THAN = [
     ("recommender.data", ["recommender.training", "recommender.evaluation", "service"]),
     ("recommender.serving", ["recommender.training", "recommender.evaluation", "service"]),
     ("recommender.model_directory", ["recommender.registry"]),
+    (
+        "recommender.events",
+        ["recommender.serving", "recommender.training", "recommender.evaluation", "service"],
+    ),
     ("recommender.registry", ["recommender.training", "recommender.evaluation", "service"]),
 ]
 
