@@ -62,31 +62,6 @@ def test_without_the_positive_column_everything_is_positive() -> None:
     assert hist.liked(hist.index["n0"]).tolist() == [3, 7, 9]
 
 
-def test_a_disliked_product_is_excluded_but_does_not_shape_the_ranking() -> None:
-    catalogue, hist = histories()
-    rng = np.random.default_rng(0)
-    embeddings = rng.normal(size=(N_ITEMS, 8)).astype(np.float32)
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    bundle = build_bundle(
-        catalogue,
-        hist,
-        rng.normal(size=(N_ITEMS, 4)).astype(np.float32),
-        np.zeros((0, 4), dtype=np.float32),
-        embeddings,
-        {"model_id": "neg", "model_type": "als", "item_knn": {"neighbours": 10, "shrinkage": 0}},
-        HybridConfig(),
-    )
-    engine = Engine(bundle, ServingCaches.from_settings(ServingSettings().cache), ServingSettings())
-    result = engine.recommend("n0", topk=N_ITEMS - 3, rerank=False)
-    returned = [item["product_id"] for item in result.items]
-    assert not {"p3", "p7", "p9"} & set(returned)
-    weights = bundle.hybrid.for_segment(V.SEGMENT_COLD)
-    expected = score_users(bundle.model, V.SEGMENT_COLD, [np.array([3, 9])] * 2, weights)[0]
-    expected = np.round(expected, 6)
-    order = [i for i in np.lexsort((np.arange(N_ITEMS), -expected)) if i not in (3, 7, 9)]
-    assert returned == [f"p{i}" for i in order]
-
-
 def _engine(hist: UserHistories, catalogue: Catalogue) -> Engine:
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(N_ITEMS, 8)).astype(np.float32)
@@ -101,6 +76,20 @@ def _engine(hist: UserHistories, catalogue: Catalogue) -> Engine:
         HybridConfig(),
     )
     return Engine(bundle, ServingCaches.from_settings(ServingSettings().cache), ServingSettings())
+
+
+def test_a_disliked_product_is_excluded_but_does_not_shape_the_ranking() -> None:
+    catalogue, hist = histories()
+    engine = _engine(hist, catalogue)
+    bundle = engine.bundle
+    result = engine.recommend("n0", topk=N_ITEMS - 3, rerank=False)
+    returned = [item["product_id"] for item in result.items]
+    assert not {"p3", "p7", "p9"} & set(returned)
+    weights = bundle.hybrid.for_segment(V.SEGMENT_COLD)
+    expected = score_users(bundle.model, V.SEGMENT_COLD, [np.array([3, 9])] * 2, weights)[0]
+    expected = np.round(expected, 6)
+    order = [i for i in np.lexsort((np.arange(N_ITEMS), -expected)) if i not in (3, 7, 9)]
+    assert returned == [f"p{i}" for i in order]
 
 
 def test_a_user_who_only_disliked_gets_the_unknown_answer_minus_what_they_saw() -> None:
