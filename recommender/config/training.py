@@ -113,3 +113,6 @@ class TrainingSettings(_Strict):
     evaluation: EvaluationSettings = EvaluationSettings()
     gate: GateSettings = GateSettings()
     hybrid: HybridTuningSettings = HybridTuningSettings()
+    # "all": register factors refit on train + val + test (evaluated as the train + val fit);
+    # "train+val": register the evaluated fit itself (training/pipeline.py)
+    deployed_fit: Literal["all", "train+val"] = "all"
