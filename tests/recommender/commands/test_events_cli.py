@@ -16,11 +16,21 @@ import yaml
 from recommender import vocabulary as V
 from recommender.cli import main
 from recommender.commands.events import model_cutoff
+from recommender.config.serving import EventsSettings, ServingSettings
 from recommender.data import load_processed
 from recommender.data.sources.demo import generate_demo
-from recommender.events import Event, EventRecord, ProductUpdate, SqliteEventStore, replay
+from recommender.events import (
+    Event,
+    EventRecord,
+    ProductUpdate,
+    SqliteEventStore,
+    open_event_store,
+    replay,
+)
 from recommender.registry import Registry
+from recommender.serving import load_bundle
 from tests.fixtures.models import fast_settings
+from tests.fixtures.redis_server import RedisServer
 
 BUILT_EVENTS = 30
 
@@ -167,3 +177,43 @@ def test_compact_before_and_bad_arguments(tmp_path: Path, capsys) -> None:
     assert "no such SQLite event store file" in capsys.readouterr().err
     assert main(["events", "stats", "--events", "none"]) == 2
     assert "needs an event store" in capsys.readouterr().err
+
+
+def test_serving_loads_the_model_built_with_events(built) -> None:
+    settings = ServingSettings.model_validate(
+        {
+            "paths": {
+                "processed_dir": str(built["processed"]),
+                "registry_dir": str(built["registry"]),
+            }
+        }
+    )
+    bundle = load_bundle(settings)
+    data = load_processed(built["processed"])
+    assert "fresh" in data.item_ids
+    assert bundle.info["n_trainable_users"] == len(data.trainable_user_ids)
+    assert bundle.info["n_items"] == len(data.item_ids)
+    # /model_info shows which fit the metrics describe
+    assert bundle.info["metrics"]["fit"] == "train+val"
+    assert bundle.info["metrics"]["deployed_fit"] == "all"
+
+
+def test_a_redis_event_store_by_url(redis_server: RedisServer, tmp_path: Path) -> None:
+    prefix = "recsys:{events-cli-test}:"
+    (tmp_path / "serving_config.yaml").write_text(
+        yaml.safe_dump({"events": {"redis_key_prefix": prefix}})
+    )
+    settings = EventsSettings(backend="redis", redis_url=redis_server.url, redis_key_prefix=prefix)
+    with open_event_store(settings) as store:
+        store.append([Event("r1", "u", "p", "cart", 1000.0), Event("r2", "u", "q", "view", 9000.0)])
+        store.append_products([ProductUpdate("p", {V.PRICE: 5.0}, replace=False)])
+    root = ["--events", redis_server.url, "--config-dir", str(tmp_path)]
+    code, out = _quiet(["events", "stats", *root])
+    assert code == 0
+    stats = json.loads(out)
+    assert (stats["events"], stats["product_records"], stats["latest_seq"]) == (2, 1, 3)
+    assert stats["store"].startswith("redis ") and prefix in stats["store"]
+    code, out = _quiet(["events", "compact", "--before", "1970-01-01T01:00:00+00:00", *root])
+    assert code == 0 and "1 events before" in out
+    with open_event_store(settings) as store:
+        assert [r.seq for r in replay(store)] == [2, 3]
