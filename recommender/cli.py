@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "registry": "registry",
     "build": "build",
+    "events": "events",
 }
 
 # one-line summaries for `recsys --help`, so listing commands imports none of them (torch is slow)
@@ -41,6 +42,7 @@ SUMMARIES: dict[str, str] = {
     "evaluate": "print and save the evaluation table of a registered model",
     "registry": "list, show, promote or roll back model versions",
     "build": "prepare -> embed -> train -> evaluate -> register -> promote in one go",
+    "events": "event store: stats, and compaction up to the serving model's data cut-off",
 }
 
 

@@ -163,3 +163,7 @@ EVENT_TYPES: Final = (EVENT_VIEW, EVENT_CART, EVENT_PURCHASE, EVENT_RATING, EVEN
 PRODUCT_AVAILABLE: Final = "available"  # live catalogue field: false hides a product everywhere
 PRODUCT_UPDATE_FIELDS: Final = (NAME, BRAND, CATEGORY, SKIN_TYPES, PRICE, PRODUCT_AVAILABLE)
 DEFAULT_EVENTS_SQLITE_PATH: Final = "data/events.sqlite3"
+
+# --- which interactions a registered model's factors were fit on (metadata deployed_fit) ---
+FIT_TRAIN_VAL: Final = "train+val"  # the fit the test split evaluated
+FIT_ALL: Final = "all"  # train + val + test: what is deployed by default

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 from recommender import vocabulary as V
+from recommender.commands.event_source import add_events_argument, read_source_events
+from recommender.commands.prepare import events_line
 from recommender.commands.train import model_types
 from recommender.config import load_training_settings
 from recommender.data import load_processed
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--products", type=int, default=DEFAULT_PRODUCTS, help="demo products")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="demo seed")
     parser.add_argument("--config-dir", default=None, help="directory of training.yaml")
+    add_events_argument(parser)
 
 
 class _Phases:
@@ -91,10 +94,12 @@ def run(args: argparse.Namespace) -> int:
     phases.step(
         1, "prepare", f"prepare --source {args.source} --input {source_dir} -> {args.processed}"
     )
-    stats = prepare(args.source, source_dir, args.processed, settings.data)
+    events = read_source_events(args.events, args.config_dir, settings.events)
+    stats = prepare(args.source, source_dir, args.processed, settings.data, events)
     print(
         f"      {stats['n_products']} products, {stats['n_users']} users "
         f"({stats['trainable_users']} trainable), {stats['n_interactions']} interactions"
+        + events_line(stats)
     )
     phases.step(2, "embed", f"embed ({settings.embedding.encoder})")
     emb = settings.embedding

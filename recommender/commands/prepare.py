@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from recommender import vocabulary as V
+from recommender.commands.event_source import add_events_argument, read_source_events
 from recommender.config import load_training_settings
 from recommender.data.preparation import prepare
 from recommender.data.sources import SOURCES
@@ -29,16 +31,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config-dir", default=None, help="directory of training.yaml (default: config)"
     )
+    add_events_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_training_settings(args.config_dir).data
-    stats = prepare(args.source, args.input, args.out, settings)
+    training = load_training_settings(args.config_dir)
+    events = read_source_events(args.events, args.config_dir, training.events)
+    stats = prepare(args.source, args.input, args.out, training.data, events)
     print(
         f"wrote {args.out} (data_version {stats['data_version']}): {stats['n_products']} products, "
         f"{stats['n_users']} users ({stats['trainable_users']} trainable, "
         f"{stats['trainable_share']:.1%}), {stats['n_interactions']} interactions, "
         f"dropped bad rows {stats['dropped_rows'] or 'none'}"
         + (f", merged rows {stats['merged_rows']}" if stats.get("merged_rows") else "")
+        + events_line(stats)
     )
     return 0
+
+
+def events_line(stats: dict[str, Any]) -> str:
+    """What the build read from the event store, for the summary line (empty without one)."""
+    events = stats.get("events")
+    if not events:
+        return ""
+    products = events["products"]
+    return (
+        f"; event store up to seq {events['latest_seq']}: {events['interactions']} interactions, "
+        f"{products['added']} new and {products['updated']} changed products"
+    )

@@ -98,6 +98,34 @@ class GateSettings(_Strict):
     tolerance: float = Field(0.01, ge=0)
 
 
+EventTypeName = Literal["view", "cart", "purchase", "rating", "remove_from_cart"]
+
+
+EVENT_RATINGS: dict[EventTypeName, float | None] = {"purchase": 5.0, "cart": 4.0, "view": 3.0}
+EVENT_WEIGHTS: dict[EventTypeName, float] = {
+    "purchase": 1.0,
+    "cart": 0.5,
+    "view": 0.25,
+    "rating": 1.0,
+}
+
+
+class EventsInputSettings(_Strict):
+    """How ``prepare``/``build`` turn stored events into interactions (data/event_input.py).
+
+    ``ratings``: the rating an event type stands for (``rating`` events carry their own; a type
+    mapped to null is not an interaction). ``weights``: the confidence basis of each type
+    (multiplied by the rating lift like any source's weight).
+    """
+
+    ratings: dict[EventTypeName, Annotated[float, Field(ge=1, le=5)] | None] = Field(
+        default_factory=lambda: dict(EVENT_RATINGS)
+    )
+    weights: dict[EventTypeName, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: dict(EVENT_WEIGHTS)
+    )
+
+
 class TrainingSettings(_Strict):
     """Everything the offline pipeline can be tuned by."""
 
@@ -113,3 +141,7 @@ class TrainingSettings(_Strict):
     evaluation: EvaluationSettings = EvaluationSettings()
     gate: GateSettings = GateSettings()
     hybrid: HybridTuningSettings = HybridTuningSettings()
+    # "all": register factors refit on train + val + test (evaluated as the train + val fit);
+    # "train+val": register the evaluated fit itself (training/pipeline.py)
+    deployed_fit: Literal["all", "train+val"] = "all"
+    events: EventsInputSettings = EventsInputSettings()

@@ -15,6 +15,7 @@ from typing import Any
 
 from recommender import vocabulary as V
 from recommender.config.training import DataSettings
+from recommender.data.event_input import EventInput, apply_product_records, merge_interactions
 from recommender.data.sources import get_loader
 from recommender.data.split import assign_splits, confidence_weights, dedup_latest, popular_items
 from recommender.data.stats import data_stats, data_version
@@ -39,8 +40,12 @@ def prepare(
     input_dir: str | Path,
     out_dir: str | Path,
     settings: DataSettings | None = None,
+    events: EventInput | None = None,
 ) -> dict[str, Any]:
     """Prepare ``source`` read from ``input_dir`` into ``out_dir``; return the data stats.
+
+    ``events`` (read from the event store, :mod:`recommender.data.event_input`) adds interactions
+    and catalogue changes before validation against the catalogue and the dedup.
 
     Raises InvalidDataError / EmptyDataError (naming file and column) on bad input, in which case
     ``out_dir`` keeps its previous files. Other files in ``out_dir`` (embeddings) are left alone.
@@ -54,6 +59,10 @@ def prepare(
     interactions = tables.interactions
     dropped = dict(tables.dropped)
     merged = merge_counts(tables.merged)
+    product_changes: dict[str, int] = {}
+    if events is not None:
+        products, product_changes = apply_product_records(products, events.products)
+        interactions = merge_interactions(interactions, events.interactions)
     log.info(
         "prepare: %d products, %d interactions read (%d bad rows dropped%s) in %.1fs",
         len(products),
@@ -112,6 +121,8 @@ def prepare(
         settings_dict,
         merged,
     )
+    if events is not None:
+        stats["events"] = {**events.stats(), "products": product_changes}
     popular = popular_items(interactions, products[V.PRODUCT_ID].tolist(), settings.popular_top_k)
     with staged_files(out_dir) as stage:
         write_processed(stage, version, products, interactions, trainable, popular, stats)

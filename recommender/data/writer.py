@@ -58,7 +58,10 @@ def write_processed(
     stats: dict[str, Any],
 ) -> None:
     """Write every processed file (contract: :mod:`recommender.data.processed`) into ``stage``."""
-    write_parquet(products[list(V.PRODUCT_COLUMNS)], stage / V.PRODUCTS_FILE, data_version)
+    # ``available`` only exists once the event store brought a product record (data/event_input)
+    optional = [V.PRODUCT_AVAILABLE] if V.PRODUCT_AVAILABLE in products else []
+    columns = list(V.PRODUCT_COLUMNS) + optional
+    write_parquet(products[columns], stage / V.PRODUCTS_FILE, data_version)
     write_parquet(
         interactions[list(V.PROCESSED_INTERACTION_COLUMNS)],
         stage / V.INTERACTIONS_FILE,

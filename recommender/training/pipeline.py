@@ -4,9 +4,16 @@
    model on ``train`` (NDCG@10 of trainable users), then tune the hybrid's per-segment weights
    and the fold-in λ on cross-fitted validation folds (:mod:`recommender.training.crossfit`);
 2. test stage: refit the chosen hyperparameters on ``train + val`` and evaluate every row (random,
-   popularity, item-kNN, content, each CF model, each model's hybrid) on ``test``.
+   popularity, item-kNN, content, each CF model, each model's hybrid) on ``test``;
+3. deployment: refit the same hyperparameters once more on *all* interactions (train + val +
+   test, ``deployed_fit: all`` in ``training.yaml``) and register those factors, so each trainable
+   user's newest positive reaches the served model. The registry keeps the metrics of the
+   train + val fit (``metrics.fit: "train+val"``, ``deployed_fit: "all"``): the test split cannot
+   score a model that saw it.
 
-The refit models are what gets registered: the factors served are the factors evaluated.
+The CF rows are the same trainable users in every fit (``trainable_user_mapping.json``): a user is
+trainable by the preparation's rule (>= 2 interactions, >= 1 positive), so a user whose only
+positive was the test item has a CF row in both fits and gets that item into it in the deployed one.
 """
 
 from __future__ import annotations
@@ -47,10 +54,21 @@ Progress = Callable[[str], None]
 class TrainedModel:
     """One model type after tuning and refitting on train + val."""
 
-    factors: FactorModel  # refit on train + val, fold-in λ as tuned
+    factors: FactorModel  # refit on train + val, fold-in λ as tuned: what test evaluated
     hybrid: HybridConfig
     validation: dict[str, Any]  # grid scores, best CF score, hybrid tuning per segment
     training_seconds: float  # grid search + hybrid tuning + refit
+    deployed: FactorModel | None = None  # refit on every split; None when deployed_fit is train+val
+
+    @property
+    def served(self) -> FactorModel:
+        """The factors to register: the all-data refit when there is one."""
+        return self.factors if self.deployed is None else self.deployed
+
+    @property
+    def deployed_fit(self) -> str:
+        """``all`` or ``train+val``: which interactions the registered factors were fit on."""
+        return V.FIT_TRAIN_VAL if self.deployed is None else V.FIT_ALL
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,8 @@ class TrainingRun:
     models: dict[str, TrainedModel]
     best: str
     report: dict[str, Any]
+    data_cutoff: float | None = None  # newest interaction (UTC seconds) the model was built from
+    events_seq: int = 0  # last event-store sequence the data was prepared from (0: none read)
 
 
 def hybrid_row(model_type: str) -> str:
@@ -168,6 +188,8 @@ def run_training(
         rankers, test, V.SEGMENTS, ev.ks, test_side.embeddings, ev.bootstrap_samples, ev.seed
     )
     progress(f"test evaluation in {time.perf_counter() - clock:.1f}s")
+    if settings.deployed_fit == V.FIT_ALL:
+        models = _refit_on_all(data, models, progress)
     report = build_report(
         table,
         stage=V.STAGE_TEST,
@@ -192,7 +214,46 @@ def run_training(
         models=models,
         best=best,
         report=report,
+        data_cutoff=data_cutoff(data),
+        events_seq=int(data.stats.get("events", {}).get("latest_seq", 0) or 0),
     )
+
+
+def data_cutoff(data: ProcessedData) -> float | None:
+    """UTC seconds of the newest interaction in ``data`` (None when there is none)."""
+    stamps = data.interactions[V.TIMESTAMP]
+    if stamps.empty:
+        return None
+    newest = stamps.max()
+    return float(newest.value) / 1e9  # naive UTC datetime64[ns] -> seconds since the epoch
+
+
+def _refit_on_all(
+    data: ProcessedData, models: dict[str, TrainedModel], progress: Progress
+) -> dict[str, TrainedModel]:
+    """Each model refit with its chosen hyperparameters on every split (train + val + test)."""
+    matrix = user_item_matrix(data, V.SPLITS)
+    out: dict[str, TrainedModel] = {}
+    for model_type, trained in models.items():
+        started = time.perf_counter()
+        fitted = fit_model(model_type, matrix, trained.factors.params)
+        fitted = dataclasses.replace(
+            fitted, fold_in_regularization=trained.factors.fold_in_regularization
+        )
+        if fitted.user_factors.shape != trained.factors.user_factors.shape or (
+            fitted.item_factors.shape != trained.factors.item_factors.shape
+        ):  # pragma: no cover - the mapping contract: one CF row per trainable user in both fits
+            raise AssertionError(
+                f"{model_type}: deployed factors {fitted.user_factors.shape}/"
+                f"{fitted.item_factors.shape} differ from the evaluated "
+                f"{trained.factors.user_factors.shape}/{trained.factors.item_factors.shape}"
+            )
+        seconds = time.perf_counter() - started
+        progress(f"  {model_type}: refit on all interactions for deployment in {seconds:.1f}s")
+        out[model_type] = dataclasses.replace(
+            trained, deployed=fitted, training_seconds=trained.training_seconds + seconds
+        )
+    return out
 
 
 def _validation_value(model: TrainedModel) -> float:

@@ -1,7 +1,15 @@
-"""Register the models of a :class:`TrainingRun` (and promote the validation winner)."""
+"""Register the models of a :class:`TrainingRun` (and promote the validation winner).
+
+The factors registered are :attr:`TrainedModel.served` (the all-data refit by default); the
+metrics are those of the train + val fit that the test split evaluated, and every place that
+shows them says so: ``metrics.fit`` / ``metrics.deployed_fit`` in ``registry.json``,
+``deployed_fit`` in ``params.json`` and ``metadata.json`` (with ``data_cutoff``, the newest
+interaction the model was built from, which ``events compact --model-cutoff`` relies on).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from recommender import vocabulary as V
@@ -11,19 +19,28 @@ from recommender.registry import ModelRecord, Registry
 from recommender.training.pipeline import TrainedModel, TrainingRun
 
 
+def fit_labels(trained: TrainedModel) -> dict[str, str]:
+    """Which fit the metrics describe and which fit is registered."""
+    return {"fit": V.FIT_TRAIN_VAL, "deployed_fit": trained.deployed_fit}
+
+
 def model_metadata(
     run: TrainingRun, trained: TrainedModel, report: dict[str, Any]
 ) -> dict[str, Any]:
     """``metadata.json`` content beyond what :meth:`Registry.register` fills in itself."""
     return {
+        **fit_labels(trained),
+        "data_cutoff": run.data_cutoff,
+        "data_cutoff_iso": _iso(run.data_cutoff),
+        "events_seq": run.events_seq,
         "fold_in_regularization": trained.factors.fold_in_regularization,
         "item_knn": run.item_knn.model_dump(),
         "popularity": run.popularity.model_dump(),
         "hybrid": trained.hybrid.to_dict(),
-        "metrics": metrics_summary(report),
+        "metrics": {**metrics_summary(report), **fit_labels(trained)},
         "validation": trained.validation,
         "training_seconds": round(trained.training_seconds, 3),
-        "fit_seconds": round(trained.factors.training_seconds, 3),
+        "fit_seconds": round(trained.served.training_seconds, 3),
         "confidence": "1 + alpha * weight" if trained.factors.model_type == V.MODEL_ALS else None,
     }
 
@@ -35,12 +52,16 @@ def register_run(
     records: dict[str, ModelRecord] = {}
     for model_type, trained in run.models.items():
         report = model_report(run.report, model_type)
-        summary = metrics_summary(report)
-        params = {"model_type": model_type, **trained.factors.params.model_dump()}
+        summary = {**metrics_summary(report), **fit_labels(trained)}
+        params = {
+            "model_type": model_type,
+            **trained.served.params.model_dump(),
+            "deployed_fit": trained.deployed_fit,
+        }
         records[model_type] = registry.register(
             model_type=model_type,
-            user_factors=trained.factors.user_factors,
-            item_factors=trained.factors.item_factors,
+            user_factors=trained.served.user_factors,
+            item_factors=trained.served.item_factors,
             params=params,
             metadata=model_metadata(run, trained, report),
             data_version=run.data_version,
@@ -49,3 +70,9 @@ def register_run(
             extra_json={V.EVALUATION_FILE: report},
         )
     return records
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()

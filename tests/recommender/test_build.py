@@ -92,7 +92,9 @@ def test_build_registers_and_promotes_an_evaluated_model(built, capsys) -> None:
     assert current.gate_value == pytest.approx(ndcg["mean"], abs=1e-6)
 
 
-def test_evaluate_reproduces_the_registered_metrics(built, tmp_path, capsys) -> None:
+def test_evaluate_shows_the_build_time_table_of_a_model_refit_on_all_data(
+    built, tmp_path, capsys
+) -> None:
     out = tmp_path / "report.json"
     argv = [
         "evaluate", "--processed", str(built["processed"]), "--registry", str(built["registry"]),
@@ -109,7 +111,11 @@ def test_evaluate_reproduces_the_registered_metrics(built, tmp_path, capsys) -> 
         ours = report["segments"][segment]["rows"]["popularity"]["metrics"]["ndcg@10"]
         theirs = registered["segments"][segment]["rows"]["popularity"]["metrics"]["ndcg@10"]
         assert ours["mean"] == pytest.approx(theirs["mean"], abs=1e-9)
-    assert "NDCG@10" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "NDCG@10" in printed and "deployed as a refit on all interactions" in printed
+    assert (
+        report == registered
+    )  # the train+val fit's table: test is not scored by a model that saw it
 
 
 def test_registry_cli_list_show_promote_rollback(built, capsys) -> None:
@@ -185,3 +191,23 @@ def test_the_demo_example_ids_take_every_routing_path(built) -> None:
     ]
     batch = engine.recommend_batch(list(expected), topk=10, rerank=False)
     assert [r.items for r in batch] == [answers[u].items for u in expected]
+
+
+def test_evaluate_recomputes_a_model_deployed_as_its_train_val_fit(built, tmp_path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    settings = fast_settings().model_copy(update={"deployed_fit": "train+val"})
+    (config / "training.yaml").write_text(yaml.safe_dump(settings.model_dump()))
+    registry = tmp_path / "cf"
+    root = ["--processed", str(built["processed"]), "--registry", str(registry)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", "--model", "als", *root, "--config-dir", str(config)]) == 0
+    record = Registry(registry).list()[0]
+    assert record.metrics["deployed_fit"] == "train+val"
+    out = tmp_path / "report.json"
+    argv = ["evaluate", "--model", record.model_id, *root, "--output", str(out)]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main([*argv, "--config-dir", str(config)]) == 0
+    assert "note:" not in printed.getvalue()  # recomputed, not the stored table
+    hybrid = json.loads(out.read_text())["segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]
+    assert hybrid["metrics"]["ndcg@10"]["mean"] == pytest.approx(record.gate_value, abs=1e-6)
