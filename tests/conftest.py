@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real shop data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_event_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """In-process builds read the configured event store when its file exists (``--events
+    auto``): point it at a session path that tests create only on purpose, so a developer's
+    ``data/events.sqlite3`` never leaks into the suite."""
+    path = tmp_path_factory.mktemp("events") / "events.sqlite3"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECSYS_EVENTS__SQLITE_PATH", str(path))
+        yield

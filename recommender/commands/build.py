@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     phases.step(
         1, "prepare", f"prepare --source {args.source} --input {source_dir} -> {args.processed}"
     )
-    events = read_source_events(args.events, args.config_dir, settings.events)
+    events = read_source_events(args.events, args.config_dir, settings.event_input)
     stats = prepare(args.source, source_dir, args.processed, settings.data, events)
     print(
         f"      {stats['n_products']} products, {stats['n_users']} users "

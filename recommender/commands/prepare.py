@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     training = load_training_settings(args.config_dir)
-    events = read_source_events(args.events, args.config_dir, training.events)
+    events = read_source_events(args.events, args.config_dir, training.event_input)
     stats = prepare(args.source, args.input, args.out, training.data, events)
     print(
         f"wrote {args.out} (data_version {stats['data_version']}): {stats['n_products']} products, "

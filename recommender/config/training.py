@@ -144,4 +144,4 @@ class TrainingSettings(_Strict):
     # "all": register factors refit on train + val + test (evaluated as the train + val fit);
     # "train+val": register the evaluated fit itself (training/pipeline.py)
     deployed_fit: Literal["all", "train+val"] = "all"
-    events: EventsInputSettings = EventsInputSettings()
+    event_input: EventsInputSettings = EventsInputSettings()

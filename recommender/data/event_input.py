@@ -1,6 +1,6 @@
 """The event store as an input of ``prepare``: events -> interactions, product records -> catalogue.
 
-Rules (``config/training.yaml`` ``events``):
+Rules (``config/training.yaml`` ``event_input``):
 
 - an event becomes one interaction row (``source`` = ``events:<type>``) with the rating its type
   stands for (``rating`` events carry their own) and the type's confidence weight; types without a

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from recommender import vocabulary as V
+from recommender.config import load_serving_settings, load_training_settings
 from recommender.config.training import EventsInputSettings
 from recommender.data import load_processed
 from recommender.data.event_input import read_event_input
@@ -143,3 +144,13 @@ def test_the_event_mapping_is_configuration(tmp_path: Path, store_file: Path) ->
     assert events.interactions[V.SOURCE].tolist() == ["events:purchase"] * 3
     assert events.interactions[V.WEIGHT].tolist() == [3.0] * 3
     assert events.ignored_types == {"view": 2, "cart": 1, "rating": 1, "remove_from_cart": 1}
+
+
+def test_the_services_event_store_variables_do_not_reach_the_training_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # RECSYS_* overrides apply to both settings files: the training section has its own name
+    monkeypatch.setenv("RECSYS_EVENTS__BACKEND", "redis")
+    monkeypatch.setenv("RECSYS_EVENT_INPUT__RATINGS__VIEW", "4")
+    assert load_serving_settings().events.backend == "redis"
+    assert load_training_settings().event_input.ratings["view"] == 4
