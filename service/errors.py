@@ -123,9 +123,23 @@ async def _admin(request: Request, exc: AdminAuthError) -> OrjsonResponse:
     return error_response(request, exc.status, exc.code, exc.message, headers=headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the OpenAPI schema lists for the route that answered 405: Starlette names
+    only that route's own (PUT and PATCH /products/{id} are two routes)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    operations = request.app.openapi().get("paths", {}).get(path, {}) if path else {}
+    return ", ".join(sorted(method.upper() for method in operations))
+
+
 async def _http(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
     code = HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {**(headers or {}), "Allow": allowed}
+    return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def _client_closed(request: Request, exc: ClientDisconnect) -> OrjsonResponse:

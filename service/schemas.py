@@ -492,7 +492,7 @@ class ProductPatch(_Request):
     brand: _TEXT | None = None
     category: _TEXT | None = None
     skin_types: Annotated[list[_TEXT], Field(max_length=20)] | None = None
-    price: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    price: Price | None = None
     available: StrictBool | None = None
 
 
@@ -505,7 +505,7 @@ class ProductPut(_Request):
     brand: _TEXT
     category: _TEXT
     skin_types: Annotated[list[_TEXT], Field(max_length=20)] | None = None
-    price: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    price: Price
     available: StrictBool | None = None
 
 

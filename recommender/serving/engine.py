@@ -299,7 +299,8 @@ class Engine:
         unknown_order = bundle.unknown_order
         if live is not None:
             version, model, unknown_scores, unknown_order = self._live_frame_model()
-            frame = LiveFrame(model, unknown_scores, version, lives or [])
+            fold = self.settings.events.trainable_fold_in
+            frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
         rows, segments = self.scorer.route(users, lives)
         scores, used = self.scorer.score(users, rows, segments, options.weight_map, live=frame)
         relevance = scores

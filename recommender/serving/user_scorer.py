@@ -35,6 +35,7 @@ class LiveFrame:
     unknown_scores: np.ndarray
     popularity_version: int
     users: Sequence[LiveUser | None]
+    trainable_fold_in: bool = True
 
 
 class UserScorer:
@@ -114,7 +115,8 @@ class UserScorer:
                 continue
             histories = [self._history(rows[p], live, p) for p in missing]
             refold = [self._has_live_positives(live, p) for p in missing]
-            if segment == V.SEGMENT_TRAINABLE and any(refold):
+            refold_trainable = live is not None and live.trainable_fold_in
+            if segment == V.SEGMENT_TRAINABLE and refold_trainable and any(refold):
                 # live positives: the CF vector is folded in from the full history instead of
                 # the stored row, which predates them (the other signals as for any trainable)
                 computed = np.empty((len(missing), bundle.n_items), dtype=np.float32)

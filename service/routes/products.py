@@ -61,7 +61,7 @@ async def _store(request: Request, product_id: str, fields: dict, replace: bool)
 @router.put("/products/{product_id}", response_model=ProductUpdateResponse, responses=RESPONSES)
 async def put_product(product_id: ProductId, body: ProductPut, request: Request) -> OrjsonResponse:
     """Create or replace a product record."""
-    return await _store(request, product_id, body.model_dump(exclude_none=True), replace=True)
+    return await _store(request, product_id, body.model_dump(exclude_unset=True), replace=True)
 
 
 @router.patch(

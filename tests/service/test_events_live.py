@@ -6,8 +6,10 @@ acknowledged by one worker must be in the next answer of either (read-your-write
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 import requests
 
 from recommender import vocabulary as V
-from tests.fixtures.live_server import Server, live_server
+from tests.fixtures.live_server import REPO, Server, live_server
 
 INGEST = "live-ingest-token"
 ADMIN = "live-admin-token"
@@ -173,3 +175,30 @@ def test_kill_9_after_an_ack_loses_nothing(embedded_dir, registry_dir, tmp_path)
         for answer in _answers(second.url, {"user_id": "crash-buyer", "topk": 50}):
             assert top not in _ids(answer)
             assert answer["segment"] == V.SEGMENT_COLD  # the purchase is their history
+
+
+def test_readme_curl_example_changes_the_next_answer(server):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- events-example -->", 1)[1].split("```bash\n", 1)[1]
+    script = block.split("```", 1)[0].replace("demo-ingest-token", INGEST)
+    script = script.replace("localhost:8000", f"127.0.0.1:{server.port}")
+    run = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    before, acked, after = _json_values(run.stdout)  # curl -s prints no newline between them
+    assert before["strategy"] == V.STRATEGY_POPULARITY
+    assert [event["seq"] > 0 for event in acked["events"]] == [True, True]
+    assert (after["segment"], after["strategy"], after["fallback_method"]) == (
+        V.SEGMENT_COLD,
+        V.STRATEGY_CONTENT,
+        V.FALLBACK_COLD_HYBRID,
+    )
+
+
+def _json_values(text: str) -> list[dict]:
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while at < len(text.rstrip()):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return values

@@ -177,3 +177,16 @@ def test_live_state_timing_for_a_user_with_live_events_is_reported(store):
     started = time.perf_counter()
     assert engine.recommend("t5", topk=10).items
     assert time.perf_counter() - started < 5
+
+
+def test_stored_cf_row_is_kept_when_fold_in_is_off(store):
+    settings = EventsSettings(trainable_fold_in=False, popularity_refresh_seconds=0)
+    engine = worker(store, settings)
+    engine.settings = ServingSettings(events=settings)
+    before = {i["product_id"]: i["score"] for i in engine.recommend("t3", topk=24).items}
+    post(store, {"user_id": "t3", "product_id": "p15", "type": "view"})
+    after = {i["product_id"]: i["score"] for i in engine.recommend("t3", topk=24).items}
+    # a view is not "seen" by default: same items; scores differ only through live popularity
+    assert set(after) == set(before)
+    assert engine.bundle.hybrid.for_segment(V.SEGMENT_TRAINABLE) == {V.SIGNAL_CF: 1.0}
+    assert after == before  # CF only: the stored row, so the very same scores
