@@ -409,6 +409,21 @@ EVENT_EXAMPLE: dict[str, Any] = {
     "type": "view",
 }
 _TEXT = Annotated[str, StringConstraints(max_length=500)]
+# a character str.strip() keeps: \s in every regex engine, and the ASCII separators Python
+# counts as space too (so the schema and the validator agree on what "only spaces" means)
+VISIBLE = r"[^\s\x1c-\x1f]"
+_EVENT_ID = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": VISIBLE},
+                # 64-bit: the route's JSON parser (orjson) reads longer integers as floats
+                {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+            ]
+        }
+    ),
+]
 
 
 def _without_nulls(schema: dict[str, Any]) -> None:
@@ -436,24 +451,19 @@ def _put_schema(schema: dict[str, Any]) -> None:
     ]
 
 
-def _event_schema(schema: dict[str, Any]) -> None:
-    _without_nulls(schema)
-    schema["examples"] = [EVENT_EXAMPLE]
-
-
 class EventIn(_Request):
     """One shopper event (``POST /events`` takes one or a list of at most ``events.max_batch``).
 
     Documentation only: the route validates the body with
     :func:`recommender.events.validate_events`, whose 422 names the item index and field."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_event_schema)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EVENT_EXAMPLE]})
 
-    event_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)] | None = Field(
+    event_id: _EVENT_ID | None = Field(
         None, description="idempotency key: the same id twice is stored once"
     )
-    user_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
-    product_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)] = Field(
+    user_id: _EVENT_ID
+    product_id: _EVENT_ID = Field(
         description="a product of the catalogue (or one created by PUT /products/{id})"
     )
     type: Literal["view", "cart", "purchase", "rating", "remove_from_cart"]
@@ -466,9 +476,7 @@ class EventIn(_Request):
         description="UTC seconds since the epoch (or ISO-8601 with offset); default now; "
         "at most events.clock_skew_seconds in the future",
     )
-    recommendation_id: (
-        Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)] | None
-    ) = None
+    recommendation_id: _EVENT_ID | None = None
 
 
 class EventAck(BaseModel):
@@ -521,6 +529,7 @@ class ProductUpdateResponse(BaseModel):
 
 INGEST_RESPONSES = {
     **_responses(
+        (400, "the body is not JSON"),
         (403, "ingest token wrong, or ingest disabled (RECSYS_INGEST_TOKEN unset)"),
         (401, "X-Ingest-Token missing"),
         (422, "invalid event: the message names the item index and field"),

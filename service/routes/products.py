@@ -20,6 +20,7 @@ from service.responses import OrjsonResponse
 from service.schemas import (
     ERROR_RESPONSES,
     INGEST_RESPONSES,
+    VISIBLE,
     ErrorResponse,
     ProductPatch,
     ProductPut,
@@ -28,7 +29,10 @@ from service.schemas import (
 
 router = APIRouter(tags=["catalogue"], dependencies=[Depends(require_admin)])
 ProductId = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=r"^\S(?:.*\S)?$", examples=["p00001"])
+    str,
+    Path(
+        min_length=1, max_length=128, pattern=rf"^{VISIBLE}(?:.*{VISIBLE})?$", examples=["p00001"]
+    ),
 ]
 RESPONSES = {**ERROR_RESPONSES, **INGEST_RESPONSES}
 
