@@ -419,7 +419,7 @@ _EVENT_ID = Annotated[
             "anyOf": [
                 {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": VISIBLE},
                 # 64-bit: the route's JSON parser (orjson) reads longer integers as floats
-                {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+                {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
             ]
         }
     ),
