@@ -33,7 +33,9 @@ if graceful_timeout <= drain_seconds:
         f"({drain_seconds}) plus the longest request, or gunicorn kills workers while they drain"
     )
 timeout = 60  # a worker silent this long (stuck, not slow: requests take milliseconds) is restarted
-keepalive = 5  # seconds an idle keep-alive connection stays open (behind a load balancer: > its idle)
+keepalive = (
+    5  # seconds an idle keep-alive connection stays open (behind a load balancer: > its idle)
+)
 preload_app = False  # each worker builds its bundle in its own lifespan; mmap'd arrays share pages
 loglevel = os.environ.get("RECSYS_LOGGING__LEVEL", "info").lower()
 accesslog = "-"
@@ -45,8 +47,16 @@ logconfig_dict = {
     # the app's formatter: gunicorn's lines and the app's have the same keys (service/log_format.py)
     "formatters": {"json": {"()": "service.log_format.JsonFormatter"}},
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
-        "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        },
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        },
     },
     "root": {"level": loglevel.upper(), "handlers": ["stderr"]},
     "loggers": {

@@ -20,7 +20,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from recommender.config import ServingSettings, load_serving_settings
-from recommender.serving import ModelBundle, ModelHolder, load_bundle
+from recommender.events import open_event_store
+from recommender.serving import LiveFeed, ModelBundle, ModelHolder, load_bundle
 from service.batch import BatchSlots
 from service.errors import install_error_handlers
 from service.log_format import configure_logging
@@ -59,8 +60,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics: Metrics = app.state.metrics
+        store = open_event_store(settings.events)  # one per process; never connects eagerly
+        app.state.event_store = store
+        feed = LiveFeed(
+            store,
+            settings.events,
+            on_store_error=metrics.record_store_error,
+            on_lag=metrics.record_replication_lag,
+        )
         holder = ModelHolder(
-            settings, loader=loader or load_bundle, on_reload=metrics.record_reload
+            settings,
+            loader=loader or load_bundle,
+            on_reload=metrics.record_reload,
+            live_feed=feed,
         )
         app.state.holder = holder
         app.state.batch_slots = BatchSlots(settings.batch)  # an asyncio object: inside the loop
@@ -69,11 +81,14 @@ def create_app(
         if not result.ok:
             logger.error("starting without a model: %s", result.error)
         holder.start_polling()
+        feed.start()
         app.state.drain.install()  # SIGTERM: drain, then stop (see service/shutdown.py)
         try:
             yield
         finally:
             holder.stop()
+            feed.stop()
+            store.close()
 
     # /docs and /redoc with Swagger UI / ReDoc assets shipped by fastapi-offline (served under
     # /static-offline-docs), so the docs work without internet access

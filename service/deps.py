@@ -8,10 +8,13 @@ import os
 from fastapi import Request
 
 from recommender.config.serving import ServingSettings
+from recommender.events import EventStore
 from recommender.serving import ModelHolder, ServingState
 from service.batch import BatchSlots
 from service.errors import AdminAuthError
 from service.metrics import Metrics
+
+INGEST_TOKEN_ENV = "RECSYS_INGEST_TOKEN"
 
 
 def get_settings(request: Request) -> ServingSettings:
@@ -28,6 +31,28 @@ def get_batch_slots(request: Request) -> BatchSlots:
 
 def get_holder(request: Request) -> ModelHolder:
     return request.app.state.holder
+
+
+def get_store(request: Request) -> EventStore:
+    """The process's event store (opened in the lifespan, closed at shutdown)."""
+    return request.app.state.event_store
+
+
+def require_ingest(request: Request) -> None:
+    """``X-Ingest-Token`` against ``$RECSYS_INGEST_TOKEN``; closed (403) when that is unset."""
+    expected = os.environ.get(INGEST_TOKEN_ENV, "")
+    if not expected:
+        raise AdminAuthError(
+            403,
+            "ingest_disabled",
+            f"event ingestion is disabled: set the {INGEST_TOKEN_ENV} environment variable to a "
+            "secret token, restart, and send it as X-Ingest-Token",
+        )
+    provided = request.headers.get("x-ingest-token")
+    if not provided:
+        raise AdminAuthError(401, "unauthorized", "ingest token required: send X-Ingest-Token")
+    if not hmac.compare_digest(provided.encode(), expected.encode()):
+        raise AdminAuthError(403, "forbidden", "ingest token is not valid")
 
 
 def get_state(request: Request) -> ServingState:

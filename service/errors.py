@@ -7,6 +7,8 @@
 | body over ``requests.max_body_bytes`` | 413 | body_too_large |
 | BatchBusyError (no slot within ``batch.max_wait_seconds``) | 429 + Retry-After | batch_busy |
 | NotReadyError / ModelLoadError (no model) | 503 | not_ready |
+| StoreUnavailableError (event store down, locked, read-only, full) | 503 | store_unavailable |
+| ingest token missing / wrong / unset | 401 / 403 | unauthorized / forbidden / ingest_disabled |
 | admin token missing or wrong | 401 / 403 | unauthorized / forbidden |
 | admin endpoints without a configured token | 403 | admin_disabled |
 | unknown route / method | 404 / 405 | not_found / method_not_allowed |
@@ -28,6 +30,7 @@ from recommender.errors import (
     InvalidRequestError,
     ModelLoadError,
     NotReadyError,
+    StoreUnavailableError,
     UnknownProductError,
 )
 from service.responses import OrjsonResponse, error_response
@@ -105,6 +108,11 @@ async def _not_ready(request: Request, exc: Exception) -> OrjsonResponse:
     return error_response(request, 503, "not_ready", str(exc))
 
 
+async def _store_unavailable(request: Request, exc: StoreUnavailableError) -> OrjsonResponse:
+    message = f"event store unavailable, nothing was stored: {exc}; retry with the same event_id"
+    return error_response(request, 503, "store_unavailable", message, reason=exc.reason)
+
+
 async def _batch_busy(request: Request, exc: BatchBusyError) -> OrjsonResponse:
     headers = {"Retry-After": str(exc.retry_after_seconds)}
     return error_response(request, 429, "batch_busy", str(exc), headers=headers)
@@ -115,9 +123,23 @@ async def _admin(request: Request, exc: AdminAuthError) -> OrjsonResponse:
     return error_response(request, exc.status, exc.code, exc.message, headers=headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the OpenAPI schema lists for the route that answered 405: Starlette names
+    only that route's own (PUT and PATCH /products/{id} are two routes)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    operations = request.app.openapi().get("paths", {}).get(path, {}) if path else {}
+    return ", ".join(sorted(method.upper() for method in operations))
+
+
 async def _http(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
     code = HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {**(headers or {}), "Allow": allowed}
+    return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def _client_closed(request: Request, exc: ClientDisconnect) -> OrjsonResponse:
@@ -148,6 +170,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (BatchBusyError, _batch_busy),
         (NotReadyError, _not_ready),
         (ModelLoadError, _not_ready),
+        (StoreUnavailableError, _store_unavailable),
         (AdminAuthError, _admin),
         (StarletteHTTPException, _http),
         (ClientDisconnect, _client_closed),

@@ -130,6 +130,30 @@ class Metrics:
             registry=reg,
             multiprocess_mode="max",
         )
+        self._events_accepted = Counter(
+            "recsys_events_accepted_total",
+            "Events stored durably by POST /events, by event type.",
+            ["type"],
+            registry=reg,
+        )
+        self._events_rejected = Counter(
+            "recsys_events_rejected_total",
+            "POST /events requests refused with 422, by the offending field.",
+            ["field"],
+            registry=reg,
+        )
+        self._store_errors = Counter(
+            "recsys_event_store_errors_total",
+            "Event store calls that failed (store unavailable), by operation.",
+            ["operation"],
+            registry=reg,
+        )
+        self._replication_lag = Gauge(
+            "recsys_events_replication_lag",
+            "Store latest sequence minus the sequence this worker has applied (max over workers).",
+            registry=reg,
+            multiprocess_mode="max",
+        )
         self._lock = threading.Lock()
         self._window = window
         self._counts: dict[str, int] = {}
@@ -202,6 +226,27 @@ class Metrics:
                 self._path_counts[strategy] = self._path_counts.get(strategy, 0) + count
         for strategy, count in counted.items():
             self._paths.labels(strategy).inc(count)
+
+    def record_events_accepted(self, types: Iterable[str]) -> None:
+        """Count stored events by type."""
+        counts: dict[str, int] = {}
+        for kind in types:
+            counts[kind] = counts.get(kind, 0) + 1
+        for kind, count in counts.items():
+            self._events_accepted.labels(kind).inc(count)
+
+    def record_events_rejected(self, field: str) -> None:
+        """Count a 422 of POST /events by the field it names."""
+        self._events_rejected.labels(field).inc()
+
+    def record_store_error(self, operation: str) -> None:
+        """Count a failed store call (``append``, ``append_products``, ``read``: degraded)."""
+        self._store_errors.labels(operation).inc()
+
+    def record_replication_lag(self, lag: int | None) -> None:
+        """Set the replication lag (records not yet applied by this worker)."""
+        if lag is not None:
+            self._replication_lag.set(lag)
 
     def record_reload(self, result: ReloadResult) -> None:
         """Count one model load attempt (the :class:`ModelHolder` ``on_reload`` hook)."""

@@ -16,10 +16,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from recommender.config.serving import ServingSettings
-from service.schemas import MAX_INT_ID, MIN_INT_ID
+from service.schemas import MAX_INT_ID, MIN_INT_ID, EventIn
 
 ADMIN_TAG = "admin"
+ADMIN_SCHEMES = ("AdminToken", "AdminBearer")
+CATALOGUE_TAG = "catalogue"  # PUT/PATCH /products: the admin token
+EVENTS_TAG = "events"  # POST /events: the ingest token
 SECURITY_SCHEMES = {
+    "IngestToken": {"type": "apiKey", "in": "header", "name": "X-Ingest-Token"},
     "AdminToken": {"type": "apiKey", "in": "header", "name": "X-Admin-Token"},
     "AdminBearer": {"type": "http", "scheme": "bearer"},
 }
@@ -69,13 +73,33 @@ def apply_limits(schema: dict[str, Any], settings: ServingSettings) -> dict[str,
     user_ids = models["BatchRecommendRequest"]["properties"]["user_ids"]
     user_ids["maxItems"] = req.max_batch_size
     user_ids["description"] = f"1..{req.max_batch_size} user ids (requests.max_batch_size)"
+    _limit_events(schema, settings.events.max_batch)
     _exact_id_bounds(schema)
     schema["components"]["securitySchemes"] = SECURITY_SCHEMES
     for operations in schema["paths"].values():
         for operation in operations.values():
-            if ADMIN_TAG in operation.get("tags", ()):
-                operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            tags = operation.get("tags", ())
+            if ADMIN_TAG in tags or CATALOGUE_TAG in tags:
+                operation["security"] = [{name: []} for name in ADMIN_SCHEMES]
+            if EVENTS_TAG in tags:
+                operation["security"] = [{"IngestToken": []}]
     return schema
+
+
+def _limit_events(schema: dict[str, Any], max_batch: int) -> None:
+    """POST /events reads its body itself (to name the bad item): declare the event model and
+    the batch limit of the running config."""
+    schema["components"]["schemas"]["EventIn"] = EventIn.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    operation = schema["paths"].get("/events", {}).get("post")
+    if operation is None:
+        return
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    for branch in body["anyOf"]:
+        if branch.get("type") == "array":
+            branch["maxItems"] = max_batch
+            branch["description"] = f"1..{max_batch} events (events.max_batch)"
 
 
 def install_openapi(app: FastAPI, settings: ServingSettings) -> None:

@@ -399,3 +399,141 @@ TOO_LARGE = _responses((413, "body too large (requests.max_body_bytes)"))
 ERROR_RESPONSES = {**_responses((422, "invalid input")), **TOO_LARGE, **NOT_READY}
 """... of a JSON-body endpoint (every status each operation can answer is documented, so that
 schemathesis' status_code_conformance holds)."""
+
+
+# ---------------------------------------------------------------- events and catalogue updates
+EVENT_EXAMPLE: dict[str, Any] = {
+    "event_id": "evt-000123",
+    "user_id": "visitor-42",
+    "product_id": DEMO_PRODUCT,
+    "type": "view",
+}
+_TEXT = Annotated[str, StringConstraints(max_length=500)]
+# a character str.strip() keeps: \s in every regex engine, and the ASCII separators Python
+# counts as space too (so the schema and the validator agree on what "only spaces" means)
+VISIBLE = r"[^\s\x1c-\x1f]"
+_EVENT_ID = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": VISIBLE},
+                # 64-bit: the route's JSON parser (orjson) reads longer integers as floats
+                {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
+            ]
+        }
+    ),
+]
+
+
+def _without_nulls(schema: dict[str, Any]) -> None:
+    """Optional fields may be left out but never sent as null (the validators refuse null):
+    say so in the schema, so that a schema-valid request is never a 422."""
+    for prop in schema.get("properties", {}).values():
+        branches = [b for b in prop.get("anyOf", ()) if b.get("type") != "null"]
+        if "anyOf" in prop and len(branches) == 1:
+            del prop["anyOf"]
+            prop.update(branches[0])
+        if prop.get("default", 0) is None:
+            del prop["default"]
+
+
+def _patch_schema(schema: dict[str, Any]) -> None:
+    _without_nulls(schema)
+    schema["minProperties"] = 1
+    schema["examples"] = [{"available": False}, {"price": 199000}]
+
+
+def _put_schema(schema: dict[str, Any]) -> None:
+    _without_nulls(schema)
+    schema["examples"] = [
+        {"name": "Kem dưỡng ẩm", "brand": "Cocoon", "category": "Kem dưỡng", "price": 250000}
+    ]
+
+
+class EventIn(_Request):
+    """One shopper event (``POST /events`` takes one or a list of at most ``events.max_batch``).
+
+    Documentation only: the route validates the body with
+    :func:`recommender.events.validate_events`, whose 422 names the item index and field."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EVENT_EXAMPLE]})
+
+    event_id: _EVENT_ID | None = Field(
+        None, description="idempotency key: the same id twice is stored once"
+    )
+    user_id: _EVENT_ID
+    product_id: _EVENT_ID = Field(
+        description="a product of the catalogue (or one created by PUT /products/{id})"
+    )
+    type: Literal["view", "cart", "purchase", "rating", "remove_from_cart"]
+    rating: Annotated[int, Field(strict=True, ge=1, le=5)] | None = Field(
+        None, description="1-5, required with type 'rating' and refused otherwise"
+    )
+    timestamp: float | None = Field(
+        None,
+        ge=0,
+        description="UTC seconds since the epoch (or ISO-8601 with offset); default now; "
+        "at most events.clock_skew_seconds in the future",
+    )
+    recommendation_id: _EVENT_ID | None = None
+
+
+class EventAck(BaseModel):
+    event_id: str
+    seq: int = Field(description="the store's sequence number (first write wins on a retry)")
+
+
+class EventsResponse(BaseModel):
+    """Sent only once every event of the request is durable in the shared store."""
+
+    accepted: int
+    events: list[EventAck]
+
+
+class ProductPatch(_Request):
+    """Fields to change (PATCH: at least one); ``available: false`` hides the product."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    brand: _TEXT | None = None
+    category: _TEXT | None = None
+    skin_types: Annotated[list[_TEXT], Field(max_length=20)] | None = None
+    price: Price | None = None
+    available: StrictBool | None = None
+
+
+class ProductPut(_Request):
+    """A whole product record (PUT): ``skin_types`` defaults to ``[]``, ``available`` to true."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_put_schema)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    brand: _TEXT
+    category: _TEXT
+    skin_types: Annotated[list[_TEXT], Field(max_length=20)] | None = None
+    price: Price
+    available: StrictBool | None = None
+
+
+class ProductUpdateResponse(BaseModel):
+    product_id: str
+    seq: int
+    replace: bool
+    known_to_model: bool = Field(
+        description="false for a product the serving model has not been built with: stored, "
+        "recommended after the next build"
+    )
+
+
+INGEST_RESPONSES = {
+    **_responses(
+        (400, "the body is not JSON"),
+        (403, "ingest token wrong, or ingest disabled (RECSYS_INGEST_TOKEN unset)"),
+        (401, "X-Ingest-Token missing"),
+        (422, "invalid event: the message names the item index and field"),
+        (503, "event store unavailable (nothing stored; retry with the same event_id)"),
+    ),
+    **TOO_LARGE,
+}

@@ -93,6 +93,10 @@ class PopularityWeights(_Strict):
     remove_from_cart: float = Field(0.0, ge=0)
 
 
+EventKind = Literal["view", "cart", "purchase", "rating", "remove_from_cart"]
+DEFAULT_SEEN_TYPES: tuple[EventKind, ...] = ("cart", "purchase", "rating")
+
+
 class EventsSettings(_Strict):
     """The shared event store (``recommender.events``) and the limits of ingestion."""
 
@@ -110,6 +114,14 @@ class EventsSettings(_Strict):
     poll_interval_seconds: float = Field(0.5, gt=0)
     replay_batch: int = Field(5000, ge=1)
     popularity_weights: PopularityWeights = PopularityWeights()
+    # event types whose product is "seen" (excluded from the user's answers); purchase always is
+    seen_types: list[EventKind] = Field(default_factory=lambda: list(DEFAULT_SEEN_TYPES))
+    # a trainable user's CF vector from the full live history (ALS fold-in) instead of the row
+    trainable_fold_in: bool = True
+    positive_rating: int = Field(4, ge=1, le=5)  # a live rating at least this is taste evidence
+    popularity_refresh_seconds: float = Field(
+        1.0, ge=0
+    )  # live popularity recomputed at most this often
 
 
 class ServingSettings(_Strict):

@@ -42,6 +42,8 @@ def _id_string(value: Any) -> Any:
     """Accept numeric ids (storefronts often send them) but not booleans."""
     if isinstance(value, bool):
         return value  # fails the str check below with a clear message
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        value = int(value)  # JSON Schema's integer: 10.0 is 10
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
@@ -55,6 +57,14 @@ def _not_bool(value: Any) -> Any:
     """JSON ``true`` is not a time: without this, pydantic would read it as 1.0."""
     if isinstance(value, bool):
         raise ValueError("a boolean is not a time")
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: ``5.0`` is the integer 5 (JSON Schema says so too); ``5.5``,
+    ``"5"`` and ``true`` stay refused by the strict integer check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -125,7 +135,9 @@ class _EventIn(BaseModel):
     user_id: Identifier
     product_id: Identifier
     type: EventType
-    rating: Annotated[int, Field(strict=True, ge=1, le=5)] | None = None
+    rating: (
+        Annotated[int, BeforeValidator(_whole_number), Field(strict=True, ge=1, le=5)] | None
+    ) = None
     timestamp: Annotated[float | datetime | None, BeforeValidator(_not_bool)] = None
     recommendation_id: Identifier | None = None
 

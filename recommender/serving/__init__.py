@@ -13,6 +13,8 @@ from recommender.serving.engine import Engine, Recommendation
 from recommender.serving.filters import Filters, eligibility_mask
 from recommender.serving.histories import UserHistories
 from recommender.serving.holder import ModelHolder, ReloadResult, ServingState
+from recommender.serving.live_feed import LiveFeed
+from recommender.serving.live_state import LiveState, LiveUser
 from recommender.serving.options import RecommendOptions
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
 from recommender.serving.user_scorer import UserScorer
@@ -23,6 +25,9 @@ __all__ = [
     "Engine",
     "Filters",
     "ItemNeighbours",
+    "LiveFeed",
+    "LiveState",
+    "LiveUser",
     "ModelBundle",
     "ModelHolder",
     "RecommendOptions",

@@ -329,6 +329,7 @@ def build_bundle(
         "metrics": metadata.get("metrics", {}),
         "hybrid": hybrid.to_dict(),
         "item_knn": knn,
+        "popularity_half_life_days": (metadata.get("popularity") or {}).get("half_life_days"),
         "n_users": histories.n_users,
         "n_trainable_users": histories.n_trainable,
         "n_items": n,

@@ -13,9 +13,11 @@ request is a batch of one, so single and batch calls rank a user identically.
 from __future__ import annotations
 
 import logging
+import struct
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,14 +25,17 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
-from recommender.scoring import signal_breakdown
+from recommender.scoring import ScoringModel, score_users, signal_breakdown
+from recommender.scoring.hybrid import normalise
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.filters import eligibility_mask
+from recommender.serving.live_feed import LiveFeed
+from recommender.serving.live_state import LiveState, LiveUser
 from recommender.serving.options import OptionArgs, RecommendOptions
 from recommender.serving.reranker import breakdown, candidate_similarity, mmr_order
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
-from recommender.serving.user_scorer import UserScorer
+from recommender.serving.user_scorer import LiveFrame, UserScorer
 
 if TYPE_CHECKING:  # annotations only: no runtime dependency on typing_extensions (Python 3.10)
     from typing_extensions import Unpack
@@ -75,6 +80,19 @@ class Recommendation:
         }
 
 
+class _LiveRecords(Sequence[dict[str, Any]]):
+    """The catalogue's response records with live updates (price, name ...) applied."""
+
+    def __init__(self, live: LiveState) -> None:
+        self._live = live
+
+    def __len__(self) -> int:
+        return self._live.bundle.n_items
+
+    def __getitem__(self, item: Any) -> Any:
+        return self._live.record(item)
+
+
 class Engine:
     """Answers recommendation and similar-item queries from one :class:`ModelBundle`.
 
@@ -91,6 +109,10 @@ class Engine:
         self._tiebreak = np.arange(bundle.n_items, dtype=np.float64) * 1e-11
         self.scorer = UserScorer(bundle, caches.user_profiles)
         self.neighbours = ItemNeighbours(bundle, caches.item_similarity, settings)
+        self.live: LiveState | None = None  # set by the holder when an event store is configured
+        self.feed: LiveFeed | None = None
+        self._live_model: tuple[int, ScoringModel, np.ndarray, np.ndarray] | None = None
+        self._live_model_lock = threading.Lock()
         caches.bound_entries(
             bundle.n_items,
             bundle.catalogue.records[0] if bundle.n_items else {},
@@ -127,11 +149,14 @@ class Engine:
         opts = self._resolve(options, loose)
         user = str(user_id)
         key = None
+        self.sync_live()
         if not opts.explain:
-            segment = self.segment_of(user)
+            live_user = self.live.user(user) if self.live is not None else None
+            segment = self._segment(user, live_user)
             # users without history share one entry; a known user has seen items of their own
-            owner = user if user in self.bundle.histories.index else None
-            key = (owner, opts.digest)
+            known = user in self.bundle.histories.index or live_user is not None
+            owner = user if known else None
+            key = (owner, opts.digest + self._live_key(live_user))
             items = self.caches.results.get(key)
             if log.isEnabledFor(logging.DEBUG):
                 hit = "hit" if items is not None else "miss"
@@ -165,6 +190,7 @@ class Engine:
         let other requests in between; chunks rank every user exactly as one call would.
         """
         users = self._batch_users(user_ids, options)
+        self.sync_live()
         size = len(users) if chunk_users is None else max(1, int(chunk_users))
         return (self._rank(users[i : i + size], options) for i in range(0, len(users), size))
 
@@ -193,31 +219,108 @@ class Engine:
     def similar_items(
         self, product_id: str | int, topk: int = 10, method: str = V.SIMILARITY_AUTO
     ) -> SimilarItems:
-        """Most similar products (see :mod:`.similarity`)."""
-        return self.neighbours.similar_items(product_id, topk, method)
+        """Most similar products (see :mod:`.similarity`); unavailable products left out."""
+        self.sync_live()
+        return self.neighbours.similar_items(product_id, topk, method, self.live)
 
     def segment_of(self, user_id: str | int) -> str:
-        """The routing segment of a user id."""
-        return self.bundle.histories.segment(self.bundle.histories.index.get(str(user_id), -1))
+        """The routing segment of a user id (live events included)."""
+        user = str(user_id)
+        return self._segment(user, self.live.user(user) if self.live is not None else None)
+
+    def _segment(self, user: str, live_user: LiveUser | None) -> str:
+        segment = self.bundle.histories.segment(self.bundle.histories.index.get(user, -1))
+        if segment == V.SEGMENT_UNKNOWN and live_user is not None and live_user.liked.size:
+            return V.SEGMENT_COLD
+        return segment
+
+    # ------------------------------------------------------------------ live state
+    def sync_live(self) -> None:
+        """Read-your-writes: apply what the store acknowledged since the last look (cheap
+        when nothing is new; never raises, see :class:`LiveFeed`)."""
+        if self.feed is not None and self.live is not None:
+            self.feed.sync(self.live)
+
+    def _live_key(self, live_user: LiveUser | None) -> bytes:
+        """Appended to a results-cache key: the user's live version, popularity and catalogue
+        versions, so that an event or update never serves an answer computed before it."""
+        live = self.live
+        if live is None:
+            return b""
+        self._live_frame_model()  # brings the popularity version up to date
+        version = 0 if live_user is None else live_user.version
+        if not (version or live.popularity_version or live.catalogue_version):
+            return b""
+        return struct.pack("<qqq", version, live.popularity_version, live.catalogue_version)
+
+    def _live_frame_model(self) -> tuple[int, ScoringModel, np.ndarray, np.ndarray]:
+        """(popularity version, model, unknown scores, unknown order) under live popularity."""
+        live = self.live
+        bundle = self.bundle
+        popularity = None if live is None else live.popularity()
+        if live is None or popularity is None:
+            return 0, bundle.model, bundle.unknown_scores, bundle.unknown_order
+        version = live.popularity_version
+        current = self._live_model
+        if current is not None and current[0] == version:
+            return current
+        with self._live_model_lock:
+            current = self._live_model
+            if current is not None and current[0] >= version:
+                return current
+            base = bundle.model
+            static = {
+                method: {**signals, V.SIGNAL_POPULARITY: normalise(popularity, method)}
+                for method, signals in base.static_normalised.items()
+            }
+            model = replace(base, popularity=popularity, static_normalised=static)
+            unknown = score_users(
+                model,
+                V.SEGMENT_UNKNOWN,
+                [np.zeros(0, dtype=np.int64)],
+                bundle.hybrid.for_segment(V.SEGMENT_UNKNOWN),
+                bundle.hybrid.normalisation,
+            )[0]
+            scores = np.round(unknown, V.SCORE_DECIMALS).astype(np.float32)
+            order = np.lexsort((np.arange(bundle.n_items), -scores))
+            scores.setflags(write=False)
+            order.setflags(write=False)
+            self._live_model = (version, model, scores, order)
+            return self._live_model
 
     # ------------------------------------------------------------------ ranking
     def _rank(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
         bundle = self.bundle
         n = bundle.n_items
         topk, rerank = options.topk, options.rerank
-        rows, segments = self.scorer.route(users)
-        scores, used = self.scorer.score(users, rows, segments, options.weight_map)
+        live = self.live
+        lives = [live.user(u) for u in users] if live is not None else None
+        frame = None
+        unknown_order = bundle.unknown_order
+        if live is not None:
+            version, model, unknown_scores, unknown_order = self._live_frame_model()
+            fold = self.settings.events.trainable_fold_in
+            frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
+        rows, segments = self.scorer.route(users, lives)
+        scores, used = self.scorer.score(users, rows, segments, options.weight_map, live=frame)
         relevance = scores
-        mask = eligibility_mask(bundle.catalogue, options.filters)
+        mask = eligibility_mask(
+            bundle.catalogue, options.filters, price=None if live is None else live.price
+        )
+        if live is not None and live.has_catalogue_changes:
+            mask = live.available if mask is None else mask & live.available
         width = min(n, topk * self.settings.rerank.candidate_multiplier if rerank else topk)
         default_unknown = used.get(V.SEGMENT_UNKNOWN) == bundle.hybrid.for_segment(
             V.SEGMENT_UNKNOWN
         )
-        if default_unknown and bool((rows < 0).all()):  # nobody has seen items to exclude
-            candidates, cand_scores = self._static_candidates(len(users), mask, width)
+        nothing_seen = bool((rows < 0).all()) and not any(lives or ())
+        if default_unknown and nothing_seen:  # nobody has seen items to exclude
+            candidates, cand_scores = self._static_candidates(
+                len(users), mask, width, unknown_order, frame
+            )
         else:
             candidates, cand_scores = self._candidates(
-                scores, rows, mask, options.exclude_seen, width
+                scores, rows, mask, options.exclude_seen, width, lives
             )
         batch_rows = np.arange(len(users))[:, None]
         diversity = self.settings.rerank.diversity if rerank else 0.0
@@ -225,7 +328,9 @@ class Engine:
         if diversity > 0 and self._embeddings is not None:
             sims = candidate_similarity(candidates, self._embeddings, bundle.item_cosine)
         picks = mmr_order(cand_scores, sims, topk, diversity)
-        records = bundle.catalogue.records
+        records: Sequence[dict[str, Any]] = bundle.catalogue.records
+        if live is not None and live.has_catalogue_changes:
+            records = _LiveRecords(live)
         valid = picks >= 0
         safe = np.where(valid, picks, 0)
         chosen_items = candidates[batch_rows, safe].tolist()
@@ -254,6 +359,7 @@ class Engine:
         mask: np.ndarray | None,
         exclude_seen: bool,
         width: int,
+        lives: Sequence[LiveUser | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Best ``width`` eligible items per row, best first: (b, width) items and scores."""
         n = scores.shape[1]
@@ -266,6 +372,9 @@ class Engine:
         if exclude_seen:
             positions, items = self.bundle.histories.seen_coordinates(rows.tolist())
             keys[positions, items] = np.inf
+            for position, entry in enumerate(lives or ()):
+                if entry is not None and entry.seen.size:
+                    keys[position, entry.seen] = np.inf
         if width < n:
             candidates = np.argpartition(keys, width - 1, axis=1)[:, :width]
         else:
@@ -279,16 +388,22 @@ class Engine:
         return candidates, cand_scores
 
     def _static_candidates(
-        self, b: int, mask: np.ndarray | None, width: int
+        self,
+        b: int,
+        mask: np.ndarray | None,
+        width: int,
+        order: np.ndarray | None = None,
+        frame: LiveFrame | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_candidates` for users without history under default weights, from the
         precomputed order of the unknown-user scores (same total order, no partition)."""
-        order = self.bundle.unknown_order
+        order = self.bundle.unknown_order if order is None else order
+        unknown_scores = self.bundle.unknown_scores if frame is None else frame.unknown_scores
         if mask is not None:
             order = order[mask[order]]
         top = order[:width]
         scores = np.full(width, -np.inf, dtype=np.float32)
-        scores[: len(top)] = self.bundle.unknown_scores[top]
+        scores[: len(top)] = unknown_scores[top]
         items = np.zeros(width, dtype=np.int64)
         items[: len(top)] = top
         return np.tile(items, (b, 1)), np.tile(scores, (b, 1))

@@ -97,8 +97,12 @@ def _any_of(masks: Mapping[str, np.ndarray], values: tuple[str, ...], n: int) ->
     return result
 
 
-def eligibility_mask(catalogue: Catalogue, filters: Filters) -> np.ndarray | None:
-    """(n,) bool mask of products passing ``filters``; ``None`` when nothing is filtered."""
+def eligibility_mask(
+    catalogue: Catalogue, filters: Filters, price: np.ndarray | None = None
+) -> np.ndarray | None:
+    """(n,) bool mask of products passing ``filters``; ``None`` when nothing is filtered.
+
+    ``price``: the live price array (catalogue updates) instead of the model's."""
     if filters.is_empty:
         return None
     n = catalogue.size
@@ -110,7 +114,7 @@ def eligibility_mask(catalogue: Catalogue, filters: Filters) -> np.ndarray | Non
     if filters.skin_type:
         mask &= _any_of(catalogue.skin_type_masks, filters.skin_type, n)
     if filters.price_min is not None or filters.price_max is not None:
-        price = catalogue.price
+        price = catalogue.price if price is None else price
         with np.errstate(invalid="ignore"):
             if filters.price_min is not None:
                 mask &= price >= filters.price_min

@@ -23,6 +23,8 @@ from recommender.errors import NotReadyError, RecsysError
 from recommender.serving.bundle import ModelBundle, load_bundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.engine import Engine
+from recommender.serving.live_feed import LiveFeed
+from recommender.serving.live_state import LiveState
 from recommender.serving.redaction import public_message, serving_roots
 
 logger = logging.getLogger(__name__)
@@ -89,8 +91,10 @@ class ModelHolder:
         marker: Callable[[ServingSettings], str | None] = _registry_marker,
         current_id: Callable[[ServingSettings], str | None] = _registry_current_id,
         on_reload: Callable[[ReloadResult], None] | None = None,
+        live_feed: LiveFeed | None = None,
     ) -> None:
         self.settings = settings
+        self.live_feed = live_feed  # when set, every loaded model gets live state from the store
         self._loader = loader
         self._marker = marker
         self._current_id = current_id
@@ -165,7 +169,13 @@ class ModelHolder:
                 self.last_failure = ReloadResult(False, previous_id, previous_id, seconds, message)
                 return self.last_failure
             caches = ServingCaches.from_settings(self.settings.cache)
-            state = ServingState(bundle, Engine(bundle, caches, self.settings), caches, time.time())
+            engine = Engine(bundle, caches, self.settings)
+            if self.live_feed is not None:
+                # replay every event since the model's data cut-off before serving it
+                live = LiveState(bundle, self.settings.events)
+                self.live_feed.attach(live)
+                engine.live, engine.feed = live, self.live_feed
+            state = ServingState(bundle, engine, caches, time.time())
             self._state = state  # the atomic swap
             self.last_error = None
             self._failed = None

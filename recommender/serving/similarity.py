@@ -18,6 +18,7 @@ from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError, UnknownProductError
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import CountingCache
+from recommender.serving.live_state import LiveState
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ class ItemNeighbours:
         self._tiebreak = np.arange(bundle.n_items, dtype=np.float64) * 1e-11
 
     def similar_items(
-        self, product_id: str | int, topk: int = 10, method: str = V.SIMILARITY_AUTO
+        self,
+        product_id: str | int,
+        topk: int = 10,
+        method: str = V.SIMILARITY_AUTO,
+        live: LiveState | None = None,
     ) -> SimilarItems:
         """Most similar products, the product itself excluded; ties broken by item index."""
         if not 1 <= int(topk) <= self.limit:
@@ -59,8 +64,16 @@ class ItemNeighbours:
         used = self.resolve(index, method)
         neighbours, scores = self.neighbours(index, used)
         records = self.bundle.catalogue.records
+
+        def record(item: int) -> dict[str, Any]:
+            return records[item]
+
+        if live is not None and live.has_catalogue_changes:
+            keep = live.available[neighbours]
+            neighbours, scores = neighbours[keep], scores[keep]
+            record = live.record
         items = [
-            {**records[item], "rank": rank, "score": score}
+            {**record(item), "rank": rank, "score": score}
             for rank, item, score in zip(
                 range(1, topk + 1), neighbours[:topk].tolist(), scores[:topk].tolist(), strict=False
             )

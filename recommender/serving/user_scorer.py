@@ -11,17 +11,31 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from recommender import vocabulary as V
-from recommender.scoring import score_users
+from recommender.scoring import ScoringModel, score_users
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import CountingCache
+from recommender.serving.live_state import LiveUser
 from recommender.serving.reranker import segment_weights
 
 UNKNOWN_MEMO_SIZE = 256  # distinct request weightings remembered for users without history
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """What live state changes for one scoring call: the model with live popularity, its
+    unknown-user scores and popularity version, and each batch position's live evidence."""
+
+    model: ScoringModel
+    unknown_scores: np.ndarray
+    popularity_version: int
+    users: Sequence[LiveUser | None]
+    trainable_fold_in: bool = True
 
 
 class UserScorer:
@@ -39,13 +53,18 @@ class UserScorer:
         segments: list[str],
         requested: Mapping[str, float] | None,
         count: bool = True,
+        live: LiveFrame | None = None,
     ) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
         """(b, n) rounded hybrid scores and the weights used per segment.
 
         Default-weight profiles come from / go to the cache (``count=False``: warm-up, not
         counted as hits or misses); one ``score_users`` call per segment for the rest.
+        ``live``: the model with live popularity, and users' live positives appended to their
+        history (a trainable user's CF vector is then folded in from the full history); profile
+        cache keys then carry the user's live version and the popularity version.
         """
         bundle, hist = self.bundle, self.bundle.histories
+        model = bundle.model if live is None else live.model
         scores = np.empty((len(users), bundle.n_items), dtype=np.float32)
         used: dict[str, dict[str, float]] = {}
         groups: dict[str, list[int]] = {}
@@ -58,7 +77,11 @@ class UserScorer:
             weights, is_default = segment_weights(bundle.hybrid, segment, requested)
             used[segment] = weights
             if segment == V.SEGMENT_UNKNOWN:
-                vector = bundle.unknown_scores if is_default else self._unknown_scores(weights)
+                if live is not None:
+                    default = live.unknown_scores
+                    vector = default if is_default else self._unknown_scores(weights, live)
+                else:
+                    vector = bundle.unknown_scores if is_default else self._unknown_scores(weights)
                 scores[positions] = vector
                 if debug:
                     log.debug(
@@ -68,11 +91,13 @@ class UserScorer:
                         "default" if is_default else "request",
                     )
                 continue
+            keys = [self._profile_key(users[p], live, p) for p in positions]
+            key_of = dict(zip(positions, keys, strict=True))
             missing = positions
             if is_default:
                 missing = []
                 for position in positions:
-                    cached = profiles.get(users[position], count)
+                    cached = profiles.get(key_of[position], count)
                     if cached is None:
                         missing.append(position)
                     else:
@@ -88,15 +113,32 @@ class UserScorer:
                 )
             if not missing:
                 continue
-            histories = [hist.liked(rows[p]) for p in missing]
-            cf_rows = hist.cf_rows[rows[missing]] if segment == V.SEGMENT_TRAINABLE else None
-            computed = self._compute(segment, histories, weights, cf_rows)
+            histories = [self._history(rows[p], live, p) for p in missing]
+            refold = [self._has_live_positives(live, p) for p in missing]
+            refold_trainable = live is not None and live.trainable_fold_in
+            if segment == V.SEGMENT_TRAINABLE and refold_trainable and any(refold):
+                # live positives: the CF vector is folded in from the full history instead of
+                # the stored row, which predates them (the other signals as for any trainable)
+                computed = np.empty((len(missing), bundle.n_items), dtype=np.float32)
+                stale = [i for i, r in enumerate(refold) if not r]
+                fresh = [i for i, r in enumerate(refold) if r]
+                if stale:
+                    cf = hist.cf_rows[rows[[missing[i] for i in stale]]]
+                    computed[stale] = self._compute(
+                        segment, [histories[i] for i in stale], weights, cf, model
+                    )
+                computed[fresh] = self._compute(
+                    V.SEGMENT_COLD, [histories[i] for i in fresh], weights, None, model
+                )
+            else:
+                cf_rows = hist.cf_rows[rows[missing]] if segment == V.SEGMENT_TRAINABLE else None
+                computed = self._compute(segment, histories, weights, cf_rows, model)
             scores[missing] = computed
             if is_default:
                 for i, position in enumerate(missing):
                     vector = computed[i].copy()
                     vector.setflags(write=False)
-                    profiles.put(users[position], vector)
+                    profiles.put(key_of[position], vector)
             if debug:
                 log.debug(
                     "computed %d %s profiles in %.2f ms",
@@ -106,12 +148,41 @@ class UserScorer:
                 )
         return scores, used
 
-    def _unknown_scores(self, weights: dict[str, float]) -> np.ndarray:
+    @staticmethod
+    def _has_live_positives(live: LiveFrame | None, position: int) -> bool:
+        entry = None if live is None else live.users[position]
+        return entry is not None and entry.liked.size > 0
+
+    @staticmethod
+    def _profile_key(user: str, live: LiveFrame | None, position: int) -> str:
+        """The user's profile cache key: the id alone until live events change the profile."""
+        if live is None or (live.users[position] is None and live.popularity_version == 0):
+            return user
+        entry = live.users[position]
+        version = 0 if entry is None else entry.version
+        return f"{user}\x1f{version}\x1f{live.popularity_version}"
+
+    def _history(self, row: int, live: LiveFrame | None, position: int) -> np.ndarray:
+        """The scored history: the model's positives, then live positives not among them."""
+        hist = self.bundle.histories
+        stored = hist.liked(row) if row >= 0 else np.zeros(0, dtype=np.int64)
+        entry = None if live is None else live.users[position]
+        if entry is None or not entry.liked.size:
+            return stored
+        extra = entry.liked[~np.isin(entry.liked, stored)]
+        return np.concatenate([stored.astype(np.int64), extra])
+
+    def _unknown_scores(
+        self, weights: dict[str, float], live: LiveFrame | None = None
+    ) -> np.ndarray:
         """Scores of a user without history under request weights (same for everyone: memoised)."""
-        key = tuple(sorted(weights.items()))
+        version = 0 if live is None else live.popularity_version
+        key = (version, *sorted(weights.items()))
+        model = self.bundle.model if live is None else live.model
         vector = self._unknown_memo.get(key)
         if vector is None:
-            vector = self._compute(V.SEGMENT_UNKNOWN, [np.zeros(0, np.int64)], weights, None)[0]
+            empty = [np.zeros(0, np.int64)]
+            vector = self._compute(V.SEGMENT_UNKNOWN, empty, weights, None, model)[0]
             vector.setflags(write=False)
             if len(self._unknown_memo) >= UNKNOWN_MEMO_SIZE:
                 self._unknown_memo.clear()
@@ -124,6 +195,7 @@ class UserScorer:
         histories: Sequence[np.ndarray],
         weights: Mapping[str, float],
         cf_rows: np.ndarray | None,
+        model: ScoringModel | None = None,
     ) -> np.ndarray:
         """``score_users`` rounded; a group of one is scored as two identical rows.
 
@@ -135,7 +207,7 @@ class UserScorer:
             histories = [histories[0], histories[0]]
             cf_rows = None if cf_rows is None else np.repeat(cf_rows, 2)
         raw = score_users(
-            self.bundle.model,
+            self.bundle.model if model is None else model,
             segment,
             histories,
             weights,
@@ -147,10 +219,22 @@ class UserScorer:
             raw = raw[:1]
         return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
-    def route(self, users: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    def route(
+        self, users: Sequence[str], live: Sequence[LiveUser | None] | None = None
+    ) -> tuple[np.ndarray, list[str]]:
         """History rows (-1 = never seen) and segments of ``users`` (see
         :meth:`UserHistories.segment`: a known user without a positive interaction is ``unknown``
-        but keeps their row, so their seen items are still excluded)."""
+        but keeps their row, so their seen items are still excluded). A user without a CF row
+        whose live events hold a positive is ``cold``: their new items are their profile."""
         hist = self.bundle.histories
         rows = np.fromiter((hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
-        return rows, [hist.segment(int(row)) for row in rows]
+        segments = [hist.segment(int(row)) for row in rows]
+        if live is not None:
+            for position, entry in enumerate(live):
+                if (
+                    entry is not None
+                    and entry.liked.size
+                    and segments[position] == V.SEGMENT_UNKNOWN
+                ):
+                    segments[position] = V.SEGMENT_COLD
+        return rows, segments

@@ -8,8 +8,10 @@ fixtures (trained registry, processed demo data).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +46,8 @@ def settings_with(**overrides: Any) -> ServingSettings:
         "warmup": {"enabled": False},
         "reload": {"poll_interval_seconds": 0},
         "admin": {"token_env": ADMIN_ENV},
+        # each app its own event store file, never the repository's data/
+        "events": {"sqlite_path": str(Path(tempfile.mkdtemp(prefix="recsys-events-")) / "e.db")},
     }
     for key, value in overrides.items():
         base[key] = {**base.get(key, {}), **value}

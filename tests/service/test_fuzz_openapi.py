@@ -24,6 +24,7 @@ from tests.fixtures.live_server import REPO, live_server
 
 pytestmark = pytest.mark.fuzz
 TOKEN = "fuzz-admin-token"
+INGEST_TOKEN = "fuzz-ingest-token"
 
 
 def _schemathesis() -> str:
@@ -38,6 +39,7 @@ def test_schemathesis_finds_nothing(embedded_dir, registry_dir, tmp_path):
     seed = os.environ.get("FUZZ_SEED", "1")
     env = {
         "RECSYS_ADMIN_TOKEN": TOKEN,
+        "RECSYS_INGEST_TOKEN": INGEST_TOKEN,
         "RECSYS_RELOAD__POLL_INTERVAL_SECONDS": "0",
         "RECSYS_WARMUP__ENABLED": "false",
     }
@@ -51,6 +53,8 @@ def test_schemathesis_finds_nothing(embedded_dir, registry_dir, tmp_path):
                 "all",
                 "--header",
                 f"X-Admin-Token: {TOKEN}",
+                "--header",
+                f"X-Ingest-Token: {INGEST_TOKEN}",
                 "--max-examples",
                 examples,
                 "--seed",

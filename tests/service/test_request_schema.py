@@ -184,9 +184,14 @@ def test_openapi_states_id_and_weight_rules(client):
 
 def test_admin_operations_declare_the_token(client):
     spec = client.get("/openapi.json").json()
-    assert set(spec["components"]["securitySchemes"]) == {"AdminToken", "AdminBearer"}
+    schemes = {"AdminToken", "AdminBearer", "IngestToken"}
+    assert set(spec["components"]["securitySchemes"]) == schemes
     for path in ("/reload_model", "/cache_clear", "/cache_warmup"):
         assert spec["paths"][path]["post"]["security"] == [{"AdminToken": []}, {"AdminBearer": []}]
+    for method in ("put", "patch"):
+        security = spec["paths"]["/products/{product_id}"][method]["security"]
+        assert security == [{"AdminToken": []}, {"AdminBearer": []}]
+    assert spec["paths"]["/events"]["post"]["security"] == [{"IngestToken": []}]
     assert "security" not in spec["paths"]["/recommend"]["post"]
 
 
@@ -204,6 +209,9 @@ def test_every_returned_status_is_documented(client, monkeypatch):
         ("/reload_model", "post"): {"200", "401", "403", "413", "503"},
         ("/cache_clear", "post"): {"200", "401", "403", "413", "503"},
         ("/cache_warmup", "post"): {"200", "401", "403", "413", "503"},
+        ("/events", "post"): {"202", "401", "403", "413", "422", "503"},
+        ("/products/{product_id}", "put"): {"200", "401", "403", "413", "422", "503"},
+        ("/products/{product_id}", "patch"): {"200", "401", "403", "404", "413", "422", "503"},
     }
     for (path, method), statuses in expected.items():
         assert statuses <= set(paths[path][method]["responses"]), (path, method)

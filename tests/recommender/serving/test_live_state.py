@@ -1,0 +1,192 @@
+"""Live state over a real SQLite event store: events and catalogue updates change the next answer.
+
+Two engines sharing one store file stand in for two workers: what one acknowledges, the other's
+next answer reflects (each request catches up when the store is ahead).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from recommender import vocabulary as V
+from recommender.config.serving import EventsSettings, ServingSettings
+from recommender.errors import StoreUnavailableError
+from recommender.events import SqliteEventStore, validate_events, validate_product_update
+from recommender.serving import Engine, LiveFeed, LiveState
+from recommender.serving.live_state import data_cutoff
+from tests.recommender.serving.conftest import make_engine
+
+SETTINGS = EventsSettings(popularity_refresh_seconds=0)
+
+
+@pytest.fixture()
+def store(tmp_path: Path):
+    with SqliteEventStore(tmp_path / "events.sqlite3", synchronous="NORMAL") as s:
+        yield s
+
+
+def worker(store, settings: EventsSettings = SETTINGS) -> Engine:
+    """An engine fed from ``store``, as the holder wires one on each worker."""
+    engine = make_engine(ServingSettings(events=settings))
+    live = LiveState(engine.bundle, settings)
+    feed = LiveFeed(store, settings)
+    feed.attach(live)
+    engine.live, engine.feed = live, feed
+    return engine
+
+
+def post(store, *events: dict[str, Any]) -> list[int]:
+    return store.append(validate_events(list(events), max_batch=100, clock_skew_seconds=300))
+
+
+def ids(result) -> list[str]:
+    return [item["product_id"] for item in result.items]
+
+
+def test_two_views_turn_a_new_visitor_into_a_cold_hybrid_answer(store):
+    engine = worker(store)
+    before = engine.recommend("visitor", topk=5)
+    assert (before.segment, before.strategy) == (V.SEGMENT_UNKNOWN, V.STRATEGY_POPULARITY)
+    post(
+        store,
+        {"user_id": "visitor", "product_id": "p3", "type": "view"},
+        {"user_id": "visitor", "product_id": "p7", "type": "view"},
+    )
+    after = engine.recommend("visitor", topk=5)
+    assert (after.segment, after.strategy, after.fallback_method) == (
+        V.SEGMENT_COLD,
+        V.STRATEGY_CONTENT,
+        V.FALLBACK_COLD_HYBRID,
+    )
+    # the cold hybrid on exactly these two items, as if the model had them as history
+    history = np.array([3, 7])
+    expected = engine.scorer._compute(
+        V.SEGMENT_COLD,
+        [history],
+        engine.bundle.hybrid.for_segment(V.SEGMENT_COLD),
+        None,
+        engine._live_frame_model()[1],
+    )[0]
+    assert after.items[0]["score"] == pytest.approx(float(np.max(expected)), abs=1e-6)
+    assert ids(after) != ids(before)
+
+
+def test_a_purchase_is_never_recommended_again_and_a_view_still_may_be(store):
+    engine = worker(store)
+    everything = ids(engine.recommend("t0", topk=24))
+    bought, viewed = everything[0], everything[1]
+    post(
+        store,
+        {"user_id": "t0", "product_id": bought, "type": "purchase"},
+        {"user_id": "t0", "product_id": viewed, "type": "view"},
+    )
+    after = ids(engine.recommend("t0", topk=24))
+    assert bought not in after
+    assert viewed in after
+    batch = engine.recommend_batch(["t0", "c1"], topk=24)
+    assert bought not in ids(batch[0])
+
+
+def test_view_rule_is_config(store):
+    engine = worker(store, EventsSettings(seen_types=["view"], popularity_refresh_seconds=0))
+    first = ids(engine.recommend("t1", topk=24))[0]
+    post(store, {"user_id": "t1", "product_id": first, "type": "view"})
+    assert first not in ids(engine.recommend("t1", topk=24))
+
+
+def test_an_event_acked_by_one_worker_shows_in_the_next_answer_of_another(store):
+    a, b = worker(store), worker(store)
+    cached = ids(b.recommend("t2", topk=24))  # now in b's results cache
+    top = cached[0]
+    post(store, {"user_id": "t2", "product_id": top, "type": "purchase"})  # via "worker a"
+    assert top not in ids(b.recommend("t2", topk=24))
+    assert top not in ids(a.recommend("t2", topk=24))
+
+
+def test_trainable_user_cf_vector_is_folded_in_from_the_live_history(store):
+    engine = worker(store)
+    before = engine.recommend("t3", topk=5)
+    post(store, *[{"user_id": "t3", "product_id": f"p{i}", "type": "cart"} for i in (15, 16, 17)])
+    after = engine.recommend("t3", topk=5)
+    assert after.segment == V.SEGMENT_TRAINABLE
+    assert [i["score"] for i in after.items] != [i["score"] for i in before.items]
+
+
+def test_live_popularity_changes_the_unknown_users_answer(store):
+    engine = worker(store)
+    before = ids(engine.recommend("nobody", topk=24))
+    last = before[-1]
+    post(store, *[{"user_id": f"u{k}", "product_id": last, "type": "purchase"} for k in range(10)])
+    after = ids(engine.recommend("nobody", topk=24))
+    assert after[0] == last  # 10 purchases now beat a model whose data is two years old
+    assert after != before
+
+
+def test_events_older_than_the_model_cut_off_are_not_replayed(store):
+    engine = worker(store)
+    cutoff = data_cutoff(engine.bundle)
+    post(store, {"user_id": "old", "product_id": "p1", "type": "view", "timestamp": cutoff - 1})
+    fresh = worker(store)
+    assert fresh.live is not None and fresh.live.user("old") is None
+    assert fresh.live.cursor == 1  # read, skipped, not read again
+
+
+def test_unavailable_product_leaves_every_path_and_price_change_is_filtered(store):
+    a, b = worker(store), worker(store)
+    top = ids(a.recommend("nobody", topk=3))[0]
+    neighbour = ids(a.similar_items("p0", topk=5))[0]
+    for product in (top, neighbour):
+        store.append_products(
+            [validate_product_update(product, {"available": False}, replace=False)]
+        )
+    assert top not in ids(b.recommend("nobody", topk=24))
+    assert top not in ids(b.recommend("t0", topk=24))
+    assert all(top not in ids(r) for r in b.recommend_batch(["t1", "c0", "zz"], topk=24))
+    assert neighbour not in ids(b.similar_items("p0", topk=10))
+    store.append_products([validate_product_update("p5", {"price": 1.0}, replace=False)])
+    cheap = b.recommend("nobody", topk=24, filters={"price_max": 50.0})
+    assert ids(cheap) == ["p5"]
+    assert cheap.items[0]["price"] == 1.0
+
+
+def test_store_down_degrades_to_the_model_and_counts(store, tmp_path):
+    engine = worker(store)
+    post(store, {"user_id": "t4", "product_id": "p20", "type": "purchase"})
+    assert "p20" not in ids(engine.recommend("t4", topk=24))  # applied while the store was up
+
+    class Down(SqliteEventStore):
+        def latest_seq(self) -> int:
+            raise StoreUnavailableError("locked", backend="sqlite", reason="locked")
+
+    assert engine.feed is not None
+    engine.feed.store = Down(tmp_path / "other.sqlite3")
+    result = engine.recommend("t4", topk=24, exclude_seen=True)  # answers; live state as it was
+    assert "p20" not in ids(result)
+    assert engine.feed.degraded == 1 and engine.feed.last_error is not None
+
+
+def test_live_state_timing_for_a_user_with_live_events_is_reported(store):
+    """Not a speed test (see scripts/bench_live_events.py): the two paths answer alike."""
+    engine = worker(store)
+    post(store, {"user_id": "t5", "product_id": "p9", "type": "view"})
+    started = time.perf_counter()
+    assert engine.recommend("t5", topk=10).items
+    assert time.perf_counter() - started < 5
+
+
+def test_stored_cf_row_is_kept_when_fold_in_is_off(store):
+    settings = EventsSettings(trainable_fold_in=False, popularity_refresh_seconds=0)
+    engine = worker(store, settings)
+    engine.settings = ServingSettings(events=settings)
+    before = {i["product_id"]: i["score"] for i in engine.recommend("t3", topk=24).items}
+    post(store, {"user_id": "t3", "product_id": "p15", "type": "view"})
+    after = {i["product_id"]: i["score"] for i in engine.recommend("t3", topk=24).items}
+    # a view is not "seen" by default: same items; scores differ only through live popularity
+    assert set(after) == set(before)
+    assert engine.bundle.hybrid.for_segment(V.SEGMENT_TRAINABLE) == {V.SIGNAL_CF: 1.0}
+    assert after == before  # CF only: the stored row, so the very same scores
