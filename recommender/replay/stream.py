@@ -47,6 +47,8 @@ class Observation:
 
     ``ranks[variant]`` is the 0-based position of the item in that variant's top-K, -1 when
     absent. ``applied_seq`` is the last store sequence the live state had applied.
+    ``new_item``: nobody interacted with the item before the cut-off (only content and live
+    popularity can know it).
     """
 
     index: int  # position of the event in the stream
@@ -56,6 +58,7 @@ class Observation:
     segment: str
     ranks: dict[str, int]
     applied_seq: int
+    new_item: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ def replay_events(
                         segment,
                         ranks,
                         live_state.cursor,
+                        not bool(bundle.has_interactions[item]),
                     )
                 )
         if item is not None:

@@ -60,7 +60,7 @@ def segment_of(observation: Observation, segment: str) -> bool:
 def summarise(
     observations: Sequence[Observation], k: int = 10, samples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """``{segment: {"events", "users", "rows": {variant: {metric: interval}}, "live_vs_frozen",
+    """``{segment: {"events", "users", "new_item_events", "rows": {variant: {metric: interval}}, "live_vs_frozen",
     "live_vs_popularity"}}`` over :data:`REPORT_SEGMENTS` (empty segments left out)."""
     out: dict[str, Any] = {}
     for segment in REPORT_SEGMENTS:
@@ -78,6 +78,7 @@ def summarise(
         out[segment] = {
             "events": len(chosen),
             "users": len({o.user_id for o in chosen}),
+            "new_item_events": sum(o.new_item for o in chosen),
             "rows": rows,
             "live_vs_frozen": _paired(values[LIVE], values[FROZEN], samples, seed),
             "live_vs_popularity": _paired(values[LIVE], values[LIVE_POPULARITY], samples, seed),

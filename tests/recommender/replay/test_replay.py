@@ -85,6 +85,7 @@ def test_the_report_has_every_segment_and_variant_with_intervals(replayed, capsy
     assert every["events"] == report["stream"]["scored"] > 0
     assert every["events"] == sum(segments[s]["events"] for s in V.SEGMENTS if s in segments)
     for body in segments.values():
+        assert body["new_item_events"] == 0  # every product of this shop sold before the cut-off
         assert set(body["rows"]) == set(VARIANTS)
         for row in body["rows"].values():
             assert set(row) == {"ndcg@10", "hr@10"}
