@@ -60,8 +60,9 @@ def segment_of(observation: Observation, segment: str) -> bool:
 def summarise(
     observations: Sequence[Observation], k: int = 10, samples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """``{segment: {"events", "users", "new_item_events", "rows": {variant: {metric: interval}}, "live_vs_frozen",
-    "live_vs_popularity"}}`` over :data:`REPORT_SEGMENTS` (empty segments left out)."""
+    """``{segment: {"events", "users", "new_item_events", "rows": {variant: {metric:
+    interval}}, "live_vs_frozen", "live_vs_popularity"}}`` over :data:`REPORT_SEGMENTS` (empty
+    segments left out)."""
     out: dict[str, Any] = {}
     for segment in REPORT_SEGMENTS:
         chosen = [o for o in observations if segment_of(o, segment)]
