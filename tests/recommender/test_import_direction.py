@@ -1,4 +1,5 @@
-"""Imports flow one way: service -> serving -> scoring -> data, training -> evaluation -> scoring.
+"""Imports flow one way: service -> serving -> scoring -> data, training -> evaluation -> scoring;
+replay (evaluate --replay) sits above serving and training.
 
 Each check runs in a fresh interpreter so modules other tests imported cannot hide a dependency:
 it imports every module of a package and lists which forbidden packages ended up loaded.
@@ -31,6 +32,7 @@ LOWER_THAN = [
         ["recommender.serving", "recommender.training", "recommender.evaluation", "service"],
     ),
     ("recommender.registry", ["recommender.training", "recommender.evaluation", "service"]),
+    ("recommender.replay", ["service"]),  # above serving and training, below the commands
 ]
 
 
