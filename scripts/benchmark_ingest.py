@@ -136,7 +136,8 @@ class Run:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             warm = Run(self.args, self.products, self.tag + "w")
             until = time.perf_counter() + 0.5
-            await asyncio.gather(*(warm.client(session, a, n, until) for n in range(16)))
+            clients = range(self.args.clients)
+            await asyncio.gather(*(warm.client(session, a, n, until) for n in clients))
             done = asyncio.Event()
             poll = asyncio.create_task(self.poller(session, b, done))
             cpu, start = time.process_time(), time.perf_counter()
