@@ -363,6 +363,17 @@ class ReloadStats(BaseModel):
     last_error: dict[str, Any] | None
 
 
+class LiveEventsStats(BaseModel):
+    """What this worker has applied from the shared event store (read without catching up, so
+    ``applied_seq`` shows how far the tail thread got: how fast events reach other workers)."""
+
+    applied_seq: int = Field(description="the last store sequence number applied")
+    events_applied: int
+    users: int = Field(description="users with live events")
+    unavailable_products: int
+    data_cutoff: float = Field(description="unix seconds: live events before it are in the model")
+
+
 class StatsResponse(BaseModel):
     """This worker's numbers (``/metrics`` has the same, in Prometheus form)."""
 
@@ -378,6 +389,9 @@ class StatsResponse(BaseModel):
     model: ModelVersion | None
     reloads: ReloadStats
     caches: CacheSummary | None = Field(None, description="null while no model is loaded")
+    events: LiveEventsStats | None = Field(
+        None, description="this worker's live state; null without a model or an event store"
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -28,7 +28,7 @@ def _serving_summary(holder: ModelHolder) -> dict[str, Any]:
         "last_error": holder.last_error,
     }
     if state is None:
-        return {"model_id": None, "model": None, "reloads": reloads, "caches": None}
+        return {"model_id": None, "model": None, "reloads": reloads, "caches": None, "events": None}
     info = state.bundle.info
     caches = state.caches.stats()
     return {
@@ -42,13 +42,14 @@ def _serving_summary(holder: ModelHolder) -> dict[str, Any]:
         },
         "reloads": reloads,
         "caches": caches,
+        "events": live.stats() if (live := state.engine.live) is not None else None,
     }
 
 
 @router.get("/stats", response_model=StatsResponse)
 async def stats(request: Request) -> OrjsonResponse:
     """Requests per endpoint and per path (cf/content/popularity) with latency p50/p95/p99,
-    errors by code, the model version, reloads, caches and warm-up of this worker."""
+    errors by code, the model version, reloads, caches, warm-up and live events of this worker."""
     summary = _serving_summary(get_holder(request))
     return OrjsonResponse({**get_metrics(request).snapshot(), **summary})
 

@@ -181,3 +181,23 @@ def test_products_put_and_patch_need_admin_and_change_answers(events_client):
     assert missing.status_code == 404
     empty = events_client.patch("/products/p1", headers=admin, json={})
     assert empty.status_code == 422
+
+
+def test_stats_report_what_this_worker_applied_from_the_store(events_client):
+    before = events_client.get("/stats").json()["events"]
+    assert (before["applied_seq"], before["events_applied"], before["users"]) == (0, 0, 0)
+    events = [
+        {"event_id": "s1", "user_id": "shopper", "product_id": "p3", "type": "view"},
+        {"event_id": "s2", "user_id": "other", "product_id": "p8", "type": "purchase"},
+    ]
+    assert events_client.post("/events", headers=HEADERS, json=events).status_code == 202
+    events_client.post("/recommend", json={"user_id": "shopper"})  # catches this worker up
+    after = events_client.get("/stats").json()["events"]
+    assert after == {
+        "applied_seq": 2,
+        "events_applied": 2,
+        "users": 2,
+        "unavailable_products": 0,
+        "data_cutoff": before["data_cutoff"],
+    }
+    assert after["data_cutoff"] > 0
