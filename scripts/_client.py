@@ -270,3 +270,15 @@ def hit_rate(hits: int, misses: int) -> float | None:
     """hits / (hits + misses), or None when there was no lookup at all."""
     total = hits + misses
     return round(hits / total, 4) if total else None
+
+
+def report_targets(
+    targets: Mapping[str, bool], report: Mapping[str, Any], path: Path | None
+) -> bool:
+    """Print a PASS/MISS line per target, write ``report`` + ``targets`` as JSON to ``path`` when
+    given; True when every target passed (the benchmarks' exit status)."""
+    for name, passed in targets.items():
+        print(f"{'PASS' if passed else 'MISS'}  {name}")
+    if path:
+        path.write_text(json.dumps({**report, "targets": dict(targets)}, indent=2) + "\n")
+    return all(targets.values())

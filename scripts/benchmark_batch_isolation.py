@@ -39,7 +39,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _client import discover_users, percentile  # noqa: E402
+from _client import discover_users, percentile, report_targets  # noqa: E402
 from benchmark_serving import REPO, ServerProcess  # noqa: E402
 
 COLD_CACHES = {  # a 1 µs TTL: every entry expires before it can be hit
@@ -230,11 +230,7 @@ def main() -> int:
         "p99 beside batches <= 3x alone": (report["p99_ratio"] or 0) <= 3,
         "no /recommend failed": failed == 0,
     }
-    for name, passed in ok.items():
-        print(f"{'PASS' if passed else 'MISS'}  {name}")
-    if args.json:
-        args.json.write_text(json.dumps({**report, "targets": ok}, indent=2) + "\n")
-    return 0 if all(ok.values()) else 1
+    return 0 if report_targets(ok, report, args.json) else 1
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts._client import percentile  # noqa: E402
+from scripts._client import percentile, report_targets  # noqa: E402
 from scripts._redis import RedisServer, start_redis_server  # noqa: E402
 from scripts._server import REPO, ServerProcess, free_port, server_command, server_env  # noqa: E402
 
@@ -275,11 +275,7 @@ def main() -> int:
         targets[f"{row['backend']} x{row['events_per_post']}: no failed POST"] = not row[
             "failed_posts"
         ]
-    for name, passed in targets.items():
-        print(f"{'PASS' if passed else 'MISS'}  {name}")
-    if args.json:
-        args.json.write_text(json.dumps({**report, "targets": targets}, indent=2) + "\n")
-    return 0 if all(targets.values()) else 1
+    return 0 if report_targets(targets, report, args.json) else 1
 
 
 if __name__ == "__main__":

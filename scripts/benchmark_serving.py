@@ -44,6 +44,7 @@ from _client import (
     discover_users,
     filter_values,
     percentile,
+    report_targets,
 )
 from _server import REPO, free_port, server_command, server_env
 from _server import ServerProcess as _ServerProcess
@@ -213,10 +214,7 @@ def main() -> int:
         "batch 1000 < 100 ms": report["batch_1000_server_ms"]["median"] < 100,
         "startup < 5 s": report["startup_to_ready_s"] < 5,
     }
-    for name, passed in ok.items():
-        print(f"{'PASS' if passed else 'MISS'}  {name}")
-    if args.json:
-        args.json.write_text(json.dumps({**report, "targets": ok}, indent=2) + "\n")
+    report_targets(ok, report, args.json)
     return 0
 
 

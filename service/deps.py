@@ -40,19 +40,38 @@ def get_store(request: Request) -> EventStore:
 
 def require_ingest(request: Request) -> None:
     """``X-Ingest-Token`` against ``$RECSYS_INGEST_TOKEN``; closed (403) when that is unset."""
-    expected = os.environ.get(INGEST_TOKEN_ENV, "")
-    if not expected:
-        raise AdminAuthError(
-            403,
+    refusal = _token_refusal(
+        os.environ.get(INGEST_TOKEN_ENV, ""),
+        request.headers.get("x-ingest-token"),
+        disabled=(
             "ingest_disabled",
             f"event ingestion is disabled: set the {INGEST_TOKEN_ENV} environment variable to a "
             "secret token, restart, and send it as X-Ingest-Token",
-        )
-    provided = request.headers.get("x-ingest-token")
+        ),
+        missing="ingest token required: send X-Ingest-Token",
+        invalid="ingest token is not valid",
+    )
+    if refusal is not None:
+        raise refusal
+
+
+def _token_refusal(
+    expected: str,
+    provided: str | None,
+    *,
+    disabled: tuple[str, str],
+    missing: str,
+    invalid: str,
+) -> AdminAuthError | None:
+    """Why ``provided`` does not pass for ``expected`` (None when it does): no configured token
+    closes the endpoint (403 ``disabled``), a missing one is 401, a wrong one 403."""
+    if not expected:
+        return AdminAuthError(403, *disabled)
     if not provided:
-        raise AdminAuthError(401, "unauthorized", "ingest token required: send X-Ingest-Token")
+        return AdminAuthError(401, "unauthorized", missing)
     if not hmac.compare_digest(provided.encode(), expected.encode()):
-        raise AdminAuthError(403, "forbidden", "ingest token is not valid")
+        return AdminAuthError(403, "forbidden", invalid)
+    return None
 
 
 def get_state(request: Request) -> ServingState:
@@ -63,26 +82,22 @@ def get_state(request: Request) -> ServingState:
 def _admin_refusal(request: Request) -> AdminAuthError | None:
     """Why the request is not an admin request (None when its token is valid)."""
     variable = request.app.state.settings.admin.token_env
-    expected = os.environ.get(variable, "")
-    if not expected:
-        return AdminAuthError(
-            403,
-            "admin_disabled",
-            f"admin endpoints are disabled: set the {variable} environment variable "
-            "(admin.token_env) to a secret token and restart",
-        )
     provided = request.headers.get("x-admin-token")
     if provided is None:
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         provided = token.strip() if scheme.lower() == "bearer" else None
-    if not provided:
-        return AdminAuthError(
-            401, "unauthorized", "admin token required: send X-Admin-Token or Authorization: Bearer"
-        )
-    if not hmac.compare_digest(provided.encode(), expected.encode()):
-        return AdminAuthError(403, "forbidden", "admin token is not valid")
-    return None
+    return _token_refusal(
+        os.environ.get(variable, ""),
+        provided,
+        disabled=(
+            "admin_disabled",
+            f"admin endpoints are disabled: set the {variable} environment variable "
+            "(admin.token_env) to a secret token and restart",
+        ),
+        missing="admin token required: send X-Admin-Token or Authorization: Bearer",
+        invalid="admin token is not valid",
+    )
 
 
 def require_admin(request: Request) -> None:
