@@ -10,7 +10,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install test test-floor fuzz serve demo lint format clean api-docs
+.PHONY: install test test-floor fuzz serve demo lint format clean api-docs console-screenshot
 
 # pip prints what it downloads and installs: the first install takes minutes (torch, transformers)
 $(STAMP): pyproject.toml
@@ -32,6 +32,10 @@ FUZZ_SEED ?= 1
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
 		$(PY) -m pytest -q -s -m fuzz tests/service/test_fuzz_openapi.py
+
+# Re-run the console's browser test and keep its screenshot as docs/console.png (the README's)
+console-screenshot: $(STAMP)
+	RECSYS_CONSOLE_SCREENSHOT=docs/console.png $(PY) -m pytest -q tests/service/test_console_browser.py
 
 # The suite on the lowest versions pyproject.toml allows (constraints/floor.txt); not run by CI.
 test-floor:

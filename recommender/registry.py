@@ -182,6 +182,11 @@ class Registry:
         records = [self._record(state, mid) for mid in state["models"]]
         return sorted(records, key=lambda r: (r.created_at, r.model_id))
 
+    def history(self) -> list[str]:
+        """Previous current model ids, oldest first (``rollback`` returns to the last one)."""
+        state = self._read()
+        return [str(mid) for mid in state["history"] if mid in state["models"]]
+
     def get(self, model_id: str) -> ModelRecord:
         """The record of ``model_id`` (UnknownModelError when absent)."""
         return self._record(self._read(), model_id)

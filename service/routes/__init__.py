@@ -1,6 +1,17 @@
 """One APIRouter per resource; a route validates, calls one engine method, shapes the response."""
 
-from service.routes import admin, events, health, products, recommend, similar, stats
+from service.routes import (
+    admin,
+    console,
+    events,
+    health,
+    products,
+    recommend,
+    registry,
+    similar,
+    stats,
+    users,
+)
 
 ROUTERS = (
     recommend.router,
@@ -10,6 +21,9 @@ ROUTERS = (
     health.router,
     stats.router,
     admin.router,
+    registry.router,
+    users.router,
+    console.router,
 )
 
 __all__ = ["ROUTERS"]
