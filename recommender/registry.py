@@ -176,16 +176,16 @@ class Registry:
             "model with `python -m recommender train`."
         )
 
+    def history(self) -> list[str]:
+        """Previous current model ids, oldest first (``rollback`` returns to the last one)."""
+        state = self._read()
+        return [str(mid) for mid in state["history"] if mid in state["models"]]
+
     def list(self) -> list[ModelRecord]:
         """Every registered model, oldest first."""
         state = self._read()
         records = [self._record(state, mid) for mid in state["models"]]
         return sorted(records, key=lambda r: (r.created_at, r.model_id))
-
-    def history(self) -> list[str]:
-        """Previous current model ids, oldest first (``rollback`` returns to the last one)."""
-        state = self._read()
-        return [str(mid) for mid in state["history"] if mid in state["models"]]
 
     def get(self, model_id: str) -> ModelRecord:
         """The record of ``model_id`` (UnknownModelError when absent)."""

@@ -320,8 +320,15 @@
   }
 
   function resetSliders(segment) {
-    if ($("custom-weights").checked) return; // the operator's weights stay
     const weights = (state.info && state.info.hybrid && state.info.hybrid.weights) || {};
+    // the range covers the model's largest tuned weight (only ratios between weights matter)
+    const largest = Math.max(1, ...Object.values(weights).flatMap((w) => Object.values(w || {})));
+    for (const signal of SIGNALS) {
+      const slider = $(`w-${signal}`);
+      slider.max = String(largest);
+      slider.step = String(largest / 100);
+    }
+    if ($("custom-weights").checked) return; // the operator's weights stay
     const defaults = weights[segment] || {};
     for (const signal of SIGNALS) {
       const value = Number(defaults[signal] || 0);

@@ -162,7 +162,9 @@ async def registry_promote(body: PromoteRequest, request: Request) -> OrjsonResp
         record = await asyncio.to_thread(registry.promote, body.model_id, body.force, tolerance)
     except RecsysError as exc:
         return _refusal(request, exc)
-    return await _reloaded(request, "promoted", previous and previous.model_id, record)
+    return await _reloaded(
+        request, "promoted", None if previous is None else previous.model_id, record
+    )
 
 
 @router.post(
@@ -179,4 +181,6 @@ async def registry_rollback(request: Request) -> OrjsonResponse:
         record = await asyncio.to_thread(registry.rollback)
     except RecsysError as exc:
         return _refusal(request, exc)
-    return await _reloaded(request, "rolled_back", previous and previous.model_id, record)
+    return await _reloaded(
+        request, "rolled_back", None if previous is None else previous.model_id, record
+    )

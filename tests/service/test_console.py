@@ -42,6 +42,7 @@ def test_console_page_and_assets_are_served_with_a_strict_csp(client):
     assert '<meta charset="utf-8">' in page and 'lang="vi"' in page
     assert "Bảng điều khiển gợi ý" in page  # Vietnamese text survives as UTF-8
     assert re.findall(r'(?:src|href)="([^"]+)"', page) == [
+        "data:,",  # no favicon request
         "/console/console.css",
         "/console/console.js",
     ]

@@ -172,14 +172,26 @@ def test_console_in_chromium(server: Server, browser, tmp_path: Path) -> None:
         assert shown_history == [item["product_id"] for item in history["items"]]
         assert bool(shown_history) == (segment != "unknown")
 
-    # back to the trainable user; popularity's weight to its maximum changes the ranking
+    # back to the trainable user; the least weighted signal's slider to its maximum (the keyboard
+    # End key, as an operator would) changes the ranking
     _look_up(driver, trainable)
+    defaults = info["hybrid"]["weights"]["trainable"]
+    signal = min(
+        ("cf", "content", "item_similarity", "popularity", "quality"),
+        key=lambda s: defaults.get(s, 0.0),
+    )
     before_ids, before = _rendered(driver), _seq(driver)
-    slider = driver.find_element("id", "w-popularity")
+    slider = driver.find_element("id", f"w-{signal}")
+    top = float(slider.get_attribute("max"))
+    assert top >= max(max(w.values()) for w in info["hybrid"]["weights"].values())
     slider.send_keys(Keys.END)
     _wait_for_answer(driver, before, trainable)
     moved = _request_shown(driver)
-    assert moved["rerank_weights"]["popularity"] == 1.0
+    assert moved["rerank_weights"][signal] == top
+    assert moved["rerank_weights"] == {
+        s: (top if s == signal else pytest.approx(defaults.get(s, 0.0), abs=top / 100))
+        for s in moved["rerank_weights"]
+    }
     assert driver.find_element("id", "custom-weights").is_selected()
     after_ids = _rendered(driver)
     assert after_ids != before_ids
