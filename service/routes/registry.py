@@ -33,6 +33,7 @@ ADMIN_REFUSALS: dict[int | str, dict[str, Any]] = {
 CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **TOO_LARGE,
     **ADMIN_REFUSALS,
+    400: {"model": ErrorResponse, "description": "the body is not JSON"},
     404: {"model": ErrorResponse, "description": "unknown model id"},
     409: {"model": ErrorResponse, "description": "refused: quality gate, nothing to roll back to"},
     422: {"model": ErrorResponse, "description": "invalid input"},
@@ -151,6 +152,7 @@ async def _reloaded(
     "/registry/promote",
     response_model=RegistryChangeResponse,
     responses=CHANGE_RESPONSES,
+    tags=["admin"],  # the admin token, declared in OpenAPI (service.openapi)
     dependencies=[Depends(require_admin)],
 )
 async def registry_promote(body: PromoteRequest, request: Request) -> OrjsonResponse:
@@ -171,6 +173,7 @@ async def registry_promote(body: PromoteRequest, request: Request) -> OrjsonResp
     "/registry/rollback",
     response_model=RegistryChangeResponse,
     responses=CHANGE_RESPONSES,
+    tags=["admin"],  # the admin token, declared in OpenAPI (service.openapi)
     dependencies=[Depends(require_admin)],
 )
 async def registry_rollback(request: Request) -> OrjsonResponse:

@@ -3,7 +3,8 @@
 Read-only. A user's history is customer data: it is public only where ``admin.public_sample_ids``
 is (the setting that already makes real customer ids public in /model_info, off in production);
 otherwise it needs the admin token. Newest entries first, at most ``limit``; events that arrived
-after the model's data cut-off (the live feed) are listed first and marked ``live``.
+after the model's data cut-off (the live feed) are listed first and marked ``live``: the items
+they made seen, then those only viewed (positive, not excluded), each newest first.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def _entries(request: Request, user: str, limit: int) -> tuple[list[dict[str, An
     live_user = live.user(user) if live is not None else None
     record = live.record if live is not None else bundle.catalogue.records.__getitem__
     rows: list[tuple[int, bool, bool]] = []
-    if live_user is not None:
-        liked = set(live_user.liked.tolist())
-        rows += [(int(i), int(i) in liked, True) for i in live_user.seen[::-1].tolist()]
+    if live_user is not None:  # seen (excluded) items, then positive-only ones (views)
+        seen, liked = live_user.seen[::-1].tolist(), live_user.liked[::-1].tolist()
+        positive = set(liked)
+        rows += [(int(i), i in positive, True) for i in seen]
+        rows += [(int(i), True, True) for i in liked if i not in set(seen)]
     row = hist.index.get(user, -1)
     if row >= 0:
         items = hist.items(row)
@@ -85,6 +88,7 @@ async def user_history(
     if not get_settings(request).admin.public_sample_ids:
         require_admin(request)  # customer data: public only where sample ids are
     state = get_state(request)
+    state.engine.sync_live()  # read-your-writes, as /recommend: events acknowledged so far
     user = user_id.strip()
     entries, total, known = _entries(request, user, limit)
     return OrjsonResponse(

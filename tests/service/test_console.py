@@ -69,6 +69,11 @@ def test_console_is_not_in_the_openapi_schema(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert not any(path.startswith("/console") for path in paths)
     assert {"/registry", "/registry/promote", "/registry/rollback", "/user_history"} <= set(paths)
+    for path in ("/registry/promote", "/registry/rollback"):
+        assert paths[path]["post"]["security"] == [{"AdminToken": []}, {"AdminBearer": []}]
+        documented = set(paths[path]["post"]["responses"])
+        assert {"200", "400", "401", "403", "404", "409", "413", "422"} <= documented
+    assert "security" not in paths["/registry"]["get"]
 
 
 def test_user_history_lists_products_newest_first(client):
@@ -104,6 +109,31 @@ def test_user_history_lists_products_newest_first(client):
         0,
         [],
     )
+
+
+def test_user_history_lists_live_events_first(client, monkeypatch):
+    monkeypatch.setenv("RECSYS_INGEST_TOKEN", "ingest-secret")
+    events = [
+        {"user_id": "visitor-9", "product_id": "p9", "type": "view"},
+        {"user_id": "visitor-9", "product_id": "p11", "type": "rating", "rating": 1},
+        {"user_id": "t1", "product_id": "p8", "type": "purchase"},
+    ]
+    posted = client.post("/events", json=events, headers={"X-Ingest-Token": "ingest-secret"})
+    assert posted.status_code == 202
+    visitor = client.get("/user_history", params={"user_id": "visitor-9"}).json()
+    assert (visitor["segment"], visitor["known"], visitor["total"]) == ("cold", True, 2)
+    assert [(i["product_id"], i["positive"], i["live"]) for i in visitor["items"]] == [
+        ("p11", False, True),
+        ("p9", True, True),
+    ]
+    t1 = client.get("/user_history", params={"user_id": "t1"}).json()
+    assert [(i["product_id"], i["live"]) for i in t1["items"]] == [
+        ("p8", True),
+        ("p6", False),
+        ("p5", False),
+        ("p4", False),
+        ("p3", False),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -179,6 +209,15 @@ def test_registry_listing_shows_public_fields_only(embedded_dir, real_registry, 
     assert "sample_user_ids" not in info  # /model_info hides them here, and so does /registry
     served = next(m for m in body["models"] if m["model_id"] == current.model_id)
     assert served["metrics"] == info["metrics"] and served["status"] == "current"
+
+
+def test_promote_with_a_body_that_is_not_json_is_a_documented_400(client, admin_token):
+    response = client.post(
+        "/registry/promote",
+        content=b"\xd0d\x03\x14",  # not UTF-8: FastAPI answers 400, not 422
+        headers={**admin_token, "Content-Type": "application/json"},
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
 
 
 def test_registry_changes_without_the_token_are_refused(embedded_dir, real_registry, monkeypatch):
