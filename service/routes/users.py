@@ -48,9 +48,9 @@ def _entries(request: Request, user: str, limit: int) -> tuple[list[dict[str, An
     rows: list[tuple[int, bool, bool]] = []
     if live_user is not None:  # seen (excluded) items, then positive-only ones (views)
         seen, liked = live_user.seen[::-1].tolist(), live_user.liked[::-1].tolist()
-        positive = set(liked)
-        rows += [(int(i), i in positive, True) for i in seen]
-        rows += [(int(i), True, True) for i in liked if i not in set(seen)]
+        liked_set, seen_set = set(liked), set(seen)
+        rows += [(int(i), i in liked_set, True) for i in seen]
+        rows += [(int(i), True, True) for i in liked if i not in seen_set]
     row = hist.index.get(user, -1)
     if row >= 0:
         items = hist.items(row)
