@@ -3,7 +3,8 @@
 It looks up a trainable, a cold and an unknown user and checks that the rendered top-K is exactly
 ``/recommend``'s answer to the request the page shows (ids and order), that moving a weight
 slider changes the list (again equal to ``/recommend``), that a click shows the product's similar
-items, that the page logs no error (a CSP violation would be one), and saves a screenshot.
+items, that the page logs no error (a CSP violation would be one), that Promote without the
+admin token is refused, and saves a screenshot.
 
 Uses the system ``chromium`` + ``chromedriver`` (Debian packages; ``.ci/run`` installs them) by
 explicit path: Selenium Manager never runs, nothing is downloaded. Skips only when they are not
@@ -221,6 +222,15 @@ def test_console_in_chromium(server: Server, browser, tmp_path: Path) -> None:
     assert driver.find_element("id", "health-status").text == "ok"
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+    # an admin action without a token is refused by the service, and the page says so
+    registry_before = requests.get(f"{server.url}/registry", timeout=10).json()
+    driver.find_element("css selector", "#registry-table button.promote").click()
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: "refused" in d.find_element("id", "registry-message").text
+    )
+    assert "HTTP 403 — admin_disabled" in driver.find_element("id", "registry-message").text
+    assert requests.get(f"{server.url}/registry", timeout=10).json() == registry_before
 
     shot = tmp_path / "console.png"
     assert driver.save_screenshot(str(shot))
