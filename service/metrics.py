@@ -49,6 +49,7 @@ WINDOW = 10_000  # latencies kept per endpoint for the /stats percentiles
 OTHER = "other"
 STRATEGIES = (V.STRATEGY_CF, V.STRATEGY_CONTENT, V.STRATEGY_POPULARITY)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STORE_OPERATIONS = ("append", "append_products", "read")  # record_store_error's operations
 
 
 def _percentiles(values: Iterable[float]) -> dict[str, float | None]:
@@ -154,6 +155,12 @@ class Metrics:
             registry=reg,
             multiprocess_mode="max",
         )
+        # every outcome is exported from startup at 0, so that an alert's increase() sees the
+        # first failure (a series that appears at 1 has no increase) and dashboards show a line
+        for outcome in ("success", "failure"):
+            self._reloads.labels(outcome)
+        for operation in STORE_OPERATIONS:
+            self._store_errors.labels(operation)
         self._lock = threading.Lock()
         self._window = window
         self._counts: dict[str, int] = {}
