@@ -73,7 +73,7 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test():
             for check in case.get("alert_rule_test", []):
                 (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
     alerts = {rule["alert"] for rule in _rules()}
-    assert len(alerts) == 10
+    assert len(alerts) == 11
     assert alerts == firing == quiet
 
 
