@@ -10,7 +10,13 @@ Exported series (``/metrics``, Prometheus text format):
   counts users served per path (batch users included);
 - ``recsys_model_reloads_total{result}`` and
   ``recsys_model_last_reload_timestamp_seconds{result}`` — ``success`` / ``failure``;
+- ``recsys_events_accepted_total{type}``, ``recsys_events_rejected_total{field}``,
+  ``recsys_event_store_errors_total{operation}``, ``recsys_events_replication_lag``;
 - scrape-time state of the live model (:mod:`service.collector`): caches, model info, warm-up.
+
+The failure series (``recsys_model_reloads_total{result="failure"}``, every store-error
+operation) are exported at 0 from startup, so that the alert rules of ``deploy/prometheus``
+(``increase() > 0``) see the first failure.
 
 Label values are bounded: endpoints are the known route paths (anything else is ``other``),
 paths are the engine strategies, codes come from :mod:`service.errors`.
