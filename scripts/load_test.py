@@ -10,7 +10,9 @@ row (one or few interactions), ~10% trainable users; within each group users rep
 skew over activity rank (the most active come back most often). ~10% of requests carry filters,
 ~10% per-request rerank weights.
 Reports p50/p90/p95/p99/max latency, throughput, error rate, the CF-vs-fallback split and the cache
-hit rate before/after (from /cache_stats); prints the JSON report (and writes it to ``--output``).
+hit rate before/after (from /cache_stats); prints the JSON report on stdout (and writes it to
+``--output``). On stderr: a progress bar with ETA per phase on a terminal (tqdm), one line per phase
+with its elapsed time otherwise, then a one-screen summary with a latency histogram.
 Exit 0 when p99 < ``--max-p99-ms`` (200) and error rate < ``--max-error-rate`` (1%), 1 when a
 target is missed, 2 when the service cannot be reached or there are no users for the mix.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 from _client import (
     DEFAULT_PROCESSED_DIR,
     MIXES,
@@ -42,8 +45,13 @@ from _client import (
     per_cache,
     percentile,
 )
+from tqdm import tqdm
 
-__all__ = ["MIXES", "Unreachable", "build_plan", "load_test", "main"]
+__all__ = ["MIXES", "Unreachable", "build_plan", "latency_histogram", "load_test", "main"]
+
+# upper edges (ms) of the summary's latency histogram; the last bucket is everything above
+HISTOGRAM_EDGES_MS = (1, 2.5, 5, 10, 25, 50, 100, 200, 500, 1000)
+BAR_WIDTH = 40
 
 
 async def get_json(
@@ -64,10 +72,34 @@ async def probe_catalogue(session: aiohttp.ClientSession, base: str) -> dict[str
     return filter_values(items)
 
 
+async def run_phase(
+    session: aiohttp.ClientSession,
+    url: str,
+    plan: list[tuple[str, dict[str, Any]]],
+    workers: int,
+    phase: str,
+) -> tuple[list[dict[str, Any]], float]:
+    """:func:`run_requests` under a progress bar (stderr, terminals only), then one line with
+    the phase's elapsed time; returns the records and the seconds."""
+    start = time.perf_counter()
+    with tqdm(
+        total=len(plan), desc=phase, unit="req", file=sys.stderr, disable=None, leave=False
+    ) as bar:
+        records = await run_requests(session, url, plan, workers, bar.update)
+    seconds = time.perf_counter() - start
+    print(f"[load] {phase}: {len(plan)} requests in {seconds:.1f} s", file=sys.stderr)
+    return records, seconds
+
+
 async def run_requests(
-    session: aiohttp.ClientSession, url: str, plan: list[tuple[str, dict[str, Any]]], workers: int
+    session: aiohttp.ClientSession,
+    url: str,
+    plan: list[tuple[str, dict[str, Any]]],
+    workers: int,
+    done: Any = None,
 ) -> list[dict[str, Any]]:
-    """Send every payload with ``workers`` concurrent connections; one record per request."""
+    """Send every payload with ``workers`` concurrent connections; one record per request
+    (``done(1)`` after each, for a progress bar)."""
     records: list[dict[str, Any]] = []
     queue = iter(plan)
 
@@ -87,9 +119,47 @@ async def run_requests(
                 record["status"] = f"error:{type(exc).__name__}"
             record["ms"] = (time.perf_counter() - start) * 1000
             records.append(record)
+            if done is not None:
+                done(1)
 
     await asyncio.gather(*(worker() for _ in range(workers)))
     return records
+
+
+def latency_histogram(latencies_ms: list[float]) -> list[dict[str, Any]]:
+    """Requests per latency bucket, in order: ``{"bucket": "<=1", "count": n}`` ... ``"<=1000"``
+    (ms, upper edge included), then ``">1000"`` (a list: the JSON report sorts mapping keys)."""
+    edges = np.asarray(HISTOGRAM_EDGES_MS, dtype=np.float64)
+    counts = np.bincount(
+        np.searchsorted(edges, np.asarray(latencies_ms, dtype=np.float64), side="left"),
+        minlength=len(edges) + 1,
+    )
+    labels = [f"<={edge:g}" for edge in HISTOGRAM_EDGES_MS] + [f">{HISTOGRAM_EDGES_MS[-1]:g}"]
+    return [{"bucket": b, "count": int(n)} for b, n in zip(labels, counts, strict=True)]
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The one-screen summary: histogram bars, percentiles, statuses and paths."""
+    histogram = report["latency_histogram_ms"]
+    total = max(report["total"], 1)
+    widest = max((row["count"] for row in histogram), default=0) or 1
+    lat = report["latency_ms"]
+    lines = [
+        f"latency (ms) of {report['total']} requests at {report['concurrency']} connections, "
+        f"{report['throughput_rps']} req/s:"
+    ]
+    for row in histogram:
+        count = row["count"]
+        bar = "#" * round(BAR_WIDTH * count / widest)
+        lines.append(f"  {row['bucket']:>7} {count:>7} {count / total:>6.1%} {bar}")
+    lines.append(
+        f"  p50 {lat['p50']}  p90 {lat['p90']}  p95 {lat['p95']}  p99 {lat['p99']}  "
+        f"max {lat['max']}  mean {lat['mean']}"
+    )
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(report["status_counts"].items()))
+    paths = ", ".join(f"{k}: {v}" for k, v in sorted(report["strategies"].items()))
+    lines.append(f"status {statuses}; paths {paths}")
+    return lines
 
 
 def summarise(records: list[dict[str, Any]], duration: float, args: argparse.Namespace) -> dict:
@@ -111,6 +181,7 @@ def summarise(records: list[dict[str, Any]], duration: float, args: argparse.Nam
         "errors": errors,
         "error_rate": error_rate,
         "status_counts": dict(Counter(r["status"] for r in records)),
+        "latency_histogram_ms": latency_histogram(latencies),
         "latency_ms": {f"p{q}": round(percentile(latencies, q), 2) for q in (50, 90, 95, 99)}
         | {
             "max": round(max(latencies, default=0.0), 2),
@@ -150,11 +221,11 @@ async def load_test(args: argparse.Namespace) -> dict[str, Any]:
         pool = discover_users(payloads, args.processed_dir, prefer_files=True)
         plan = build_plan(pool, args.mix, args.warmup + args.total, catalogue, args.seed)
         url = f"{base}/recommend"
-        await run_requests(session, url, plan[: args.warmup], args.concurrency)
+        await run_phase(session, url, plan[: args.warmup], args.concurrency, "warm-up")
         before = await get_json(session, f"{base}/cache_stats")
-        start = time.perf_counter()
-        records = await run_requests(session, url, plan[args.warmup :], args.concurrency)
-        duration = time.perf_counter() - start
+        records, duration = await run_phase(
+            session, url, plan[args.warmup :], args.concurrency, "measured"
+        )
         after = await get_json(session, f"{base}/cache_stats")
     report = summarise(records, duration, args)
     cache_before, cache_after = _cache(before), _cache(after)
@@ -207,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text + "\n", encoding="utf-8")
     lat, cache = report["latency_ms"], report["cache"]
+    print("\n".join(summary_lines(report)), file=sys.stderr)
     print(
         f"{'PASS' if report['passed'] else 'FAIL'}: {report['total']} requests, "
         f"{report['throughput_rps']} req/s, p50 {lat['p50']} / p95 {lat['p95']} / p99 {lat['p99']} "

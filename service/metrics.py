@@ -10,7 +10,13 @@ Exported series (``/metrics``, Prometheus text format):
   counts users served per path (batch users included);
 - ``recsys_model_reloads_total{result}`` and
   ``recsys_model_last_reload_timestamp_seconds{result}`` — ``success`` / ``failure``;
+- ``recsys_events_accepted_total{type}``, ``recsys_events_rejected_total{field}``,
+  ``recsys_event_store_errors_total{operation}``, ``recsys_events_replication_lag``;
 - scrape-time state of the live model (:mod:`service.collector`): caches, model info, warm-up.
+
+The failure series (``recsys_model_reloads_total{result="failure"}``, every store-error
+operation) are exported at 0 from startup, so that the alert rules of ``deploy/prometheus``
+(``increase() > 0``) see the first failure.
 
 Label values are bounded: endpoints are the known route paths (anything else is ``other``),
 paths are the engine strategies, codes come from :mod:`service.errors`.
@@ -49,6 +55,7 @@ WINDOW = 10_000  # latencies kept per endpoint for the /stats percentiles
 OTHER = "other"
 STRATEGIES = (V.STRATEGY_CF, V.STRATEGY_CONTENT, V.STRATEGY_POPULARITY)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STORE_OPERATIONS = ("append", "append_products", "read")  # record_store_error's operations
 
 
 def _percentiles(values: Iterable[float]) -> dict[str, float | None]:
@@ -154,6 +161,12 @@ class Metrics:
             registry=reg,
             multiprocess_mode="max",
         )
+        # every outcome is exported from startup at 0, so that an alert's increase() sees the
+        # first failure (a series that appears at 1 has no increase) and dashboards show a line
+        for outcome in ("success", "failure"):
+            self._reloads.labels(outcome)
+        for operation in STORE_OPERATIONS:
+            self._store_errors.labels(operation)
         self._lock = threading.Lock()
         self._window = window
         self._counts: dict[str, int] = {}

@@ -9,6 +9,8 @@ through pyvi first. Sentence vector = mean of the last hidden states over the at
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -140,9 +142,15 @@ class TransformersEncoder(TextEncoder):
         order = np.argsort([len(t) for t in prepared], kind="stable")
         out = np.zeros((len(prepared), self._dim), dtype=np.float32)
         starts = range(0, len(prepared), self.batch_size)
+        # a bar with an ETA on a terminal; elsewhere (logs, CI) one line when done
         bar = tqdm(
-            starts, desc=f"encoding ({self.model_ref})", unit="batch", disable=not self.progress
+            starts,
+            desc=f"encoding ({self.model_ref})",
+            unit="batch",
+            disable=None if self.progress else True,
+            leave=False,
         )
+        clock = time.perf_counter()
         with torch.inference_mode():
             for start in bar:
                 idx = order[start : start + self.batch_size]
@@ -157,6 +165,13 @@ class TransformersEncoder(TextEncoder):
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
                 out[idx] = pooled.float().cpu().numpy()
+        if self.progress and bar.disable:
+            seconds = time.perf_counter() - clock
+            print(
+                f"encoded {len(prepared)} texts ({self.model_ref}) in {seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         return out
 
     def _state(self, directory: Path) -> dict[str, Any]:

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.live_server import Server, free_port, live_server, run_script
+from tests.fixtures.live_server import REPO, Server, free_port, live_server, run_script
+
+sys.path.insert(0, str(REPO / "scripts"))
+import load_test  # noqa: E402
 
 pytestmark = pytest.mark.slow
+BUCKETS = (
+    "<=1",
+    "<=2.5",
+    "<=5",
+    "<=10",
+    "<=25",
+    "<=50",
+    "<=100",
+    "<=200",
+    "<=500",
+    "<=1000",
+    ">1000",
+)
 
 
 def load(port: int, *extra: str) -> subprocess.CompletedProcess:
@@ -67,6 +84,22 @@ def test_mixed_load_meets_the_targets(server: Server, embedded_dir: Path, tmp_pa
     assert cache["during"]["hits"] == cache["after"]["hits"] - cache["before"]["hits"]
     assert 0.0 <= cache["after"]["hit_rate"] <= 1.0
     assert report["throughput_rps"] > 0 and report["duration_s"] > 0
+    histogram = [(row["bucket"], row["count"]) for row in report["latency_histogram_ms"]]
+    assert [bucket for bucket, _ in histogram] == list(BUCKETS)
+    assert sum(count for _, count in histogram) == 300
+    # off a terminal: no bar, one line per phase with its time, then the one-screen summary
+    stderr = result.stderr.splitlines()
+    assert [line.split(" in ")[0] for line in stderr if line.startswith("[load]")] == [
+        "[load] warm-up: 100 requests",
+        "[load] measured: 300 requests",
+    ]
+    assert "\r" not in result.stderr  # no tqdm bar redraws
+    start = stderr.index(next(line for line in stderr if line.startswith("latency (ms) of 300")))
+    rows = stderr[start + 1 : start + 12]
+    assert [row.split()[:2] for row in rows] == [[k, str(v)] for k, v in histogram]
+    assert stderr[start + 12].startswith(f"  p50 {lat['p50']}  p90 {lat['p90']}")
+    assert stderr[-1].startswith("PASS: 300 requests")
+    assert len(stderr) <= 20  # one screen
 
 
 def test_cf_mix_is_all_cf(server: Server, embedded_dir: Path) -> None:
@@ -114,3 +147,11 @@ def test_a_dead_port_exits_non_zero() -> None:
     result = load(free_port(), "--total", "5", "--concurrency", "1")
     assert result.returncode == 2
     assert "cannot reach" in result.stderr and result.stdout == ""
+
+
+def test_latency_histogram_buckets_include_their_upper_edge() -> None:
+    latencies = [0.2, 1.0, 1.01, 9.9, 10.0, 250.0, 1000.0, 1000.5, 4e3]
+    histogram = load_test.latency_histogram(latencies)
+    assert [row["bucket"] for row in histogram] == list(BUCKETS)
+    assert [row["count"] for row in histogram] == [2, 1, 0, 2, 0, 0, 0, 0, 1, 1, 2]
+    assert [row["count"] for row in load_test.latency_histogram([])] == [0] * 11

@@ -183,6 +183,17 @@ def test_reload_counters_failure_then_success(admin_token):
         assert reloads["last_success_at"] >= reloads["last_failure_at"]
 
 
+def test_failure_series_are_exported_at_zero_before_any_failure(client):
+    """The alert rules' increase() needs the 0 before the first failure (deploy/prometheus)."""
+    samples = scrape(client)
+    keys = {key for key in samples}
+    assert ("recsys_model_reloads_total", frozenset({("result", "failure")})) in keys
+    assert value(samples, "recsys_model_reloads_total", result="failure") == 0
+    for operation in ("append", "append_products", "read"):
+        key = ("recsys_event_store_errors_total", frozenset({("operation", operation)}))
+        assert samples[key] == 0, operation
+
+
 def test_without_model_metrics_still_answer():
     with make_client(loader=SwitchableLoader(None)) as client:
         samples = scrape(client)

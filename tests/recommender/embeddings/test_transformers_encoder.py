@@ -129,3 +129,20 @@ def test_missing_model_is_an_encoder_error(tmp_path: Path) -> None:
         get_encoder("transformers", model=str(empty)).fit(["x"])
     with pytest.raises(EncoderError, match="never downloaded"):
         get_encoder("transformers", model="no-such-org/no-such-model").fit(["x"])
+
+
+def test_progress_off_a_terminal_is_one_line_with_the_time(tiny_model: Path, capsys) -> None:
+    enc = get_encoder("transformers", model=str(tiny_model), batch_size=2, progress=True)
+    enc.fit(TEXTS)
+    capsys.readouterr()
+    enc.encode(TEXTS)
+    err = capsys.readouterr().err
+    assert "\r" not in err  # no bar redraws in a log
+    (line,) = err.splitlines()
+    assert line.startswith(f"encoded {len(TEXTS)} texts ({tiny_model}) in ")
+    assert line.endswith(" s")
+    quiet = get_encoder("transformers", model=str(tiny_model), batch_size=2, progress=False)
+    quiet.fit(TEXTS)
+    capsys.readouterr()
+    quiet.encode(TEXTS)
+    assert capsys.readouterr().err == ""
