@@ -133,6 +133,13 @@ def history_entries(
     return rows[first], items[first], w[first]
 
 
+def _new_user(rows: np.ndarray) -> np.ndarray:
+    """``(m,)`` bool: where a sorted ``rows`` array starts a new user."""
+    new = np.ones(rows.size, dtype=bool)
+    new[1:] = rows[1:] != rows[:-1]
+    return new
+
+
 def _history_sums(
     histories: Sequence[np.ndarray],
     matrix: np.ndarray,
@@ -145,7 +152,7 @@ def _history_sums(
     rows, items, w = history_entries(histories, weights)
     if not rows.size:
         return out
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    starts = np.flatnonzero(_new_user(rows))
     terms = matrix[items].astype(np.float64)
     if weights is not None:
         terms *= w[:, None]
@@ -209,12 +216,12 @@ def content_scores(
     rows, items, w = history_entries(histories, weights)
     if not rows.size:
         return out
-    new_user = np.r_[True, rows[1:] != rows[:-1]]
+    new_user = _new_user(rows)
     starts, group = np.flatnonzero(new_user), np.cumsum(new_user) - 1
-    terms = cosine[items].astype(np.float64)
+    terms = cosine[items]
     if weights is not None:
-        terms *= w[:, None]
-    sums = np.add.reduceat(terms, starts, axis=0)  # (users with history, n): p · e_k
+        terms = terms * w[:, None]  # float64
+    sums = np.add.reduceat(terms, starts, axis=0, dtype=np.float64)  # (users, n): p · e_k
     squared = np.add.reduceat(w * sums[group, items], starts)  # |p|²
     has = squared > 0
     sums[has] /= np.sqrt(squared[has])[:, None]
