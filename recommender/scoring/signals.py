@@ -3,7 +3,7 @@
 Every signal is a dense ``(b, n)`` float32 matrix for a batch of ``b`` users and ``n`` items;
 callers mask and rank it. Histories are int arrays of item indices (canonical order). The request
 path scores one user as a batch of one, so each signal is a few numpy calls over precomputed
-arrays (flat history entries, row gathers, one ``np.add.at`` / ``reduceat``): no sparse matrix is
+arrays (flat history entries, row gathers, one ``np.add.at`` / per-user sums): no sparse matrix is
 built and nothing loops over items or users. The two BLAS products (CF, fold-in) see a single
 user as two identical rows, so a user's scores are bit-identical whatever the batch around them.
 """
@@ -140,14 +140,31 @@ def _new_user(rows: np.ndarray) -> np.ndarray:
     return new
 
 
+def _user_sums(terms: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``(u, k)`` float64 sums of the rows of ``terms`` ``(m, k)`` between consecutive ``starts``
+    (each user's entries), added in entry order as ``np.add.reduceat`` would.
+
+    One user: one ``sum``. A batch: one vectorised add per history *position* (the k-th entry of
+    every user that has one), which runs several times faster than ``reduceat`` along axis 0.
+    """
+    if len(starts) == 1:
+        return terms.astype(np.float64).sum(axis=0, keepdims=True)
+    lengths = np.diff(np.append(starts, len(terms)))
+    out = terms[starts].astype(np.float64)
+    for position in range(1, int(lengths.max())):
+        users = np.flatnonzero(lengths > position)
+        out[users] += terms[starts[users] + position]
+    return out
+
+
 def _history_sums(
     histories: Sequence[np.ndarray],
     matrix: np.ndarray,
     weights: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """``(b, k)`` float64: per user, the (``weights``-weighted) sum of ``matrix`` rows over the
-    history's distinct items (a repeated item keeps its largest weight): one gather and one
-    ``np.add.reduceat`` for the whole batch."""
+    history's distinct items (a repeated item keeps its largest weight): one gather and a
+    per-user sum for the whole batch."""
     out = np.zeros((len(histories), matrix.shape[1]), dtype=np.float64)
     rows, items, w = history_entries(histories, weights)
     if not rows.size:
@@ -156,7 +173,7 @@ def _history_sums(
     terms = matrix[items].astype(np.float64)
     if weights is not None:
         terms *= w[:, None]
-    out[rows[starts]] = np.add.reduceat(terms, starts, axis=0)
+    out[rows[starts]] = _user_sums(terms, starts)
     return out
 
 
@@ -221,7 +238,7 @@ def content_scores(
     terms = cosine[items]
     if weights is not None:
         terms = terms * w[:, None]  # float64
-    sums = np.add.reduceat(terms, starts, axis=0, dtype=np.float64)  # (users, n): p · e_k
+    sums = _user_sums(terms, starts)  # (users, n): p · e_k
     squared = np.add.reduceat(w * sums[group, items], starts)  # |p|²
     has = squared > 0
     sums[has] /= np.sqrt(squared[has])[:, None]
