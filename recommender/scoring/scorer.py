@@ -21,6 +21,7 @@ from recommender.scoring.signals import (
     content_scores,
     fold_in,
     fold_in_system,
+    history_entries,
     item_gram,
     item_similarity_scores,
     recency_weights,
@@ -140,6 +141,7 @@ def compute_signals(
     out: dict[str, np.ndarray] = {}
     has_history = segment != V.SEGMENT_UNKNOWN
     recency = None if recency_decay == 1.0 else recency_weights(histories, recency_decay)
+    entries = history_entries(histories, recency) if has_history else None  # shared below
     if V.SIGNAL_CF in wanted and has_history:
         if segment == V.SEGMENT_TRAINABLE:
             if user_rows is None:
@@ -153,15 +155,16 @@ def compute_signals(
                 confidences=recency,
                 gram=model.gram,
                 system=None if recency is not None else model.system,
+                entries=entries,
             )
         out[V.SIGNAL_CF] = cf_scores(vectors, model.item_factors)
     if V.SIGNAL_ITEM_SIMILARITY in wanted and has_history:
         out[V.SIGNAL_ITEM_SIMILARITY] = item_similarity_scores(
-            histories, model.item_similarity, recency
+            histories, model.item_similarity, recency, entries
         )
     if V.SIGNAL_CONTENT in wanted and has_history and model.embeddings is not None:
         out[V.SIGNAL_CONTENT] = content_scores(
-            histories, model.embeddings, recency, model.item_cosine
+            histories, model.embeddings, recency, model.item_cosine, entries
         )
     if V.SIGNAL_POPULARITY in wanted:
         history = model.popularity_history

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 _NO_ITEMS = np.zeros(0, dtype=np.int64)  # concatenate() of an empty batch
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # (rows, items, weights): history_entries
 
 
 def _as_float32(array: np.ndarray) -> np.ndarray:
@@ -47,12 +48,14 @@ def fold_in(
     confidences: Sequence[np.ndarray] | None = None,
     gram: np.ndarray | None = None,
     system: np.ndarray | None = None,
+    entries: Entries | None = None,
 ) -> np.ndarray:
     """Least-squares user vectors for users without a CF row, as ALS computes a user step.
 
     ``u = (VᵀV + V_Iᵀ (C_I − I) V_I + λI)⁻¹ V_Iᵀ c_I`` where ``I`` is the history and ``c_I`` the
     confidences (1 when not given, which reduces to ridge regression on the history's factors).
-    ``system``: the precomputed ``VᵀV + λI`` (:func:`fold_in_system`), else built from ``gram``.
+    ``system``: the precomputed ``VᵀV + λI`` (:func:`fold_in_system`), else built from ``gram``;
+    ``entries``: :func:`history_entries` of ``histories`` when the caller already has them.
     Users with an empty history get a zero vector. Returns ``(b, d)`` float32.
     """
     n_factors = item_factors.shape[1]
@@ -66,7 +69,7 @@ def fold_in(
     if confidences is None:
         # unit confidences: the system matrix is the same for every user, so one solve serves
         # all; one user is solved as two identical columns, as in any batch (see cf_scores)
-        rhs = _history_sums(histories, item_factors)
+        rhs = _history_sums(histories, item_factors, entries=entries)
         if rhs.shape[0] == 1:
             return _as_float32(np.linalg.solve(base, np.repeat(rhs, 2, axis=0).T).T[:1])
         return _as_float32(np.linalg.solve(base, rhs.T).T)
@@ -140,20 +143,28 @@ def _new_user(rows: np.ndarray) -> np.ndarray:
     return new
 
 
-def _user_sums(terms: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """``(u, k)`` float64 sums of the rows of ``terms`` ``(m, k)`` between consecutive ``starts``
-    (each user's entries), added in entry order as ``np.add.reduceat`` would.
+def _user_sums(
+    matrix: np.ndarray, items: np.ndarray, w: np.ndarray | None, starts: np.ndarray
+) -> np.ndarray:
+    """``(u, k)`` float64: per user, ``Σ w_i · matrix[i]`` over their entries (``items[starts[u]:
+    starts[u + 1]]``), added in entry order.
 
-    One user: one ``sum``. A batch: one vectorised add per history *position* (the k-th entry of
-    every user that has one), which runs several times faster than ``reduceat`` along axis 0.
+    One user: one gather and one ``sum``. A batch: one vectorised gather-and-add per history
+    *position* (the j-th entry of every user that has one), several times faster than gathering
+    every row first and ``np.add.reduceat`` along axis 0, with the same order of additions.
     """
+
+    def rows(entries: np.ndarray) -> np.ndarray:
+        gathered = matrix[items[entries]]
+        return gathered if w is None else gathered * w[entries, None]
+
     if len(starts) == 1:
-        return terms.astype(np.float64).sum(axis=0, keepdims=True)
-    lengths = np.diff(np.append(starts, len(terms)))
-    out = terms[starts].astype(np.float64)
+        return rows(np.arange(len(items))).astype(np.float64).sum(axis=0, keepdims=True)
+    lengths = np.diff(np.append(starts, len(items)))
+    out = rows(starts).astype(np.float64)
     for position in range(1, int(lengths.max())):
         users = np.flatnonzero(lengths > position)
-        out[users] += terms[starts[users] + position]
+        out[users] += rows(starts[users] + position)
     return out
 
 
@@ -161,19 +172,17 @@ def _history_sums(
     histories: Sequence[np.ndarray],
     matrix: np.ndarray,
     weights: Sequence[np.ndarray] | None = None,
+    entries: Entries | None = None,
 ) -> np.ndarray:
     """``(b, k)`` float64: per user, the (``weights``-weighted) sum of ``matrix`` rows over the
     history's distinct items (a repeated item keeps its largest weight): one gather and a
     per-user sum for the whole batch."""
     out = np.zeros((len(histories), matrix.shape[1]), dtype=np.float64)
-    rows, items, w = history_entries(histories, weights)
+    rows, items, w = history_entries(histories, weights) if entries is None else entries
     if not rows.size:
         return out
     starts = np.flatnonzero(_new_user(rows))
-    terms = matrix[items].astype(np.float64)
-    if weights is not None:
-        terms *= w[:, None]
-    out[rows[starts]] = _user_sums(terms, starts)
+    out[rows[starts]] = _user_sums(matrix, items, None if weights is None else w, starts)
     return out
 
 
@@ -181,6 +190,7 @@ def item_similarity_scores(
     histories: Sequence[np.ndarray],
     similarity: sp.csr_matrix,
     weights: Sequence[np.ndarray] | None = None,
+    entries: Entries | None = None,
 ) -> np.ndarray:
     """Sum of item-kNN similarities from each history item (times its weight, e.g.
     :func:`recency_weights`): ``(b, n)``; empty history -> zeros.
@@ -191,7 +201,7 @@ def item_similarity_scores(
     """
     b, n = len(histories), similarity.shape[1]
     out = np.zeros(b * n, dtype=np.float32)
-    rows, items, w = history_entries(histories, weights)
+    rows, items, w = history_entries(histories, weights) if entries is None else entries
     if rows.size:
         indptr = similarity.indptr
         starts = indptr[items]
@@ -213,6 +223,7 @@ def content_scores(
     embeddings: np.ndarray,
     weights: Sequence[np.ndarray] | None = None,
     cosine: np.ndarray | None = None,
+    entries: Entries | None = None,
 ) -> np.ndarray:
     """Cosine of every item to the (``weights``-weighted) mean of the history's L2-normalised
     embeddings: ``(b, n)``.
@@ -222,7 +233,7 @@ def content_scores(
     gather of the history's rows (``h × n``) instead of a ``(b, e) @ (e, n)`` product.
     """
     if cosine is None:
-        profiles = _history_sums(histories, embeddings, weights).astype(np.float32)
+        profiles = _history_sums(histories, embeddings, weights, entries).astype(np.float32)
         norms = np.linalg.norm(profiles, axis=1)
         has = norms > 0
         profiles[has] /= norms[has, None]
@@ -230,15 +241,12 @@ def content_scores(
             return _as_float32((np.repeat(profiles, 2, axis=0) @ embeddings.T)[:1])
         return _as_float32(profiles @ embeddings.T)
     out = np.zeros((len(histories), cosine.shape[1]), dtype=np.float32)
-    rows, items, w = history_entries(histories, weights)
+    rows, items, w = history_entries(histories, weights) if entries is None else entries
     if not rows.size:
         return out
     new_user = _new_user(rows)
     starts, group = np.flatnonzero(new_user), np.cumsum(new_user) - 1
-    terms = cosine[items]
-    if weights is not None:
-        terms = terms * w[:, None]  # float64
-    sums = _user_sums(terms, starts)  # (users, n): p · e_k
+    sums = _user_sums(cosine, items, None if weights is None else w, starts)  # p · e_k
     squared = np.add.reduceat(w * sums[group, items], starts)  # |p|²
     has = squared > 0
     sums[has] /= np.sqrt(squared[has])[:, None]
