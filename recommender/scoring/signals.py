@@ -208,8 +208,8 @@ def item_similarity_scores(
         lengths = indptr[items + 1] - starts
         total = int(lengths.sum())
         if total:
-            ends = np.cumsum(lengths)
-            positions = np.arange(total, dtype=np.int64) + np.repeat(starts - ends + lengths, lengths)
+            offsets = starts - np.cumsum(lengths) + lengths  # CSR start − flat start per item
+            positions = np.arange(total, dtype=np.int64) + np.repeat(offsets, lengths)
             values = similarity.data[positions]
             if weights is not None:
                 values = values * np.repeat(w.astype(np.float32), lengths)
