@@ -161,10 +161,14 @@ def _user_sums(
     if len(starts) == 1:
         return rows(np.arange(len(items))).astype(np.float64).sum(axis=0, keepdims=True)
     lengths = np.diff(np.append(starts, len(items)))
-    out = rows(starts).astype(np.float64)
-    for position in range(1, int(lengths.max())):
-        users = np.flatnonzero(lengths > position)
-        out[users] += rows(starts[users] + position)
+    longest_first = np.argsort(-lengths, kind="stable")  # users with a j-th entry: a prefix
+    starts, lengths = starts[longest_first], lengths[longest_first]
+    sums = rows(starts).astype(np.float64)
+    for position in range(1, int(lengths[0])):
+        having = int(np.count_nonzero(lengths > position))
+        sums[:having] += rows(starts[:having] + position)
+    out = np.empty_like(sums)
+    out[longest_first] = sums
     return out
 
 
