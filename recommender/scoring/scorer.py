@@ -20,6 +20,8 @@ from recommender.scoring.signals import (
     cf_scores,
     content_scores,
     fold_in,
+    fold_in_system,
+    history_entries,
     item_gram,
     item_similarity_scores,
     recency_weights,
@@ -34,7 +36,10 @@ class ScoringModel:
     gram ``(d, d)`` = VᵀV for fold-in; item_similarity ``(n, n)`` CSR; embeddings ``(n, e)``
     L2-normalised or None; popularity and quality ``(n,)`` in [0, 1]. ``popularity_history``
     (evaluation only) gives popularity as of each user's request time instead of the static
-    vector, which is the popularity "now" that serving uses.
+    vector, which is the popularity "now" that serving uses. ``system`` ``(d, d)`` is
+    ``VᵀV + λI`` (the unit-confidence fold-in's matrix); ``item_cosine`` ``(n, n)`` the embedding
+    cosine when the caller precomputed it (serving, small catalogues): content scores then gather
+    its rows instead of multiplying a profile with every embedding.
     """
 
     item_factors: np.ndarray
@@ -47,6 +52,8 @@ class ScoringModel:
     quality: np.ndarray
     static_normalised: dict[str, dict[str, np.ndarray]]  # method -> signal -> (n,) normalised
     popularity_history: PopularityHistory | None = None
+    system: np.ndarray | None = None
+    item_cosine: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -63,6 +70,7 @@ class ScoringModel:
         popularity: np.ndarray,
         quality: np.ndarray,
         popularity_history: PopularityHistory | None = None,
+        item_cosine: np.ndarray | None = None,
     ) -> ScoringModel:
         """Check shapes once and make every array float32 and contiguous."""
         n = len(popularity)
@@ -75,6 +83,8 @@ class ScoringModel:
         }
         if embeddings is not None:
             checks["embeddings rows"] = embeddings.shape[0]
+        if item_cosine is not None:
+            checks["item_cosine rows"] = item_cosine.shape[0]
         wrong = {k: v for k, v in checks.items() if v != n}
         if wrong:
             raise ValueError(f"ScoringModel: sizes {wrong} differ from the {n} catalogue items")
@@ -83,11 +93,12 @@ class ScoringModel:
                 f"ScoringModel: user factors {user_factors.shape} and item factors "
                 f"{item_factors.shape} disagree on the factor count"
             )
+        gram = item_gram(item_factors)
         return cls(
             item_factors=item_factors,
             user_factors=user_factors,
             fold_in_regularization=float(fold_in_regularization),
-            gram=item_gram(item_factors),
+            gram=gram,
             item_similarity=sp.csr_matrix(item_similarity, dtype=np.float32),
             embeddings=None
             if embeddings is None
@@ -102,6 +113,8 @@ class ScoringModel:
                 for method in NORMALISATIONS
             },
             popularity_history=popularity_history,
+            system=fold_in_system(gram, float(fold_in_regularization)),
+            item_cosine=item_cosine,
         )
 
 
@@ -128,6 +141,7 @@ def compute_signals(
     out: dict[str, np.ndarray] = {}
     has_history = segment != V.SEGMENT_UNKNOWN
     recency = None if recency_decay == 1.0 else recency_weights(histories, recency_decay)
+    entries = history_entries(histories, recency) if has_history else None  # shared below
     if V.SIGNAL_CF in wanted and has_history:
         if segment == V.SEGMENT_TRAINABLE:
             if user_rows is None:
@@ -140,14 +154,18 @@ def compute_signals(
                 model.fold_in_regularization,
                 confidences=recency,
                 gram=model.gram,
+                system=None if recency is not None else model.system,
+                entries=entries,
             )
         out[V.SIGNAL_CF] = cf_scores(vectors, model.item_factors)
     if V.SIGNAL_ITEM_SIMILARITY in wanted and has_history:
         out[V.SIGNAL_ITEM_SIMILARITY] = item_similarity_scores(
-            histories, model.item_similarity, recency
+            histories, model.item_similarity, recency, entries
         )
     if V.SIGNAL_CONTENT in wanted and has_history and model.embeddings is not None:
-        out[V.SIGNAL_CONTENT] = content_scores(histories, model.embeddings, recency)
+        out[V.SIGNAL_CONTENT] = content_scores(
+            histories, model.embeddings, recency, model.item_cosine, entries
+        )
     if V.SIGNAL_POPULARITY in wanted:
         history = model.popularity_history
         if request_times is not None and history is not None:

@@ -1,8 +1,11 @@
 """Per-user signal vectors over the whole catalogue.
 
-The catalogue is small (1–3K products), so every signal is a dense ``(b, n)`` float32 matrix for a
-batch of ``b`` users and ``n`` items; callers mask and rank it. Histories are int arrays of item
-indices (canonical order).
+Every signal is a dense ``(b, n)`` float32 matrix for a batch of ``b`` users and ``n`` items;
+callers mask and rank it. Histories are int arrays of item indices (canonical order). The request
+path scores one user as a batch of one, so each signal is a few numpy calls over precomputed
+arrays (flat history entries, row gathers, one ``np.add.at`` / per-user sums): no sparse matrix is
+built and nothing loops over items or users. The two BLAS products (CF, fold-in) see a single
+user as two identical rows, so a user's scores are bit-identical whatever the batch around them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 _NO_ITEMS = np.zeros(0, dtype=np.int64)  # concatenate() of an empty batch
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # (rows, items, weights): history_entries
 
 
 def _as_float32(array: np.ndarray) -> np.ndarray:
@@ -20,8 +24,15 @@ def _as_float32(array: np.ndarray) -> np.ndarray:
 
 
 def cf_scores(user_vectors: np.ndarray, item_factors: np.ndarray) -> np.ndarray:
-    """Dot products of user vectors ``(b, d)`` with item factors ``(n, d)`` -> ``(b, n)``."""
-    return _as_float32(np.asarray(user_vectors, dtype=np.float32) @ item_factors.T)
+    """Dot products of user vectors ``(b, d)`` with item factors ``(n, d)`` -> ``(b, n)``.
+
+    BLAS multiplies a single row with gemv and several with gemm, whose roundings differ in the
+    last bits: one user is multiplied as two identical rows, as in any batch.
+    """
+    vectors = np.asarray(user_vectors, dtype=np.float32)
+    if vectors.shape[0] == 1:
+        return _as_float32((np.repeat(vectors, 2, axis=0) @ item_factors.T)[:1])
+    return _as_float32(vectors @ item_factors.T)
 
 
 def item_gram(item_factors: np.ndarray) -> np.ndarray:
@@ -36,19 +47,31 @@ def fold_in(
     regularization: float,
     confidences: Sequence[np.ndarray] | None = None,
     gram: np.ndarray | None = None,
+    system: np.ndarray | None = None,
+    entries: Entries | None = None,
 ) -> np.ndarray:
     """Least-squares user vectors for users without a CF row, as ALS computes a user step.
 
     ``u = (VᵀV + V_Iᵀ (C_I − I) V_I + λI)⁻¹ V_Iᵀ c_I`` where ``I`` is the history and ``c_I`` the
     confidences (1 when not given, which reduces to ridge regression on the history's factors).
+    ``system``: the precomputed ``VᵀV + λI`` (:func:`fold_in_system`), else built from ``gram``;
+    ``entries``: :func:`history_entries` of ``histories`` when the caller already has them.
     Users with an empty history get a zero vector. Returns ``(b, d)`` float32.
     """
     n_factors = item_factors.shape[1]
-    base = item_gram(item_factors) if gram is None else np.asarray(gram, dtype=np.float64)
-    base = base + regularization * np.eye(n_factors)
+    if system is not None:
+        base = np.asarray(system, dtype=np.float64)
+    else:
+        base = fold_in_system(
+            item_gram(item_factors) if gram is None else np.asarray(gram, dtype=np.float64),
+            regularization,
+        )
     if confidences is None:
-        # unit confidences: the system matrix is the same for every user, so one solve serves all
-        rhs = _history_sums(histories, item_factors)
+        # unit confidences: the system matrix is the same for every user, so one solve serves
+        # all; one user is solved as two identical columns, as in any batch (see cf_scores)
+        rhs = _history_sums(histories, item_factors, entries=entries)
+        if rhs.shape[0] == 1:
+            return _as_float32(np.linalg.solve(base, np.repeat(rhs, 2, axis=0).T).T[:1])
         return _as_float32(np.linalg.solve(base, rhs.T).T)
     out = np.zeros((len(histories), n_factors), dtype=np.float32)
     for row, items in enumerate(histories):
@@ -66,6 +89,11 @@ def fold_in(
     return out
 
 
+def fold_in_system(gram: np.ndarray, regularization: float) -> np.ndarray:
+    """``VᵀV + λI`` ``(d, d)`` float64: the fold-in's system matrix, computed once per model."""
+    return np.asarray(gram, dtype=np.float64) + regularization * np.eye(gram.shape[0])
+
+
 def recency_weights(histories: Sequence[np.ndarray], decay: float) -> list[np.ndarray]:
     """Per history item ``decay ** age``, age 0 for the newest (last) item: ``[d², d, 1]`` for 3.
 
@@ -78,89 +106,154 @@ def recency_weights(histories: Sequence[np.ndarray], decay: float) -> list[np.nd
     return [decay ** np.arange(len(h) - 1, -1, -1, dtype=np.float64) for h in histories]
 
 
+def history_entries(
+    histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's histories as flat ``(rows, items, weights)``: each (user, item) once, keeping
+    an item's largest weight, sorted by user then item (the order a sparse history matrix stores).
+
+    A handful of numpy calls whatever the batch size; every signal below starts from it.
+    """
+    lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
+    rows = np.repeat(np.arange(len(histories), dtype=np.int64), lengths)
+    items = (
+        np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+        if rows.size
+        else _NO_ITEMS
+    )
+    if weights is None:
+        w = np.ones(rows.size, dtype=np.float64)
+    else:
+        w = (
+            np.concatenate([np.asarray(x, dtype=np.float64) for x in weights])
+            if rows.size
+            else np.zeros(0, dtype=np.float64)
+        )
+    order = np.lexsort((-w, items, rows))  # per (row, item) the largest weight first
+    rows, items, w = rows[order], items[order], w[order]
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])
+    return rows[first], items[first], w[first]
+
+
+def _new_user(rows: np.ndarray) -> np.ndarray:
+    """``(m,)`` bool: where a sorted ``rows`` array starts a new user."""
+    new = np.ones(rows.size, dtype=bool)
+    new[1:] = rows[1:] != rows[:-1]
+    return new
+
+
+def _user_sums(
+    matrix: np.ndarray, items: np.ndarray, w: np.ndarray | None, starts: np.ndarray
+) -> np.ndarray:
+    """``(u, k)`` float64: per user, ``Σ w_i · matrix[i]`` over their entries (``items[starts[u]:
+    starts[u + 1]]``), added in entry order.
+
+    One user: one gather and one ``sum``. A batch: one vectorised gather-and-add per history
+    *position* (the j-th entry of every user that has one), several times faster than gathering
+    every row first and ``np.add.reduceat`` along axis 0, with the same order of additions.
+    """
+
+    def rows(entries: np.ndarray) -> np.ndarray:
+        gathered = matrix[items[entries]]
+        return gathered if w is None else gathered * w[entries, None]
+
+    if len(starts) == 1:
+        return rows(np.arange(len(items))).astype(np.float64).sum(axis=0, keepdims=True)
+    lengths = np.diff(np.append(starts, len(items)))
+    longest_first = np.argsort(-lengths, kind="stable")  # users with a j-th entry: a prefix
+    starts, lengths = starts[longest_first], lengths[longest_first]
+    sums = rows(starts).astype(np.float64)
+    for position in range(1, int(lengths[0])):
+        having = int(np.count_nonzero(lengths > position))
+        sums[:having] += rows(starts[:having] + position)
+    out = np.empty_like(sums)
+    out[longest_first] = sums
+    return out
+
+
 def _history_sums(
     histories: Sequence[np.ndarray],
     matrix: np.ndarray,
     weights: Sequence[np.ndarray] | None = None,
+    entries: Entries | None = None,
 ) -> np.ndarray:
     """``(b, k)`` float64: per user, the (``weights``-weighted) sum of ``matrix`` rows over the
-    history's distinct items (a repeated item keeps its largest weight), as
-    ``_history_matrix(...) @ matrix`` computes it.
-
-    A plain loop on purpose: a request scores one user, and building a scipy sparse matrix costs
-    more than the arithmetic; each user's sum is also independent of the batch around it.
-    """
+    history's distinct items (a repeated item keeps its largest weight): one gather and a
+    per-user sum for the whole batch."""
     out = np.zeros((len(histories), matrix.shape[1]), dtype=np.float64)
-    for row, history in enumerate(histories):
-        if len(history) == 0:
-            continue
-        items = np.asarray(history, dtype=np.int64)
-        w = np.ones(len(items)) if weights is None else np.asarray(weights[row], dtype=np.float64)
-        if len(items) > 1 and len(np.unique(items)) < len(items):
-            order = np.lexsort((-w, items))  # per item its largest weight first
-            items, w = items[order], w[order]
-            first = np.ones(len(items), dtype=bool)
-            first[1:] = items[1:] != items[:-1]
-            items, w = items[first], w[first]
-        out[row] = w @ matrix[items].astype(np.float64)
+    rows, items, w = history_entries(histories, weights) if entries is None else entries
+    if not rows.size:
+        return out
+    starts = np.flatnonzero(_new_user(rows))
+    out[rows[starts]] = _user_sums(matrix, items, None if weights is None else w, starts)
     return out
-
-
-def _history_matrix(
-    histories: Sequence[np.ndarray],
-    n_items: int,
-    weights: Sequence[np.ndarray] | None = None,
-) -> sp.csr_matrix:
-    """``(b, n)`` history indicator (1 per item) or, with ``weights``, each item's weight (an item
-    repeated in a history keeps its largest weight)."""
-    if weights is not None:
-        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-        cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [_NO_ITEMS])
-        data = np.concatenate(
-            [np.asarray(w, dtype=np.float64) for w in weights] or [_NO_ITEMS.astype(np.float64)]
-        )
-        order = np.lexsort((-data, cols, rows))  # per (row, col) the largest weight first
-        rows, cols, data = rows[order], cols[order].astype(np.int64), data[order]
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-        return sp.csr_matrix(
-            (data[first].astype(np.float32), (rows[first], cols[first])),
-            shape=(len(histories), n_items),
-        )
-    lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
-    indptr = np.concatenate(([0], np.cumsum(lengths)))
-    indices = (
-        np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
-        if indptr[-1]
-        else np.zeros(0, dtype=np.int64)
-    )
-    data = np.ones(len(indices), dtype=np.float32)
-    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(histories), n_items))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
 
 
 def item_similarity_scores(
     histories: Sequence[np.ndarray],
     similarity: sp.csr_matrix,
     weights: Sequence[np.ndarray] | None = None,
+    entries: Entries | None = None,
 ) -> np.ndarray:
     """Sum of item-kNN similarities from each history item (times its weight, e.g.
-    :func:`recency_weights`): ``(b, n)``; empty history -> zeros."""
-    h = _history_matrix(histories, similarity.shape[0], weights)
-    return _as_float32((h @ similarity).toarray())
+    :func:`recency_weights`): ``(b, n)``; empty history -> zeros.
+
+    The rows of the history items are gathered straight from the CSR arrays and added with one
+    ``np.add.at`` in (user, item) order: the float32 products and sums a sparse
+    ``history @ similarity`` computes, without building a matrix per request.
+    """
+    b, n = len(histories), similarity.shape[1]
+    out = np.zeros(b * n, dtype=np.float32)
+    rows, items, w = history_entries(histories, weights) if entries is None else entries
+    if rows.size:
+        indptr = similarity.indptr
+        starts = indptr[items]
+        lengths = indptr[items + 1] - starts
+        total = int(lengths.sum())
+        if total:
+            offsets = starts - np.cumsum(lengths) + lengths  # CSR start − flat start per item
+            positions = np.arange(total, dtype=np.int64) + np.repeat(offsets, lengths)
+            values = similarity.data[positions]
+            if weights is not None:
+                values = values * np.repeat(w.astype(np.float32), lengths)
+            targets = np.repeat(rows * n, lengths) + similarity.indices[positions]
+            np.add.at(out, targets, values)
+    return out.reshape(b, n)
 
 
 def content_scores(
     histories: Sequence[np.ndarray],
     embeddings: np.ndarray,
     weights: Sequence[np.ndarray] | None = None,
+    cosine: np.ndarray | None = None,
+    entries: Entries | None = None,
 ) -> np.ndarray:
     """Cosine of every item to the (``weights``-weighted) mean of the history's L2-normalised
-    embeddings: ``(b, n)``."""
-    profiles = _history_sums(histories, embeddings, weights).astype(np.float32)
-    norms = np.linalg.norm(profiles, axis=1)
-    has = norms > 0
-    profiles[has] /= norms[has, None]
-    return _as_float32(profiles @ embeddings.T)
+    embeddings: ``(b, n)``.
+
+    With the precomputed item×item ``cosine`` ``(n, n)`` the profile is never formed:
+    ``cos(p, e_k) = Σ w_i cos(e_i, e_k) / |p|`` and ``|p|² = Σ_i w_i Σ_j w_j cos(e_i, e_j)``, a
+    gather of the history's rows (``h × n``) instead of a ``(b, e) @ (e, n)`` product.
+    """
+    if cosine is None:
+        profiles = _history_sums(histories, embeddings, weights, entries).astype(np.float32)
+        norms = np.linalg.norm(profiles, axis=1)
+        has = norms > 0
+        profiles[has] /= norms[has, None]
+        if profiles.shape[0] == 1:  # as two rows, like cf_scores
+            return _as_float32((np.repeat(profiles, 2, axis=0) @ embeddings.T)[:1])
+        return _as_float32(profiles @ embeddings.T)
+    out = np.zeros((len(histories), cosine.shape[1]), dtype=np.float32)
+    rows, items, w = history_entries(histories, weights) if entries is None else entries
+    if not rows.size:
+        return out
+    new_user = _new_user(rows)
+    starts, group = np.flatnonzero(new_user), np.cumsum(new_user) - 1
+    sums = _user_sums(cosine, items, None if weights is None else w, starts)  # p · e_k
+    squared = np.add.reduceat(w * sums[group, items], starts)  # |p|²
+    has = squared > 0
+    sums[has] /= np.sqrt(squared[has])[:, None]
+    sums[~has] = 0.0
+    out[rows[starts]] = sums
+    return out

@@ -99,6 +99,14 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0).astype(np.float32)
 
 
+def _cosine(embeddings: np.ndarray) -> np.ndarray:
+    """``(n, n)`` float32 cosine of L2-normalised embeddings, summed in float64: products with
+    equal embeddings get exactly equal cosines (a float32 product may differ in the last bit
+    between tiles), which keeps ties tied for rank normalisation and MMR."""
+    unit = embeddings.astype(np.float64)
+    return np.ascontiguousarray(unit @ unit.T, dtype=np.float32)
+
+
 def _read_embeddings(path: Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """The .pt without torch when possible (see :mod:`.embedding_file`), else the torch loader."""
     quick = read_embeddings(path)
@@ -290,6 +298,11 @@ def build_bundle(
         ),
         np.array([r[V.NUM_RATINGS] or 0 for r in catalogue.records], dtype=np.float64),
     )
+    cosine = (
+        None
+        if embeddings is None or n > MAX_PRECOMPUTED_COSINE
+        else _read_only(_cosine(embeddings))
+    )
     model = ScoringModel.build(
         item_factors=item_factors,
         user_factors=user_factors,
@@ -306,6 +319,7 @@ def build_bundle(
         embeddings=embeddings,
         popularity=popularity,
         quality=quality,
+        item_cosine=cosine,
     )
     unknown = score_users(
         model,
@@ -347,9 +361,7 @@ def build_bundle(
         popular_order=_read_only(np.lexsort((np.arange(n), -popularity))),
         unknown_scores=_read_only(unknown_scores),
         unknown_order=_read_only(np.lexsort((np.arange(n), -unknown_scores))),
-        item_cosine=None
-        if embeddings is None or n > MAX_PRECOMPUTED_COSINE
-        else _read_only(np.ascontiguousarray(embeddings @ embeddings.T)),
+        item_cosine=model.item_cosine,
         marker=marker,
     )
     return bundle

@@ -30,6 +30,7 @@ from recommender.scoring.hybrid import normalise
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.filters import eligibility_mask
+from recommender.serving.histories import UserHistories
 from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState, LiveUser
 from recommender.serving.options import OptionArgs, RecommendOptions
@@ -78,6 +79,18 @@ class Recommendation:
             "fallback_method": self.fallback_method,
             "recommendations": self.items,
         }
+
+
+def _seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(batch positions, item indices) of every seen item of ``rows`` (-1 = unknown user): the
+    CSR slices of the whole batch gathered at once."""
+    known = np.flatnonzero(rows >= 0)
+    starts = hist.indptr[rows[known]]
+    lengths = hist.indptr[rows[known] + 1] - starts
+    total = int(lengths.sum())
+    ends = np.cumsum(lengths)
+    entries = np.arange(total, dtype=np.int64) + np.repeat(starts - ends + lengths, lengths)
+    return np.repeat(known, lengths), hist.indices[entries]
 
 
 class _LiveRecords(Sequence[dict[str, Any]]):
@@ -370,7 +383,7 @@ class Engine:
         if mask is not None:
             keys[:, ~mask] = np.inf
         if exclude_seen:
-            positions, items = self.bundle.histories.seen_coordinates(rows.tolist())
+            positions, items = _seen_coordinates(self.bundle.histories, rows)
             keys[positions, items] = np.inf
             for position, entry in enumerate(lives or ()):
                 if entry is not None and entry.seen.size:

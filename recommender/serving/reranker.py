@@ -86,16 +86,16 @@ def mmr_order(
         order = np.tile(np.arange(k), (b, 1))
         order[~valid[:, :k]] = -1
         return order
+    lam = np.float32(diversity)
+    if b == 1:  # the same float32 arithmetic on 1-D views, with a third of the numpy calls
+        return _mmr_one(relevance[0], valid[0], sims[0], k, lam)[None, :]
     lo = np.where(valid, relevance, np.inf).min(axis=1, keepdims=True)
     hi = np.where(valid, relevance, -np.inf).max(axis=1, keepdims=True)
     span = np.where(hi > lo, hi - lo, 1.0)
-    lam = np.float32(diversity)
     # (1 − λ)·rel, with -inf for taken and missing candidates
     gain = np.where(valid, (1 - lam) * (relevance - lo) / span, -np.inf).astype(np.float32)
     penalty = np.zeros((b, c), dtype=np.float32)  # λ · max similarity to the selected items
     sims = lam * sims
-    if b == 1:  # the same float32 arithmetic on 1-D views: a quarter of the numpy calls
-        return _mmr_one(gain[0], penalty[0], sims[0], k)[None, :]
     rows = np.arange(b)
     order = np.full((b, k), -1, dtype=np.int64)
     for step in range(k):
@@ -107,15 +107,27 @@ def mmr_order(
     return order
 
 
-def _mmr_one(gain: np.ndarray, penalty: np.ndarray, sims: np.ndarray, k: int) -> np.ndarray:
+def _mmr_one(
+    relevance: np.ndarray, valid: np.ndarray, sims: np.ndarray, k: int, lam: np.float32
+) -> np.ndarray:
+    """:func:`mmr_order` of one row: candidates are best first, so the valid ones are a prefix
+    and its first and last entries are the highest and lowest relevance."""
+    count = int(valid.sum())
     order = np.full(k, -1, dtype=np.int64)
-    for step in range(k):
-        pick = int(np.argmax(gain - penalty))
-        if gain[pick] == -np.inf:
-            break
+    if not count:
+        return order
+    rel = relevance[:count]
+    lo, hi = rel[count - 1], rel[0]
+    span = hi - lo if hi > lo else np.float32(1.0)
+    gain = ((1 - lam) * (rel - lo) / span).astype(np.float32)
+    penalty = np.zeros(count, dtype=np.float32)
+    scratch = np.empty(count, dtype=np.float32)
+    scaled = lam * sims[:count, :count]
+    for step in range(min(k, count)):
+        pick = int(np.subtract(gain, penalty, out=scratch).argmax())
         order[step] = pick
         gain[pick] = -np.inf
-        np.maximum(penalty, sims[pick], out=penalty)
+        np.maximum(penalty, scaled[pick], out=penalty)
     return order
 
 

@@ -197,15 +197,11 @@ class UserScorer:
         cf_rows: np.ndarray | None,
         model: ScoringModel | None = None,
     ) -> np.ndarray:
-        """``score_users`` rounded; a group of one is scored as two identical rows.
+        """``score_users`` rounded to ``V.SCORE_DECIMALS`` decimals.
 
-        BLAS multiplies a single row with gemv and several with gemm, whose roundings differ in the
-        last bits; padding keeps a user's scores bit-identical whatever the batch around it.
+        A group of one is scored alone: the signals that multiply with BLAS (CF, fold-in) pad a
+        single row themselves, so a user's scores are bit-identical whatever the batch around it.
         """
-        single = len(histories) == 1
-        if single:
-            histories = [histories[0], histories[0]]
-            cf_rows = None if cf_rows is None else np.repeat(cf_rows, 2)
         raw = score_users(
             self.bundle.model if model is None else model,
             segment,
@@ -215,8 +211,6 @@ class UserScorer:
             cf_rows,
             recency_decay=self.bundle.hybrid.recency_decay,
         )
-        if single:
-            raw = raw[:1]
         return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
     def route(

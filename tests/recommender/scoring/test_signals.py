@@ -133,18 +133,31 @@ def test_weighted_history_keeps_the_largest_weight_of_a_repeated_item():
     )
 
 
-def test_history_sums_match_the_sparse_history_matrix():
-    """The per-user loop (request path) and the sparse matrix (batches) apply one rule: distinct
-    items, a repeated item keeping its largest weight."""
-    from recommender.scoring.signals import _history_matrix, _history_sums
+def test_history_sums_and_item_similarity_match_a_sparse_history_matrix():
+    """The flat gathers of the request path apply the sparse history matrix's rule (distinct
+    items, a repeated item keeping its largest weight) and, for item-kNN, its exact float32
+    arithmetic: bit-identical to ``history_matrix @ similarity``."""
+    from recommender.scoring.signals import _history_sums
 
     rng = np.random.default_rng(3)
     matrix = rng.normal(size=(6, 4))
+    dense = rng.random((6, 6)).astype(np.float32)
+    dense[dense < 0.4] = 0
+    sim = sp.csr_matrix(dense)
     histories = [np.array([1, 3, 1]), np.array([], dtype=int), np.array([5, 0])]
     weights = [np.array([0.25, 0.5, 1.0]), np.array([]), np.array([0.5, 1.0])]
     for w in (None, weights):
-        expected = _history_matrix(histories, 6, w).toarray() @ matrix
-        np.testing.assert_allclose(_history_sums(histories, matrix, w), expected, rtol=1e-6)
+        indicator = np.zeros((3, 6), dtype=np.float32)
+        for row, items in enumerate(histories):
+            for k, item in enumerate(items):
+                value = 1.0 if w is None else w[row][k]
+                indicator[row, item] = max(indicator[row, item], value)
+        expected = indicator.astype(np.float64) @ matrix
+        np.testing.assert_allclose(_history_sums(histories, matrix, w), expected, rtol=1e-12)
+        np.testing.assert_array_equal(
+            item_similarity_scores(histories, sim, w),
+            (sp.csr_matrix(indicator) @ sim).toarray(),
+        )
     # item 1 appears with weights 0.25 and 1.0: only the larger counts, once
     np.testing.assert_allclose(
         _history_sums(histories[:1], matrix, weights[:1])[0], matrix[1] + 0.5 * matrix[3]
