@@ -80,6 +80,7 @@ class LiveState:
         self.clock = clock
         self.cutoff = data_cutoff(bundle)
         self.cursor = 0  # the last sequence number applied
+        self._synced_hint = 0  # the store's hint as of the last catch-up that sync started
         self._lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
         self._users: dict[str, _UserLog] = {}
@@ -182,10 +183,18 @@ class LiveState:
                     return total
 
     def sync(self, store: EventStore) -> bool:
-        """Catch up when the store's latest sequence is ahead (a cheap query); True if it was."""
-        if store.latest_seq() <= self.cursor:
+        """Catch up when the store may be ahead; True if it read the store.
+
+        Per request, so it asks :meth:`EventStore.latest_seq_hint` (SQLite: a shared counter,
+        no query). The hint is read *before* catching up: whatever was acknowledged before this
+        call is at most the hint and is read; a hint above every record left (compaction of
+        the newest rows) is remembered, so it does not trigger a read on every request.
+        """
+        hint = store.latest_seq_hint()
+        if hint <= self.cursor or hint <= self._synced_hint:
             return False
         self.catch_up(store)
+        self._synced_hint = hint
         return True
 
     def apply(self, records: Iterable[StoredRecord]) -> None:
