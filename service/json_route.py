@@ -20,8 +20,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 

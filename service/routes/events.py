@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, Request
 
 from recommender.errors import InvalidEventError
 from recommender.events import validate_events
-from service.json_route import RequestRoute
 from service.deps import get_metrics, get_settings, get_state, get_store, require_ingest
+from service.json_route import RequestRoute
 from service.responses import OrjsonResponse
 from service.schemas import INGEST_RESPONSES, NOT_READY, EventIn, EventsResponse
 
