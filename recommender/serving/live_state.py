@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -51,12 +52,19 @@ class LiveUser:
     version: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _UserLog:
     seen: list[int] = field(default_factory=list)
     liked: list[int] = field(default_factory=list)
     version: int = 0
     snapshot: LiveUser | None = None
+
+
+# bytes per live user beyond their items: the _UserLog (slots), its two lists, the dict slot;
+# the id string is counted by its own size. Checked against tracemalloc by
+# scripts/benchmark_live_memory.py.
+_USER_BYTES = sys.getsizeof(_UserLog()) + 2 * sys.getsizeof([]) + 3 * 8
+_ITEM_BYTES = 8  # a list slot; item indices are the catalogue index's own int objects
 
 
 def data_cutoff(bundle: ModelBundle) -> float:
@@ -104,6 +112,11 @@ class LiveState:
         self.catalogue_version = 0
         self.new_products: set[str] = set()
         self.events_applied = 0
+        self._max_user_items = settings.max_items_per_user
+        self._max_items = settings.max_live_items
+        self.items_held = 0  # seen + liked entries over every live user
+        self.users_evicted = 0
+        self._user_bytes = 0  # live users' ids and bookkeeping (see _USER_BYTES)
 
     # ------------------------------------------------------------------ reading
     def user(self, user_id: str) -> LiveUser | None:
@@ -162,6 +175,9 @@ class LiveState:
             "applied_seq": self.cursor,
             "events_applied": self.events_applied,
             "users": len(self._users),
+            "items_held": self.items_held,
+            "users_evicted": self.users_evicted,
+            "memory_bytes": self.memory_bytes(),
             "unavailable_products": int((~self.available).sum()),
             "data_cutoff": self.cutoff,
         }
@@ -216,9 +232,16 @@ class LiveState:
         item = self.bundle.catalogue.index.get(event.product_id)
         if item is None:
             return  # a product the model cannot score yet (see module doc)
-        entry = self._users.setdefault(event.user_id, _UserLog())
+        entry = self._users.pop(event.user_id, None)  # re-inserted last: most recently active
+        if entry is None:
+            entry = _UserLog()
+            self._user_bytes += _USER_BYTES + sys.getsizeof(event.user_id)
+        self._users[event.user_id] = entry
+        held = len(entry.seen) + len(entry.liked)
         if event.type in self._seen_types:
             entry.seen.append(item)
+            if len(entry.seen) > self._max_user_items:  # the user's oldest seen item goes
+                del entry.seen[0]
         positive = event.type in (V.EVENT_VIEW, V.EVENT_CART, V.EVENT_PURCHASE) or (
             event.type == V.EVENT_RATING
             and event.rating is not None
@@ -226,12 +249,41 @@ class LiveState:
         )
         if positive and item not in entry.liked:
             entry.liked.append(item)
+            if len(entry.liked) > self._max_user_items:
+                del entry.liked[0]
+        self.items_held += len(entry.seen) + len(entry.liked) - held
+        if self.items_held > self._max_items:
+            self._evict(keep=event.user_id)
         entry.version += 1
         entry.snapshot = None
         self.events_applied += 1
         weight = float(self._weights.get(event.type, 0.0))
         if weight > 0:
             self._add_popularity(item, weight, event.timestamp)
+
+    def _evict(self, keep: str) -> None:
+        """Drop the least recently active users' live history until the items held are at
+        most 90% of ``events.max_live_items`` (amortised: one pass per 10% of the cap).
+
+        Their events stay in the store (and in popularity); what they lose here is read-your-
+        writes for those old events: an evicted user's live seen/liked items no longer shape
+        their answers, until their next event starts a new live history.
+        """
+        target = int(self._max_items * 0.9)
+        while self.items_held > target and len(self._users) > 1:
+            user = next(iter(self._users))
+            if user == keep:
+                break
+            entry = self._users.pop(user)
+            self.items_held -= len(entry.seen) + len(entry.liked)
+            self._user_bytes -= _USER_BYTES + sys.getsizeof(user)
+            self.users_evicted += 1
+
+    def memory_bytes(self) -> int:
+        """Bytes this live state holds: its arrays plus an estimate of the per-user lists."""
+        arrays = (self._base, self._acc, self.available, self.price, self._pop)
+        numpy_bytes = sum(a.nbytes for a in arrays if a is not None)
+        return int(numpy_bytes + self._user_bytes + self.items_held * _ITEM_BYTES)
 
     def _add_popularity(self, item: int, weight: float, timestamp: float) -> None:
         if self._half_life is None:
