@@ -24,6 +24,7 @@ import math
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,10 +61,10 @@ class _UserLog:
     snapshot: LiveUser | None = None
 
 
-# bytes per live user beyond their items: the _UserLog (slots), its two lists, the dict slot;
-# the id string is counted by its own size. Checked against tracemalloc by
-# scripts/benchmark_live_memory.py.
-_USER_BYTES = sys.getsizeof(_UserLog()) + 2 * sys.getsizeof([]) + 3 * 8
+# bytes per live user beyond their items: the _UserLog (slots), its two lists, the ordered
+# dict's slot and link node (~90 bytes, measured); the id string is counted by its own size.
+# Checked against tracemalloc by scripts/benchmark_live_memory.py.
+_USER_BYTES = sys.getsizeof(_UserLog()) + 2 * sys.getsizeof([]) + 90
 _ITEM_BYTES = 8  # a list slot; item indices are the catalogue index's own int objects
 
 
@@ -91,7 +92,7 @@ class LiveState:
         self._synced_hint = 0  # the store's hint as of the last catch-up that sync started
         self._lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
-        self._users: dict[str, _UserLog] = {}
+        self._users: OrderedDict[str, _UserLog] = OrderedDict()  # least recently active first
         self._seen_types = set(settings.seen_types) | {V.EVENT_PURCHASE}
         self._weights: Mapping[str, float] = settings.popularity_weights.model_dump()
         n = bundle.n_items
@@ -232,11 +233,12 @@ class LiveState:
         item = self.bundle.catalogue.index.get(event.product_id)
         if item is None:
             return  # a product the model cannot score yet (see module doc)
-        entry = self._users.pop(event.user_id, None)  # re-inserted last: most recently active
+        entry = self._users.get(event.user_id)
         if entry is None:
-            entry = _UserLog()
+            entry = self._users[event.user_id] = _UserLog()
             self._user_bytes += _USER_BYTES + sys.getsizeof(event.user_id)
-        self._users[event.user_id] = entry
+        else:
+            self._users.move_to_end(event.user_id)  # last = most recently active
         held = len(entry.seen) + len(entry.liked)
         if event.type in self._seen_types:
             entry.seen.append(item)
@@ -271,10 +273,10 @@ class LiveState:
         """
         target = int(self._max_items * 0.9)
         while self.items_held > target and len(self._users) > 1:
-            user = next(iter(self._users))
-            if user == keep:
+            user, entry = self._users.popitem(last=False)
+            if user == keep:  # only reached when ``keep`` alone holds more than the target
+                self._users[user] = entry
                 break
-            entry = self._users.pop(user)
             self.items_held -= len(entry.seen) + len(entry.liked)
             self._user_bytes -= _USER_BYTES + sys.getsizeof(user)
             self.users_evicted += 1
