@@ -199,8 +199,11 @@ def test_stats_report_what_this_worker_applied_from_the_store(events_client):
         "users": 2,
         "unavailable_products": 0,
         "data_cutoff": before["data_cutoff"],
+        "items_held": 3,  # shopper: 1 liked (a view is not "seen"); other: 1 seen + 1 liked
+        "users_evicted": 0,
+        "memory_bytes": after["memory_bytes"],
     }
-    assert after["data_cutoff"] > 0
+    assert after["data_cutoff"] > 0 and after["memory_bytes"] > before["memory_bytes"] > 0
 
 
 def test_live_state_memory_is_reported_in_stats_and_metrics(monkeypatch, tmp_path):
