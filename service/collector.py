@@ -12,7 +12,9 @@ embedding_version}``, ``recsys_model_loaded_timestamp_seconds``, and per ``cache
 ``recsys_cache_max_size``, ``recsys_cache_bytes``, ``recsys_cache_max_bytes``;
 the warm-up: ``recsys_cache_warmup_state{state}`` (1 for the current
 state), ``recsys_cache_warmup_duration_seconds``, ``recsys_cache_warmup_items``,
-``recsys_cache_warmup_users``.
+``recsys_cache_warmup_users``; with an event store, this worker's live state:
+``recsys_live_state_bytes``, ``recsys_live_state_items``, ``recsys_live_state_users``,
+``recsys_live_state_users_evicted_total``.
 """
 
 from __future__ import annotations
@@ -93,6 +95,32 @@ class ServingCollector(Collector):
                     gauge.add_metric([name], cache[field])
             yield gauge
         yield from self._warmup(stats["warmup"])
+        if (live := state.engine.live) is not None:
+            yield from self._live(live.stats())
+
+    @staticmethod
+    def _live(stats: dict) -> Iterator:
+        """This worker's live state (``events.max_items_per_user`` / ``max_live_items``)."""
+        yield GaugeMetricFamily(
+            "recsys_live_state_bytes",
+            "Bytes held by this worker's live event state (arrays + per-user lists, estimated).",
+            value=stats["memory_bytes"],
+        )
+        yield GaugeMetricFamily(
+            "recsys_live_state_items",
+            "Seen + liked items held in this worker's live state (cap: events.max_live_items).",
+            value=stats["items_held"],
+        )
+        yield GaugeMetricFamily(
+            "recsys_live_state_users",
+            "Users with live events in this worker.",
+            value=stats["users"],
+        )
+        yield CounterMetricFamily(
+            "recsys_live_state_users_evicted",
+            "Users whose live history was dropped for the live-state cap (since the model loaded).",
+            value=stats["users_evicted"],
+        )
 
     @staticmethod
     def _warmup(warmup: dict) -> Iterator:

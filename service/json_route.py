@@ -1,5 +1,5 @@
 """A leaner request path for the hot JSON endpoints (``/recommend``, ``/batch_recommend``,
-``/similar_items``).
+``/similar_items``; ``/events`` through :class:`RequestRoute`).
 
 FastAPI's generic handler decodes the body with the stdlib ``json``, re-parses the Content-Type
 with ``email.message`` and resolves the dependency graph on every request; for an endpoint of
@@ -15,10 +15,12 @@ handler.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -80,5 +82,59 @@ class JsonBodyRoute(APIRoute):
                     error["loc"] = ("body", *error["loc"])
                 raise RequestValidationError(errors) from None
             return await endpoint(**{body_name: body, request_name: request})
+
+        return handler
+
+
+def _request_only(dependant: Dependant) -> bool:
+    """Whether ``dependant`` takes nothing but the ``Request`` (and has no sub-dependencies)."""
+    return (
+        dependant.request_param_name is not None
+        and not dependant.dependencies
+        and not dependant.body_params
+        and not (dependant.path_params or dependant.query_params)
+        and not (dependant.header_params or dependant.cookie_params)
+        and dependant.response_param_name is None
+        and dependant.background_tasks_param_name is None
+    )
+
+
+class RequestRoute(APIRoute):
+    """An ``APIRoute`` for ``async def f(request: Request)`` whose dependencies (router-level
+    guards such as the ingest token check) are plain sync functions of the ``Request``.
+
+    FastAPI runs a sync dependency on a worker thread and solves the dependency graph on every
+    request: on ``POST /events`` that was most of the server's time per event. This handler
+    calls the guards inline (they only read headers and the environment) and then the endpoint;
+    OpenAPI is unchanged. Any other shape falls back to FastAPI's handler.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        dependant = self.dependant
+        simple = (
+            not dependant.body_params
+            and dependant.request_param_name is not None
+            and not (dependant.path_params or dependant.query_params)
+            and not (dependant.header_params or dependant.cookie_params)
+            and dependant.response_param_name is None
+            and dependant.background_tasks_param_name is None
+            and all(
+                _request_only(sub)
+                and sub.call is not None
+                and not inspect.iscoroutinefunction(sub.call)
+                for sub in dependant.dependencies
+            )
+            and inspect.iscoroutinefunction(self.endpoint)
+        )
+        if not simple:
+            return super().get_route_handler()
+        endpoint = self.endpoint
+        request_name = str(dependant.request_param_name)
+        checks = [(sub.call, str(sub.request_param_name)) for sub in dependant.dependencies]
+
+        async def handler(request: Request) -> Response:
+            for guard, name in checks:
+                guard(**{name: request})  # type: ignore[misc]  # not None: checked above
+            return await endpoint(**{request_name: request})
 
         return handler

@@ -372,6 +372,13 @@ class LiveEventsStats(BaseModel):
     users: int = Field(description="users with live events")
     unavailable_products: int
     data_cutoff: float = Field(description="unix seconds: live events before it are in the model")
+    items_held: int = Field(description="live seen + liked items held (cap: events.max_live_items)")
+    users_evicted: int = Field(
+        description="users whose live history was dropped for events.max_live_items"
+    )
+    memory_bytes: int = Field(
+        description="bytes of this worker's live state (arrays + per-user lists, estimated)"
+    )
 
 
 class StatsResponse(BaseModel):

@@ -119,6 +119,11 @@ class EventsSettings(_Strict):
     # a trainable user's CF vector from the full live history (ALS fold-in) instead of the row
     trainable_fold_in: bool = True
     positive_rating: int = Field(4, ge=1, le=5)  # a live rating at least this is taste evidence
+    # live-state memory bounds per worker (see LiveState._evict): the newest items per user
+    # (seen and liked, each), and seen + liked entries over all users before the least recently
+    # active users' live history is dropped
+    max_items_per_user: int = Field(500, ge=1)
+    max_live_items: int = Field(2_000_000, ge=1)
     popularity_refresh_seconds: float = Field(
         1.0, ge=0
     )  # live popularity recomputed at most this often

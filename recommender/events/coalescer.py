@@ -41,9 +41,17 @@ class Coalescer(Generic[PayloadT, ResultT]):
         Raises ``TimeoutError`` after ``timeout`` seconds (the payload may still be written
         later, which is why callers retry with the same event ids).
         """
+        return self.submit_nowait(payload).result(timeout=timeout)
+
+    def submit_nowait(self, payload: PayloadT) -> Future[ResultT]:
+        """Queue ``payload`` for the next flush; a future of its result.
+
+        For an event loop: ``await asyncio.wrap_future(...)`` waits for the ack without a
+        thread of its own per request (no ``to_thread`` hop on the ingest path).
+        """
         future: Future[ResultT] = Future()
         self._queue.put((payload, future))
-        return future.result(timeout=timeout)
+        return future
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued, then stop the thread."""

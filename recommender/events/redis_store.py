@@ -18,6 +18,7 @@ an ``event_id``, so a script that ran but whose reply was lost stores nothing th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -198,6 +199,19 @@ class RedisEventStore(EventStore):
             self._pid, self._writer = os.getpid(), self._new_writer()
         try:
             return self._writer.submit(events, self._ack_timeout)
+        except TimeoutError as exc:
+            raise self._unavailable(exc, "acknowledge in time") from None
+
+    async def append_async(self, events: Sequence[Event]) -> list[int]:
+        """:meth:`append` awaited on the event loop: no thread per request."""
+        if not events:
+            return []
+        if os.getpid() != self._pid:
+            self._pid, self._writer = os.getpid(), self._new_writer()
+        future = self._writer.submit_nowait(events)
+        try:
+            async with asyncio.timeout(self._ack_timeout):
+                return await asyncio.wrap_future(future)
         except TimeoutError as exc:
             raise self._unavailable(exc, "acknowledge in time") from None
 

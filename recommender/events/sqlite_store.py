@@ -17,6 +17,7 @@ Create one store per process (in the service's lifespan); a forked child reopens
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -37,6 +38,7 @@ from recommender.events.model import (
     StoredRecord,
     fold_product,
 )
+from recommender.events.seq_hint import SeqHint
 from recommender.events.store import CompactionResult, EventStore, StoreHealth
 
 BACKEND = "sqlite"
@@ -70,6 +72,12 @@ CREATE INDEX IF NOT EXISTS log_product ON log (product_id, seq) WHERE kind = '{K
 CREATE INDEX IF NOT EXISTS log_event_time ON log (timestamp) WHERE kind = '{KIND_EVENT}';
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+INSERT_EVENT = (
+    "INSERT INTO log (kind, event_id, user_id, product_id, type, rating, timestamp, "
+    "recommendation_id, received_at) VALUES (?,?,?,?,?,?,?,?,?)"
+)  # not ON CONFLICT DO NOTHING: that burns an AUTOINCREMENT number per retried id
+FIND_EVENT = "SELECT seq FROM log WHERE event_id = ?"
+LATEST_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'log'"
 COLUMNS = (
     "seq, kind, event_id, user_id, product_id, type, rating, timestamp, recommendation_id, "
     "fields, replace, received_at"
@@ -106,6 +114,7 @@ class SqliteEventStore(EventStore):
         self._conn: sqlite3.Connection | None = None  # the writer thread's own
         self._last_write_error = ""
         self._pid = os.getpid()
+        self._hint = SeqHint(self.path.with_name(self.path.name + ".seq"))
         self._writer = self._new_writer()
 
     # --- connections -----------------------------------------------------------------------
@@ -173,6 +182,7 @@ class SqliteEventStore(EventStore):
             self._begin_immediate(conn)
             try:
                 results = [work(conn) for work in works]
+                row = conn.execute(LATEST_SEQ).fetchone()
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -185,6 +195,7 @@ class SqliteEventStore(EventStore):
             self._conn = None
             self._last_write_error = str(exc)
             raise self._unavailable(exc, "write") from None
+        self._hint.raise_to(int(row[0]) if row else 0)  # after the commit, before any ack
         return results
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -193,6 +204,20 @@ class SqliteEventStore(EventStore):
             self._writer = self._new_writer()
         try:
             result = self._writer.submit(work, self._ack_timeout)
+        except TimeoutError as exc:
+            raise self._unavailable(exc, "acknowledge in time") from None
+        self._last_write_error = ""
+        return result
+
+    async def _write_async(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`_write` awaited on the event loop: no thread per request."""
+        if os.getpid() != self._pid:
+            self._pid, self._reader, self._conn = os.getpid(), None, None
+            self._writer = self._new_writer()
+        future = self._writer.submit_nowait(work)
+        try:
+            async with asyncio.timeout(self._ack_timeout):
+                result = await asyncio.wrap_future(future)
         except TimeoutError as exc:
             raise self._unavailable(exc, "acknowledge in time") from None
         self._last_write_error = ""
@@ -212,6 +237,14 @@ class SqliteEventStore(EventStore):
 
     # --- EventStore -------------------------------------------------------------------------
     def append(self, events: Sequence[Event]) -> list[int]:
+        return self._write(self._append_work(events)) if events else []
+
+    async def append_async(self, events: Sequence[Event]) -> list[int]:
+        return await self._write_async(self._append_work(events)) if events else []
+
+    def _append_work(self, events: Sequence[Event]) -> Callable[[sqlite3.Connection], list[int]]:
+        """The transaction body storing ``events``: an already stored ``event_id`` keeps its
+        original sequence number (first write wins)."""
         rows = [
             (
                 e.event_id,
@@ -229,18 +262,14 @@ class SqliteEventStore(EventStore):
         def work(conn: sqlite3.Connection) -> list[int]:
             seqs = []
             for row in rows:
-                found = conn.execute("SELECT seq FROM log WHERE event_id = ?", (row[0],)).fetchone()
+                found = conn.execute(FIND_EVENT, (row[0],)).fetchone()
                 if found is None:
-                    cursor = conn.execute(
-                        "INSERT INTO log (kind, event_id, user_id, product_id, type, rating, "
-                        "timestamp, recommendation_id, received_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (KIND_EVENT, *row, received),
-                    )
+                    cursor = conn.execute(INSERT_EVENT, (KIND_EVENT, *row, received))
                     found = (cursor.lastrowid,)
                 seqs.append(int(found[0]))
             return seqs
 
-        return self._write(work) if rows else []
+        return work
 
     def append_products(self, updates: Sequence[ProductUpdate]) -> list[int]:
         received = time.time()
@@ -273,8 +302,14 @@ class SqliteEventStore(EventStore):
         return [_record(row) for row in rows]
 
     def latest_seq(self) -> int:
-        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'log'", ())
+        rows = self._read(LATEST_SEQ, ())
         return int(rows[0][0]) if rows else 0
+
+    def latest_seq_hint(self) -> int:
+        """From the shared ``<file>.seq`` counter (:mod:`.seq_hint`) without a query; the exact
+        :meth:`latest_seq` when that file cannot be used."""
+        hint = self._hint.read()
+        return self.latest_seq() if hint is None else hint
 
     def compact(self, before_timestamp: float) -> CompactionResult:
         def delete_chunk(query: str, params: tuple[Any, ...]) -> int:
@@ -315,6 +350,7 @@ class SqliteEventStore(EventStore):
 
     def close(self) -> None:
         self._writer.close()
+        self._hint.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

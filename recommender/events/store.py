@@ -16,6 +16,7 @@ Guarantees every backend keeps (``tests/recommender/events/test_store_contract.p
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,19 @@ class EventStore(ABC):
     @abstractmethod
     def latest_seq(self) -> int:
         """The highest sequence number ever assigned (0 for an empty store)."""
+
+    def latest_seq_hint(self) -> int:
+        """At least every sequence number acknowledged so far, read cheaply (default: exact).
+
+        Every worker calls this on every request (read-your-writes), so a backend may answer
+        from something cheaper than a query, as long as every sequence number acknowledged to a
+        client before the call is at most the value returned.
+        """
+        return self.latest_seq()
+
+    async def append_async(self, events: Sequence[Event]) -> list[int]:
+        """:meth:`append` for an event loop (same guarantees); by default on a worker thread."""
+        return await asyncio.to_thread(self.append, events)
 
     @abstractmethod
     def compact(self, before_timestamp: float) -> CompactionResult:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,12 +53,19 @@ class LiveUser:
     version: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _UserLog:
     seen: list[int] = field(default_factory=list)
     liked: list[int] = field(default_factory=list)
     version: int = 0
     snapshot: LiveUser | None = None
+
+
+# bytes per live user beyond their items: the _UserLog (slots), its two lists, the ordered
+# dict's slot and link node (~90 bytes, measured); the id string is counted by its own size.
+# Checked against tracemalloc by scripts/benchmark_live_memory.py.
+_USER_BYTES = sys.getsizeof(_UserLog()) + 2 * sys.getsizeof([]) + 90
+_ITEM_BYTES = 8  # a list slot; item indices are the catalogue index's own int objects
 
 
 def data_cutoff(bundle: ModelBundle) -> float:
@@ -80,9 +89,10 @@ class LiveState:
         self.clock = clock
         self.cutoff = data_cutoff(bundle)
         self.cursor = 0  # the last sequence number applied
+        self._synced_hint = 0  # the store's hint as of the last catch-up that sync started
         self._lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
-        self._users: dict[str, _UserLog] = {}
+        self._users: OrderedDict[str, _UserLog] = OrderedDict()  # least recently active first
         self._seen_types = set(settings.seen_types) | {V.EVENT_PURCHASE}
         self._weights: Mapping[str, float] = settings.popularity_weights.model_dump()
         n = bundle.n_items
@@ -103,6 +113,11 @@ class LiveState:
         self.catalogue_version = 0
         self.new_products: set[str] = set()
         self.events_applied = 0
+        self._max_user_items = settings.max_items_per_user
+        self._max_items = settings.max_live_items
+        self.items_held = 0  # seen + liked entries over every live user
+        self.users_evicted = 0
+        self._user_bytes = 0  # live users' ids and bookkeeping (see _USER_BYTES)
 
     # ------------------------------------------------------------------ reading
     def user(self, user_id: str) -> LiveUser | None:
@@ -161,6 +176,9 @@ class LiveState:
             "applied_seq": self.cursor,
             "events_applied": self.events_applied,
             "users": len(self._users),
+            "items_held": self.items_held,
+            "users_evicted": self.users_evicted,
+            "memory_bytes": self.memory_bytes(),
             "unavailable_products": int((~self.available).sum()),
             "data_cutoff": self.cutoff,
         }
@@ -182,10 +200,18 @@ class LiveState:
                     return total
 
     def sync(self, store: EventStore) -> bool:
-        """Catch up when the store's latest sequence is ahead (a cheap query); True if it was."""
-        if store.latest_seq() <= self.cursor:
+        """Catch up when the store may be ahead; True if it read the store.
+
+        Per request, so it asks :meth:`EventStore.latest_seq_hint` (SQLite: a shared counter,
+        no query). The hint is read *before* catching up: whatever was acknowledged before this
+        call is at most the hint and is read; a hint above every record left (compaction of
+        the newest rows) is remembered, so it does not trigger a read on every request.
+        """
+        hint = store.latest_seq_hint()
+        if hint <= self.cursor or hint <= self._synced_hint:
             return False
         self.catch_up(store)
+        self._synced_hint = hint
         return True
 
     def apply(self, records: Iterable[StoredRecord]) -> None:
@@ -207,9 +233,17 @@ class LiveState:
         item = self.bundle.catalogue.index.get(event.product_id)
         if item is None:
             return  # a product the model cannot score yet (see module doc)
-        entry = self._users.setdefault(event.user_id, _UserLog())
+        entry = self._users.get(event.user_id)
+        if entry is None:
+            entry = self._users[event.user_id] = _UserLog()
+            self._user_bytes += _USER_BYTES + sys.getsizeof(event.user_id)
+        else:
+            self._users.move_to_end(event.user_id)  # last = most recently active
+        held = len(entry.seen) + len(entry.liked)
         if event.type in self._seen_types:
             entry.seen.append(item)
+            if len(entry.seen) > self._max_user_items:  # the user's oldest seen item goes
+                del entry.seen[0]
         positive = event.type in (V.EVENT_VIEW, V.EVENT_CART, V.EVENT_PURCHASE) or (
             event.type == V.EVENT_RATING
             and event.rating is not None
@@ -217,12 +251,41 @@ class LiveState:
         )
         if positive and item not in entry.liked:
             entry.liked.append(item)
+            if len(entry.liked) > self._max_user_items:
+                del entry.liked[0]
+        self.items_held += len(entry.seen) + len(entry.liked) - held
+        if self.items_held > self._max_items:
+            self._evict(keep=event.user_id)
         entry.version += 1
         entry.snapshot = None
         self.events_applied += 1
         weight = float(self._weights.get(event.type, 0.0))
         if weight > 0:
             self._add_popularity(item, weight, event.timestamp)
+
+    def _evict(self, keep: str) -> None:
+        """Drop the least recently active users' live history until the items held are at
+        most 90% of ``events.max_live_items`` (amortised: one pass per 10% of the cap).
+
+        Their events stay in the store (and in popularity); what they lose here is read-your-
+        writes for those old events: an evicted user's live seen/liked items no longer shape
+        their answers, until their next event starts a new live history.
+        """
+        target = int(self._max_items * 0.9)
+        while self.items_held > target and len(self._users) > 1:
+            user, entry = self._users.popitem(last=False)
+            if user == keep:  # only reached when ``keep`` alone holds more than the target
+                self._users[user] = entry
+                break
+            self.items_held -= len(entry.seen) + len(entry.liked)
+            self._user_bytes -= _USER_BYTES + sys.getsizeof(user)
+            self.users_evicted += 1
+
+    def memory_bytes(self) -> int:
+        """Bytes this live state holds: its arrays plus an estimate of the per-user lists."""
+        arrays = (self._base, self._acc, self.available, self.price, self._pop)
+        numpy_bytes = sum(a.nbytes for a in arrays if a is not None)
+        return int(numpy_bytes + self._user_bytes + self.items_held * _ITEM_BYTES)
 
     def _add_popularity(self, item: int, weight: float, timestamp: float) -> None:
         if self._half_life is None:

@@ -9,7 +9,6 @@ with the same ``event_id`` s is safe.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -18,10 +17,13 @@ from fastapi import APIRouter, Depends, Request
 from recommender.errors import InvalidEventError
 from recommender.events import validate_events
 from service.deps import get_metrics, get_settings, get_state, get_store, require_ingest
+from service.json_route import RequestRoute
 from service.responses import OrjsonResponse
 from service.schemas import INGEST_RESPONSES, NOT_READY, EventIn, EventsResponse
 
-router = APIRouter(tags=["events"], dependencies=[Depends(require_ingest)])
+router = APIRouter(
+    tags=["events"], dependencies=[Depends(require_ingest)], route_class=RequestRoute
+)
 
 
 def _body_schema(max_batch: int) -> dict[str, Any]:
@@ -80,7 +82,7 @@ async def post_events(request: Request) -> OrjsonResponse:
         raise
     store = get_store(request)
     try:
-        seqs = await asyncio.to_thread(store.append, events)
+        seqs = await store.append_async(events)
     except Exception:
         metrics.record_store_error("append")
         raise

@@ -68,4 +68,4 @@ def test_short_run_counts_every_ack_and_measures_the_lag(embedded_dir, registry_
         )
     assert set(report["targets"]) >= {"sqlite: >= 2000 events/s", "sqlite: ack p99 < 20 ms"}
     header = done.stdout.splitlines()[0]
-    assert header.startswith("| backend | events_per_post | events_per_s | ack_p50_ms")
+    assert header.startswith("| backend | durability | events_per_post | events_per_s | ack_p50_ms")

@@ -199,5 +199,29 @@ def test_stats_report_what_this_worker_applied_from_the_store(events_client):
         "users": 2,
         "unavailable_products": 0,
         "data_cutoff": before["data_cutoff"],
+        "items_held": 3,  # shopper: 1 liked (a view is not "seen"); other: 1 seen + 1 liked
+        "users_evicted": 0,
+        "memory_bytes": after["memory_bytes"],
     }
-    assert after["data_cutoff"] > 0
+    assert after["data_cutoff"] > 0 and after["memory_bytes"] > before["memory_bytes"] > 0
+
+
+def test_live_state_memory_is_reported_in_stats_and_metrics(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECSYS_INGEST_TOKEN", INGEST)
+    events = {"sqlite_path": str(tmp_path / "events.sqlite3"), "max_live_items": 5}
+    with make_client(events=events) as client:
+        for k in range(4):  # each purchase: 1 seen + 1 liked; the 3rd user evicts the 1st
+            body = {"user_id": f"u{k}", "product_id": "p3", "type": "purchase"}
+            assert client.post("/events", headers=HEADERS, json=body).status_code == 202
+        client.post("/recommend", json={"user_id": "u0", "topk": 3})  # catches up
+        live = client.get("/stats").json()["events"]
+        metrics = client.get("/metrics").text
+    assert (live["users"], live["items_held"], live["users_evicted"]) == (2, 4, 2)
+    assert live["memory_bytes"] > 0
+    lines = dict(
+        line.rsplit(" ", 1) for line in metrics.splitlines() if line.startswith("recsys_live_")
+    )
+    assert float(lines["recsys_live_state_bytes"]) == live["memory_bytes"]
+    assert float(lines["recsys_live_state_items"]) == 4
+    assert float(lines["recsys_live_state_users"]) == 2
+    assert float(lines["recsys_live_state_users_evicted_total"]) == 2

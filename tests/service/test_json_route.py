@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from service.errors import install_error_handlers
-from service.json_route import JsonBodyRoute
+from service.json_route import JsonBodyRoute, RequestRoute
 from service.responses import OrjsonResponse
 
 
@@ -95,3 +95,62 @@ def test_openapi_keeps_request_and_response_models(client):
     assert health["application/json"]["schema"] == {"$ref": "#/components/schemas/HealthResponse"}
     stats = schema["paths"]["/stats"]["get"]["responses"]["200"]["content"]
     assert stats["application/json"]["schema"] == {"$ref": "#/components/schemas/StatsResponse"}
+
+
+def _guarded_app(calls: list[tuple[str, int]]) -> FastAPI:
+    import threading
+
+    from fastapi import Depends, HTTPException
+
+    def guard(request: Request) -> None:
+        calls.append(("guard", threading.get_ident()))
+        if request.headers.get("x-token") != "ok":
+            raise HTTPException(status_code=403, detail="token")
+
+    router = APIRouter(route_class=RequestRoute, dependencies=[Depends(guard)])
+
+    @router.post("/lean")
+    async def lean(request: Request) -> OrjsonResponse:
+        calls.append(("endpoint", threading.get_ident()))
+        return OrjsonResponse({"body": (await request.body()).decode()}, status_code=202)
+
+    @router.post("/with-query")
+    async def with_query(request: Request, factor: int = 2) -> OrjsonResponse:
+        return OrjsonResponse({"factor": factor})
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router)
+    return app
+
+
+def test_request_route_runs_a_sync_guard_inline_not_on_a_worker_thread():
+    """FastAPI would run the sync guard on a thread per request (most of POST /events' cost)."""
+    calls: list[tuple[str, int]] = []
+    with TestClient(_guarded_app(calls)) as client:
+        response = client.post("/lean", content=b"abc", headers={"x-token": "ok"})
+        assert (response.status_code, response.json()) == (202, {"body": "abc"})
+        assert [name for name, _ in calls] == ["guard", "endpoint"]
+        assert calls[0][1] == calls[1][1]  # one thread: the event loop's
+        calls.clear()
+        refused = client.post("/lean", content=b"abc")
+        assert refused.status_code == 403 and [name for name, _ in calls] == ["guard"]
+        # another parameter shape falls back to FastAPI's handler, guard included
+        assert client.post("/with-query?factor=3", headers={"x-token": "ok"}).json() == {
+            "factor": 3
+        }
+        assert client.post("/with-query?factor=3").status_code == 403
+
+
+def test_request_route_keeps_the_openapi_schema():
+    calls: list[tuple[str, int]] = []
+    plain = FastAPI()
+    plain_router = APIRouter()
+
+    @plain_router.post("/lean")
+    async def lean(request: Request) -> OrjsonResponse:
+        return OrjsonResponse({})
+
+    plain.include_router(plain_router)
+    lean_paths = _guarded_app(calls).openapi()["paths"]["/lean"]
+    assert lean_paths == plain.openapi()["paths"]["/lean"]

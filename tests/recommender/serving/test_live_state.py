@@ -163,6 +163,12 @@ def test_store_down_degrades_to_the_model_and_counts(store, tmp_path):
         def latest_seq(self) -> int:
             raise StoreUnavailableError("locked", backend="sqlite", reason="locked")
 
+        def latest_seq_hint(self) -> int:  # the shared counter says "ahead"; reading fails
+            return 10**9
+
+        def read_since(self, seq: int, limit: int) -> list:
+            raise StoreUnavailableError("locked", backend="sqlite", reason="locked")
+
     assert engine.feed is not None
     engine.feed.store = Down(tmp_path / "other.sqlite3")
     result = engine.recommend("t4", topk=24, exclude_seen=True)  # answers; live state as it was
