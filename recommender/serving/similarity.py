@@ -64,17 +64,17 @@ class ItemNeighbours:
             )
         pid = str(product_id)
         index = self.bundle.catalogue.index.get(pid)
-        items = None if live is None else live.new_items
-        new_index = None if items is None or index is not None else items.index_of(pid)
+        new = None if live is None else live.new_items
+        new_index = None if new is None or index is not None else new.index_of(pid)
         if index is None and new_index is None:
             raise UnknownProductError(
                 f"product {pid!r} is not in the catalogue of model {self.bundle.model_id}; "
                 "check the id (products are identified by their shop product_id)."
             )
-        if new_index is not None and items is not None:
+        if new_index is not None and new is not None:
             used = self._resolve_new(pid, method)
             assert self._embeddings is not None  # _resolve_new checked it
-            vectors = all_embeddings(self._embeddings, items)
+            vectors = all_embeddings(self._embeddings, new)
             neighbours, scores = content_neighbours(
                 vectors, vectors[new_index], new_index, self.limit
             )
@@ -82,9 +82,9 @@ class ItemNeighbours:
             assert index is not None
             used = self.resolve(index, method)
             neighbours, scores = self.neighbours(index, used)
-            if items is not None and used == V.SIMILARITY_CONTENT and self._embeddings is not None:
+            if new is not None and used == V.SIMILARITY_CONTENT and self._embeddings is not None:
                 query = self._embeddings[index]
-                neighbours, scores = merge_neighbours(neighbours, scores, items, query, self.limit)
+                neighbours, scores = merge_neighbours(neighbours, scores, new, query, self.limit)
         records = self.bundle.catalogue.records
 
         def record(item: int) -> dict[str, Any]:
