@@ -37,7 +37,7 @@ from recommender.serving.bundle import ModelBundle
 from recommender.serving.catalogue import Catalogue
 from recommender.serving.filters import Filters, eligibility_mask
 from recommender.storage import read_json
-from recommender.text.product_text import build_product_texts
+from recommender.text.product_text import record_text
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def empty_items(base: int) -> NewItems:
 
 def product_text(fields: Mapping[str, Any]) -> str:
     """The embedded string of a PUT product, built as the model build builds it."""
-    columns = (V.NAME, V.BRAND, V.CATEGORY, V.SKIN_TYPES)
-    return build_product_texts(pd.DataFrame([{c: fields.get(c) for c in columns}]))[0]
+    return record_text({c: fields.get(c) for c in (V.NAME, V.BRAND, V.CATEGORY, V.SKIN_TYPES)})
 
 
 class NewProducts:
@@ -315,8 +314,12 @@ def merge_neighbours(
     if not items.k or items.embeddings is None:
         return top, sims
     new_sims = np.round(items.embeddings @ query, V.SCORE_DECIMALS).astype(np.float64)
-    indices = np.concatenate([top, items.base + np.arange(items.k)])
-    values = np.concatenate([sims, new_sims])
+    new_top = np.arange(items.k)
+    if items.k > limit:  # only the best ``limit`` new ones can enter (ties: lower index first)
+        keys = new_top * 1e-11 - new_sims
+        new_top = np.sort(np.argpartition(keys, limit - 1)[:limit])
+    indices = np.concatenate([top, items.base + new_top])
+    values = np.concatenate([sims, new_sims[new_top]])
     order = np.lexsort((indices, -values))[:limit]
     return indices[order], values[order]
 
