@@ -339,14 +339,14 @@ def bundle_embedder(processed_dir: str | Path, bundle: ModelBundle) -> Embedder 
     try:
         state = read_json(directory / STATE_FILE, "text encoder state")
     except (FileNotFoundError, ValueError) as exc:
-        log.warning("new products get no content signal: %s", exc)
+        log.warning("new products are embedded as the catalogue centroid: %s", exc)
         return None
     expected = bundle.info.get("embedding_version")
     built = state.get("embedding_version") if isinstance(state, dict) else None
     if expected is not None and built is not None and built != expected:
         log.warning(
-            "new products get no content signal: the encoder in %s built embeddings %s, the "
-            "model uses %s (re-run embed and build)",
+            "new products are embedded as the catalogue centroid: the encoder in %s built "
+            "embeddings %s, the model uses %s (re-run embed and build)",
             directory,
             built,
             expected,
