@@ -371,6 +371,12 @@ class LiveEventsStats(BaseModel):
     events_applied: int
     users: int = Field(description="users with live events")
     unavailable_products: int
+    new_products: int = Field(
+        0, description="products created since the model was built, served (content, live)"
+    )
+    new_products_not_served: int = Field(
+        0, description="new products beyond events.max_new_products: served after a build"
+    )
     data_cutoff: float = Field(description="unix seconds: live events before it are in the model")
     items_held: int = Field(description="live seen + liked items held (cap: events.max_live_items)")
     users_evicted: int = Field(

@@ -127,6 +127,8 @@ class EventsSettings(_Strict):
     popularity_refresh_seconds: float = Field(
         1.0, ge=0
     )  # live popularity recomputed at most this often
+    # products the model does not know (PUT) served at once, until the next build folds them in
+    max_new_products: int = Field(1000, ge=0, le=10_000)  # ranking tie-break holds to ~12K items
 
 
 class ServingSettings(_Strict):

@@ -17,7 +17,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,13 +26,13 @@ from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.scoring import ScoringModel, score_users, signal_breakdown
-from recommender.scoring.hybrid import normalise
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.filters import eligibility_mask
 from recommender.serving.histories import UserHistories
 from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState, LiveUser
+from recommender.serving.new_products import eligibility, live_model
 from recommender.serving.options import OptionArgs, RecommendOptions
 from recommender.serving.reranker import breakdown, candidate_similarity, mmr_order
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
@@ -119,7 +119,9 @@ class Engine:
         self.caches = caches
         self.settings = settings
         self._embeddings = bundle.model.embeddings
-        self._tiebreak = np.arange(bundle.n_items, dtype=np.float64) * 1e-11
+        # long enough for the appended new products too (see .new_products)
+        size = bundle.n_items + settings.events.max_new_products
+        self._tiebreak = np.arange(size, dtype=np.float64) * 1e-11
         self.scorer = UserScorer(bundle, caches.user_profiles)
         self.neighbours = ItemNeighbours(bundle, caches.item_similarity, settings)
         self.live: LiveState | None = None  # set by the holder when an event store is configured
@@ -267,11 +269,12 @@ class Engine:
         return struct.pack("<qqq", version, live.popularity_version, live.catalogue_version)
 
     def _live_frame_model(self) -> tuple[int, ScoringModel, np.ndarray, np.ndarray]:
-        """(popularity version, model, unknown scores, unknown order) under live popularity."""
+        """(popularity version, model, unknown scores, unknown order) under live popularity,
+        over the model's items and the new products (:func:`.new_products.live_model`)."""
         live = self.live
         bundle = self.bundle
-        popularity = None if live is None else live.popularity()
-        if live is None or popularity is None:
+        popularity, items = (None, None) if live is None else live.popularity_frame()
+        if live is None or items is None or (popularity is None and not items.k):
             return 0, bundle.model, bundle.unknown_scores, bundle.unknown_order
         version = live.popularity_version
         current = self._live_model
@@ -281,12 +284,7 @@ class Engine:
             current = self._live_model
             if current is not None and current[0] >= version:
                 return current
-            base = bundle.model
-            static = {
-                method: {**signals, V.SIGNAL_POPULARITY: normalise(popularity, method)}
-                for method, signals in base.static_normalised.items()
-            }
-            model = replace(base, popularity=popularity, static_normalised=static)
+            model = live_model(bundle.model, popularity, items)
             unknown = score_users(
                 model,
                 V.SEGMENT_UNKNOWN,
@@ -295,7 +293,7 @@ class Engine:
                 bundle.hybrid.normalisation,
             )[0]
             scores = np.round(unknown, V.SCORE_DECIMALS).astype(np.float32)
-            order = np.lexsort((np.arange(bundle.n_items), -scores))
+            order = np.lexsort((np.arange(model.n_items), -scores))
             scores.setflags(write=False)
             order.setflags(write=False)
             self._live_model = (version, model, scores, order)
@@ -304,11 +302,11 @@ class Engine:
     # ------------------------------------------------------------------ ranking
     def _rank(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
         bundle = self.bundle
-        n = bundle.n_items
         topk, rerank = options.topk, options.rerank
         live = self.live
         lives = [live.user(u) for u in users] if live is not None else None
         frame = None
+        model = bundle.model
         unknown_order = bundle.unknown_order
         if live is not None:
             version, model, unknown_scores, unknown_order = self._live_frame_model()
@@ -322,6 +320,10 @@ class Engine:
         )
         if live is not None and live.has_catalogue_changes:
             mask = live.available if mask is None else mask & live.available
+        n = model.n_items  # the model's items, then the new products when there are some
+        if n > bundle.n_items and live is not None:
+            mask = eligibility(mask, live.new_items, options.filters, bundle.n_items)
+            mask = None if mask is None else mask[:n]  # (a snapshot newer than the frame)
         width = min(n, topk * self.settings.rerank.candidate_multiplier if rerank else topk)
         default_unknown = used.get(V.SEGMENT_UNKNOWN) == bundle.hybrid.for_segment(
             V.SEGMENT_UNKNOWN
@@ -338,8 +340,9 @@ class Engine:
         batch_rows = np.arange(len(users))[:, None]
         diversity = self.settings.rerank.diversity if rerank else 0.0
         sims = None
-        if diversity > 0 and self._embeddings is not None:
-            sims = candidate_similarity(candidates, self._embeddings, bundle.item_cosine)
+        if diversity > 0 and model.embeddings is not None:
+            cosine = bundle.item_cosine if n == bundle.n_items else None
+            sims = candidate_similarity(candidates, model.embeddings, cosine)
         picks = mmr_order(cand_scores, sims, topk, diversity)
         records: Sequence[dict[str, Any]] = bundle.catalogue.records
         if live is not None and live.has_catalogue_changes:
@@ -361,7 +364,9 @@ class Engine:
                 )
             ]
             if options.explain and items:
-                self._explain(items, chosen, rows[b], segments[b], used[segments[b]], relevance[b])
+                self._explain(
+                    items, chosen, rows[b], segments[b], used[segments[b]], relevance[b], frame, b
+                )
             results.append(Recommendation(user_id=user, segment=segments[b], items=items))
         return results
 
@@ -379,7 +384,7 @@ class Engine:
         # float64 ranking keys, negated for argpartition: index·1e-11 − score breaks ties by item
         # index (scores are rounded to 1e-6, so the offset, < 1e-7 for n < 10K, never reorders
         # distinct scores); excluded items get +inf
-        keys = np.subtract(self._tiebreak, scores, dtype=np.float64)
+        keys = np.subtract(self._tiebreak[:n], scores, dtype=np.float64)
         if mask is not None:
             keys[:, ~mask] = np.inf
         if exclude_seen:
@@ -429,12 +434,26 @@ class Engine:
         segment: str,
         weights: Mapping[str, float],
         relevance: np.ndarray,
+        frame: LiveFrame | None = None,
+        position: int = 0,
     ) -> None:
+        """Each item's signals as they were scored: the live model (live popularity, new
+        products) and history (live positives; a trainable user's CF folded in from it)."""
         hist = self.bundle.histories
-        history = hist.liked(row) if row >= 0 else np.zeros(0, dtype=np.int64)
+        history = self.scorer.history(row, frame, position)
         cf_row = int(hist.cf_rows[row]) if segment == V.SEGMENT_TRAINABLE else None
+        live_user = None if frame is None else frame.users[position]
+        refolded = (
+            segment == V.SEGMENT_TRAINABLE
+            and frame is not None
+            and frame.trainable_fold_in
+            and live_user is not None
+            and live_user.liked.size > 0
+        )
+        if refolded:
+            segment, cf_row = V.SEGMENT_COLD, None
         signals = signal_breakdown(
-            self.bundle.model,
+            self.bundle.model if frame is None else frame.model,
             segment,
             history,
             self.bundle.hybrid.normalisation,

@@ -25,6 +25,7 @@ from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.engine import Engine
 from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState
+from recommender.serving.new_products import bundle_embedder
 from recommender.serving.redaction import public_message, serving_roots
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,8 @@ class ModelHolder:
             engine = Engine(bundle, caches, self.settings)
             if self.live_feed is not None:
                 # replay every event since the model's data cut-off before serving it
-                live = LiveState(bundle, self.settings.events)
+                embed = bundle_embedder(self.settings.paths.processed_dir, bundle)
+                live = LiveState(bundle, self.settings.events, embed=embed)
                 self.live_feed.attach(live)
                 engine.live, engine.feed = live, self.live_feed
             state = ServingState(bundle, engine, caches, time.time())

@@ -13,8 +13,17 @@ workers) and read by the engine through small immutable snapshots:
   the bundle's (``log1p``, divided by the max); ``None`` while no live event counts;
 - :attr:`available` / :attr:`price` / :meth:`record`: the catalogue after PUT/PATCH updates.
 
+- :attr:`new_items`: products the model does not know (PUT), in the appended index space
+  ``n .. n + k - 1`` with their embeddings (see :mod:`.new_products`); events naming them count
+  towards their popularity and the user's history. Beyond ``events.max_new_products`` they are
+  remembered (events may name them) but not recommended until the next build.
+
+A ``remove_from_cart`` cancels the user's earlier ``cart`` of that product: when the cart was
+the only positive evidence (no view, purchase or high rating of it) the product leaves the live
+positive history, and when it was the only seen-type event it is no longer excluded as seen.
+Its popularity is not taken back (the interest was real; ``popularity_weights`` is the knob).
+
 Thread-safe: writers take one lock; readers get arrays that are never mutated afterwards.
-Products the model does not know are remembered (events may name them) but not recommended.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from recommender.config.serving import EventsSettings
 from recommender.events.model import EventRecord, ProductRecord, StoredRecord
 from recommender.events.store import EventStore
 from recommender.serving.bundle import ModelBundle
+from recommender.serving.new_products import Embedder, NewItems, NewProducts
 
 log = logging.getLogger(__name__)
 _SECONDS_PER_DAY = 86400.0
@@ -57,6 +67,7 @@ class LiveUser:
 class _UserLog:
     seen: list[int] = field(default_factory=list)
     liked: list[int] = field(default_factory=list)
+    kinds: dict[int, set[str]] = field(default_factory=dict)  # event types per item
     version: int = 0
     snapshot: LiveUser | None = None
 
@@ -83,6 +94,7 @@ class LiveState:
         bundle: ModelBundle,
         settings: EventsSettings,
         clock: Callable[[], float] = time.time,
+        embed: Embedder | None = None,
     ) -> None:
         self.bundle = bundle
         self.settings = settings
@@ -96,15 +108,19 @@ class LiveState:
         self._seen_types = set(settings.seen_types) | {V.EVENT_PURCHASE}
         self._weights: Mapping[str, float] = settings.popularity_weights.model_dump()
         n = bundle.n_items
+        self.extra = NewProducts(bundle, settings.max_new_products, embed)
+        size = n + self.extra.capacity  # popularity also counts the appended new products
         half_life = bundle.info.get("popularity_half_life_days")
         self._half_life = None if half_life is None else float(half_life) * _SECONDS_PER_DAY
-        self._base = base_popularity_counts(bundle, self._half_life)
+        self._base = np.zeros(size, dtype=np.float64)
+        self._base[:n] = base_popularity_counts(bundle, self._half_life)
         self._base_scale = 1.0
         self._anchor = self.cutoff
-        self._acc = np.zeros(n, dtype=np.float64)
+        self._acc = np.zeros(size, dtype=np.float64)
         self._live_weight = 0.0
         self._pop_dirty = False
         self._pop: np.ndarray | None = None
+        self._pop_items: NewItems = self.extra.snapshot
         self._pop_at = 0.0
         self.popularity_version = 0
         self.available: np.ndarray = np.ones(n, dtype=bool)
@@ -139,23 +155,38 @@ class LiveState:
         return product_id in self.bundle.catalogue.index or product_id in self.new_products
 
     def record(self, item: int) -> dict[str, Any]:
-        """The response record of ``item`` after catalogue updates."""
+        """The response record of ``item`` after catalogue updates (new products included)."""
+        if item >= self.bundle.n_items:
+            return self.extra.snapshot.record(item)
         return self._records.get(item) or self.bundle.catalogue.records[item]
+
+    @property
+    def new_items(self) -> NewItems:
+        """The recommendable new products (an immutable snapshot)."""
+        return self.extra.snapshot
+
+    def popularity_frame(self) -> tuple[np.ndarray | None, NewItems]:
+        """(:meth:`popularity`, the new products it covers): read together, consistent."""
+        pop = self.popularity()
+        return pop, (self._pop_items if pop is not None else self.extra.snapshot)
 
     @property
     def has_catalogue_changes(self) -> bool:
         return self.catalogue_version > 0
 
     def popularity(self) -> np.ndarray | None:
-        """``(n,)`` float32 trending popularity as of now, or None while no live event counts."""
-        if self._live_weight <= 0:
+        """``(n + k,)`` float32 trending popularity as of now (``k`` new products), or None
+        while no live event counts and there is no new product."""
+        if self._live_weight <= 0 and not self.extra.snapshot.k:
             return None
         now = self.clock()
         if self._pop is None or (
             self._pop_dirty and now - self._pop_at >= self.settings.popularity_refresh_seconds
         ):
             with self._lock:
-                counts = self._base * self._base_scale + self._acc
+                items = self.extra.snapshot
+                size = self.bundle.n_items + items.k
+                counts = self._base[:size] * self._base_scale + self._acc[:size]
                 if self._half_life is not None:
                     counts = counts * math.exp2(
                         max(-1000.0, (self._anchor - now) / self._half_life)
@@ -166,7 +197,7 @@ class LiveState:
             top = float(scores.max())
             pop = (scores / top if top > 0 else np.zeros_like(scores)).astype(np.float32)
             pop.setflags(write=False)
-            self._pop = pop
+            self._pop, self._pop_items = pop, items
             self.popularity_version += 1
         return self._pop
 
@@ -179,7 +210,10 @@ class LiveState:
             "items_held": self.items_held,
             "users_evicted": self.users_evicted,
             "memory_bytes": self.memory_bytes(),
-            "unavailable_products": int((~self.available).sum()),
+            "unavailable_products": int((~self.available).sum())
+            + int((~self.extra.snapshot.available).sum()),
+            "new_products": self.extra.snapshot.k,
+            "new_products_not_served": len(self.extra.rejected),
             "data_cutoff": self.cutoff,
         }
 
@@ -225,6 +259,8 @@ class LiveState:
                 elif isinstance(record, ProductRecord):
                     self._apply_product(record)
                 self.cursor = record.seq
+            if self.extra.commit(self.catalogue_version):
+                self._pop = None  # the new products change the popularity vector's length
 
     def _apply_event(self, record: EventRecord) -> None:
         event = record.event
@@ -232,7 +268,9 @@ class LiveState:
             return  # the model has it (or compaction will drop it): never counted twice
         item = self.bundle.catalogue.index.get(event.product_id)
         if item is None:
-            return  # a product the model cannot score yet (see module doc)
+            item = self.extra.index_of(event.product_id)
+        if item is None:
+            return  # a product the model cannot score (see module doc)
         entry = self._users.get(event.user_id)
         if entry is None:
             entry = self._users[event.user_id] = _UserLog()
@@ -240,19 +278,25 @@ class LiveState:
         else:
             self._users.move_to_end(event.user_id)  # last = most recently active
         held = len(entry.seen) + len(entry.liked)
-        if event.type in self._seen_types:
-            entry.seen.append(item)
-            if len(entry.seen) > self._max_user_items:  # the user's oldest seen item goes
-                del entry.seen[0]
-        positive = event.type in (V.EVENT_VIEW, V.EVENT_CART, V.EVENT_PURCHASE) or (
-            event.type == V.EVENT_RATING
-            and event.rating is not None
-            and event.rating >= self.settings.positive_rating
-        )
-        if positive and item not in entry.liked:
-            entry.liked.append(item)
-            if len(entry.liked) > self._max_user_items:
-                del entry.liked[0]
+        if event.type == V.EVENT_REMOVE_FROM_CART:
+            _cancel_cart(entry, item, self._seen_types)
+        else:
+            positive = event.type in (V.EVENT_VIEW, V.EVENT_CART, V.EVENT_PURCHASE) or (
+                event.type == V.EVENT_RATING
+                and event.rating is not None
+                and event.rating >= self.settings.positive_rating
+            )
+            if event.type in self._seen_types:
+                entry.seen.append(item)
+                entry.kinds.setdefault(item, set()).add(event.type)
+                if len(entry.seen) > self._max_user_items:  # the user's oldest seen item goes
+                    del entry.seen[0]
+            if positive:
+                entry.kinds.setdefault(item, set()).add(_POSITIVE + event.type)
+                if item not in entry.liked:
+                    entry.liked.append(item)
+                    if len(entry.liked) > self._max_user_items:
+                        del entry.liked[0]
         self.items_held += len(entry.seen) + len(entry.liked) - held
         if self.items_held > self._max_items:
             self._evict(keep=event.user_id)
@@ -306,6 +350,10 @@ class LiveState:
         item = self.bundle.catalogue.index.get(record.product_id)
         if item is None:
             self.new_products.add(record.product_id)
+            fields = dict(record.fields)
+            available = fields.pop(V.PRODUCT_AVAILABLE, True) is not False
+            self.extra.upsert(record.product_id, fields, available)
+            self.catalogue_version += 1
             return
         base = self.bundle.catalogue.records[item]
         fields = dict(record.fields)
@@ -331,6 +379,22 @@ class LiveState:
             self.price = prices
         self._records[item] = merged
         self.catalogue_version += 1
+
+
+_POSITIVE = "+"  # prefix of the kinds that count an item as positive evidence
+
+
+def _cancel_cart(entry: _UserLog, item: int, seen_types: set[str]) -> None:
+    """``remove_from_cart``: the earlier cart of ``item`` no longer counts (see module doc)."""
+    kinds = entry.kinds.get(item)
+    if not kinds or not ({V.EVENT_CART, _POSITIVE + V.EVENT_CART} & kinds):
+        return
+    kinds.discard(V.EVENT_CART)
+    kinds.discard(_POSITIVE + V.EVENT_CART)
+    if not any(kind.startswith(_POSITIVE) for kind in kinds) and item in entry.liked:
+        entry.liked.remove(item)
+    if not (kinds & seen_types):
+        entry.seen[:] = [seen for seen in entry.seen if seen != item]
 
 
 def _frozen(values: list[int]) -> np.ndarray:

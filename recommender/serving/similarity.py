@@ -4,6 +4,8 @@
 product embeddings (similar text); ``auto`` takes ``cf`` for products anyone interacted with and
 ``content`` for the others, whose factors carry no signal. Each product's ranked neighbours
 (``requests.max_similar_topk`` of them) are computed once and kept in the item-similarity cache.
+Products new since the build (:mod:`.new_products`) have no factors: they are ``content``
+queries, and ``content`` neighbours of every product.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from recommender.errors import InvalidRequestError, UnknownProductError
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import CountingCache
 from recommender.serving.live_state import LiveState
+from recommender.serving.new_products import (
+    all_available,
+    all_embeddings,
+    content_neighbours,
+    merge_neighbours,
+)
 
 
 @dataclass(frozen=True)
@@ -56,20 +64,34 @@ class ItemNeighbours:
             )
         pid = str(product_id)
         index = self.bundle.catalogue.index.get(pid)
-        if index is None:
+        new = None if live is None else live.new_items
+        new_index = None if new is None or index is not None else new.index_of(pid)
+        if index is None and new_index is None:
             raise UnknownProductError(
                 f"product {pid!r} is not in the catalogue of model {self.bundle.model_id}; "
                 "check the id (products are identified by their shop product_id)."
             )
-        used = self.resolve(index, method)
-        neighbours, scores = self.neighbours(index, used)
+        if new_index is not None and new is not None:
+            used = self._resolve_new(pid, method)
+            assert self._embeddings is not None  # _resolve_new checked it
+            vectors = all_embeddings(self._embeddings, new)
+            neighbours, scores = content_neighbours(
+                vectors, vectors[new_index], new_index, self.limit
+            )
+        else:
+            assert index is not None
+            used = self.resolve(index, method)
+            neighbours, scores = self.neighbours(index, used)
+            if new is not None and used == V.SIMILARITY_CONTENT and self._embeddings is not None:
+                query = self._embeddings[index]
+                neighbours, scores = merge_neighbours(neighbours, scores, new, query, self.limit)
         records = self.bundle.catalogue.records
 
         def record(item: int) -> dict[str, Any]:
             return records[item]
 
         if live is not None and live.has_catalogue_changes:
-            keep = live.available[neighbours]
+            keep = all_available(live.available, live.new_items)[neighbours]
             neighbours, scores = neighbours[keep], scores[keep]
             record = live.record
         items = [
@@ -90,6 +112,20 @@ class ItemNeighbours:
         if method == V.SIMILARITY_CONTENT and self._embeddings is None:
             raise InvalidRequestError("method=content: this model has no product embeddings.")
         return method
+
+    def _resolve_new(self, product_id: str, method: str) -> str:
+        """A new product's method: content (it has no CF factors before the next build)."""
+        if method == V.SIMILARITY_CF:
+            raise InvalidRequestError(
+                f"method=cf: product {product_id!r} is new since model {self.bundle.model_id} "
+                "was built and has no CF factors yet; use method=content or auto."
+            )
+        if self._embeddings is None:
+            raise InvalidRequestError(
+                f"product {product_id!r} is new since the model was built and this model has "
+                "no product embeddings to compare it with; it is listed after the next build."
+            )
+        return V.SIMILARITY_CONTENT
 
     def neighbours(
         self, index: int, method: str, count: bool = True

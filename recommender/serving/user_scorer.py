@@ -65,7 +65,7 @@ class UserScorer:
         """
         bundle, hist = self.bundle, self.bundle.histories
         model = bundle.model if live is None else live.model
-        scores = np.empty((len(users), bundle.n_items), dtype=np.float32)
+        scores = np.empty((len(users), model.n_items), dtype=np.float32)  # + new products
         used: dict[str, dict[str, float]] = {}
         groups: dict[str, list[int]] = {}
         for position, segment in enumerate(segments):
@@ -113,7 +113,7 @@ class UserScorer:
                 )
             if not missing:
                 continue
-            histories = [self._history(rows[p], live, p) for p in missing]
+            histories = [self.history(rows[p], live, p) for p in missing]
             refold = [self._has_live_positives(live, p) for p in missing]
             refold_trainable = live is not None and live.trainable_fold_in
             if segment == V.SEGMENT_TRAINABLE and refold_trainable and any(refold):
@@ -162,7 +162,7 @@ class UserScorer:
         version = 0 if entry is None else entry.version
         return f"{user}\x1f{version}\x1f{live.popularity_version}"
 
-    def _history(self, row: int, live: LiveFrame | None, position: int) -> np.ndarray:
+    def history(self, row: int, live: LiveFrame | None, position: int) -> np.ndarray:
         """The scored history: the model's positives, then live positives not among them."""
         hist = self.bundle.histories
         stored = hist.liked(row) if row >= 0 else np.zeros(0, dtype=np.int64)

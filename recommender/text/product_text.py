@@ -9,7 +9,7 @@ segmented: segmentation belongs to the encoder that needs it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -70,7 +70,7 @@ def field_text(column: str, value: Any, max_description_chars: int = MAX_DESCRIP
 
 
 def _row_text(
-    row: dict[str, Any], fields: Iterable[tuple[str, int]], max_description_chars: int
+    row: Mapping[str, Any], fields: Iterable[tuple[str, int]], max_description_chars: int
 ) -> str:
     parts: list[str] = []
     for column, repeat in fields:
@@ -98,6 +98,12 @@ def build_product_texts(
     parameters only so that scripts/embedding_quality.py can compare alternatives.
     """
     return [_row_text(row, field_weights, max_description_chars) for row in _records(products)]
+
+
+def record_text(row: Mapping[str, Any]) -> str:
+    """:func:`build_product_texts` of one product given as a mapping (no DataFrame): what the
+    service embeds for a product created after the build."""
+    return _row_text(row, FIELD_WEIGHTS, MAX_DESCRIPTION_CHARS)
 
 
 def build_head_texts(products: pd.DataFrame) -> list[str]:

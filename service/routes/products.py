@@ -3,7 +3,9 @@
 PUT replaces the whole record, PATCH changes the given fields; ``available: false`` hides the
 product from every answer on every worker within ``events.poll_interval_seconds`` (and at once
 on the next request of any worker: each request catches up with the store). A product the
-serving model was not built with is stored and recommended after the next build.
+serving model was not built with is recommendable at once (its text embedded with the model's
+encoder, popularity from live events; see :mod:`recommender.serving.new_products`), up to
+``events.max_new_products`` of them (more: 422), and part of the model after the next build.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from recommender.errors import UnknownProductError
+from recommender.errors import InvalidEventError, UnknownProductError
 from recommender.events import validate_product_update
+from recommender.serving import LiveState
 from service.deps import get_metrics, get_state, get_store, require_admin
 from service.responses import OrjsonResponse
 from service.schemas import (
@@ -46,6 +49,8 @@ async def _store(request: Request, product_id: str, fields: dict, replace: bool)
             f"product {product_id!r} is not in the catalogue; create it with PUT first."
         )
     update = validate_product_update(product_id, fields, replace=replace)
+    if live is not None and not known_to_model:
+        _check_room(live, product_id)
     try:
         [seq] = await asyncio.to_thread(get_store(request).append_products, [update])
     except Exception:
@@ -60,6 +65,19 @@ async def _store(request: Request, product_id: str, fields: dict, replace: bool)
             "known_to_model": known_to_model,
         }
     )
+
+
+def _check_room(live: LiveState, product_id: str) -> None:
+    """A product the model does not know takes one of ``events.max_new_products`` slots."""
+    limit = live.settings.max_new_products
+    if live.extra.index_of(product_id) is None and live.new_items.k >= limit:
+        raise InvalidEventError(
+            f"products[{product_id!r}]: the service already serves {limit} products created "
+            "since the model was built (events.max_new_products); build a new model to fold "
+            "them in, or raise the limit.",
+            index=0,
+            field="product_id",
+        )
 
 
 @router.put("/products/{product_id}", response_model=ProductUpdateResponse, responses=RESPONSES)

@@ -198,6 +198,8 @@ def test_stats_report_what_this_worker_applied_from_the_store(events_client):
         "events_applied": 2,
         "users": 2,
         "unavailable_products": 0,
+        "new_products": 0,
+        "new_products_not_served": 0,
         "data_cutoff": before["data_cutoff"],
         "items_held": 3,  # shopper: 1 liked (a view is not "seen"); other: 1 seen + 1 liked
         "users_evicted": 0,
@@ -225,3 +227,27 @@ def test_live_state_memory_is_reported_in_stats_and_metrics(monkeypatch, tmp_pat
     assert float(lines["recsys_live_state_items"]) == 4
     assert float(lines["recsys_live_state_users"]) == 2
     assert float(lines["recsys_live_state_users_evicted_total"]) == 2
+
+
+def test_new_products_beyond_max_new_products_are_422(monkeypatch, tmp_path):
+    monkeypatch.setenv(ADMIN_ENV, TOKEN)
+    admin = {"X-Admin-Token": TOKEN}
+    body = {"name": "Serum mới", "brand": "A", "category": "serum", "price": 1000}
+    with make_client(
+        events={"sqlite_path": str(tmp_path / "e.sqlite3"), "max_new_products": 1}
+    ) as client:
+        assert client.put("/products/new-1", headers=admin, json=body).status_code == 200
+        again = client.put("/products/new-1", headers=admin, json={**body, "price": 900})
+        assert again.status_code == 200  # the same product keeps its slot
+        full = client.put("/products/new-2", headers=admin, json=body)
+        assert full.status_code == 422
+        assert full.json()["error"]["message"] == (
+            "products['new-2']: the service already serves 1 products created since the model "
+            "was built (events.max_new_products); build a new model to fold them in, or raise "
+            "the limit."
+        )
+        assert client.put("/products/p1", headers=admin, json=body).status_code == 200
+        answer = client.post(
+            "/recommend", json={"user_id": "c1", "topk": 30, "filters": {"price_max": 950}}
+        ).json()
+        assert [item["product_id"] for item in answer["recommendations"]] == ["new-1"]

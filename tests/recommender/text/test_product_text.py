@@ -7,7 +7,7 @@ import pandas as pd
 
 from recommender import vocabulary as V
 from recommender.text import build_head_texts, build_product_texts, has_body_text
-from recommender.text.product_text import MAX_DESCRIPTION_CHARS
+from recommender.text.product_text import MAX_DESCRIPTION_CHARS, record_text
 
 
 def _frame() -> pd.DataFrame:
@@ -57,3 +57,14 @@ def test_long_descriptions_are_cut_at_a_word_boundary() -> None:
     assert len(description) <= MAX_DESCRIPTION_CHARS
     assert len(description) > MAX_DESCRIPTION_CHARS - 10
     assert description.split(" ")[-1] in {"dưỡng", "ẩm"}
+
+
+def test_record_text_is_build_product_texts_of_one_row():
+    row = {
+        V.NAME: "Sữa rửa mặt  CeraVe",
+        V.BRAND: "CeraVe",
+        V.CATEGORY: "Sữa rửa mặt",
+        V.SKIN_TYPES: ["Da dầu", "Da nhạy cảm"],
+    }
+    assert record_text(row) == build_product_texts(pd.DataFrame([row]))[0]
+    assert record_text({}) == ""
