@@ -220,6 +220,9 @@ class NewProducts:
             "quality": _frozen(
                 np.concatenate([base.quality, np.full(k, self._quality, dtype=np.float32)])
             ),
+            # content from the profile product over the extended embeddings: the model's
+            # (n, n) cosine has no rows for the new products
+            "item_cosine": None,
         }
         if base.embeddings is not None and embeddings is not None:
             parts["embeddings"] = _frozen(np.vstack([base.embeddings, embeddings]))
