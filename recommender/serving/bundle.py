@@ -246,6 +246,18 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
     return bundle
 
 
+def store_serving_arrays(
+    processed_dir: str | Path, registry_dir: str | Path, model_id: str | None = None
+) -> Path:
+    """Compute and store the memory-mapped arrays of the current model (or ``model_id``) now, at
+    build time, so the first serving worker does not; returns their directory."""
+    settings = ServingSettings.model_validate(
+        {"paths": {"processed_dir": str(processed_dir), "registry_dir": str(registry_dir)}}
+    )
+    bundle = load_bundle(settings, model_id)
+    return arrays_dir(Path(processed_dir), bundle.model_id)
+
+
 HISTORY_ARRAYS = ("indptr", "indices", "cf_rows", "seconds", "positive")
 
 
