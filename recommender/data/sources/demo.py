@@ -62,11 +62,12 @@ SINGLE_SHARE = 0.91
 REPEAT_P = 0.4
 MAX_PER_USER = 40
 # the dense variant (``profile="dense"``): half the users are active, each with at least
-# DENSE_MIN_PER_USER distinct products (drawn with a margin, since a repeat is dropped)
+# DENSE_MIN_PER_USER distinct products (drawn with a margin, since a repeat is dropped; one whose
+# distinct products still fall short keeps only its first, see _dense_floor)
 PROFILES = ("default", "dense")
 DENSE_SINGLE_SHARE = 0.5
 DENSE_MIN_PER_USER = 20
-DENSE_DRAW_MARGIN = 8
+DENSE_DRAW_MARGIN = 12
 DENSE_MAX_PER_USER = 80
 START = np.datetime64("2023-01-01T00:00:00", "s")
 SPAN_DAYS = 730.0
@@ -278,6 +279,16 @@ def _counts(users: int, profile: str, rng: np.random.Generator) -> np.ndarray:
     return n_per_user
 
 
+def _dense_floor(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Keep an active user's rows only if they name at least :data:`DENSE_MIN_PER_USER` distinct
+    products, else only the first: every active user of the dense shop is dense."""
+    users = interactions[V.USER_ID]
+    size = users.map(users.value_counts())
+    first = interactions.groupby(V.USER_ID, sort=False).cumcount() == 0
+    keep = first | (size >= DENSE_MIN_PER_USER)
+    return interactions[keep.to_numpy()].reset_index(drop=True)
+
+
 def generate(
     users: int = DEFAULT_USERS,
     products: int = DEFAULT_PRODUCTS,
@@ -323,6 +334,8 @@ def generate(
             V.SOURCE: NAME,
         }
     ).drop_duplicates([V.USER_ID, V.PRODUCT_ID], keep="first", ignore_index=True)
+    if profile == "dense":
+        interactions = _dense_floor(interactions)
     interactions[V.USER_ID] = _relabel_reserved(interactions)
 
     counts = np.bincount(items, minlength=products)
