@@ -3,7 +3,8 @@
 Written through :func:`recommender.storage.staged_directory` (all files appear together or not at
 all), loaded with ``allow_pickle=False`` after every file's sha256 is checked against the checksums
 the registry recorded. The factors are memory-mapped read-only (``mmap_mode="r"``): the workers of
-one host share one copy in the page cache instead of holding one each. Knows nothing of registry entries (:mod:`recommender.registry` imports this).
+one host share one copy in the page cache instead of holding one each. Knows nothing of registry
+entries (:mod:`recommender.registry` imports this).
 """
 
 from __future__ import annotations

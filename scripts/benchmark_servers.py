@@ -35,8 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from _client import DEFAULT_PROCESSED_DIR, DEFAULT_REGISTRY_DIR, MAPPINGS_FILE, report_targets
-from _server import APP, GUNICORN_CONFIG, HOST, REPO, ServerProcess, free_port, server_command
-from _server import server_env
+from _server import (
+    APP,
+    GUNICORN_CONFIG,
+    HOST,
+    REPO,
+    ServerProcess,
+    free_port,
+    server_command,
+    server_env,
+)
 from benchmark_serving import load, user_mix
 
 SERVERS = ("uvicorn", "granian", "gunicorn")

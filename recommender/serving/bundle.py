@@ -8,7 +8,8 @@ history, quality, embeddings), the catalogue (records, filter masks, prices), ev
 history, and the unknown-user scores.
 The large derived arrays (histories, item-kNN, aligned embeddings, unit factors, MMR cosine) are
 computed once per model and data version and memory-mapped from :mod:`.array_store`, so the
-workers of a host share them; a failed check raises :class:`~recommender.errors.ModelLoadError` saying what to rebuild.
+workers of a host share them; a failed check raises :class:`~recommender.errors.ModelLoadError`
+saying what to rebuild.
 """
 
 from __future__ import annotations
@@ -261,9 +262,7 @@ def store_serving_arrays(
 HISTORY_ARRAYS = ("indptr", "indices", "cf_rows", "seconds", "positive")
 
 
-def _arrays_key(
-    processed_dir: Path, metadata: Mapping[str, Any], n_items: int
-) -> dict[str, Any]:
+def _arrays_key(processed_dir: Path, metadata: Mapping[str, Any], n_items: int) -> dict[str, Any]:
     """What the stored arrays depend on: the model (its item-kNN and popularity settings), the
     processed data, the embeddings file as it is now, the format and the MMR cosine limit."""
     embeddings = processed_dir / V.EMBEDDINGS_DIR / V.EMBEDDINGS_FILE
@@ -472,7 +471,11 @@ def build_bundle(
         user_factors=user_factors,
         fold_in_regularization=float(metadata.get("fold_in_regularization", 1.0)),
         item_similarity=sp.csr_matrix(
-            (_need(derived, "knn_data"), _need(derived, "knn_indices"), _need(derived, "knn_indptr")),
+            (
+                _need(derived, "knn_data"),
+                _need(derived, "knn_indices"),
+                _need(derived, "knn_indptr"),
+            ),
             shape=(n, n),
         ),
         embeddings=embeddings,

@@ -16,8 +16,8 @@ from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.data import load_processed
 from recommender.registry import Registry
-from recommender.serving import Engine, ServingCaches, UserHistories, load_bundle
-from recommender.serving import array_store, bundle as bundle_module
+from recommender.serving import Engine, ServingCaches, UserHistories, array_store, load_bundle
+from recommender.serving import bundle as bundle_module
 from recommender.serving.bundle import HISTORY_ARRAYS, build_bundle, hybrid_config
 from recommender.storage import ArtifactWriteError
 
@@ -72,9 +72,9 @@ def test_first_load_stores_the_arrays_and_every_large_one_is_mapped(processed, r
     first = load_bundle(settings_for(processed, registry_dir))
     manifest = json.loads((directory / array_store.MANIFEST_FILE).read_text())
     assert manifest["key"]["model_id"] == first.model_id
-    assert manifest["info"]["embedding_meta"]["embedding_version"] == first.info[
-        "embedding_version"
-    ]
+    assert (
+        manifest["info"]["embedding_meta"]["embedding_version"] == first.info["embedding_version"]
+    )
     second = load_bundle(settings_for(processed, registry_dir))
     for bundle in (first, second):
         for name, array in _large_arrays(bundle).items():
@@ -132,9 +132,12 @@ def test_corrupt_stored_array_is_recomputed_not_fatal(processed, registry_dir, c
         again = load_bundle(settings)
     assert "unreadable" in caplog.text and "knn_data.npy" in caplog.text
     assert np.array_equal(again.model.item_similarity.data, reference)
-    assert array_store.read_arrays(directory, json.loads(
-        (directory / array_store.MANIFEST_FILE).read_text()
-    )["key"]) is not None  # rewritten whole
+    assert (
+        array_store.read_arrays(
+            directory, json.loads((directory / array_store.MANIFEST_FILE).read_text())["key"]
+        )
+        is not None
+    )  # rewritten whole
 
 
 def test_truncated_or_missing_file_is_recomputed(processed, registry_dir):
