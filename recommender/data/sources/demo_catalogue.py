@@ -231,7 +231,7 @@ def make_catalogue(n_products: int, rng: np.random.Generator) -> DemoCatalogue:
     log_popularity = rng.normal(0.0, 1.25, n_products) + 0.4 * np.log(appeal[brand])
     quality = rng.beta(8, 1.5, n_products)
 
-    median_size = {c: float(np.median(CATEGORIES[c][2])) for c in cat_names}  # once, not per product
+    median_size = {c: float(np.median(CATEGORIES[c][2])) for c in cat_names}  # once per category
     records = []
     seen: set[str] = set()
     for i in range(n_products):
