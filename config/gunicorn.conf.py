@@ -3,7 +3,9 @@
 Environment knobs (all optional):
 
 - ``GUNICORN_BIND`` (default ``0.0.0.0:8000``), ``WEB_CONCURRENCY`` workers (default 4: one per core
-  on a 4-core host; every worker loads its own model bundle, see DEPLOYMENT_OPTIMIZATION.md),
+  on a 4-core host; every worker loads its own model bundle, whose large arrays — factors,
+  histories, item-kNN, embeddings — are memory-mapped from ``.npy`` files, so the workers share
+  one copy in the page cache; see DEPLOYMENT_OPTIMIZATION.md and scripts/benchmark_memory.py),
 - ``GUNICORN_GRACEFUL_TIMEOUT`` seconds a worker gets after SIGTERM to drain and finish its
   requests (default ``shutdown.drain_seconds`` + 30; then it is killed; a value not above the
   drain period is refused), ``RECSYS_LOGGING__LEVEL`` log level (the app reads it too).
@@ -36,7 +38,11 @@ timeout = 60  # a worker silent this long (stuck, not slow: requests take millis
 keepalive = (
     5  # seconds an idle keep-alive connection stays open (behind a load balancer: > its idle)
 )
-preload_app = False  # each worker builds its bundle in its own lifespan; mmap'd arrays share pages
+# Each worker builds its bundle in its own lifespan (a reload swaps it per worker). The bundle's
+# large arrays are np.load(mmap_mode="r") maps of files written at build time
+# (recommender/serving/array_store.py): the kernel keeps one copy that every worker maps, so only
+# the interpreter, the libraries and the small per-request state are private to a worker.
+preload_app = False
 loglevel = os.environ.get("RECSYS_LOGGING__LEVEL", "info").lower()
 accesslog = "-"
 errorlog = "-"

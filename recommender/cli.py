@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "registry": "registry",
     "build": "build",
     "events": "events",
+    "export": "export",
 }
 
 # one-line summaries for `recsys --help`, so listing commands imports none of them (torch is slow)
@@ -43,6 +44,7 @@ SUMMARIES: dict[str, str] = {
     "registry": "list, show, promote or roll back model versions",
     "build": "prepare -> embed -> train -> evaluate -> register -> promote in one go",
     "events": "event store: stats, and compaction up to the serving model's data cut-off",
+    "export": "top-K of every known user (or a list) into a parquet file, for campaigns",
 }
 
 

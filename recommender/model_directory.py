@@ -2,7 +2,9 @@
 
 Written through :func:`recommender.storage.staged_directory` (all files appear together or not at
 all), loaded with ``allow_pickle=False`` after every file's sha256 is checked against the checksums
-the registry recorded. Knows nothing of registry entries (:mod:`recommender.registry` imports this).
+the registry recorded. The factors are memory-mapped read-only (``mmap_mode="r"``): the workers of
+one host share one copy in the page cache instead of holding one each. Knows nothing of registry
+entries (:mod:`recommender.registry` imports this).
 """
 
 from __future__ import annotations
@@ -77,14 +79,16 @@ def verify_files(directory: Path, checksums: Mapping[str, str], model_id: str) -
 
 def _load_npy(path: Path, model_id: str) -> np.ndarray:
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ModelLoadError(f"model {model_id}: {path} is not a valid .npy file ({exc}).") from exc
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
         raise ModelLoadError(
             f"model {model_id}: {path} must be a 2-D float array, got {array.dtype} {array.shape}."
         )
-    return np.ascontiguousarray(array, dtype=np.float32)
+    if array.dtype != np.float32 or not array.flags.c_contiguous or array.size == 0:
+        return np.ascontiguousarray(array, dtype=np.float32)  # an old float64 file: a copy
+    return array
 
 
 def _load_json(path: Path, model_id: str) -> dict[str, Any]:

@@ -127,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         f"promote {best.model_id}" + (" (current model is of other data)" if force else ""),
     )
     registry.promote(best.model_id, force=force, tolerance=settings.gate.tolerance)
+    from recommender.serving.bundle import store_serving_arrays
+
+    stored = store_serving_arrays(args.processed, args.registry, best.model_id)
+    print(f"      serving arrays (memory-mapped by every worker) in {stored}", flush=True)
     print(f"done in {phases.summary()}: current model {best.model_id}", flush=True)
     return 0
 

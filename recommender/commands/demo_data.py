@@ -9,6 +9,7 @@ from recommender.data.sources.demo import (
     DEFAULT_PRODUCTS,
     DEFAULT_SEED,
     DEFAULT_USERS,
+    PROFILES,
     generate_demo,
 )
 
@@ -24,12 +25,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="users" + default)
     parser.add_argument("--products", type=int, default=DEFAULT_PRODUCTS, help="products" + default)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed" + default)
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="default",
+        help="default: most users buy once; dense: half the users are active with >= 20 "
+        "products each" + default,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = generate_demo(args.out, users=args.users, products=args.products, seed=args.seed)
+    manifest = generate_demo(
+        args.out, users=args.users, products=args.products, seed=args.seed, profile=args.profile
+    )
     print(
         f"wrote {args.out}: {manifest['products']} products, {manifest['users']} users, "
-        f"{manifest['interactions']} interactions (seed {manifest['seed']}, {manifest['seconds']}s)"
+        f"{manifest['interactions']} interactions (seed {manifest['seed']}, profile "
+        f"{manifest['profile']}, {manifest['seconds']}s)"
     )
     return 0

@@ -105,8 +105,12 @@ def _parquet(directory: Path, name: str) -> pd.DataFrame:
         ) from exc
 
 
-def load_processed(directory: str | Path) -> ProcessedData:
-    """Load and cross-check every processed file; all must carry one data_version."""
+def load_processed(directory: str | Path, *, interactions: bool = True) -> ProcessedData:
+    """Load and cross-check every processed file; all must carry one data_version.
+
+    ``interactions=False`` checks the interactions file's data_version but leaves its rows unread
+    (an empty frame): serving reads histories from its memory-mapped arrays instead.
+    """
     d = Path(directory)
     if not d.is_dir():
         raise InvalidDataError(
@@ -118,7 +122,7 @@ def load_processed(directory: str | Path) -> ProcessedData:
     popular = _json(d, V.TOP_K_POPULAR_FILE)
     stats = _json(d, V.DATA_STATS_FILE)
     products = _parquet(d, V.PRODUCTS_FILE)
-    interactions = _parquet(d, V.INTERACTIONS_FILE)
+    rows = _parquet(d, V.INTERACTIONS_FILE) if interactions else pd.DataFrame()
     version = str(mappings.get("data_version", ""))
     versions = {
         V.USER_ITEM_MAPPINGS_FILE: version,
@@ -144,7 +148,7 @@ def load_processed(directory: str | Path) -> ProcessedData:
         directory=d,
         data_version=version,
         products=products,
-        interactions=interactions,
+        interactions=rows,
         item_ids=item_ids,
         user_ids=[str(x) for x in mappings["user_ids"]],
         trainable_user_ids=[str(x) for x in trainable["user_ids"]],

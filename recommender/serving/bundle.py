@@ -6,7 +6,10 @@ shapes) and precomputes what requests index: the :class:`~recommender.scoring.Sc
 (factors, item-kNN similarity and trending popularity from the positive interactions of the full
 history, quality, embeddings), the catalogue (records, filter masks, prices), every user's
 history, and the unknown-user scores.
-A failed check raises :class:`~recommender.errors.ModelLoadError` saying what to rebuild.
+The large derived arrays (histories, item-kNN, aligned embeddings, unit factors, MMR cosine) are
+computed once per model and data version and memory-mapped from :mod:`.array_store`, so the
+workers of a host share them; a failed check raises :class:`~recommender.errors.ModelLoadError`
+saying what to rebuild.
 """
 
 from __future__ import annotations
@@ -36,9 +39,17 @@ from recommender.scoring import (
     quality_scores,
     score_users,
 )
+from recommender.serving.array_store import (
+    StoredArrays,
+    arrays_dir,
+    lock_path,
+    read_arrays,
+    write_arrays,
+)
 from recommender.serving.catalogue import Catalogue
 from recommender.serving.embedding_file import read_embeddings
 from recommender.serving.histories import UserHistories
+from recommender.storage import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +203,7 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
                 "`python -m recommender build --source demo --input data/raw/demo` (or train + "
                 "promote) and reload."
             )
-        processed = load_processed(processed_dir)
+        processed = load_processed(processed_dir, interactions=False)
         loaded = registry.load(model_id, expected_data_version=processed.data_version)
     except ModelLoadError:
         raise
@@ -205,10 +216,11 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
             f"but {processed_dir} holds {processed.data_version}. "
             "Rebuild, or promote a model trained on this data."
         )
+    metadata.setdefault("model_id", getattr(loaded.record, "model_id", "unknown"))
     catalogue = Catalogue.from_products(processed.products)
     n = catalogue.size
-    item_factors = np.asarray(loaded.item_factors, dtype=np.float32)
-    user_factors = np.asarray(loaded.user_factors, dtype=np.float32)
+    item_factors = loaded.item_factors
+    user_factors = loaded.user_factors
     if item_factors.shape[0] != n or user_factors.shape[0] != len(processed.trainable_user_ids):
         raise ModelLoadError(
             f"model {metadata.get('model_id')} factors {user_factors.shape}/{item_factors.shape} "
@@ -216,27 +228,20 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
             f"not match {len(processed.trainable_user_ids)} trainable users × {n} products in "
             f"{processed_dir}. Rebuild the model on this data."
         )
-    embeddings, emb_meta = _embeddings(
-        processed_dir, catalogue.item_ids, metadata.get("embedding_version")
-    )
-    histories = UserHistories.from_interactions(
-        processed.interactions,
-        processed.user_ids,
-        processed.item_index,
-        processed.trainable_user_ids,
-    )
-    metadata.setdefault("model_id", getattr(loaded.record, "model_id", "unknown"))
+    stored = serving_arrays(processed_dir, catalogue, item_factors, metadata)
+    histories = _histories(stored, processed.user_ids)
     bundle = build_bundle(
         catalogue,
         histories,
         item_factors,
         user_factors,
-        embeddings,
+        stored.get("embeddings"),
         metadata,
         hybrid_config(settings, metadata),
         marker=marker,
         data_version=processed.data_version,
-        embedding_meta=emb_meta,
+        embedding_meta=stored.info.get("embedding_meta"),
+        precomputed=stored,
     )
     bundle.info["load_seconds"] = round(time.perf_counter() - started, 3)
     logger.info(
@@ -248,6 +253,130 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
         bundle.info["load_seconds"],
     )
     return bundle
+
+
+def store_serving_arrays(
+    processed_dir: str | Path, registry_dir: str | Path, model_id: str | None = None
+) -> Path:
+    """Compute and store the memory-mapped arrays of the current model (or ``model_id``) now, at
+    build time, so the first serving worker does not; returns their directory."""
+    settings = ServingSettings.model_validate(
+        {"paths": {"processed_dir": str(processed_dir), "registry_dir": str(registry_dir)}}
+    )
+    bundle = load_bundle(settings, model_id)
+    return arrays_dir(Path(processed_dir), bundle.model_id)
+
+
+HISTORY_ARRAYS = ("indptr", "indices", "cf_rows", "seconds", "positive")
+
+
+def _arrays_key(processed_dir: Path, metadata: Mapping[str, Any], n_items: int) -> dict[str, Any]:
+    """What the stored arrays depend on: the model (its item-kNN and popularity settings), the
+    processed data, the embeddings file as it is now, the format and the MMR cosine limit."""
+    embeddings = processed_dir / V.EMBEDDINGS_DIR / V.EMBEDDINGS_FILE
+    try:
+        stat = embeddings.stat()
+        embeddings_file: list[int] | None = [stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        embeddings_file = None
+    return {
+        "model_id": str(metadata.get("model_id")),
+        "data_version": metadata.get("data_version"),
+        "embedding_version": metadata.get("embedding_version"),
+        "embeddings_file": embeddings_file,
+        "item_knn": {**DEFAULT_KNN, **(metadata.get("item_knn") or {})},
+        "popularity": metadata.get("popularity"),
+        "n_items": n_items,
+        "max_precomputed_cosine": MAX_PRECOMPUTED_COSINE,
+    }
+
+
+def serving_arrays(
+    processed_dir: Path,
+    catalogue: Catalogue,
+    item_factors: np.ndarray,
+    metadata: Mapping[str, Any],
+) -> StoredArrays:
+    """The memory-mapped derived arrays of this model over ``processed_dir``: read when a set was
+    stored for the same key, else computed (one worker at a time, under a lock), stored and mapped.
+
+    Reading ``interactions.parquet`` and the embeddings file happens only when computing. A set
+    that cannot be written (read-only disk) is served from memory, with a warning.
+    """
+    directory = arrays_dir(processed_dir, str(metadata.get("model_id")))
+    key = _arrays_key(processed_dir, metadata, catalogue.size)
+    stored = read_arrays(directory, key)
+    if stored is not None:
+        return stored
+    computed: StoredArrays | None = None
+    try:
+        with file_lock(lock_path(directory)):
+            stored = read_arrays(directory, key)  # another worker may have written it meanwhile
+            if stored is not None:
+                return stored
+            computed = _compute_arrays(processed_dir, catalogue, item_factors, metadata)
+            write_arrays(directory, computed.arrays, key, computed.info)
+    except OSError as exc:
+        logger.warning(
+            "cannot store the serving arrays in %s (%s): this worker keeps a private copy",
+            directory,
+            exc,
+        )
+        if computed is None:
+            computed = _compute_arrays(processed_dir, catalogue, item_factors, metadata)
+        return computed
+    stored = read_arrays(directory, key)
+    if stored is None:
+        raise ModelLoadError(f"serving arrays written to {directory} do not read back. Rebuild.")
+    logger.info("stored the serving arrays of model %s in %s", key["model_id"], directory)
+    return stored
+
+
+def _compute_arrays(
+    processed_dir: Path,
+    catalogue: Catalogue,
+    item_factors: np.ndarray,
+    metadata: Mapping[str, Any],
+) -> StoredArrays:
+    """Histories from ``interactions.parquet``, embeddings in catalogue order, then the derived
+    arrays of :func:`derived_arrays`."""
+    try:
+        processed = load_processed(processed_dir)
+    except RecsysError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    embeddings, emb_meta = _embeddings(
+        processed_dir, catalogue.item_ids, metadata.get("embedding_version")
+    )
+    histories = UserHistories.from_interactions(
+        processed.interactions,
+        processed.user_ids,
+        processed.item_index,
+        processed.trainable_user_ids,
+    )
+    arrays: dict[str, np.ndarray | None] = {
+        f"history_{name}": getattr(histories, name) for name in HISTORY_ARRAYS
+    }
+    arrays.update(derived_arrays(catalogue, histories, item_factors, embeddings, metadata))
+    return StoredArrays(arrays, {"embedding_meta": emb_meta})
+
+
+def _histories(stored: StoredArrays, user_ids: list[str]) -> UserHistories:
+    """Known users over the stored (memory-mapped) history arrays."""
+    indptr = stored.need("history_indptr")
+    if len(indptr) != len(user_ids) + 1:
+        raise ModelLoadError(
+            f"stored histories cover {len(indptr) - 1} users, the processed data "
+            f"{len(user_ids)}. Rebuild."
+        )
+    return UserHistories(
+        user_ids=tuple(user_ids),
+        index=dict(zip(user_ids, range(len(user_ids)), strict=True)),
+        indptr=indptr,
+        indices=stored.need("history_indices"),
+        cf_rows=stored.need("history_cf_rows"),
+        seconds=stored.get("history_seconds"),
+        positive=stored.get("history_positive"),
+    )
 
 
 def _popularity(
@@ -268,6 +397,47 @@ def _popularity(
     return history.latest()
 
 
+def derived_arrays(
+    catalogue: Catalogue,
+    histories: UserHistories,
+    item_factors: np.ndarray,
+    embeddings: np.ndarray | None,
+    metadata: Mapping[str, Any],
+) -> dict[str, np.ndarray | None]:
+    """The large arrays :func:`build_bundle` derives from the history and the factors: item-kNN
+    and popularity fitted on the positives of the full history (as training fits them on the
+    positives of its splits), unit item factors, the MMR cosine (small catalogues), embeddings."""
+    n = catalogue.size
+    user_items = histories.user_items(n)
+    knn = {**DEFAULT_KNN, **(metadata.get("item_knn") or {})}
+    similarity = sp.csr_matrix(
+        fit_item_knn(
+            user_items,
+            int(knn["neighbours"]),
+            float(knn["shrinkage"]),
+            histories.sessions(n, float(knn["session_gap_hours"]) * 3600.0)
+            if float(knn["session_weight"]) > 0
+            else None,
+            float(knn["session_weight"]),
+        ),
+        dtype=np.float32,
+    )
+    if embeddings is not None:
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    return {
+        "knn_data": similarity.data,
+        "knn_indices": similarity.indices,
+        "knn_indptr": similarity.indptr,
+        "popularity": _popularity(histories, user_items, metadata),
+        "has_interactions": np.diff(user_items.tocsc().indptr) > 0,
+        "item_unit_factors": _unit_rows(np.asarray(item_factors, dtype=np.float32)),
+        "embeddings": embeddings,
+        "item_cosine": None
+        if embeddings is None or n > MAX_PRECOMPUTED_COSINE
+        else _cosine(embeddings),
+    }
+
+
 def build_bundle(
     catalogue: Catalogue,
     histories: UserHistories,
@@ -279,18 +449,24 @@ def build_bundle(
     marker: str | None = None,
     data_version: str | None = None,
     embedding_meta: Mapping[str, Any] | None = None,
+    precomputed: StoredArrays | None = None,
 ) -> ModelBundle:
-    """Assemble a bundle from checked parts: fits item-kNN and popularity on the positives of the
-    full history (as training fits them on the positives of its splits).
+    """Assemble a bundle from checked parts; the large derived arrays come from ``precomputed``
+    (memory-mapped, see :func:`serving_arrays`) or are computed by :func:`derived_arrays`.
 
     ``embeddings`` rows and factor rows are in catalogue order; ``metadata`` is the model's
     ``metadata.json`` (``model_id``, ``model_type``, ``item_knn``, ``fold_in_regularization`` ...).
     """
     n = catalogue.size
     emb_meta = dict(embedding_meta or {})
-    user_items = histories.user_items(n)
     knn = {**DEFAULT_KNN, **(metadata.get("item_knn") or {})}
-    popularity = _popularity(histories, user_items, metadata)
+    derived = (
+        precomputed.arrays
+        if precomputed is not None
+        else derived_arrays(catalogue, histories, item_factors, embeddings, metadata)
+    )
+    embeddings = derived["embeddings"]
+    popularity = _need(derived, "popularity")
     quality = quality_scores(
         np.array(
             [r[V.AVG_RATING] if r[V.AVG_RATING] is not None else np.nan for r in catalogue.records],
@@ -298,28 +474,23 @@ def build_bundle(
         ),
         np.array([r[V.NUM_RATINGS] or 0 for r in catalogue.records], dtype=np.float64),
     )
-    cosine = (
-        None
-        if embeddings is None or n > MAX_PRECOMPUTED_COSINE
-        else _read_only(_cosine(embeddings))
-    )
+    cosine = derived["item_cosine"]
     model = ScoringModel.build(
         item_factors=item_factors,
         user_factors=user_factors,
         fold_in_regularization=float(metadata.get("fold_in_regularization", 1.0)),
-        item_similarity=fit_item_knn(
-            user_items,
-            int(knn["neighbours"]),
-            float(knn["shrinkage"]),
-            histories.sessions(n, float(knn["session_gap_hours"]) * 3600.0)
-            if float(knn["session_weight"]) > 0
-            else None,
-            float(knn["session_weight"]),
+        item_similarity=sp.csr_matrix(
+            (
+                _need(derived, "knn_data"),
+                _need(derived, "knn_indices"),
+                _need(derived, "knn_indptr"),
+            ),
+            shape=(n, n),
         ),
         embeddings=embeddings,
         popularity=popularity,
         quality=quality,
-        item_cosine=cosine,
+        item_cosine=None if cosine is None else _read_only(cosine),
     )
     unknown = score_users(
         model,
@@ -328,7 +499,6 @@ def build_bundle(
         hybrid.for_segment(V.SEGMENT_UNKNOWN),
         hybrid.normalisation,
     )[0]
-    counts = np.diff(user_items.tocsc().indptr)
     unknown_scores = np.round(unknown, V.SCORE_DECIMALS).astype(np.float32)
     info = {
         "model_id": str(metadata.get("model_id", "unknown")),
@@ -356,8 +526,8 @@ def build_bundle(
         histories=histories,
         hybrid=hybrid,
         info=info,
-        item_unit_factors=_read_only(_unit_rows(item_factors)),
-        has_interactions=_read_only(counts > 0),
+        item_unit_factors=_read_only(_need(derived, "item_unit_factors")),
+        has_interactions=_read_only(_need(derived, "has_interactions")),
         popular_order=_read_only(np.lexsort((np.arange(n), -popularity))),
         unknown_scores=_read_only(unknown_scores),
         unknown_order=_read_only(np.lexsort((np.arange(n), -unknown_scores))),
@@ -365,3 +535,10 @@ def build_bundle(
         marker=marker,
     )
     return bundle
+
+
+def _need(arrays: Mapping[str, np.ndarray | None], name: str) -> np.ndarray:
+    array = arrays[name]
+    if array is None:
+        raise ModelLoadError(f"serving array {name} is missing. Rebuild the model.")
+    return array

@@ -211,3 +211,16 @@ def test_evaluate_recomputes_a_model_deployed_as_its_train_val_fit(built, tmp_pa
     assert "note:" not in printed.getvalue()  # recomputed, not the stored table
     hybrid = json.loads(out.read_text())["segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]
     assert hybrid["metrics"]["ndcg@10"]["mean"] == pytest.approx(record.gate_value, abs=1e-6)
+
+
+def test_build_stores_the_serving_arrays_of_the_promoted_model(built) -> None:
+    from recommender.serving.array_store import MANIFEST_FILE, arrays_dir
+
+    current = Registry(built["registry"]).current()
+    assert current is not None
+    manifest = json.loads(
+        (arrays_dir(built["processed"], current.model_id) / MANIFEST_FILE).read_text()
+    )
+    assert manifest["key"]["model_id"] == current.model_id
+    assert manifest["key"]["data_version"] == current.data_version
+    assert "serving arrays (memory-mapped by every worker)" in built["stdout"].read_text()

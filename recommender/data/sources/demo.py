@@ -61,6 +61,14 @@ MANIFEST_FILE = "demo_manifest.json"
 SINGLE_SHARE = 0.91
 REPEAT_P = 0.4
 MAX_PER_USER = 40
+# the dense variant (``profile="dense"``): half the users are active, each with at least
+# DENSE_MIN_PER_USER distinct products (drawn with a margin, since a repeat is dropped; one whose
+# distinct products still fall short keeps only its first, see _dense_floor)
+PROFILES = ("default", "dense")
+DENSE_SINGLE_SHARE = 0.5
+DENSE_MIN_PER_USER = 20
+DENSE_DRAW_MARGIN = 12
+DENSE_MAX_PER_USER = 80
 START = np.datetime64("2023-01-01T00:00:00", "s")
 SPAN_DAYS = 730.0
 SAME_ORDER_SHARE = 0.4
@@ -256,22 +264,53 @@ def _relabel_reserved(interactions: pd.DataFrame) -> pd.Series:
     return ids.where(~ids.isin(list(mapping)), ids.map(mapping))
 
 
+def _counts(users: int, profile: str, rng: np.random.Generator) -> np.ndarray:
+    """Interactions drawn per user: mostly one-time visitors (default) or dense active users."""
+    n_per_user = np.ones(users, dtype=np.int64)
+    if profile == "dense":
+        multi = rng.random(users) >= DENSE_SINGLE_SHARE
+        extra = rng.geometric(REPEAT_P, int(multi.sum())) - 1
+        n_per_user[multi] = np.minimum(
+            DENSE_MIN_PER_USER + DENSE_DRAW_MARGIN + extra, DENSE_MAX_PER_USER
+        )
+        return n_per_user
+    multi = rng.random(users) >= SINGLE_SHARE
+    n_per_user[multi] = np.minimum(1 + rng.geometric(REPEAT_P, int(multi.sum())), MAX_PER_USER)
+    return n_per_user
+
+
+def _dense_floor(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Keep an active user's rows only if they name at least :data:`DENSE_MIN_PER_USER` distinct
+    products, else only the first: every active user of the dense shop is dense."""
+    users = interactions[V.USER_ID]
+    size = users.map(users.value_counts())
+    first = interactions.groupby(V.USER_ID, sort=False).cumcount() == 0
+    keep = first | (size >= DENSE_MIN_PER_USER)
+    return interactions[keep.to_numpy()].reset_index(drop=True)
+
+
 def generate(
     users: int = DEFAULT_USERS,
     products: int = DEFAULT_PRODUCTS,
     seed: int = DEFAULT_SEED,
+    profile: str = "default",
 ) -> SourceTables:
-    """Generate the demo shop in memory (canonical tables); deterministic for ``seed``."""
+    """Generate the demo shop in memory (canonical tables); deterministic for ``seed``.
+
+    ``profile="dense"``: half the users are active with at least :data:`DENSE_MIN_PER_USER`
+    distinct products each (the dense variant of the 1M × 50K scale shop). Vectorised throughout:
+    1M users × 50K products take minutes, not hours.
+    """
     if users < 1 or products < 1:
         raise InvalidDataError(
             f"demo sizes must be positive (got users={users}, products={products})."
         )
+    if profile not in PROFILES:
+        raise InvalidDataError(f"demo profile must be one of {PROFILES} (got {profile!r}).")
     rng = np.random.default_rng(seed)
     catalogue = make_catalogue(products, rng)
     table, persona = _personas(users, rng)
-    multi = rng.random(users) >= SINGLE_SHARE
-    n_per_user = np.ones(users, dtype=np.int64)
-    n_per_user[multi] = np.minimum(1 + rng.geometric(REPEAT_P, int(multi.sum())), MAX_PER_USER)
+    n_per_user = _counts(users, profile, rng)
     starts = np.concatenate([[0], np.cumsum(n_per_user)[:-1]])
     user_of = np.repeat(np.arange(users), n_per_user)
     category = _categories(n_per_user, starts, rng)
@@ -287,7 +326,7 @@ def generate(
 
     interactions = pd.DataFrame(
         {
-            V.USER_ID: np.char.mod("u%06d", user_of + 1).astype(object),
+            V.USER_ID: np.char.mod("u%06d", np.arange(1, users + 1)).astype(object)[user_of],
             V.PRODUCT_ID: catalogue.products[V.PRODUCT_ID].to_numpy()[items],
             V.RATING: ratings,
             V.TIMESTAMP: stamps.astype("datetime64[ns]"),
@@ -295,6 +334,8 @@ def generate(
             V.SOURCE: NAME,
         }
     ).drop_duplicates([V.USER_ID, V.PRODUCT_ID], keep="first", ignore_index=True)
+    if profile == "dense":
+        interactions = _dense_floor(interactions)
     interactions[V.USER_ID] = _relabel_reserved(interactions)
 
     counts = np.bincount(items, minlength=products)
@@ -314,6 +355,7 @@ def generate_demo(
     users: int = DEFAULT_USERS,
     products: int = DEFAULT_PRODUCTS,
     seed: int = DEFAULT_SEED,
+    profile: str = "default",
 ) -> dict[str, object]:
     """Generate the demo shop and write it in canonical format into ``out_dir`` (atomically).
 
@@ -322,10 +364,11 @@ def generate_demo(
     """
     began = time.perf_counter()
     log.info("generating demo shop: %d users, %d products, seed %d", users, products, seed)
-    tables = generate(users, products, seed)
+    tables = generate(users, products, seed, profile)
     manifest: dict[str, object] = {
         "generator": "recommender.data.sources.demo",
         "seed": seed,
+        "profile": profile,
         "users": users,
         "products": products,
         "interactions": len(tables.interactions),

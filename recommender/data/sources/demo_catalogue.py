@@ -231,6 +231,7 @@ def make_catalogue(n_products: int, rng: np.random.Generator) -> DemoCatalogue:
     log_popularity = rng.normal(0.0, 1.25, n_products) + 0.4 * np.log(appeal[brand])
     quality = rng.beta(8, 1.5, n_products)
 
+    median_size = {c: float(np.median(CATEGORIES[c][2])) for c in cat_names}  # once per category
     records = []
     seen: set[str] = set()
     for i in range(n_products):
@@ -252,7 +253,7 @@ def make_catalogue(n_products: int, rng: np.random.Generator) -> DemoCatalogue:
                 f"{cat.title()} {b} {line} {benefit} {ings[0]} {SKIN_PHRASE[skins[0]]} {size}{unit}"
             )
         seen.add(name)
-        price = base * TIER_PRICE_FACTOR[tier[i]] * (size / np.median(sizes)) ** 0.5
+        price = base * TIER_PRICE_FACTOR[tier[i]] * (size / median_size[cat]) ** 0.5
         price *= rng.lognormal(0.0, 0.15)
         records.append(
             {

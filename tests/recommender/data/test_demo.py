@@ -145,3 +145,31 @@ def test_the_manifest_documents_the_reserved_ids(tmp_path: Path) -> None:
     manifest = generate_demo(tmp_path / "raw", users=1_500, products=60, seed=11)
     assert list(manifest["reserved_user_ids"]) == ["1", "2", "3", "999999"]
     assert manifest["new_visitor_id"] == demo.NEW_VISITOR
+
+
+def test_dense_profile_gives_every_active_user_at_least_20_products():
+    from recommender.data.sources.demo import DENSE_MIN_PER_USER, generate
+
+    tables = generate(users=3000, products=3000, seed=3, profile="dense")
+    per_user = tables.interactions.groupby(V.USER_ID).size()
+    active = per_user[per_user > 1]
+    assert active.min() >= DENSE_MIN_PER_USER == 20
+    assert 0.4 < len(active) / 3000 < 0.6  # half the users are active
+    assert not tables.interactions.duplicated([V.USER_ID, V.PRODUCT_ID]).any()
+
+
+def test_default_profile_is_unchanged_by_the_dense_option():
+    from recommender.data.sources.demo import generate
+
+    a = generate(users=500, products=60, seed=9)
+    b = generate(users=500, products=60, seed=9, profile="default")
+    pd.testing.assert_frame_equal(a.interactions, b.interactions)
+    assert a.interactions[V.USER_ID].str.fullmatch(r"u\d{6}|1|2|3|999999").all()
+
+
+def test_unknown_profile_is_refused():
+    from recommender.data.sources.demo import generate
+    from recommender.errors import InvalidDataError
+
+    with pytest.raises(InvalidDataError, match="profile must be one of"):
+        generate(users=10, products=10, profile="sparse")

@@ -1,0 +1,168 @@
+"""Memory per gunicorn worker: RSS and PSS with 1 and with N workers, in one run.
+
+Usage::
+
+    python scripts/benchmark_memory.py [--processed data/processed] [--registry artifacts/cf]
+        [--workers 4] [--requests 2000] [--scale] [--json report.json]
+
+Starts ``gunicorn -c config/gunicorn.conf.py service.api:app`` twice (1 worker, then
+``--workers``), waits for every worker's warm-up, sends the serving benchmark's mixed
+``/recommend`` traffic and a few 1,000-user batches (so each worker touches its arrays), then reads
+``/proc/<pid>/smaps_rollup`` of the master and of every worker: RSS (what ``top`` shows; a shared
+page counts in full in every process), PSS (a shared page's size divided among the processes that
+map it: the sum over processes is the host's real use), Private_Dirty (what a worker holds alone).
+
+The target (issue 12): total worker PSS with N=4 workers ≤ 1.6 × the one worker's PSS at
+1M users × 50K products (``--scale`` builds or reuses that shop), where the memory-mapped
+arrays dominate; on the small demo shop the interpreter and libraries dominate (~100 MB a process
+that cannot be shared without forking a loaded app), so the ratio is printed but not a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from _client import DEFAULT_PROCESSED_DIR, DEFAULT_REGISTRY_DIR, report_targets
+from _server import GUNICORN_CONFIG, REPO, ServerProcess, free_port, server_command, server_env
+from benchmark_serving import load, user_mix
+
+TARGET_RATIO = 1.6
+FIELDS = ("Rss", "Pss", "Private_Dirty", "Shared_Clean", "Shared_Dirty")
+
+
+def smaps_rollup(pid: int) -> dict[str, float]:
+    """MB of :data:`FIELDS` from ``/proc/<pid>/smaps_rollup`` (empty when unreadable)."""
+    out: dict[str, float] = {}
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        name, _, rest = line.partition(":")
+        if name in FIELDS:
+            out[name.lower()] = round(int(rest.split()[0]) / 1024, 1)
+    return out
+
+
+def children(pid: int) -> list[int]:
+    """Child pids of ``pid`` (gunicorn's workers)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return sorted(set(found))
+
+
+def _wait_warm(url: str, workers: int, timeout: float = 300.0) -> None:
+    """Until every worker answered /cache_stats with its warm-up done (or ``timeout``)."""
+    deadline = time.perf_counter() + timeout
+    done: set[int] = set()
+    while time.perf_counter() < deadline and len(done) < workers:
+        body = requests.get(f"{url}/cache_stats", headers={"Connection": "close"}).json()
+        if body.get("warmup", {}).get("state") != "running":
+            pid = requests.get(f"{url}/health", headers={"Connection": "close"}).json().get("pid")
+            if pid is not None:
+                done.add(int(pid))
+        time.sleep(0.05)
+
+
+def measure(
+    processed: Path, registry: Path, workers: int, bodies: list[Any], batch: list[str]
+) -> dict[str, Any]:
+    """Start gunicorn with ``workers``, send traffic, read every process's smaps_rollup."""
+    port = free_port()
+    command = server_command("gunicorn", port, workers, gunicorn_config=GUNICORN_CONFIG)
+    env = server_env(
+        processed,
+        registry,
+        {"RECSYS_LOGGING__LEVEL": "WARNING", "WEB_CONCURRENCY": str(workers)},
+        drop_prefix="RECSYS_PATHS__",
+    )
+    server = ServerProcess(command, env, port, stderr=subprocess.DEVNULL)
+    try:
+        ready = server.wait_ready(timeout=600)
+        _wait_warm(server.url, workers)
+        asyncio.run(load(f"{server.url}/recommend", "POST", bodies, 8))
+        for _ in range(2 * workers):
+            requests.post(
+                f"{server.url}/batch_recommend",
+                json={"user_ids": batch, "topk": 10},
+                headers={"Connection": "close"},
+            )
+        pids = children(server.process.pid)
+        per_worker = {str(pid): smaps_rollup(pid) for pid in pids}
+        master = smaps_rollup(server.process.pid)
+    finally:
+        server.stop()
+    total = {
+        key: round(sum(w.get(key, 0.0) for w in per_worker.values()), 1)
+        for key in ("rss", "pss", "private_dirty")
+    }
+    return {
+        "workers": len(per_worker),
+        "startup_to_ready_s": round(ready, 2),
+        "per_worker_mb": per_worker,
+        "master_mb": master,
+        "workers_total_mb": total,
+    }
+
+
+def _print(run: dict[str, Any]) -> None:
+    print(f"--- {run['workers']} worker(s), ready in {run['startup_to_ready_s']}s")
+    print(f"{'pid':>8} {'RSS MB':>9} {'PSS MB':>9} {'private':>9} {'shared':>9}")
+    for pid, m in run["per_worker_mb"].items():
+        shared = m.get("shared_clean", 0.0) + m.get("shared_dirty", 0.0)
+        print(
+            f"{pid:>8} {m.get('rss', 0):>9.1f} {m.get('pss', 0):>9.1f} "
+            f"{m.get('private_dirty', 0):>9.1f} {shared:>9.1f}"
+        )
+    master = run["master_mb"]
+    print(f"  master {master.get('rss', 0):>9.1f} {master.get('pss', 0):>9.1f}")
+    total = run["workers_total_mb"]
+    print(f"   total {total['rss']:>9.1f} {total['pss']:>9.1f} {total['private_dirty']:>9.1f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processed", type=Path, default=REPO / DEFAULT_PROCESSED_DIR)
+    parser.add_argument("--registry", type=Path, default=REPO / DEFAULT_REGISTRY_DIR)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--scale", action="store_true", help="use (build first if missing) the 1M × 50K shop"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = parser.parse_args()
+    if args.scale:
+        from _scale import ensure_shop
+
+        args.processed, args.registry = ensure_shop()
+    bodies, batch = user_mix(args.processed, args.requests, args.seed)
+    one = measure(args.processed, args.registry, 1, bodies, batch)
+    many = measure(args.processed, args.registry, args.workers, bodies, batch)
+    for run in (one, many):
+        _print(run)
+    ratio = round(many["workers_total_mb"]["pss"] / max(one["workers_total_mb"]["pss"], 1e-9), 3)
+    report = {"processed": str(args.processed), "one": one, "many": many, "pss_ratio": ratio}
+    print(f"total worker PSS with {args.workers} workers / with 1: {ratio}")
+    print(json.dumps({"pss_ratio": ratio}, indent=None))
+    targets = {f"PSS({args.workers}) <= {TARGET_RATIO} x PSS(1)": ratio <= TARGET_RATIO}
+    if not args.scale:
+        print("(demo shop: the interpreter dominates; the target applies with --scale)")
+    ok = report_targets(targets, report, args.json)
+    return 0 if ok or not args.scale else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
