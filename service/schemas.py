@@ -549,8 +549,8 @@ class ProductUpdateResponse(BaseModel):
     seq: int
     replace: bool
     known_to_model: bool = Field(
-        description="false for a product the serving model has not been built with: stored, "
-        "recommended after the next build"
+        description="false for a product the serving model has not been built with: it is "
+        "served at once by content and live popularity (no CF factors until the next build)"
     )
 
 
