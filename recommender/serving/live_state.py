@@ -59,6 +59,16 @@ class _UserLog:
     snapshot: LiveUser | None = None
 
 
+def trainable_fold_in(setting: bool | None, info: Mapping[str, Any]) -> bool:
+    """Whether a trainable user's CF vector is folded in from their live history: the config
+    (``events.trainable_fold_in``) when set, else the model's validated ``live_fold_in``, else
+    True (models built before the live validation)."""
+    if setting is not None:
+        return setting
+    chosen = info.get("live_fold_in")
+    return True if chosen is None else bool(chosen)
+
+
 def data_cutoff(bundle: ModelBundle) -> float:
     """Unix seconds of the model's newest interaction (0 without timestamps): live events
     at or after it are not in the model."""
