@@ -100,8 +100,10 @@ def live_stream(data: ProcessedData, fraction: float) -> LiveStream | None:
         seen.setdefault(user, set()).add(int(item))
         if positive:
             liked.setdefault(user, []).append(int(item))
-    rows_before = user_item_matrix(before_data, (V.SPLIT_TRAIN,))
-    has_row = np.diff(rows_before.indptr) > 0
+    # a CF row at T' by prepare's rule on the rows before T' (>= 2 interactions, >= 1 positive):
+    # a user with a single interaction before T' is cold there, as in a model built at T'
+    counts = before.groupby(before[V.USER_ID].astype(str)).size()
+    trainable_then = {u for u, n in counts.items() if n >= 2 and liked.get(str(u))}
     cf_index = data.trainable_index
     users: list[str] = []
     targets: list[np.ndarray] = []
@@ -127,7 +129,7 @@ def live_stream(data: ProcessedData, fraction: float) -> LiveStream | None:
             targets.append(np.array([item], dtype=np.int64))
             histories.append(np.array(liked[user], dtype=np.int64))
             seens.append(np.array(sorted(user_seen), dtype=np.int64))
-            cf_rows.append(row if row >= 0 and has_row[row] else -1)
+            cf_rows.append(row if row >= 0 and user in trainable_then else -1)
             times.append(float(moment))
             live_counts.append(streamed.get(user, 0))
         user_seen.add(item)

@@ -51,7 +51,8 @@ def test_weights_move_toward_the_popularity_vertex() -> None:
 
 
 def _tiny() -> ProcessedData:
-    """Three users over five days; u1/u2 have a CF row, u3 does not."""
+    """Four users over five days; u1/u2/u4 have a CF row, u3 does not; u4 has a single
+    interaction before the cut, so a model built then would not have their row."""
     day = pd.Timestamp("2024-01-01")
     rows = [  # user, item, rating, day, split
         ("u1", "p0", 5, 0, V.SPLIT_TRAIN),
@@ -59,6 +60,8 @@ def _tiny() -> ProcessedData:
         ("u1", "p1", 5, 1, V.SPLIT_TRAIN),
         ("u2", "p2", 2, 1, V.SPLIT_TRAIN),
         ("u3", "p3", 5, 2, V.SPLIT_TRAIN),
+        ("u4", "p4", 5, 2, V.SPLIT_TRAIN),
+        ("u4", "p1", 5, 3, V.SPLIT_VAL),  # streamed: u4 cold at T' (one interaction before)
         ("u1", "p2", 5, 3, V.SPLIT_VAL),  # streamed: u1 trainable, no live positive yet
         ("u3", "p0", 5, 3, V.SPLIT_TRAIN),  # streamed: u3 cold (no CF row)
         ("u2", "p2", 5, 4, V.SPLIT_VAL),  # u2 already saw p2 (a repeat): not scored
@@ -78,8 +81,8 @@ def _tiny() -> ProcessedData:
         products=pd.DataFrame({V.PRODUCT_ID: items}),
         interactions=frame,
         item_ids=items,
-        user_ids=["u1", "u2", "u3"],
-        trainable_user_ids=["u1", "u2"],
+        user_ids=["u1", "u2", "u3", "u4"],
+        trainable_user_ids=["u1", "u2", "u4"],
         popular=[],
         stats={},
     )
@@ -87,21 +90,21 @@ def _tiny() -> ProcessedData:
 
 def test_the_stream_is_train_and_val_after_the_time_cut() -> None:
     data = _tiny()
-    stream = live_stream(data, 0.375)  # 9 train+val rows: the 0.625 quantile is day 3
+    stream = live_stream(data, 0.4)  # 11 train+val rows: the 0.6 quantile is day 3
     assert stream is not None
     assert stream.cutoff == pd.Timestamp("2024-01-04").timestamp()
     assert set(stream.before.interactions[V.SPLIT]) == {V.SPLIT_TRAIN}
-    assert len(stream.before.interactions) == 5
+    assert len(stream.before.interactions) == 6
     events = stream.events
-    assert events.user_ids == ["u1", "u3", "u1"]
-    assert [t.tolist() for t in events.targets] == [[2], [0], [3]]
-    assert [h.tolist() for h in events.histories] == [[0, 1], [3], [0, 1, 2]]
-    assert [s.tolist() for s in events.seen] == [[0, 1], [3], [0, 1, 2]]
-    assert events.cf_rows.tolist() == [0, -1, 0]
-    assert stream.live_counts.tolist() == [0, 0, 1]
+    assert events.user_ids == ["u4", "u1", "u3", "u1"]  # time order, ties in row order
+    assert [t.tolist() for t in events.targets] == [[1], [2], [0], [3]]
+    assert [h.tolist() for h in events.histories] == [[4], [0, 1], [3], [0, 1, 2]]
+    assert [s.tolist() for s in events.seen] == [[4], [0, 1], [3], [0, 1, 2]]
+    assert events.cf_rows.tolist() == [-1, 0, -1, 0]
+    assert stream.live_counts.tolist() == [0, 0, 0, 1]
     day = 86400
     start = int(pd.Timestamp("2024-01-01").timestamp())
-    assert events.request_times.tolist() == [start + 3 * day, start + 3 * day, start + 4 * day]
+    assert events.request_times.tolist() == [start + 3 * day] * 3 + [start + 4 * day]
     assert live_stream(data, 0.0) is None
 
 
