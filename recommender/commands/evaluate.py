@@ -121,7 +121,8 @@ def _run_replay(args: argparse.Namespace) -> int:
     print(
         f"replay of {args.source}: cut-off {report['cutoff_utc']} (newest "
         f"{args.replay_fraction:.0%} streamed), model {report['model_id']}, "
-        f"{stream['scored']} of {stream['events']} events scored"
+        f"{stream['scored']} of {stream['events']} events scored; live_fold_in "
+        f"{report['live_fold_in']} (validated at build time)"
     )
     print(format_replay_table(report["segments"], report["k"]))
     print(f"report written to {output}")

@@ -116,8 +116,9 @@ class EventsSettings(_Strict):
     popularity_weights: PopularityWeights = PopularityWeights()
     # event types whose product is "seen" (excluded from the user's answers); purchase always is
     seen_types: list[EventKind] = Field(default_factory=lambda: list(DEFAULT_SEEN_TYPES))
-    # a trainable user's CF vector from the full live history (ALS fold-in) instead of the row
-    trainable_fold_in: bool = True
+    # a trainable user's CF vector from the full live history (ALS fold-in) instead of the row;
+    # None: the model's own choice (``live_fold_in``, decided on validation by the build)
+    trainable_fold_in: bool | None = None
     positive_rating: int = Field(4, ge=1, le=5)  # a live rating at least this is taste evidence
     # live-state memory bounds per worker (see LiveState._evict): the newest items per user
     # (seen and liked, each), and seen + liked entries over all users before the least recently

@@ -92,6 +92,12 @@ class HybridTuningSettings(_Strict):
     # newest item (the test cold task); exact = only users with one history item
     # (see training/hybrid_tuning.py)
     cold_population: Literal["last_item", "exact"] = "last_item"
+    # live validation (training/live_validation.py): the newest share of train + val rows is
+    # streamed as if live to choose live_fold_in and each segment's popularity share (0 = off)
+    live_fraction: float = Field(0.2, ge=0, lt=1)
+    live_popularity_shares: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
+    )
 
 
 class GateSettings(_Strict):

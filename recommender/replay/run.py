@@ -91,6 +91,10 @@ def run_replay(
         "cutoff_utc": cutoff_iso,
         "model_id": bundle.model_id,
         "model_type": bundle.info.get("model_type"),
+        # the build's live validation choice (None: nothing to decide on); the config may override
+        "live_fold_in": bundle.info.get("live_fold_in"),
+        "trainable_fold_in": settings.events.trainable_fold_in,
+        "hybrid": bundle.hybrid.to_dict(),
         "k": topk,
         "bootstrap_samples": ev.bootstrap_samples,
         "interactions_before": len(split.before),

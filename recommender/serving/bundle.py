@@ -514,6 +514,8 @@ def build_bundle(
         "hybrid": hybrid.to_dict(),
         "item_knn": knn,
         "popularity_half_life_days": (metadata.get("popularity") or {}).get("half_life_days"),
+        # the build's live validation: fold a trainable user's CF vector in from the live history
+        "live_fold_in": metadata.get("live_fold_in"),
         "n_users": histories.n_users,
         "n_trainable_users": histories.n_trainable,
         "n_items": n,

@@ -31,7 +31,7 @@ from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.filters import eligibility_mask
 from recommender.serving.histories import UserHistories
 from recommender.serving.live_feed import LiveFeed
-from recommender.serving.live_state import LiveState, LiveUser
+from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_in
 from recommender.serving.new_products import eligibility, live_model
 from recommender.serving.options import OptionArgs, RecommendOptions
 from recommender.serving.reranker import breakdown, candidate_similarity, mmr_order
@@ -310,7 +310,7 @@ class Engine:
         unknown_order = bundle.unknown_order
         if live is not None:
             version, model, unknown_scores, unknown_order = self._live_frame_model()
-            fold = self.settings.events.trainable_fold_in
+            fold = trainable_fold_in(self.settings.events.trainable_fold_in, bundle.info)
             frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
         rows, segments = self.scorer.route(users, lives)
         scores, used = self.scorer.score(users, rows, segments, options.weight_map, live=frame)

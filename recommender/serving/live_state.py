@@ -79,6 +79,16 @@ _USER_BYTES = sys.getsizeof(_UserLog()) + 2 * sys.getsizeof([]) + 90
 _ITEM_BYTES = 8  # a list slot; item indices are the catalogue index's own int objects
 
 
+def trainable_fold_in(setting: bool | None, info: Mapping[str, Any]) -> bool:
+    """Whether a trainable user's CF vector is folded in from their live history: the config
+    (``events.trainable_fold_in``) when set, else the model's validated ``live_fold_in``, else
+    True (models built before the live validation)."""
+    if setting is not None:
+        return setting
+    chosen = info.get("live_fold_in")
+    return True if chosen is None else bool(chosen)
+
+
 def data_cutoff(bundle: ModelBundle) -> float:
     """Unix seconds of the model's newest interaction (0 without timestamps): live events
     at or after it are not in the model."""

@@ -44,6 +44,7 @@ from recommender.scoring import HybridConfig
 from recommender.scoring.factors import FactorModel
 from recommender.training.crossfit import cross_fitted_data
 from recommender.training.hybrid_tuning import tune_hybrid
+from recommender.training.live_validation import live_model, live_stream, tune_live
 from recommender.training.tuning import fit_model, tune, tune_item_knn, tune_popularity
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class TrainedModel:
     validation: dict[str, Any]  # grid scores, best CF score, hybrid tuning per segment
     training_seconds: float  # grid search + hybrid tuning + refit
     deployed: FactorModel | None = None  # refit on every split; None when deployed_fit is train+val
+    # live validation's choice for events.trainable_fold_in (None: nothing to decide it on)
+    live_fold_in: bool | None = None
 
     @property
     def served(self) -> FactorModel:
@@ -141,6 +144,7 @@ def run_training(
         for variant in cross_fitted_data(data, settings.hybrid.folds, seed)
     ]
     full_matrix = user_item_matrix(data, history_splits(V.STAGE_TEST))
+    stream = live_stream(data, settings.hybrid.live_fraction)
     progress(
         f"signals of {len(fold_inputs)} cross-fitted folds in {time.perf_counter() - clock:.1f}s"
     )
@@ -160,17 +164,38 @@ def run_training(
             f"{tuned.score:.4f}; grid {grid_done - started:.1f}s); hybrid "
             f"{hybrid.config.to_dict()} ({time.perf_counter() - grid_done:.1f}s)"
         )
+        live_started = time.perf_counter()
+        pre_cut = None
+        if stream is not None:
+            pre_cut = live_model(
+                stream,
+                data,
+                model_type,
+                tuned.params,
+                item_knn,
+                popularity,
+                aligned,
+                hybrid.fold_in_regularization,
+            )
+        live = tune_live(stream, pre_cut, hybrid.config, settings, ties)
+        progress(
+            f"  {model_type}: live validation {_live_summary(live.report)}; hybrid "
+            f"{live.hybrid.to_dict()} ({time.perf_counter() - live_started:.1f}s)"
+        )
         refit = fit_model(model_type, full_matrix, tuned.params)
         refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
         models[model_type] = TrainedModel(
             factors=refit,
-            hybrid=hybrid.config,
+            hybrid=live.hybrid,
             validation={
                 "cf_ndcg@10": tuned.score,
                 "grid": [dataclasses.asdict(p) for p in tuned.points],
                 "hybrid": hybrid.validation,
+                "hybrid_before_live": hybrid.config.to_dict(),
+                "live": live.report,
             },
             training_seconds=time.perf_counter() - started,
+            live_fold_in=live.live_fold_in,
         )
     best = max(models, key=lambda m: _validation_value(models[m]))
     progress(f"evaluating on test (best by validation: {best})")
@@ -254,6 +279,25 @@ def _refit_on_all(
             trained, deployed=fitted, training_seconds=trained.training_seconds + seconds
         )
     return out
+
+
+def _live_summary(report: dict[str, Any]) -> str:
+    """One line of the live validation: events, fold-in values, popularity shares."""
+    parts = [f"{report.get('events', 0)} events"]
+    fold = report.get("fold_in")
+    if fold:
+        parts.append(
+            f"fold-in {fold['fold_in_ndcg@10']:.4f} vs stored row "
+            f"{fold['stored_row_ndcg@10']:.4f} -> live_fold_in {fold['live_fold_in']}"
+        )
+    for segment in (V.SEGMENT_TRAINABLE, V.SEGMENT_COLD):
+        body = report.get(segment)
+        if body:
+            parts.append(
+                f"{segment} tuned {body['tuned_ndcg@10']:.4f} popularity "
+                f"{body['popularity_ndcg@10']:.4f} -> share {body['popularity_share']}"
+            )
+    return "; ".join(parts)
 
 
 def _validation_value(model: TrainedModel) -> float:

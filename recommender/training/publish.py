@@ -37,6 +37,9 @@ def model_metadata(
         "item_knn": run.item_knn.model_dump(),
         "popularity": run.popularity.model_dump(),
         "hybrid": trained.hybrid.to_dict(),
+        # the live validation's choice (training/live_validation.py); events.trainable_fold_in
+        # overrides it when set; null when there was nothing to decide on
+        "live_fold_in": trained.live_fold_in,
         "metrics": {**metrics_summary(report), **fit_labels(trained)},
         "validation": trained.validation,
         "training_seconds": round(trained.training_seconds, 3),

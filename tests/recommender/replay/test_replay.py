@@ -18,6 +18,7 @@ from recommender.cli import main
 from recommender.config.serving import PathsSettings, ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.events import SqliteEventStore
+from recommender.registry import Registry
 from recommender.replay import REPORT_SEGMENTS, VARIANTS, interactions_to_events, replay_events
 from recommender.replay.cutoff import PROCESSED, REGISTRY, split_at_fraction
 from recommender.serving import load_bundle
@@ -165,3 +166,12 @@ def test_the_cut_off_is_the_timestamp_quantile_and_splits_strictly(replayed) -> 
 def test_replay_without_a_source_is_a_one_line_error(capsys) -> None:
     assert main(["evaluate", "--replay"]) == 2
     assert "--source and --input" in capsys.readouterr().err
+
+
+def test_the_report_says_what_the_builds_live_validation_chose(replayed) -> None:
+    report = replayed["report"]
+    loaded = Registry(replayed["work"] / REGISTRY).load(None)
+    assert report["model_id"] == loaded.record.model_id
+    assert report["live_fold_in"] == loaded.metadata["live_fold_in"]
+    assert report["trainable_fold_in"] is None  # the config leaves it to the model
+    assert report["hybrid"] == loaded.metadata["hybrid"]

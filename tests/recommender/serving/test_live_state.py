@@ -18,7 +18,7 @@ from recommender.config.serving import EventsSettings, ServingSettings
 from recommender.errors import StoreUnavailableError
 from recommender.events import SqliteEventStore, validate_events, validate_product_update
 from recommender.serving import Engine, LiveFeed, LiveState
-from recommender.serving.live_state import data_cutoff
+from recommender.serving.live_state import data_cutoff, trainable_fold_in
 from tests.recommender.serving.conftest import make_engine
 
 SETTINGS = EventsSettings(popularity_refresh_seconds=0)
@@ -196,3 +196,32 @@ def test_stored_cf_row_is_kept_when_fold_in_is_off(store):
     assert set(after) == set(before)
     assert engine.bundle.hybrid.for_segment(V.SEGMENT_TRAINABLE) == {V.SIGNAL_CF: 1.0}
     assert after == before  # CF only: the stored row, so the very same scores
+
+
+@pytest.mark.parametrize(
+    ("setting", "built", "expected"),
+    [
+        (None, False, False),
+        (None, True, True),
+        (None, None, True),
+        (True, False, True),
+        (False, True, False),
+    ],
+)
+def test_trainable_fold_in_is_the_builds_choice_unless_the_config_sets_it(setting, built, expected):
+    assert trainable_fold_in(setting, {"live_fold_in": built}) is expected
+
+
+def test_a_model_that_chose_the_stored_row_keeps_it_when_the_config_is_unset(store):
+    settings = EventsSettings(popularity_refresh_seconds=0)  # trainable_fold_in: None
+    engine = worker(store, settings)
+    engine.bundle.info["live_fold_in"] = False  # what the build's live validation decided
+    before = {i["product_id"]: i["score"] for i in engine.recommend("t3", topk=24).items}
+    post(store, {"user_id": "t3", "product_id": "p15", "type": "view"})
+    after = {i["product_id"]: i["score"] for i in engine.recommend("t3", topk=24).items}
+    assert engine.bundle.hybrid.for_segment(V.SEGMENT_TRAINABLE) == {V.SIGNAL_CF: 1.0}
+    assert after == before  # CF only from the stored row: the very same scores
+    engine.bundle.info["live_fold_in"] = True
+    post(store, {"user_id": "t3", "product_id": "p16", "type": "view"})
+    refolded = {i["product_id"]: i["score"] for i in engine.recommend("t3", topk=24).items}
+    assert refolded != before  # folded in from the history with the two live views
