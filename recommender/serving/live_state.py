@@ -288,14 +288,14 @@ class LiveState:
         else:
             self._users.move_to_end(event.user_id)  # last = most recently active
         held = len(entry.seen) + len(entry.liked)
+        positive = event.type in (V.EVENT_VIEW, V.EVENT_CART, V.EVENT_PURCHASE) or (
+            event.type == V.EVENT_RATING
+            and event.rating is not None
+            and event.rating >= self.settings.positive_rating
+        )
         if event.type == V.EVENT_REMOVE_FROM_CART:
             _cancel_cart(entry, item, self._seen_types)
         else:
-            positive = event.type in (V.EVENT_VIEW, V.EVENT_CART, V.EVENT_PURCHASE) or (
-                event.type == V.EVENT_RATING
-                and event.rating is not None
-                and event.rating >= self.settings.positive_rating
-            )
             if event.type in self._seen_types:
                 entry.seen.append(item)
                 entry.kinds.setdefault(item, set()).add(event.type)
@@ -313,7 +313,8 @@ class LiveState:
         entry.version += 1
         entry.snapshot = None
         self.events_applied += 1
-        weight = float(self._weights.get(event.type, 0.0))
+        # a low rating is not demand: only positive evidence makes a product trend
+        weight = float(self._weights.get(event.type, 0.0)) if positive else 0.0
         if weight > 0:
             self._add_popularity(item, weight, event.timestamp)
 

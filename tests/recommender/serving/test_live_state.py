@@ -127,6 +127,22 @@ def test_live_popularity_changes_the_unknown_users_answer(store):
     assert after != before
 
 
+def test_low_ratings_do_not_make_a_product_trend(store):
+    engine = worker(store)
+    before = ids(engine.recommend("nobody", topk=24))
+    last = before[-1]
+    low = [
+        {"user_id": f"u{k}", "product_id": last, "type": "rating", "rating": 1} for k in range(10)
+    ]
+    post(store, *low)
+    assert ids(engine.recommend("nobody", topk=24)) == before  # ten 1-star reviews: no demand
+    high = [
+        {"user_id": f"v{k}", "product_id": last, "type": "rating", "rating": 5} for k in range(10)
+    ]
+    post(store, *high)
+    assert ids(engine.recommend("nobody", topk=24))[0] == last
+
+
 def test_events_older_than_the_model_cut_off_are_not_replayed(store):
     engine = worker(store)
     cutoff = data_cutoff(engine.bundle)
