@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.errors import InvalidRequestError
+from recommender.scoring.ease import ease_scores
 from recommender.scoring.hybrid import NORMALISATIONS, combine, normalise
 from recommender.scoring.popularity import PopularityHistory
 from recommender.scoring.signals import (
@@ -34,7 +35,9 @@ class ScoringModel:
     gram ``(d, d)`` = VᵀV for fold-in; item_similarity ``(n, n)`` CSR; embeddings ``(n, e)``
     L2-normalised or None; popularity and quality ``(n,)`` in [0, 1]. ``popularity_history``
     (evaluation only) gives popularity as of each user's request time instead of the static
-    vector, which is the popularity "now" that serving uses.
+    vector, which is the popularity "now" that serving uses. ``item_item`` ``(n, n)``: EASE's
+    ``B`` (the factors then have 0 columns); when set, the CF signal of every user with a history
+    is ``x_u B`` (:func:`~recommender.scoring.ease.ease_scores`) instead of factors / fold-in.
     """
 
     item_factors: np.ndarray
@@ -47,6 +50,7 @@ class ScoringModel:
     quality: np.ndarray
     static_normalised: dict[str, dict[str, np.ndarray]]  # method -> signal -> (n,) normalised
     popularity_history: PopularityHistory | None = None
+    item_item: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -63,6 +67,7 @@ class ScoringModel:
         popularity: np.ndarray,
         quality: np.ndarray,
         popularity_history: PopularityHistory | None = None,
+        item_item: np.ndarray | None = None,
     ) -> ScoringModel:
         """Check shapes once and make every array float32 and contiguous."""
         n = len(popularity)
@@ -75,6 +80,9 @@ class ScoringModel:
         }
         if embeddings is not None:
             checks["embeddings rows"] = embeddings.shape[0]
+        if item_item is not None:
+            checks["item_item rows"] = item_item.shape[0]
+            checks["item_item columns"] = item_item.shape[1]
         wrong = {k: v for k, v in checks.items() if v != n}
         if wrong:
             raise ValueError(f"ScoringModel: sizes {wrong} differ from the {n} catalogue items")
@@ -102,6 +110,7 @@ class ScoringModel:
                 for method in NORMALISATIONS
             },
             popularity_history=popularity_history,
+            item_item=None if item_item is None else np.asarray(item_item, dtype=np.float32),
         )
 
 
@@ -128,7 +137,9 @@ def compute_signals(
     out: dict[str, np.ndarray] = {}
     has_history = segment != V.SEGMENT_UNKNOWN
     recency = None if recency_decay == 1.0 else recency_weights(histories, recency_decay)
-    if V.SIGNAL_CF in wanted and has_history:
+    if V.SIGNAL_CF in wanted and has_history and model.item_item is not None:
+        out[V.SIGNAL_CF] = ease_scores(histories, model.item_item, recency)
+    elif V.SIGNAL_CF in wanted and has_history:
         if segment == V.SEGMENT_TRAINABLE:
             if user_rows is None:
                 raise ValueError("user_rows is required for the trainable segment")

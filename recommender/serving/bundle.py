@@ -99,6 +99,13 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0).astype(np.float32)
 
 
+def _similarity_vectors(item_factors: np.ndarray, item_item: np.ndarray | None) -> np.ndarray:
+    """Item vectors for ``cf`` similar items: the factors, or EASE's B rows (small catalogues)."""
+    if item_item is None or item_item.shape[0] > MAX_PRECOMPUTED_COSINE:
+        return item_factors
+    return np.asarray(item_item, dtype=np.float32)
+
+
 def _read_embeddings(path: Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """The .pt without torch when possible (see :mod:`.embedding_file`), else the torch loader."""
     quick = read_embeddings(path)
@@ -229,6 +236,7 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
         marker=marker,
         data_version=processed.data_version,
         embedding_meta=emb_meta,
+        item_item=loaded.item_item,
     )
     bundle.info["load_seconds"] = round(time.perf_counter() - started, 3)
     logger.info(
@@ -271,12 +279,15 @@ def build_bundle(
     marker: str | None = None,
     data_version: str | None = None,
     embedding_meta: Mapping[str, Any] | None = None,
+    item_item: np.ndarray | None = None,
 ) -> ModelBundle:
     """Assemble a bundle from checked parts: fits item-kNN and popularity on the positives of the
     full history (as training fits them on the positives of its splits).
 
     ``embeddings`` rows and factor rows are in catalogue order; ``metadata`` is the model's
     ``metadata.json`` (``model_id``, ``model_type``, ``item_knn``, ``fold_in_regularization`` ...).
+    ``item_item`` is EASE's ``(n, n)`` B (its factors have 0 columns): it scores the CF signal and,
+    up to :data:`MAX_PRECOMPUTED_COSINE` items, its unit rows are the ``cf`` similar-items vectors.
     """
     n = catalogue.size
     emb_meta = dict(embedding_meta or {})
@@ -306,6 +317,7 @@ def build_bundle(
         embeddings=embeddings,
         popularity=popularity,
         quality=quality,
+        item_item=item_item,
     )
     unknown = score_users(
         model,
@@ -342,7 +354,7 @@ def build_bundle(
         histories=histories,
         hybrid=hybrid,
         info=info,
-        item_unit_factors=_read_only(_unit_rows(item_factors)),
+        item_unit_factors=_read_only(_unit_rows(_similarity_vectors(item_factors, item_item))),
         has_interactions=_read_only(counts > 0),
         popular_order=_read_only(np.lexsort((np.arange(n), -popularity))),
         unknown_scores=_read_only(unknown_scores),
