@@ -114,7 +114,9 @@ def speed(args: argparse.Namespace, params: BPRParams) -> dict[str, Any]:
     return out
 
 
-def _ndcg(factors: tuple[np.ndarray, np.ndarray], data: Any, stage: str, params: BPRParams) -> float:
+def _ndcg(
+    factors: tuple[np.ndarray, np.ndarray], data: Any, stage: str, params: BPRParams
+) -> float:
     model = FactorModel(V.MODEL_BPR, factors[0], factors[1], params, 1.0, 0.0)
     users = build_evaluation_set(data, stage)
     ties = tie_order(len(data.item_ids), 42)
@@ -165,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_quality:
         q = report["quality"] = quality(args, params)
         new, old = q["validation_new_ndcg@10"], q["validation_old_ndcg@10"]
-        targets[
-            f"validation ndcg@10 new {new:.4f} >= old {old:.4f} - {QUALITY_TOLERANCE}"
-        ] = new >= old - QUALITY_TOLERANCE
+        targets[f"validation ndcg@10 new {new:.4f} >= old {old:.4f} - {QUALITY_TOLERANCE}"] = (
+            new >= old - QUALITY_TOLERANCE
+        )
     return 0 if report_targets(targets, report, args.json) else 1
 
 

@@ -22,9 +22,9 @@ from recommender.training.progress import write
 from recommender.training.publish import register_run
 
 HELP = (
-    "Build everything from raw data: prepare -> embed -> train (ALS, BPR and EASE, tuned on validation) "
-    "-> evaluate on test -> register -> promote the validation winner. For --source demo an empty "
-    "--input directory is first filled with generated demo data."
+    "Build everything from raw data: prepare -> embed -> train (ALS, BPR and EASE, tuned on "
+    "validation) -> evaluate on test -> register -> promote the validation winner. For --source "
+    "demo an empty --input directory is first filled with generated demo data."
 )
 
 

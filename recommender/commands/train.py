@@ -22,7 +22,10 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default="all", metavar="als|bpr|ease|all", help="model(s) to train (default: all)"
+        "--model",
+        default="all",
+        metavar="als|bpr|ease|all",
+        help="model(s) to train (default: all)",
     )
     parser.add_argument(
         "--processed", default=V.DEFAULT_PROCESSED_DIR, help="processed data (default: %(default)s)"

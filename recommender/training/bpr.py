@@ -6,8 +6,8 @@ down, which hurts on small, popularity-dominated catalogues: on the Hasaki revie
 *uniform* negatives scored NDCG@10 0.169 against 0.143 for implicit's sampler. ``"uniform"`` is
 our sequential SGD (numba, :mod:`recommender.training.bpr_uniform`) with negatives drawn uniformly
 from the catalogue (redrawn when the user has the item), same update rule, same factor layout as
-implicit; ~70x faster than the numpy mini-batches it replaced (``scripts/benchmark_bpr.py``). Both are in the tuning grid and the
-validation split picks (``recommender.training.tuning``).
+implicit; much faster than the numpy mini-batches it replaced (``scripts/benchmark_bpr.py``).
+Both are in the tuning grid and the validation split picks (``recommender.training.tuning``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from recommender.config.training import BPRParams
 from recommender.data.matrix import binarise
 from recommender.scoring.factors import FactorModel, check_factor_shapes
 from recommender.training.bpr_uniform import fit_uniform
-
 
 
 def fit_bpr(user_items: sp.csr_matrix, params: BPRParams) -> FactorModel:

@@ -16,7 +16,9 @@ _BATCH_SIZE = 1024  # summed mini-batch updates
 _RESAMPLE_ROUNDS = 5
 
 
-def fit_uniform_minibatch(binary: sp.csr_matrix, params: BPRParams) -> tuple[np.ndarray, np.ndarray]:
+def fit_uniform_minibatch(
+    binary: sp.csr_matrix, params: BPRParams
+) -> tuple[np.ndarray, np.ndarray]:
     """Mini-batch SGD on ``ln σ(x_ui − x_uj)`` with ``j`` uniform over the catalogue."""
     rng = np.random.default_rng(params.random_state)
     n_users, n_items = binary.shape

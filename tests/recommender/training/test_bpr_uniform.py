@@ -1,4 +1,4 @@
-"""The numba BPR with uniform negatives: one SGD step by hand, determinism, quality vs the old one."""
+"""Numba BPR with uniform negatives: one SGD step by hand, determinism, quality vs the old one."""
 
 from __future__ import annotations
 

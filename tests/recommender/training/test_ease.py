@@ -52,7 +52,9 @@ def test_fit_ease_is_a_factorless_model_carrying_b() -> None:
 def demo_run(embedded_dir):
     settings = fast_settings()
     settings = settings.model_copy(
-        update={"ease": settings.ease.model_copy(update={"grid": {"regularization": [10.0, 300.0]}})}
+        update={
+            "ease": settings.ease.model_copy(update={"grid": {"regularization": [10.0, 300.0]}})
+        }
     )
     return run_training(load_processed(embedded_dir), settings)
 
