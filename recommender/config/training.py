@@ -80,8 +80,8 @@ class EASESettings(_Strict):
     params: EASEParams = EASEParams()
     grid: dict[str, list[float]] = Field(default_factory=dict)
     # EASE inverts an n × n matrix and serves a dense n × n float32 B (4 n² bytes: 16 MB at 2K
-    # items, 1.6 GB at 20K): above this many catalogue items it is skipped
-    max_items: int = Field(20000, ge=1)
+    # items, 1.6 GB at 20K): above this many catalogue items it is skipped (0: never fitted)
+    max_items: int = Field(20000, ge=0)
 
 
 class EvaluationSettings(_Strict):
