@@ -1,4 +1,5 @@
-"""One model version on disk: ``<registry>/<model_id>/{U.npy, V.npy, params.json, metadata.json}``.
+"""One model version on disk: ``<registry>/<model_id>/{U.npy, V.npy, params.json, metadata.json}``
+(plus ``B.npy``, EASE's ``(n, n)`` item-item weights, in an EASE model's directory).
 
 Written through :func:`recommender.storage.staged_directory` (all files appear together or not at
 all), loaded with ``allow_pickle=False`` after every file's sha256 is checked against the checksums
@@ -30,6 +31,7 @@ class ModelFiles:
     item_factors: np.ndarray
     params: dict[str, Any]
     metadata: dict[str, Any]
+    item_item: np.ndarray | None = None  # EASE's B (V.EASE_FILE); None for factor models
 
 
 def write_model_dir(
@@ -39,11 +41,14 @@ def write_model_dir(
     params: Mapping[str, Any],
     metadata: Mapping[str, Any],
     extra_json: Mapping[str, Any] | None = None,
+    item_item: np.ndarray | None = None,
 ) -> dict[str, str]:
     """Write the model files into ``target`` atomically; returns ``{file: sha256}`` of all files."""
     with staged_directory(target) as stage:
         atomic_save_npy(stage / V.USER_FACTORS_FILE, np.asarray(user_factors, dtype=np.float32))
         atomic_save_npy(stage / V.ITEM_FACTORS_FILE, np.asarray(item_factors, dtype=np.float32))
+        if item_item is not None:
+            atomic_save_npy(stage / V.EASE_FILE, np.asarray(item_item, dtype=np.float32))
         atomic_write_json(stage / V.PARAMS_FILE, dict(params))
         atomic_write_json(stage / V.METADATA_FILE, dict(metadata))
         for name, obj in (extra_json or {}).items():
@@ -119,4 +124,18 @@ def read_model_dir(directory: Path, checksums: Mapping[str, str], model_id: str)
             f"model {model_id}: metadata says {expected[0]} users × {expected[1]} items "
             f"but U is {user_factors.shape} and V is {item_factors.shape}."
         )
-    return ModelFiles(user_factors, item_factors, params, metadata)
+    item_item = None
+    if V.EASE_FILE in checksums:
+        item_item = _load_npy(directory / V.EASE_FILE, model_id)
+        n_items = item_factors.shape[0]
+        if item_item.shape != (n_items, n_items):
+            raise ModelLoadError(
+                f"model {model_id}: {V.EASE_FILE} is {item_item.shape}, expected "
+                f"({n_items}, {n_items}) for its {n_items} items."
+            )
+    elif metadata.get("model_type") == V.MODEL_EASE:
+        raise ModelLoadError(
+            f"model {model_id}: an EASE model needs {V.EASE_FILE}, which registry.json does not "
+            "list. Re-train it (`python -m recommender train`)."
+        )
+    return ModelFiles(user_factors, item_factors, params, metadata, item_item)

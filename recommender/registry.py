@@ -88,6 +88,7 @@ class LoadedModel:
     item_factors: np.ndarray
     params: dict[str, Any]
     metadata: dict[str, Any]
+    item_item: np.ndarray | None = None  # EASE's (n, n) B; None for factor models
 
 
 def load_model_dir(record: ModelRecord, expected_data_version: str | None = None) -> LoadedModel:
@@ -99,7 +100,14 @@ def load_model_dir(record: ModelRecord, expected_data_version: str | None = None
             "(`python -m recommender train`) or restore the matching processed files."
         )
     files = read_model_dir(Path(record.path), record.checksums, record.model_id)
-    return LoadedModel(record, files.user_factors, files.item_factors, files.params, files.metadata)
+    return LoadedModel(
+        record,
+        files.user_factors,
+        files.item_factors,
+        files.params,
+        files.metadata,
+        files.item_item,
+    )
 
 
 logger = logging.getLogger(__name__)
@@ -278,11 +286,13 @@ class Registry:
         metrics: Mapping[str, Any],
         extra_json: Mapping[str, Any] | None = None,
         model_id: str | None = None,
+        item_item: np.ndarray | None = None,
     ) -> ModelRecord:
         """Write a model directory and add it as a ``candidate``; returns its record.
 
         ``metadata`` is completed with model_id, model_type, created_at, versions, n_users,
-        n_items and factors. ``extra_json`` adds files (e.g. ``evaluation.json``), checksummed too.
+        n_items and factors. ``extra_json`` adds files (e.g. ``evaluation.json``), checksummed too;
+        ``item_item`` (EASE's B) is written as ``B.npy``.
         """
         if model_type not in V.MODEL_TYPES:
             raise RegistryError(f"unknown model type {model_type!r}; expected {V.MODEL_TYPES}")
@@ -307,7 +317,7 @@ class Registry:
         if model_id in self._read()["models"] or (self.root / model_id).exists():
             raise RegistryError(f"model id {model_id!r} already exists in {self.root}.")
         checksums = write_model_dir(
-            self.root / model_id, user_factors, item_factors, params, meta, extra_json
+            self.root / model_id, user_factors, item_factors, params, meta, extra_json, item_item
         )
         entry = {
             "model_id": model_id,

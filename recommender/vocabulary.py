@@ -82,7 +82,8 @@ STRATEGY_POPULARITY: Final = "popularity"
 # --- model types ----------------------------------------------------------------------------------
 MODEL_ALS: Final = "als"
 MODEL_BPR: Final = "bpr"
-MODEL_TYPES: Final = (MODEL_ALS, MODEL_BPR)
+MODEL_EASE: Final = "ease"  # closed-form item-item model: no factors, an (n, n) B (EASE_FILE)
+MODEL_TYPES: Final = (MODEL_ALS, MODEL_BPR, MODEL_EASE)
 
 # --- processed data files (data/processed/) --------------------------------------------------
 USER_ITEM_MAPPINGS_FILE: Final = "user_item_mappings.json"
@@ -116,6 +117,7 @@ ITEM_FACTORS_FILE: Final = "V.npy"
 PARAMS_FILE: Final = "params.json"
 METADATA_FILE: Final = "metadata.json"
 MODEL_FILES: Final = (USER_FACTORS_FILE, ITEM_FACTORS_FILE, PARAMS_FILE, METADATA_FILE)
+EASE_FILE: Final = "B.npy"  # EASE's (n, n) float32 item-item weights (only in EASE model dirs)
 
 STATUS_CANDIDATE: Final = "candidate"
 STATUS_CURRENT: Final = "current"

@@ -22,9 +22,9 @@ from recommender.training.progress import write
 from recommender.training.publish import register_run
 
 HELP = (
-    "Build everything from raw data: prepare -> embed -> train (ALS and BPR, tuned on validation) "
-    "-> evaluate on test -> register -> promote the validation winner. For --source demo an empty "
-    "--input directory is first filled with generated demo data."
+    "Build everything from raw data: prepare -> embed -> train (ALS, BPR and EASE, tuned on "
+    "validation) -> evaluate on test -> register -> promote the validation winner. For --source "
+    "demo an empty --input directory is first filled with generated demo data."
 )
 
 
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry", default=V.DEFAULT_REGISTRY_DIR, help="registry (default: %(default)s)"
     )
-    parser.add_argument("--model", default="all", metavar="als|bpr|all", help="(default: all)")
+    parser.add_argument("--model", default="all", metavar="als|bpr|ease|all", help="(default: all)")
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="demo users")
     parser.add_argument("--products", type=int, default=DEFAULT_PRODUCTS, help="demo products")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="demo seed")

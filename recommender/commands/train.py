@@ -22,7 +22,10 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default="all", metavar="als|bpr|all", help="model(s) to train (default: all)"
+        "--model",
+        default="all",
+        metavar="als|bpr|ease|all",
+        help="model(s) to train (default: all)",
     )
     parser.add_argument(
         "--processed", default=V.DEFAULT_PROCESSED_DIR, help="processed data (default: %(default)s)"
@@ -34,12 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def model_types(choice: str) -> tuple[str, ...]:
-    """``als`` / ``bpr`` / ``all`` -> model types; anything else is a one-line error."""
+    """``als`` / ``bpr`` / ``ease`` / ``all`` -> model types; anything else is a one-line error."""
     if choice == "all":
         return V.MODEL_TYPES
     if choice in V.MODEL_TYPES:
         return (choice,)
-    raise InvalidRequestError(f"--model {choice!r}: expected one of als, bpr, all")
+    raise InvalidRequestError(f"--model {choice!r}: expected one of als, bpr, ease, all")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -46,6 +46,11 @@ class BPRParams(_Strict):
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
 
 
+class EASEParams(_Strict):
+    # λ of EASE's closed form B = I − P / diag(P), P = (XᵀX + λI)⁻¹ (training/ease.py)
+    regularization: float = Field(100.0, gt=0)
+
+
 class ItemKNNParams(_Strict):
     neighbours: int = Field(50, ge=1)
     shrinkage: float = Field(10.0, ge=0)
@@ -69,6 +74,14 @@ class ALSSettings(_Strict):
 class BPRSettings(_Strict):
     params: BPRParams = BPRParams()
     grid: dict[str, list[int | float | str]] = Field(default_factory=dict)  # str: negative_sampling
+
+
+class EASESettings(_Strict):
+    params: EASEParams = EASEParams()
+    grid: dict[str, list[float]] = Field(default_factory=dict)
+    # EASE inverts an n × n matrix and serves a dense n × n float32 B (4 n² bytes: 16 MB at 2K
+    # items, 1.6 GB at 20K): above this many catalogue items it is skipped (0: never fitted)
+    max_items: int = Field(20000, ge=0)
 
 
 class EvaluationSettings(_Strict):
@@ -140,6 +153,7 @@ class TrainingSettings(_Strict):
     embedding: EmbeddingSettings = EmbeddingSettings()
     als: ALSSettings = ALSSettings()
     bpr: BPRSettings = BPRSettings()
+    ease: EASESettings = EASESettings()
     item_knn: ItemKNNParams = ItemKNNParams()
     item_knn_grid: dict[str, list[int | float]] = Field(default_factory=dict)
     popularity: PopularityParams = PopularityParams()

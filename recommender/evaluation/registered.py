@@ -31,6 +31,7 @@ def served_model(data: ProcessedData, loaded: LoadedModel) -> tuple[ScoringModel
         popularity=side.popularity,
         quality=side.quality,
         popularity_history=side.popularity_history,
+        item_item=loaded.item_item,
     )
     return model, HybridConfig.from_dict(meta.get("hybrid"))
 

@@ -25,6 +25,7 @@ ROW_ORDER = (
     V.ROW_CONTENT,
     V.MODEL_ALS,
     V.MODEL_BPR,
+    V.MODEL_EASE,
     V.ROW_HYBRID,
 )
 

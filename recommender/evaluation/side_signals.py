@@ -171,4 +171,5 @@ def scoring_model(
         popularity=side.popularity,
         quality=side.quality,
         popularity_history=side.popularity_history,
+        item_item=None if factors is None else factors.item_item,
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.config.training import ALSParams, BPRParams
+from recommender.config.training import ALSParams, BPRParams, EASEParams
 
 
 @dataclass(frozen=True)
@@ -16,15 +16,18 @@ class FactorModel:
     ``user_factors`` ``(n_trainable, d)`` float32 — row ``i`` is ``trainable_user_ids[i]``;
     ``item_factors`` ``(n_items, d)`` float32 — row ``j`` is ``item_ids[j]``. For ALS
     ``d = factors``; for BPR ``d = factors + 1`` (implicit's layout: the users' last column is 1,
-    the items' last column is the item bias), so ``U @ V.T`` is the full BPR score.
+    the items' last column is the item bias), so ``U @ V.T`` is the full BPR score. EASE has no
+    factors (``d = 0``) and carries ``item_item`` ``(n_items, n_items)`` float32 instead: a user's
+    scores are ``x_u @ item_item`` (:mod:`recommender.scoring.ease`).
     """
 
     model_type: str
     user_factors: np.ndarray
     item_factors: np.ndarray
-    params: ALSParams | BPRParams
+    params: ALSParams | BPRParams | EASEParams
     fold_in_regularization: float
     training_seconds: float
+    item_item: np.ndarray | None = None  # EASE's B; None for factor models
 
     @property
     def n_factors(self) -> int:

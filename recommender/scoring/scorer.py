@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.errors import InvalidRequestError
+from recommender.scoring.ease import ease_scores
 from recommender.scoring.hybrid import NORMALISATIONS, combine, normalise
 from recommender.scoring.popularity import PopularityHistory
 from recommender.scoring.signals import (
@@ -40,6 +41,9 @@ class ScoringModel:
     ``VᵀV + λI`` (the unit-confidence fold-in's matrix); ``item_cosine`` ``(n, n)`` the embedding
     cosine when the caller precomputed it (serving, small catalogues): content scores then gather
     its rows instead of multiplying a profile with every embedding.
+    ``item_item`` ``(n, n)``: EASE's
+    ``B`` (the factors then have 0 columns); when set, the CF signal of every user with a history
+    is ``x_u B`` (:func:`~recommender.scoring.ease.ease_scores`) instead of factors / fold-in.
     """
 
     item_factors: np.ndarray
@@ -54,6 +58,7 @@ class ScoringModel:
     popularity_history: PopularityHistory | None = None
     system: np.ndarray | None = None
     item_cosine: np.ndarray | None = None
+    item_item: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -71,6 +76,7 @@ class ScoringModel:
         quality: np.ndarray,
         popularity_history: PopularityHistory | None = None,
         item_cosine: np.ndarray | None = None,
+        item_item: np.ndarray | None = None,
     ) -> ScoringModel:
         """Check shapes once and make every array float32 and contiguous."""
         n = len(popularity)
@@ -85,6 +91,9 @@ class ScoringModel:
             checks["embeddings rows"] = embeddings.shape[0]
         if item_cosine is not None:
             checks["item_cosine rows"] = item_cosine.shape[0]
+        if item_item is not None:
+            checks["item_item rows"] = item_item.shape[0]
+            checks["item_item columns"] = item_item.shape[1]
         wrong = {k: v for k, v in checks.items() if v != n}
         if wrong:
             raise ValueError(f"ScoringModel: sizes {wrong} differ from the {n} catalogue items")
@@ -115,6 +124,7 @@ class ScoringModel:
             popularity_history=popularity_history,
             system=fold_in_system(gram, float(fold_in_regularization)),
             item_cosine=item_cosine,
+            item_item=None if item_item is None else np.asarray(item_item, dtype=np.float32),
         )
 
 
@@ -142,7 +152,9 @@ def compute_signals(
     has_history = segment != V.SEGMENT_UNKNOWN
     recency = None if recency_decay == 1.0 else recency_weights(histories, recency_decay)
     entries = history_entries(histories, recency) if has_history else None  # shared below
-    if V.SIGNAL_CF in wanted and has_history:
+    if V.SIGNAL_CF in wanted and has_history and model.item_item is not None:
+        out[V.SIGNAL_CF] = ease_scores(histories, model.item_item, recency)
+    elif V.SIGNAL_CF in wanted and has_history:
         if segment == V.SEGMENT_TRAINABLE:
             if user_rows is None:
                 raise ValueError("user_rows is required for the trainable segment")

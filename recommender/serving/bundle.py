@@ -118,6 +118,13 @@ def _cosine(embeddings: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(unit @ unit.T, dtype=np.float32)
 
 
+def _similarity_vectors(item_factors: np.ndarray, item_item: np.ndarray | None) -> np.ndarray:
+    """Item vectors for ``cf`` similar items: the factors, or EASE's B rows (small catalogues)."""
+    if item_item is None or item_item.shape[0] > MAX_PRECOMPUTED_COSINE:
+        return item_factors
+    return np.asarray(item_item, dtype=np.float32)
+
+
 def _read_embeddings(path: Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """The .pt without torch when possible (see :mod:`.embedding_file`), else the torch loader."""
     quick = read_embeddings(path)
@@ -228,7 +235,8 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
             f"not match {len(processed.trainable_user_ids)} trainable users × {n} products in "
             f"{processed_dir}. Rebuild the model on this data."
         )
-    stored = serving_arrays(processed_dir, catalogue, item_factors, metadata)
+    similarity_vectors = _similarity_vectors(item_factors, loaded.item_item)
+    stored = serving_arrays(processed_dir, catalogue, similarity_vectors, metadata)
     histories = _histories(stored, processed.user_ids)
     bundle = build_bundle(
         catalogue,
@@ -242,6 +250,7 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
         data_version=processed.data_version,
         embedding_meta=stored.info.get("embedding_meta"),
         precomputed=stored,
+        item_item=loaded.item_item,
     )
     bundle.info["load_seconds"] = round(time.perf_counter() - started, 3)
     logger.info(
@@ -406,7 +415,8 @@ def derived_arrays(
 ) -> dict[str, np.ndarray | None]:
     """The large arrays :func:`build_bundle` derives from the history and the factors: item-kNN
     and popularity fitted on the positives of the full history (as training fits them on the
-    positives of its splits), unit item factors, the MMR cosine (small catalogues), embeddings."""
+    positives of its splits), unit rows of ``item_factors`` (the vectors of `cf` similar items:
+    EASE passes its B rows), the MMR cosine (small catalogues), embeddings."""
     n = catalogue.size
     user_items = histories.user_items(n)
     knn = {**DEFAULT_KNN, **(metadata.get("item_knn") or {})}
@@ -450,12 +460,15 @@ def build_bundle(
     data_version: str | None = None,
     embedding_meta: Mapping[str, Any] | None = None,
     precomputed: StoredArrays | None = None,
+    item_item: np.ndarray | None = None,
 ) -> ModelBundle:
     """Assemble a bundle from checked parts; the large derived arrays come from ``precomputed``
     (memory-mapped, see :func:`serving_arrays`) or are computed by :func:`derived_arrays`.
 
     ``embeddings`` rows and factor rows are in catalogue order; ``metadata`` is the model's
     ``metadata.json`` (``model_id``, ``model_type``, ``item_knn``, ``fold_in_regularization`` ...).
+    ``item_item`` is EASE's ``(n, n)`` B (its factors have 0 columns): it scores the CF signal and,
+    up to :data:`MAX_PRECOMPUTED_COSINE` items, its unit rows are the ``cf`` similar-items vectors.
     """
     n = catalogue.size
     emb_meta = dict(embedding_meta or {})
@@ -463,7 +476,13 @@ def build_bundle(
     derived = (
         precomputed.arrays
         if precomputed is not None
-        else derived_arrays(catalogue, histories, item_factors, embeddings, metadata)
+        else derived_arrays(
+            catalogue,
+            histories,
+            _similarity_vectors(item_factors, item_item),
+            embeddings,
+            metadata,
+        )
     )
     embeddings = derived["embeddings"]
     popularity = _need(derived, "popularity")
@@ -491,6 +510,7 @@ def build_bundle(
         popularity=popularity,
         quality=quality,
         item_cosine=None if cosine is None else _read_only(cosine),
+        item_item=item_item,
     )
     unknown = score_users(
         model,

@@ -149,7 +149,7 @@ def run_training(
         f"signals of {len(fold_inputs)} cross-fitted folds in {time.perf_counter() - clock:.1f}s"
     )
     models: dict[str, TrainedModel] = {}
-    for model_type in model_types:
+    for model_type in _fitting_types(model_types, len(data.item_ids), settings, progress):
         started = time.perf_counter()
         progress(f"tuning {model_type} on validation")
         tuned = tune(model_type, train_matrix, validation, settings, ties, progress)
@@ -298,6 +298,25 @@ def _live_summary(report: dict[str, Any]) -> str:
                 f"{body['popularity_ndcg@10']:.4f} -> share {body['popularity_share']}"
             )
     return "; ".join(parts)
+
+
+def _fitting_types(
+    model_types: Sequence[str], n_items: int, settings: TrainingSettings, progress: Progress
+) -> list[str]:
+    """``model_types`` without EASE when the catalogue exceeds ``ease.max_items`` (logged)."""
+    limit = settings.ease.max_items
+    if V.MODEL_EASE not in model_types or n_items <= limit:
+        return list(model_types)
+    message = (
+        f"skipping {V.MODEL_EASE}: {n_items} items > ease.max_items {limit} "
+        "(config/training.yaml; its n x n fit and B grow with the square of the catalogue)"
+    )
+    log.info(message)
+    progress(message)
+    kept = [m for m in model_types if m != V.MODEL_EASE]
+    if not kept:
+        raise ValueError(f"{message}, and no other model type was asked for")
+    return kept
 
 
 def _validation_value(model: TrainedModel) -> float:

@@ -71,6 +71,7 @@ def register_run(
             embedding_version=run.embedding_version,
             metrics=summary,
             extra_json={V.EVALUATION_FILE: report},
+            item_item=trained.served.item_item,
         )
     return records
 

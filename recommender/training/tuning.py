@@ -1,4 +1,4 @@
-"""Grid search of ALS / BPR hyperparameters on the validation split.
+"""Grid search of ALS / BPR / EASE hyperparameters on the validation split.
 
 Each grid point overrides the defaults of ``config/training.yaml`` (``als.params`` + ``als.grid``),
 is fit on ``train`` and scored by CF-only NDCG@10 of the validation ``trainable`` segment. Untuned
@@ -22,6 +22,7 @@ from recommender import vocabulary as V
 from recommender.config.training import (
     ALSParams,
     BPRParams,
+    EASEParams,
     ItemKNNParams,
     PopularityParams,
     TrainingSettings,
@@ -32,15 +33,17 @@ from recommender.evaluation.evaluator import mean_metric
 from recommender.evaluation.protocol import EvaluationSet, history_splits
 from recommender.evaluation.side_signals import stage_item_similarity, stage_popularity
 from recommender.scoring import cf_scores, item_similarity_scores
+from recommender.scoring.ease import ease_scores
 from recommender.scoring.factors import FactorModel
 from recommender.training.als import fit_als
 from recommender.training.bpr import fit_bpr
+from recommender.training.ease import fit_ease
 from recommender.training.progress import grid_bar
 
 log = logging.getLogger(__name__)
 
 OBJECTIVE = "ndcg@10"
-Params = ALSParams | BPRParams
+Params = ALSParams | BPRParams | EASEParams
 P = TypeVar("P", ItemKNNParams, PopularityParams)
 
 
@@ -57,7 +60,7 @@ class GridPoint:
 class TuningResult:
     """The best grid point (its model, fit on train) and every point's score."""
 
-    params: ALSParams | BPRParams
+    params: Params
     model: FactorModel
     score: float
     points: list[GridPoint]
@@ -69,6 +72,8 @@ def base_params(settings: TrainingSettings, model_type: str) -> Params:
         return settings.als.params
     if model_type == V.MODEL_BPR:
         return settings.bpr.params
+    if model_type == V.MODEL_EASE:
+        return settings.ease.params
     raise ValueError(f"unknown model type {model_type!r}; expected one of {V.MODEL_TYPES}")
 
 
@@ -93,14 +98,29 @@ def fit_model(model_type: str, user_items: sp.csr_matrix, params: Params) -> Fac
     if model_type == V.MODEL_ALS:
         assert isinstance(params, ALSParams)
         return fit_als(user_items, params)
+    if model_type == V.MODEL_EASE:
+        assert isinstance(params, EASEParams)
+        return fit_ease(user_items, params)
     assert isinstance(params, BPRParams)
     return fit_bpr(user_items, params)
 
 
+def model_grid(settings: TrainingSettings, model_type: str) -> dict[str, list[Any]]:
+    """The configured validation grid of ``model_type``."""
+    grids: dict[str, dict[str, list[Any]]] = {
+        V.MODEL_ALS: dict(settings.als.grid),
+        V.MODEL_BPR: dict(settings.bpr.grid),
+        V.MODEL_EASE: dict(settings.ease.grid),
+    }
+    return grids[model_type]
+
+
 def cf_ranker(model: FactorModel) -> Callable[[EvaluationSet, str], np.ndarray]:
-    """Ranker scoring trainable users by their own CF row."""
+    """Ranker scoring trainable users by their own CF row (EASE: ``x_u B`` of their history)."""
 
     def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
+        if model.item_item is not None:
+            return ease_scores(batch.histories, model.item_item)
         return cf_scores(model.user_factors[batch.cf_rows], model.item_factors)
 
     return rank
@@ -115,7 +135,7 @@ def tune(
     progress: Callable[[str], None] = lambda _: None,
 ) -> TuningResult:
     """Best params of ``model_type`` by validation NDCG@10 (ties: the earlier grid point)."""
-    grid = settings.als.grid if model_type == V.MODEL_ALS else settings.bpr.grid
+    grid = model_grid(settings, model_type)
     points = grid_points(base_params(settings, model_type), grid)
     results: list[GridPoint] = []
     best: tuple[float, Params, FactorModel] | None = None

@@ -85,7 +85,9 @@ def test_build_registers_and_promotes_an_evaluated_model(built, capsys) -> None:
     report = json.loads((Path(current.path) / V.EVALUATION_FILE).read_text())
     assert "leave-last-positive-out" in report["protocol"]
     rows = report["segments"][V.SEGMENT_TRAINABLE]["rows"]
-    assert set(rows) == {"random", "popularity", "item_knn", "content", "als", "bpr", "hybrid"}
+    assert set(rows) == {
+        "random", "popularity", "item_knn", "content", "als", "bpr", "ease", "hybrid"
+    }  # fmt: skip
     assert set(report["segments"][V.SEGMENT_UNKNOWN]["rows"]) == {"random", "popularity", "hybrid"}
     ndcg = rows["hybrid"]["metrics"]["ndcg@10"]
     assert ndcg["low"] <= ndcg["mean"] <= ndcg["high"]
