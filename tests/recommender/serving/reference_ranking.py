@@ -20,6 +20,7 @@ from recommender import vocabulary as V
 from recommender.scoring import ScoringModel
 from recommender.serving import Engine
 from recommender.serving.filters import eligibility_mask
+from recommender.serving.live_state import trainable_fold_in
 from recommender.serving.options import RecommendOptions
 from recommender.serving.reranker import breakdown, segment_weights
 
@@ -225,7 +226,9 @@ def reference_answer(engine: Engine, user: str, options: RecommendOptions) -> di
     scored_as, cf_row = segment, None
     if segment == V.SEGMENT_TRAINABLE:
         refold = (
-            entry is not None and entry.liked.size > 0 and engine.settings.events.trainable_fold_in
+            entry is not None
+            and entry.liked.size > 0
+            and trainable_fold_in(engine.settings.events.trainable_fold_in, engine.bundle.info)
         )
         if refold:
             scored_as = V.SEGMENT_COLD
