@@ -21,7 +21,7 @@ from recommender.scoring.signals import (
     cf_scores,
     content_scores,
     fold_in,
-    fold_in_system,
+    fold_in_inverse,
     history_entries,
     item_gram,
     item_similarity_scores,
@@ -37,10 +37,10 @@ class ScoringModel:
     gram ``(d, d)`` = VᵀV for fold-in; item_similarity ``(n, n)`` CSR; embeddings ``(n, e)``
     L2-normalised or None; popularity and quality ``(n,)`` in [0, 1]. ``popularity_history``
     (evaluation only) gives popularity as of each user's request time instead of the static
-    vector, which is the popularity "now" that serving uses. ``system`` ``(d, d)`` is
-    ``VᵀV + λI`` (the unit-confidence fold-in's matrix); ``item_cosine`` ``(n, n)`` the embedding
-    cosine when the caller precomputed it (serving, small catalogues): content scores then gather
-    its rows instead of multiplying a profile with every embedding.
+    vector, which is the popularity "now" that serving uses. ``fold_in_inverse`` ``(d, d)`` is
+    ``(VᵀV + λI)⁻¹`` (the unit-confidence fold-in's matrix, inverted once); ``item_cosine``
+    ``(n, n)`` the embedding cosine when the caller precomputed it (serving, small catalogues):
+    content scores then gather its rows instead of multiplying a profile with every embedding.
     ``item_item`` ``(n, n)``: EASE's
     ``B`` (the factors then have 0 columns); when set, the CF signal of every user with a history
     is ``x_u B`` (:func:`~recommender.scoring.ease.ease_scores`) instead of factors / fold-in.
@@ -56,7 +56,7 @@ class ScoringModel:
     quality: np.ndarray
     static_normalised: dict[str, dict[str, np.ndarray]]  # method -> signal -> (n,) normalised
     popularity_history: PopularityHistory | None = None
-    system: np.ndarray | None = None
+    fold_in_inverse: np.ndarray | None = None
     item_cosine: np.ndarray | None = None
     item_item: np.ndarray | None = None
 
@@ -122,7 +122,7 @@ class ScoringModel:
                 for method in NORMALISATIONS
             },
             popularity_history=popularity_history,
-            system=fold_in_system(gram, float(fold_in_regularization)),
+            fold_in_inverse=fold_in_inverse(gram, float(fold_in_regularization)),
             item_cosine=item_cosine,
             item_item=None if item_item is None else np.asarray(item_item, dtype=np.float32),
         )
@@ -166,7 +166,7 @@ def compute_signals(
                 model.fold_in_regularization,
                 confidences=recency,
                 gram=model.gram,
-                system=None if recency is not None else model.system,
+                inverse=None if recency is not None else model.fold_in_inverse,
                 entries=entries,
             )
         out[V.SIGNAL_CF] = cf_scores(vectors, model.item_factors)

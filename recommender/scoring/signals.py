@@ -47,25 +47,30 @@ def fold_in(
     regularization: float,
     confidences: Sequence[np.ndarray] | None = None,
     gram: np.ndarray | None = None,
-    system: np.ndarray | None = None,
+    inverse: np.ndarray | None = None,
     entries: Entries | None = None,
 ) -> np.ndarray:
     """Least-squares user vectors for users without a CF row, as ALS computes a user step.
 
     ``u = (VᵀV + V_Iᵀ (C_I − I) V_I + λI)⁻¹ V_Iᵀ c_I`` where ``I`` is the history and ``c_I`` the
     confidences (1 when not given, which reduces to ridge regression on the history's factors).
-    ``system``: the precomputed ``VᵀV + λI`` (:func:`fold_in_system`), else built from ``gram``;
+    ``inverse``: the precomputed ``(VᵀV + λI)⁻¹`` (:func:`fold_in_inverse`; unit confidences
+    only): a user vector is then one product instead of a LAPACK solve per call (0.2 ms of the
+    0.33 ms a 64-factor fold-in cost); else the system is built from ``gram``.
     ``entries``: :func:`history_entries` of ``histories`` when the caller already has them.
     Users with an empty history get a zero vector. Returns ``(b, d)`` float32.
     """
     n_factors = item_factors.shape[1]
-    if system is not None:
-        base = np.asarray(system, dtype=np.float64)
-    else:
-        base = fold_in_system(
-            item_gram(item_factors) if gram is None else np.asarray(gram, dtype=np.float64),
-            regularization,
-        )
+    if confidences is None and inverse is not None:
+        # one user as two identical rows, as in any batch (see cf_scores)
+        rhs = _history_sums(histories, item_factors, entries=entries)
+        if rhs.shape[0] == 1:
+            return _as_float32((np.repeat(rhs, 2, axis=0) @ inverse)[:1])
+        return _as_float32(rhs @ inverse)
+    base = _system(
+        item_gram(item_factors) if gram is None else np.asarray(gram, dtype=np.float64),
+        regularization,
+    )
     if confidences is None:
         # unit confidences: the system matrix is the same for every user, so one solve serves
         # all; one user is solved as two identical columns, as in any batch (see cf_scores)
@@ -89,9 +94,14 @@ def fold_in(
     return out
 
 
-def fold_in_system(gram: np.ndarray, regularization: float) -> np.ndarray:
-    """``VᵀV + λI`` ``(d, d)`` float64: the fold-in's system matrix, computed once per model."""
+def _system(gram: np.ndarray, regularization: float) -> np.ndarray:
     return np.asarray(gram, dtype=np.float64) + regularization * np.eye(gram.shape[0])
+
+
+def fold_in_inverse(gram: np.ndarray, regularization: float) -> np.ndarray:
+    """``(VᵀV + λI)⁻¹`` ``(d, d)`` float64, computed once per model: symmetric positive definite
+    for λ > 0, so its inverse is well conditioned and the unit-confidence fold-in is a product."""
+    return np.linalg.inv(_system(gram, regularization))
 
 
 def recency_weights(histories: Sequence[np.ndarray], decay: float) -> list[np.ndarray]:

@@ -33,6 +33,20 @@ def test_fold_in_is_ridge_regression_without_confidences():
     np.testing.assert_allclose(got[0], expected, rtol=1e-5)
 
 
+def test_fold_in_with_the_precomputed_inverse_equals_the_solve():
+    from recommender.scoring.signals import fold_in_inverse, item_gram
+
+    rng = np.random.default_rng(3)
+    factors = rng.normal(size=(40, 16)).astype(np.float32)
+    histories = [np.array([1, 5, 7]), np.array([], dtype=int), np.array([2])]
+    inverse = fold_in_inverse(item_gram(factors), 0.7)
+    solved = fold_in(histories, factors, 0.7)
+    np.testing.assert_allclose(fold_in(histories, factors, 0.7, inverse=inverse), solved, atol=1e-6)
+    one = fold_in(histories[2:], factors, 0.7, inverse=inverse)  # one user: as in a batch
+    np.testing.assert_array_equal(one[0], fold_in(histories, factors, 0.7, inverse=inverse)[2])
+    assert np.all(fold_in(histories, factors, 0.7, inverse=inverse)[1] == 0)
+
+
 def test_fold_in_empty_history_is_zero():
     assert np.all(fold_in([np.array([], dtype=int)], V, 1.0) == 0)
 
