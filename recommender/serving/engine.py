@@ -194,9 +194,11 @@ class Engine:
         options: RecommendOptions | None = None,
         **loose: Unpack[OptionArgs],
     ) -> list[Recommendation]:
-        """Recommendations for many users: one ``score_users`` call per segment, in input order."""
+        """Recommendations for many users in input order: one ``score_users`` call per segment
+        and chunk of ``batch.chunk_users`` users (arrays of a chunk stay in the CPU caches)."""
         opts = self._resolve(options, loose)
-        return [r for chunk in self.recommend_chunks(user_ids, opts) for r in chunk]
+        chunks = self.recommend_chunks(user_ids, opts, self.settings.batch.chunk_users)
+        return [r for chunk in chunks for r in chunk]
 
     def recommend_chunks(
         self,
