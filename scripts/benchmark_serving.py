@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -147,6 +148,9 @@ def engine_times(
         {"paths": {"processed_dir": str(processed), "registry_dir": str(registry)}}
     )
     bundle = load_bundle(settings)
+    if settings.reload.freeze_gc:  # as the server does after a load (service.heap)
+        gc.collect()
+        gc.freeze()
 
     def fresh() -> Engine:
         return Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
