@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -147,6 +148,9 @@ def engine_times(
         {"paths": {"processed_dir": str(processed), "registry_dir": str(registry)}}
     )
     bundle = load_bundle(settings)
+    if settings.reload.freeze_gc:  # as the server does after a load (service.heap)
+        gc.collect()
+        gc.freeze()
 
     def fresh() -> Engine:
         return Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
@@ -181,6 +185,7 @@ def engine_times(
     started = time.process_time()
     engine.recommend_batch(batch, options)
     together = (time.process_time() - started) * 1000
+    report["batch_chunk_users"] = settings.batch.chunk_users  # as the server ranks a batch
     report["batch_1000_ms"] = round(together, 2)
     report["same_1000_one_by_one_ms"] = round(singles, 2)
     report["batch_over_one_by_one"] = round(together / singles, 3)

@@ -21,9 +21,10 @@ from fastapi_offline import FastAPIOffline
 
 from recommender.config import ServingSettings, load_serving_settings
 from recommender.events import open_event_store
-from recommender.serving import LiveFeed, ModelBundle, ModelHolder, load_bundle
+from recommender.serving import LiveFeed, ModelBundle, ModelHolder, ReloadResult, load_bundle
 from service.batch import BatchSlots
 from service.errors import install_error_handlers
+from service.heap import freeze_after_load
 from service.log_format import configure_logging
 from service.metrics import Metrics
 from service.middleware import RequestGuard
@@ -68,10 +69,16 @@ def create_app(
             on_store_error=metrics.record_store_error,
             on_lag=metrics.record_replication_lag,
         )
+
+        def on_reload(result: ReloadResult) -> None:
+            metrics.record_reload(result)
+            if settings.reload.freeze_gc:
+                freeze_after_load(result)  # the new model out of the collector's full passes
+
         holder = ModelHolder(
             settings,
             loader=loader or load_bundle,
-            on_reload=metrics.record_reload,
+            on_reload=on_reload,
             live_feed=feed,
         )
         app.state.holder = holder

@@ -7,9 +7,9 @@ fraction of a millisecond. So, per worker:
 - :class:`BatchSlots` lets at most ``batch.max_concurrent`` batches compute at once; a batch that
   waits longer than ``batch.max_wait_seconds`` for a slot gets 429 ``batch_busy`` with
   ``Retry-After`` (:class:`~service.errors.BatchBusyError`);
-- :func:`encode_batch` ranks ``batch.chunk_users`` users per worker-thread step and builds and
-  orjson-encodes each chunk's payload in that thread too, so the event loop only joins bytes and
-  serves other requests between steps.
+- :func:`encode_batch` ranks ``batch.chunk_users`` users per worker-thread step and encodes each
+  chunk's answers in that thread too (:mod:`service.encoding`: from item indices and encoded
+  records), so the event loop only joins bytes and serves other requests between steps.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from recommender.config.serving import BatchSettings
 from recommender.serving import Recommendation
+from service.encoding import RecordJson, answer_json
 from service.errors import BatchBusyError
 from service.responses import ORJSON_OPTIONS
 
@@ -77,18 +78,21 @@ class _Part:
 
 
 def _next_part(
-    chunks: Iterator[list[Recommendation]], originals: Sequence[str | int], start: int
+    chunks: Iterator[list[Recommendation]],
+    originals: Sequence[str | int],
+    start: int,
+    table: RecordJson,
 ) -> _Part | None:
-    """Rank the next chunk and encode its payloads (runs on a worker thread)."""
+    """Rank the next chunk and encode its answers (runs on a worker thread)."""
     chunk = next(chunks, None)
     if chunk is None:
         return None
-    payloads = []
-    for original, result in zip(originals[start : start + len(chunk)], chunk, strict=True):
-        payload = result.as_dict()
-        payload["user_id"] = original  # echoed as sent (an int stays an int)
-        payloads.append(payload)
-    body = orjson.dumps(payloads, option=ORJSON_OPTIONS)[1:-1]
+    body = b",".join(
+        [  # user_id echoed as sent (an int stays an int)
+            answer_json(result, original, table)
+            for original, result in zip(originals[start : start + len(chunk)], chunk, strict=True)
+        ]
+    )
     strategies = [r.strategy for r in chunk]
     return _Part(body, strategies, sum(not r.is_fallback for r in chunk))
 
@@ -107,13 +111,14 @@ async def encode_batch(
     model_id: str,
     topk: int,
     started: float,
+    table: RecordJson,
 ) -> EncodedBatch:
     """Rank and encode ``chunks`` one worker-thread step each; join the JSON on the loop."""
     parts: list[bytes] = []
     strategies: list[str] = []
     cf_users = 0
     while True:
-        part = await run_in_threadpool(_next_part, chunks, originals, len(strategies))
+        part = await run_in_threadpool(_next_part, chunks, originals, len(strategies), table)
         if part is None:
             break
         parts.append(part.body)

@@ -49,7 +49,7 @@ class BatchSettings(_Strict):
     max_concurrent: int = Field(1, ge=1)
     max_wait_seconds: float = Field(2.0, ge=0)
     retry_after_seconds: int = Field(1, ge=1)
-    chunk_users: int = Field(20, ge=1)
+    chunk_users: int = Field(200, ge=1)
 
 
 class RerankSettings(_Strict):
@@ -61,6 +61,7 @@ class RerankSettings(_Strict):
 
 class ReloadSettings(_Strict):
     poll_interval_seconds: float = Field(5.0, ge=0)
+    freeze_gc: bool = True  # service.heap: the loaded model out of the GC's full passes
 
 
 class ShutdownSettings(_Strict):

@@ -5,9 +5,9 @@ warm-up report.
   default weights (requests with their own ``rerank_weights`` bypass it). ``4·n`` bytes per entry.
 - item similarity: (item index, method) -> (neighbour indices, scores) of a product.
 - results: (user id or ``None`` for users without history, 16-byte digest of the options) -> the
-  ranked records of a single ``/recommend`` answer; every visitor without history shares one
-  entry per options. The records' field values are the catalogue's own objects (shared, not
-  copied), so an entry costs its dicts, scores and list, at most ``requests.max_topk`` of them.
+  :class:`~recommender.serving.ranked.Ranked` of a single ``/recommend`` answer (product indices
+  and scores; the records are the catalogue's, shared); every visitor without history shares one
+  entry per options. An entry costs two lists of at most ``requests.max_topk`` numbers.
 
 Memory is bounded in bytes as well as entries: each cache sizes every entry it stores (a
 running total, ``bytes`` in :meth:`CountingCache.stats`), and :meth:`ServingCaches.bound_entries`
@@ -32,12 +32,15 @@ import numpy as np
 from cachetools import TTLCache
 
 from recommender.config.serving import CacheSettings, CacheSpec
+from recommender.serving.ranked import Ranked
 
 Sizer = Callable[[Any, Any], int]
 ENTRY_OVERHEAD_BYTES = 200  # cachetools' per-key links and dicts + the size ledger (measured)
 MAX_ID_CHARS = 128  # longest user id a request may send (the service schema's bound)
 _WIDEST_ID = "\U0010ffff" * MAX_ID_CHARS  # 4 bytes per character: the largest such str
 _DIGEST_BYTES = 16  # RecommendOptions.digest
+_INT_BYTES = sys.getsizeof(2**20)  # a product index (small ints are shared, larger ones not)
+_FLOAT_BYTES = sys.getsizeof(0.5)
 
 
 def generic_entry_bytes(key: Any, value: Any) -> int:
@@ -57,17 +60,15 @@ def neighbour_entry_bytes(key: tuple[int, str], value: tuple[np.ndarray, np.ndar
     return ENTRY_OVERHEAD_BYTES + key_bytes + value_bytes
 
 
-def result_entry_bytes(key: tuple[str | None, bytes], value: list[dict[str, Any]]) -> int:
-    """A results entry: (owner, digest) and the answer's record dicts with their rank and
-    score; the records' field values are the catalogue's and are not counted."""
+def result_entry_bytes(key: tuple[str | None, bytes], value: Ranked) -> int:
+    """A results entry: (owner, digest) and the answer's index and score lists (an int and a
+    float object per item; the records are the catalogue's and are not counted)."""
     owner, digest = key
     key_bytes = sys.getsizeof(key) + sys.getsizeof(digest)
     key_bytes += 0 if owner is None else sys.getsizeof(owner)
-    items = sum(
-        sys.getsizeof(item) + sys.getsizeof(item["score"]) + sys.getsizeof(item["rank"])
-        for item in value
-    )
-    return ENTRY_OVERHEAD_BYTES + key_bytes + sys.getsizeof(value) + items
+    lists = sys.getsizeof(value.indices) + sys.getsizeof(value.scores)
+    items = len(value.indices) * (_INT_BYTES + _FLOAT_BYTES)
+    return ENTRY_OVERHEAD_BYTES + key_bytes + sys.getsizeof(value) + lists + items
 
 
 class _CountingTTLCache(TTLCache):
@@ -236,7 +237,7 @@ class ServingCaches:
         ``record``; the keys with the widest id a request may send."""
         profile = np.zeros(n_items, dtype=np.float32)
         indices = np.zeros(min(max_neighbours, n_items), dtype=np.int64)
-        answer = [{**record, "rank": rank, "score": 0.5} for rank in range(1000, 1000 + max_topk)]
+        answer = Ranked(list(range(max_topk)), [0.5] * max_topk, [record])
         self.user_profiles.entry_max_bytes = profile_entry_bytes(_WIDEST_ID, profile)
         self.item_similarity.entry_max_bytes = neighbour_entry_bytes(
             (n_items + 1000, "content"), (indices, indices.astype(np.float64))

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_in
 from recommender.serving.new_products import eligibility, live_model
 from recommender.serving.options import OptionArgs, RecommendOptions
+from recommender.serving.ranked import Ranked
 from recommender.serving.reranker import breakdown, candidate_similarity, mmr_order
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
 from recommender.serving.user_scorer import LiveFrame, UserScorer
@@ -52,11 +54,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One user's result: routed segment, strategy and ranked product records."""
+    """One user's result: routed segment, strategy and ranking (:attr:`items`: the records)."""
 
     user_id: str
     segment: str
-    items: list[dict[str, Any]]
+    ranked: Ranked
+
+    @cached_property
+    def items(self) -> list[dict[str, Any]]:
+        """The ranked product records (built on first use; see :mod:`.ranked`)."""
+        return self.ranked.records()
 
     @property
     def strategy(self) -> str:
@@ -172,15 +179,15 @@ class Engine:
             known = user in self.bundle.histories.index or live_user is not None
             owner = user if known else None
             key = (owner, opts.digest + self._live_key(live_user))
-            items = self.caches.results.get(key)
+            ranked = self.caches.results.get(key)
             if log.isEnabledFor(logging.DEBUG):
-                hit = "hit" if items is not None else "miss"
+                hit = "hit" if ranked is not None else "miss"
                 log.debug("recommend user=%r segment=%s results cache %s", user, segment, hit)
-            if items is not None:
-                return Recommendation(user_id=user, segment=segment, items=items)
+            if ranked is not None:
+                return Recommendation(user_id=user, segment=segment, ranked=ranked)
         result = self._rank([user], opts)[0]
         if key is not None:
-            self.caches.results.put(key, result.items)
+            self.caches.results.put(key, result.ranked)
         return result
 
     def recommend_batch(
@@ -189,9 +196,11 @@ class Engine:
         options: RecommendOptions | None = None,
         **loose: Unpack[OptionArgs],
     ) -> list[Recommendation]:
-        """Recommendations for many users: one ``score_users`` call per segment, in input order."""
+        """Recommendations for many users in input order: one ``score_users`` call per segment
+        and chunk of ``batch.chunk_users`` users (arrays of a chunk stay in the CPU caches)."""
         opts = self._resolve(options, loose)
-        return [r for chunk in self.recommend_chunks(user_ids, opts) for r in chunk]
+        chunks = self.recommend_chunks(user_ids, opts, self.settings.batch.chunk_users)
+        return [r for chunk in chunks for r in chunk]
 
     def recommend_chunks(
         self,
@@ -344,9 +353,10 @@ class Engine:
             cosine = bundle.item_cosine if n == bundle.n_items else None
             sims = candidate_similarity(candidates, model.embeddings, cosine)
         picks = mmr_order(cand_scores, sims, topk, diversity)
-        records: Sequence[dict[str, Any]] = bundle.catalogue.records
+        records = bundle.catalogue.records
+        live_records = None
         if live is not None and live.has_catalogue_changes:
-            records = _LiveRecords(live)
+            live_records = _LiveRecords(live)
         valid = picks >= 0
         safe = np.where(valid, picks, 0)
         chosen_items = candidates[batch_rows, safe].tolist()
@@ -356,18 +366,17 @@ class Engine:
         counts = valid.sum(axis=1).tolist()
         results: list[Recommendation] = []
         for b, user in enumerate(users):
-            chosen = chosen_items[b][: counts[b]]
-            items = [
-                {**records[item], "rank": rank, "score": score}
-                for rank, item, score in zip(
-                    range(1, counts[b] + 1), chosen, chosen_scores[b], strict=False
+            count = counts[b]
+            chosen = chosen_items[b][:count]
+            explains = None
+            if options.explain and count:
+                explains = self._explain(
+                    chosen, rows[b], segments[b], used[segments[b]], relevance[b], frame, b
                 )
-            ]
-            if options.explain and items:
-                self._explain(
-                    items, chosen, rows[b], segments[b], used[segments[b]], relevance[b], frame, b
-                )
-            results.append(Recommendation(user_id=user, segment=segments[b], items=items))
+            # live records are read now, as ranked (the catalogue's own never change)
+            source = records if live_records is None else {i: live_records[i] for i in chosen}
+            ranked = Ranked(chosen, chosen_scores[b][:count], source, explains)
+            results.append(Recommendation(user_id=user, segment=segments[b], ranked=ranked))
         return results
 
     def _candidates(
@@ -428,7 +437,6 @@ class Engine:
 
     def _explain(
         self,
-        items: list[dict[str, Any]],
         chosen: list[int],
         row: int,
         segment: str,
@@ -436,7 +444,7 @@ class Engine:
         relevance: np.ndarray,
         frame: LiveFrame | None = None,
         position: int = 0,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
         """Each item's signals as they were scored: the live model (live popularity, new
         products) and history (live positives; a trainable user's CF folded in from it)."""
         hist = self.bundle.histories
@@ -461,11 +469,10 @@ class Engine:
             recency_decay=self.bundle.hybrid.recency_decay,
         )
         parts_per_item = breakdown(signals, weights, np.array(chosen))
-        for item, entry, parts in zip(chosen, items, parts_per_item, strict=True):
-            entry["explain"] = {
-                "relevance": round(float(relevance[item]), V.SCORE_DECIMALS),
-                "signals": parts,
-            }
+        return [
+            {"relevance": round(float(relevance[item]), V.SCORE_DECIMALS), "signals": parts}
+            for item, parts in zip(chosen, parts_per_item, strict=True)
+        ]
 
     # ------------------------------------------------------------------ warm-up
     def warm_up(self, report: WarmupReport | None = None) -> WarmupReport:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request, Response
 from recommender.serving import Engine, Filters, RecommendOptions
 from service.batch import encode_batch
 from service.deps import get_batch_slots, get_metrics, get_settings, get_state
+from service.encoding import answer_json, record_json
 from service.json_route import JsonBodyRoute
-from service.responses import PATH_KEY, OrjsonResponse
+from service.responses import PATH_KEY
 from service.schemas import (
     ERROR_RESPONSES,
     BatchRecommendRequest,
@@ -40,20 +41,23 @@ def _options(engine: Engine, body: RecommendRequest | BatchRecommendRequest) -> 
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=ERROR_RESPONSES)
-async def recommend(body: RecommendRequest, request: Request) -> OrjsonResponse:
+async def recommend(body: RecommendRequest, request: Request) -> Response:
     """Top-k products for one user: CF (trainable), cold hybrid (known), popularity (unknown)."""
     state = get_state(request)
     started = time.perf_counter()
-    options = _options(state.engine, body)
-    result = state.engine.recommend(body.user_id, options)
+    engine = state.engine
+    options = _options(engine, body)
+    result = engine.recommend(body.user_id, options)
     latency_ms = (time.perf_counter() - started) * 1000
     request.scope[PATH_KEY] = result.strategy  # counted with the request's latency
-    payload = result.as_dict()
-    payload["user_id"] = body.user_id
-    payload["model_id"] = state.bundle.model_id
-    payload["topk"] = options.topk
-    payload["latency_ms"] = round(latency_ms, 3)
-    return OrjsonResponse(payload)
+    extra = {
+        "model_id": state.bundle.model_id,
+        "topk": options.topk,
+        "latency_ms": round(latency_ms, 3),
+    }
+    # the JSON of result.as_dict() (user_id as sent) and extra, joined from encoded records
+    content = answer_json(result, body.user_id, record_json(engine), extra)
+    return Response(content, media_type="application/json")
 
 
 BATCH_RESPONSES = {
@@ -82,7 +86,12 @@ async def batch_recommend(body: BatchRecommendRequest, request: Request) -> Resp
         # ranking, payload building and JSON encoding run on a worker thread, one chunk of
         # users per step, so the event loop serves /recommend between steps
         encoded = await encode_batch(
-            chunks, body.user_ids, state.bundle.model_id, options.topk, started
+            chunks,
+            body.user_ids,
+            state.bundle.model_id,
+            options.topk,
+            started,
+            record_json(state.engine),
         )
     get_metrics(request).record_paths(encoded.strategies)
     return Response(encoded.body, media_type="application/json")

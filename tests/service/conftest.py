@@ -44,7 +44,8 @@ class SwitchableLoader:
 def settings_with(**overrides: Any) -> ServingSettings:
     base: dict[str, Any] = {
         "warmup": {"enabled": False},
-        "reload": {"poll_interval_seconds": 0},
+        # freezing the GC after each load (service.heap) would keep every earlier test's cycles
+        "reload": {"poll_interval_seconds": 0, "freeze_gc": False},
         "admin": {"token_env": ADMIN_ENV},
         # each app its own event store file, never the repository's data/
         "events": {"sqlite_path": str(Path(tempfile.mkdtemp(prefix="recsys-events-")) / "e.db")},

@@ -8,9 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
 import pytest
 
+import service.batch
 from recommender.serving import Engine
 from tests.recommender.serving.conftest import COLD, TRAINABLE
 from tests.service.conftest import make_client
@@ -80,7 +80,7 @@ def test_users_times_topk_is_bounded_with_the_fix():
 
 def test_payloads_and_json_are_built_off_the_event_loop_in_chunks(monkeypatch):
     calls: list[tuple[str, bool]] = []
-    dumps = orjson.dumps
+    answer_json, next_part = service.batch.answer_json, service.batch._next_part
 
     def on_loop() -> bool:
         try:
@@ -89,28 +89,25 @@ def test_payloads_and_json_are_built_off_the_event_loop_in_chunks(monkeypatch):
             return False
         return True
 
-    def recording_dumps(value: Any, *args: Any, **kwargs: Any) -> bytes:
-        out = dumps(value, *args, **kwargs)
-        if b'"recommendations"' in out:
-            calls.append(("dumps", on_loop()))
-        return out
+    def recording_answer_json(*args: Any, **kwargs: Any) -> bytes:
+        calls.append(("answer", on_loop()))
+        return answer_json(*args, **kwargs)
 
-    monkeypatch.setattr(orjson, "dumps", recording_dumps)
+    def recording_next_part(*args: Any, **kwargs: Any) -> Any:
+        part = next_part(*args, **kwargs)
+        if part is not None:
+            calls.append(("chunk", on_loop()))
+        return part
+
+    monkeypatch.setattr(service.batch, "answer_json", recording_answer_json)
+    monkeypatch.setattr(service.batch, "_next_part", recording_next_part)
     with make_client(batch={"chunk_users": 3}) as client:
-        engine = client.app.state.holder.require().engine
-        as_dict = type(engine.recommend("t0")).as_dict
-
-        def recording_as_dict(self: Any) -> dict[str, Any]:
-            calls.append(("as_dict", on_loop()))
-            return as_dict(self)
-
-        monkeypatch.setattr(type(engine.recommend("t0")), "as_dict", recording_as_dict)
         response = client.post("/batch_recommend", json={"user_ids": USERS, "topk": 4})
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         body = response.json()
-    assert calls.count(("as_dict", False)) == len(USERS)
-    assert calls.count(("dumps", False)) == 4  # 11 users in chunks of 3
+    assert calls.count(("answer", False)) == len(USERS)
+    assert calls.count(("chunk", False)) == 4  # 11 users in chunks of 3
     assert not any(loop for _, loop in calls)
     assert [r["user_id"] for r in body["results"]] == USERS
     assert body["count"] == len(USERS)

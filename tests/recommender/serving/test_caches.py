@@ -13,6 +13,7 @@ import numpy as np
 from recommender.config.serving import CacheSpec, ServingSettings
 from recommender.serving import CountingCache
 from recommender.serving.caches import profile_entry_bytes, result_entry_bytes
+from recommender.serving.ranked import Ranked
 from tests.recommender.serving.conftest import COLD, N_ITEMS, TRAINABLE, make_engine
 
 
@@ -66,13 +67,13 @@ def test_results_cache_per_user_and_shared_by_unknown_users():
     results = engine.caches.results
     first = engine.recommend("c1", topk=4, filters={"brand": ["A"]})
     again = engine.recommend("c1", topk=4, filters={"brand": ["A"]})
-    assert again.items is first.items and (results.hits, results.misses) == (1, 1)
+    assert again.ranked is first.ranked and (results.hits, results.misses) == (1, 1)
     engine.recommend("c1", topk=4)  # other filters: another entry
     engine.recommend("c2", topk=4, filters={"brand": ["A"]})  # another user: another entry
     assert (results.hits, results.misses) == (1, 3)
     a = engine.recommend("visitor-1", topk=4, weights={"quality": 1})
     b = engine.recommend("visitor-2", topk=4, weights={"quality": 1.0})
-    assert a.items is b.items and b.user_id == "visitor-2" and b.segment == "unknown"
+    assert a.ranked is b.ranked and b.user_id == "visitor-2" and b.segment == "unknown"
     assert (results.hits, results.misses) == (2, 4)
     explained = engine.recommend("c1", topk=4, explain=True)
     assert "explain" in explained.items[0] and (results.hits, results.misses) == (2, 4)
@@ -196,12 +197,12 @@ def test_estimated_bytes_match_measured_memory():
     records = engine.bundle.catalogue.records
     results = CountingCache("r", CacheSpec(max_size=500, ttl_seconds=60), result_entry_bytes)
     rng = np.random.default_rng(0)
-    scores = rng.random((500, 10)).tolist()
+    scores = rng.random((500, 10))
 
     def fill() -> None:
         for u in range(500):
-            items = [{**records[i], "rank": i + 1, "score": scores[u][i]} for i in range(10)]
-            results.put((f"user-{u:05d}", bytes(range(16))[:15] + bytes([u % 256])), items)
+            ranked = Ranked([1000 + u * 10 + i for i in range(10)], scores[u].tolist(), records)
+            results.put((f"user-{u:05d}", bytes(range(16))[:15] + bytes([u % 256])), ranked)
 
     used, _ = _allocated(fill)
     assert abs(used - results.bytes) / used < 0.1

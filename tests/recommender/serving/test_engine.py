@@ -323,3 +323,20 @@ def test_chunks_rank_exactly_as_one_batch_and_check_at_once():
     small = make_engine(ServingSettings(requests={"max_batch_size": 2}))
     with pytest.raises(InvalidRequestError):  # raised by the call, before any chunk is ranked
         small.recommend_chunks(users, small.options(), chunk_users=1)
+
+
+def test_a_batch_is_ranked_in_chunks_of_batch_chunk_users(monkeypatch):
+    engine = make_engine(ServingSettings(batch={"chunk_users": 4}))
+    users = list(TRAINABLE) + list(COLD) + ["nobody", "x2"]
+    sizes: list[int] = []
+    rank = engine._rank
+
+    def counting(chunk: list[str], options):  # type: ignore[no-untyped-def]
+        sizes.append(len(chunk))
+        return rank(chunk, options)
+
+    monkeypatch.setattr(engine, "_rank", counting)
+    batch = engine.recommend_batch(users, topk=5)
+    assert sizes == [4, 4, 4]
+    assert batch == make_engine().recommend_batch(users, topk=5)
+    assert ServingSettings().batch.chunk_users == 200

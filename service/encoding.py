@@ -1,0 +1,98 @@
+"""Recommendation answers written as JSON bytes from item indices and scores.
+
+Each product record of a model is encoded once (:class:`RecordJson`, lazily, per engine); an
+answer is then joined from those fragments and its ranks and scores, with no dict per item and
+no re-encoding of the records' text. The bytes are exactly what ``orjson.dumps`` gives for the
+answer's dict (same keys, same order, same number formatting: the scores are encoded by orjson
+too). Answers whose records are not the catalogue's own (live catalogue updates) or that carry
+``explain`` are encoded from their dicts.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from recommender.serving import Engine, Recommendation
+from service.responses import ORJSON_OPTIONS
+
+_SCORE = b',"score":'
+_TABLES: weakref.WeakKeyDictionary[Engine, RecordJson] = weakref.WeakKeyDictionary()
+
+
+class RecordJson:
+    """The records of one catalogue as JSON fragments ``{...,"rank":`` (filled on first use;
+    threads may race to fill one slot, with the same bytes)."""
+
+    def __init__(self, records: tuple[dict[str, Any], ...]) -> None:
+        self.records = records
+        self._fragments: list[bytes | None] = [None] * len(records)
+
+    def fragment(self, item: int) -> bytes | None:
+        """``item``'s record without its closing brace, then ``"rank":``; None when the record
+        cannot take the two keys at its end (it has a ``rank`` or ``score`` of its own)."""
+        fragment = self._fragments[item]
+        if fragment is None:
+            record = self.records[item]
+            if not record or "rank" in record or "score" in record:
+                return None
+            fragment = orjson.dumps(record, option=ORJSON_OPTIONS)[:-1] + b',"rank":'
+            self._fragments[item] = fragment
+        return fragment
+
+
+def record_json(engine: Engine) -> RecordJson:
+    """The engine's fragment table (one per engine, i.e. per model version)."""
+    table = _TABLES.get(engine)
+    if table is None:
+        table = _TABLES.setdefault(engine, RecordJson(engine.bundle.catalogue.records))
+    return table
+
+
+def items_json(result: Recommendation, table: RecordJson) -> bytes:
+    """The ``recommendations`` array of ``result`` as JSON."""
+    ranked = result.ranked
+    if ranked.explains is None and ranked.source is table.records:
+        fragments = [table.fragment(item) for item in ranked.indices]
+        if None not in fragments:
+            scores = orjson.dumps(ranked.scores)[1:-1].split(b",") if ranked.scores else []
+            return b"".join(
+                (
+                    b"[",
+                    b",".join(
+                        [
+                            b"%s%d%s%s}" % (fragment, rank, _SCORE, score)
+                            for rank, fragment, score in zip(
+                                range(1, len(scores) + 1), fragments, scores, strict=True
+                            )
+                        ]
+                    ),
+                    b"]",
+                )
+            )
+    return orjson.dumps(result.items, option=ORJSON_OPTIONS)
+
+
+def answer_json(
+    result: Recommendation,
+    user_id: str | int,
+    table: RecordJson,
+    extra: Mapping[str, Any] | None = None,
+) -> bytes:
+    """``result.as_dict()`` with ``user_id`` as sent (an int stays an int) and then ``extra``'s
+    keys, as JSON: byte for byte what ``orjson.dumps`` makes of that dict."""
+    head = orjson.dumps(
+        {
+            "user_id": user_id,
+            "segment": result.segment,
+            "strategy": result.strategy,
+            "is_fallback": result.is_fallback,
+            "fallback_method": result.fallback_method,
+        },
+        option=ORJSON_OPTIONS,
+    )
+    tail = b"}" if not extra else b"," + orjson.dumps(extra, option=ORJSON_OPTIONS)[1:]
+    return b"".join((head[:-1], b',"recommendations":', items_json(result, table), tail))
