@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -76,17 +77,25 @@ class _Part:
     cf_users: int
 
 
+Tag = Callable[[int, dict[str, Any]], Any]  # adds fields to the answer of the i-th user
+
+
 def _next_part(
-    chunks: Iterator[list[Recommendation]], originals: Sequence[str | int], start: int
+    chunks: Iterator[list[Recommendation]],
+    originals: Sequence[str | int],
+    start: int,
+    tag: Tag | None = None,
 ) -> _Part | None:
     """Rank the next chunk and encode its payloads (runs on a worker thread)."""
     chunk = next(chunks, None)
     if chunk is None:
         return None
-    payloads = []
+    payloads: list[dict[str, Any]] = []
     for original, result in zip(originals[start : start + len(chunk)], chunk, strict=True):
         payload = result.as_dict()
         payload["user_id"] = original  # echoed as sent (an int stays an int)
+        if tag is not None:
+            tag(start + len(payloads), payload)
         payloads.append(payload)
     body = orjson.dumps(payloads, option=ORJSON_OPTIONS)[1:-1]
     strategies = [r.strategy for r in chunk]
@@ -107,13 +116,14 @@ async def encode_batch(
     model_id: str,
     topk: int,
     started: float,
+    tag: Tag | None = None,
 ) -> EncodedBatch:
     """Rank and encode ``chunks`` one worker-thread step each; join the JSON on the loop."""
     parts: list[bytes] = []
     strategies: list[str] = []
     cf_users = 0
     while True:
-        part = await run_in_threadpool(_next_part, chunks, originals, len(strategies))
+        part = await run_in_threadpool(_next_part, chunks, originals, len(strategies), tag)
         if part is None:
             break
         parts.append(part.body)

@@ -39,6 +39,7 @@ class ExperimentRunner:
         self.specs = {spec.name: spec for spec in settings.running}
         self._states: dict[str, ExperimentState] = {}
         self._states_at = float("-inf")
+        self._report: tuple[float, list[dict[str, Any]]] | None = None
 
     def states(self) -> dict[str, ExperimentState]:
         """Shared stop/promote decisions, re-read at most every ``STATE_TTL_SECONDS``."""
@@ -102,8 +103,17 @@ class ExperimentRunner:
             raise KeyError(f"no experiment {experiment!r} (running: {names})")
         return spec
 
+    def cached_report(self) -> list[dict[str, Any]]:
+        """:meth:`report` at most ``summary_cache_seconds`` old (for /metrics scrapes)."""
+        now = time.monotonic()
+        if self._report is None or now - self._report[0] > self.settings.summary_cache_seconds:
+            self._report = (now, self.report())
+        return self._report[1]
+
     def report(self) -> list[dict[str, Any]]:
         """Per experiment: status, the per-variant table (rates, intervals, tests), a verdict."""
+        if not self.specs:
+            return []
         counts = self.ledger.counts()
         positions = self.ledger.click_positions()
         states = self.ledger.states()
