@@ -60,6 +60,19 @@ def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
     return z, float(2 * st.norm.sf(abs(z)))
 
 
+def difference_interval(
+    x1: int, n1: int, x2: int, n2: int, confidence: float = CONFIDENCE
+) -> Interval:
+    """Wald (unpooled) interval of p1 - p2: the effect size a growth team reads next to p."""
+    if n1 == 0 or n2 == 0:
+        return Interval(-1.0, 1.0)
+    p1, p2 = x1 / n1, x2 / n2
+    half = float(st.norm.ppf(0.5 + confidence / 2)) * math.sqrt(
+        p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    )
+    return Interval(p1 - p2 - half, p1 - p2 + half)
+
+
 def _mean_sd(total: float, total_sq: float, n: int) -> tuple[float, float]:
     if n == 0:
         return 0.0, 0.0
@@ -118,8 +131,12 @@ def variant_table(
                 base_value = (
                     getattr(base, _COUNT_OF[rate]) / base.impressions if (base.impressions) else 0.0
                 )
+                diff_ci = difference_interval(
+                    x, c.impressions, getattr(base, _COUNT_OF[rate]), base.impressions
+                )
                 row[rate]["vs_control"] = {
                     "difference": value - base_value,
+                    "difference_ci95": [diff_ci.low, diff_ci.high],
                     "z": z,
                     "p_value": p,
                     "significant": p < alpha,

@@ -59,6 +59,8 @@ def test_variant_table_reports_rates_intervals_and_tests_against_control() -> No
     assert control["ctr"]["ci95"] == pytest.approx([0.0381303, 0.0653138], abs=1e-6)
     test = hybrid["ctr"]["vs_control"]
     assert test["difference"] == pytest.approx(0.03)
+    # se = sqrt(0.08*0.92/1000 + 0.05*0.95/1000) = 0.0110045; 0.03 -+ 1.959964*se
+    assert test["difference_ci95"] == pytest.approx([0.0084315, 0.0515685], abs=1e-6)
     assert test["p_value"] == pytest.approx(0.0065066, abs=1e-6)
     assert test["significant"] is True
     assert hybrid["cart_rate"]["vs_control"]["p_value"] == 1.0
