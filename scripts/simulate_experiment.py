@@ -10,7 +10,9 @@ The replay machinery of ``evaluate --replay`` (:mod:`recommender.replay`) builds
 data before the cut-off T and streams the rest, in time order, through the live state; before
 each positive event on an item new to its user, both rankers give that user's top-K: the hybrid
 (the live engine as served, no MMR) and popularity only (``rerank_weights={"popularity": 1}``).
-A reused ``--workdir`` that already holds the pre-T build skips the build.
+``--control frozen`` compares the hybrid with the model without live events instead (a large,
+known difference: the verdict must find it). A reused ``--workdir`` that already holds the
+pre-T build skips the build.
 
 *Offline*, both lists are scored on every event: hit rate (the next real item in the top-K),
 with a paired 95% interval of the difference. *Online*, each user is assigned to one variant by
@@ -49,18 +51,26 @@ from recommender.events import Event, SqliteEventStore  # noqa: E402
 from recommender.experiments import ExperimentLedger, ExperimentRunner, assign  # noqa: E402
 from recommender.replay import interactions_to_events, replay_events  # noqa: E402
 from recommender.replay.cutoff import PROCESSED, REGISTRY, build_before, split_at_fraction  # noqa: E402
-from recommender.replay.stream import LIVE, LIVE_POPULARITY, POPULARITY_ONLY  # noqa: E402
+from recommender.replay.stream import FROZEN, LIVE, LIVE_POPULARITY, POPULARITY_ONLY  # noqa: E402
 from recommender.serving import load_bundle  # noqa: E402
 
-EXPERIMENT = ExperimentSpec(
-    name="popularity-vs-hybrid",
-    traffic=1.0,
-    variants=[
-        VariantSpec(name="popularity", control=True, weights=POPULARITY_ONLY, rerank=False),
-        VariantSpec(name="hybrid", rerank=False),
-    ],
-)
-RANKER = {"popularity": LIVE_POPULARITY, "hybrid": LIVE}
+CONTROLS = {  # --control: the control's spec (as the service would configure it) and ranker
+    "popularity": (VariantSpec(name="popularity", control=True, weights=POPULARITY_ONLY,
+                               rerank=False), LIVE_POPULARITY),
+    # the model without live events (a sanity check with a large, known difference)
+    "frozen": (VariantSpec(name="frozen", control=True, rerank=False), FROZEN),
+}  # fmt: skip
+
+
+def experiment(control: str) -> ExperimentSpec:
+    """The simulated experiment: ``control`` vs the hybrid as served, 50/50 by user."""
+    return ExperimentSpec(
+        name=f"{control}-vs-hybrid",
+        traffic=1.0,
+        variants=[CONTROLS[control][0], VariantSpec(name="hybrid", rerank=False)],
+    )
+
+
 Z95 = 1.959964
 
 
@@ -73,22 +83,23 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--model-types", default="als", metavar="als|bpr|all")
     p.add_argument("--config-dir", default=None)
     p.add_argument("--topk", type=int, default=10)
+    p.add_argument("--control", choices=sorted(CONTROLS), default="popularity")
     p.add_argument("--json", default=None, help="write the report here")
     return p.parse_args(argv)
 
 
-def _offline(ranks: list[dict[str, int]]) -> dict[str, Any]:
-    """Hit rate of both rankers on every event and the paired difference (hybrid - popularity)."""
+def _offline(ranks: list[dict[str, int]], control: str) -> dict[str, Any]:
+    """Hit rate of both rankers on every event and the paired difference (hybrid - control)."""
     n = len(ranks)
     hybrid = [float(r[LIVE] >= 0) for r in ranks]
-    popular = [float(r[LIVE_POPULARITY] >= 0) for r in ranks]
+    popular = [float(r[CONTROLS[control][1]] >= 0) for r in ranks]
     diffs = [h - p for h, p in zip(hybrid, popular, strict=True)]
     mean = sum(diffs) / n
     var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
     half = Z95 * math.sqrt(var / n)
     return {
         "events": n,
-        "hit_rate": {"hybrid": sum(hybrid) / n, "popularity": sum(popular) / n},
+        "hit_rate": {"hybrid": sum(hybrid) / n, control: sum(popular) / n},
         "difference": mean,
         "difference_ci95": [mean - half, mean + half],
     }
@@ -116,13 +127,15 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
                 bundle, settings, interactions_to_events(split.after), store, args.topk
             )
         ledger = ExperimentLedger(Path(scratch) / "ab.sqlite3")
-        runner = ExperimentRunner(ExperimentsSettings(running=[EXPERIMENT]), ledger)
+        spec = experiment(args.control)
+        ranker = {args.control: CONTROLS[args.control][1], "hybrid": LIVE}
+        runner = ExperimentRunner(ExperimentsSettings(running=[spec]), ledger)
         item_ids = bundle.catalogue.item_ids
         outcomes = []
         for obs in observations:
-            variant = assign(EXPERIMENT, obs.user_id)
+            variant = assign(spec, obs.user_id)
             assert variant is not None  # traffic 1.0
-            rank = obs.ranks[RANKER[variant.name]]
+            rank = obs.ranks[ranker[variant.name]]
             rid = f"sim-{obs.index}"
             product = str(item_ids[obs.item])
             # attribution needs the product at its position; the other slots stay anonymous
@@ -130,7 +143,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             if rank >= 0:
                 listed[rank] = product
                 outcomes.append((rid, product, obs))
-            ledger.record_impression(rid, EXPERIMENT.name, variant.name, listed)
+            ledger.record_impression(rid, spec.name, variant.name, listed)
         ledger.flush()
         ledger.record_outcomes(
             (
@@ -142,20 +155,27 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
         report = runner.report()[0]
         ledger.close()
-    offline = _offline([o.ranks for o in observations])
+    offline = _offline([o.ranks for o in observations], args.control)
     hybrid = next(r for r in report["variants"] if r["variant"] == "hybrid")
     test = hybrid["ctr"]["vs_control"]
     low, high = test["difference_ci95"]
     same_sign = (test["difference"] > 0) == (offline["difference"] > 0)
     match = low <= offline["difference"] <= high and (not test["significant"] or same_sign)
-    return {"offline": offline, "online": report, "match": match, "cutoff": split.cutoff}
+    return {
+        "control": args.control,
+        "offline": offline,
+        "online": report,
+        "match": match,
+        "cutoff": split.cutoff,
+    }
 
 
 def _print(result: dict[str, Any]) -> None:
     off, online = result["offline"], result["online"]
     print(
         f"offline (both lists on each of {off['events']} held-out events): hit rate hybrid "
-        f"{off['hit_rate']['hybrid']:.4f}, popularity {off['hit_rate']['popularity']:.4f}, "
+        f"{off['hit_rate']['hybrid']:.4f}, {result['control']} "
+        f"{off['hit_rate'][result['control']]:.4f}, "
         f"difference {off['difference']:+.4f} "
         f"[{off['difference_ci95'][0]:+.4f}, {off['difference_ci95'][1]:+.4f}]"
     )

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from recommender.config.experiments import ExperimentSpec, ExperimentsSettings, VariantSpec
+from recommender.errors import InvalidRequestError
 from recommender.experiments.assignment import assign
 from recommender.experiments.ledger import ExperimentLedger, ExperimentState
 from recommender.experiments.stats import VariantCounts, variant_table, verdict
+from recommender.serving.reranker import check_weights
 
 STATE_TTL_SECONDS = 1.0
 RUNNING = ExperimentState("running")
@@ -37,6 +39,14 @@ class ExperimentRunner:
         self.settings = settings
         self.ledger = ledger
         self.specs = {spec.name: spec for spec in settings.running}
+        for spec in settings.running:  # a bad weight set fails the start, not every request
+            for variant in spec.variants:
+                try:
+                    check_weights(variant.weights)
+                except InvalidRequestError as exc:
+                    raise InvalidRequestError(
+                        f"experiments.running[{spec.name}].variants[{variant.name}].{exc}"
+                    ) from None
         self._states: dict[str, ExperimentState] = {}
         self._states_at = float("-inf")
         self._report: tuple[float, list[dict[str, Any]]] | None = None

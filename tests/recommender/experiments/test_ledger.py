@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from recommender.config.experiments import ExperimentSpec, ExperimentsSettings, VariantSpec
+from recommender.errors import InvalidRequestError
 from recommender.events.model import Event
 from recommender.events.sqlite_store import SqliteEventStore
 from recommender.experiments import Attribution, ExperimentLedger, ExperimentRunner, VariantCounts
@@ -93,3 +94,15 @@ def test_stop_and_promote_are_shared_through_the_ledger(tmp_path: Path) -> None:
     report = one.report()[0]
     assert report["status"] == "stopped" and report["control"] == "control"
     assert [r["variant"] for r in report["variants"]] == ["control", "b"]
+
+
+def test_a_bad_weight_set_fails_at_start_naming_the_variant(tmp_path: Path) -> None:
+    spec = ExperimentSpec(
+        name="exp",
+        variants=[
+            VariantSpec(name="control", control=True),
+            VariantSpec(name="b", weights={"nonsense": 1.0}),
+        ],
+    )
+    with pytest.raises(InvalidRequestError, match=r"experiments.running\[exp\].variants\[b\]"):
+        ExperimentRunner(ExperimentsSettings(running=[spec]), ExperimentLedger(tmp_path / "x"))
