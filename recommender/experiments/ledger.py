@@ -79,6 +79,7 @@ SELECT experiment, variant, position, COUNT(*) FROM ({ATTRIBUTED})
 WHERE type = 'view' AND position IS NOT NULL GROUP BY experiment, variant, position
 """
 OUTCOME_TYPES = ("view", "cart", "purchase")
+MAX_PENDING = 100_000  # impressions kept per worker while the ledger cannot be written
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,16 @@ class ExperimentState:
 
 
 class ExperimentLedger:
-    """One per process; thread-safe (one connection behind a lock, WAL for other processes)."""
+    """One per process; thread-safe: one connection behind ``_lock`` (WAL for other processes),
+    the impression buffer behind its own ``_buffer_lock`` so a request never waits for a flush."""
 
     def __init__(self, path: str | Path, flush_seconds: float = 0.5) -> None:
         self.path = Path(path)
         self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
+        self._buffer_lock = threading.Lock()
         self._pending: list[tuple[str, str, str, str, float]] = []
+        self.dropped = 0  # impressions lost because the ledger stayed unwritable
         self._conn: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,21 +155,24 @@ class ExperimentLedger:
     ) -> None:
         """Buffer one shown list (written by the next flush)."""
         row = (recommendation_id, experiment, variant, json.dumps(list(product_ids)), time.time())
-        with self._lock:
+        with self._buffer_lock:
             self._pending.append(row)
 
     def flush(self) -> int:
         """Write buffered impressions in one transaction; how many were written."""
-        with self._lock:
+        with self._buffer_lock:
             rows, self._pending = self._pending, []
-            if not rows:
-                return 0
-            try:
-                with self._db() as db:
-                    db.executemany("INSERT OR IGNORE INTO impressions VALUES (?,?,?,?,?)", rows)
-            except sqlite3.Error:
-                self._pending = rows + self._pending
-                raise
+        if not rows:
+            return 0
+        try:
+            with self._lock, self._db() as db:
+                db.executemany("INSERT OR IGNORE INTO impressions VALUES (?,?,?,?,?)", rows)
+        except sqlite3.Error:
+            with self._buffer_lock:
+                kept = rows + self._pending
+                self.dropped += max(0, len(kept) - MAX_PENDING)
+                self._pending = kept[-MAX_PENDING:]
+            raise
         return len(rows)
 
     def record_outcomes(self, events: Iterable[Event], price_of: Callable[[str], float]) -> int:

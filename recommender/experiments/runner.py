@@ -8,6 +8,8 @@ the shared ledger, so every worker follows them within ``STATE_TTL_SECONDS``.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from recommender.experiments.ledger import ExperimentLedger, ExperimentState
 from recommender.experiments.stats import VariantCounts, variant_table, verdict
 from recommender.serving.reranker import check_weights
 
+log = logging.getLogger(__name__)
 STATE_TTL_SECONDS = 1.0
 RUNNING = ExperimentState("running")
 
@@ -55,8 +58,11 @@ class ExperimentRunner:
         """Shared stop/promote decisions, re-read at most every ``STATE_TTL_SECONDS``."""
         now = time.monotonic()
         if now - self._states_at > STATE_TTL_SECONDS:
-            self._states = self.ledger.states()
             self._states_at = now
+            try:
+                self._states = self.ledger.states()
+            except sqlite3.Error as exc:  # answers go on with the last known decisions
+                log.warning("experiment ledger unreadable (%s); keeping the last states", exc)
         return self._states
 
     def refresh(self) -> None:

@@ -106,3 +106,16 @@ def test_a_bad_weight_set_fails_at_start_naming_the_variant(tmp_path: Path) -> N
     )
     with pytest.raises(InvalidRequestError, match=r"experiments.running\[exp\].variants\[b\]"):
         ExperimentRunner(ExperimentsSettings(running=[spec]), ExperimentLedger(tmp_path / "x"))
+
+
+def test_an_unreadable_ledger_keeps_answers_going_with_the_last_states(tmp_path: Path) -> None:
+    spec = ExperimentSpec(
+        name="exp",
+        variants=[VariantSpec(name="control", control=True), VariantSpec(name="b")],
+    )
+    (tmp_path / "dir.sqlite3").mkdir()  # a directory: sqlite cannot open it
+    runner = ExperimentRunner(
+        ExperimentsSettings(running=[spec]), ExperimentLedger(tmp_path / "dir.sqlite3")
+    )
+    choice = runner.choose("u1")
+    assert choice is not None and choice.variant.name in {"control", "b"}
