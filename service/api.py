@@ -21,6 +21,7 @@ from fastapi_offline import FastAPIOffline
 
 from recommender.config import ServingSettings, load_serving_settings
 from recommender.events import open_event_store
+from recommender.experiments import ExperimentLedger, ExperimentRunner
 from recommender.serving import LiveFeed, ModelBundle, ModelHolder, ReloadResult, load_bundle
 from service.batch import BatchSlots
 from service.errors import install_error_handlers
@@ -63,6 +64,11 @@ def create_app(
         metrics: Metrics = app.state.metrics
         store = open_event_store(settings.events)  # one per process; never connects eagerly
         app.state.event_store = store
+        ledger = ExperimentLedger(
+            settings.experiments.ledger_path, settings.experiments.flush_seconds
+        )  # impressions + attributed outcomes, shared by the host's workers
+        app.state.experiments = ExperimentRunner(settings.experiments, ledger)
+        metrics.collector.experiments = app.state.experiments
         feed = LiveFeed(
             store,
             settings.events,
@@ -89,12 +95,14 @@ def create_app(
             logger.error("starting without a model: %s", result.error)
         holder.start_polling()
         feed.start()
+        ledger.start()
         app.state.drain.install()  # SIGTERM: drain, then stop (see service/shutdown.py)
         try:
             yield
         finally:
             holder.stop()
             feed.stop()
+            ledger.close()
             store.close()
 
     # /docs and /redoc with Swagger UI / ReDoc assets shipped by fastapi-offline (served under

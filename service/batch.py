@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -77,11 +78,15 @@ class _Part:
     cf_users: int
 
 
+Tag = Callable[[int, Recommendation], Mapping[str, Any]]  # last keys of the i-th answer
+
+
 def _next_part(
     chunks: Iterator[list[Recommendation]],
     originals: Sequence[str | int],
     start: int,
     table: RecordJson,
+    tag: Tag | None = None,
 ) -> _Part | None:
     """Rank the next chunk and encode its answers (runs on a worker thread)."""
     chunk = next(chunks, None)
@@ -89,8 +94,10 @@ def _next_part(
         return None
     body = b",".join(
         [  # user_id echoed as sent (an int stays an int)
-            answer_json(result, original, table)
-            for original, result in zip(originals[start : start + len(chunk)], chunk, strict=True)
+            answer_json(result, original, table, None if tag is None else tag(start + k, result))
+            for k, (original, result) in enumerate(
+                zip(originals[start : start + len(chunk)], chunk, strict=True)
+            )
         ]
     )
     strategies = [r.strategy for r in chunk]
@@ -112,13 +119,14 @@ async def encode_batch(
     topk: int,
     started: float,
     table: RecordJson,
+    tag: Tag | None = None,
 ) -> EncodedBatch:
     """Rank and encode ``chunks`` one worker-thread step each; join the JSON on the loop."""
     parts: list[bytes] = []
     strategies: list[str] = []
     cf_users = 0
     while True:
-        part = await run_in_threadpool(_next_part, chunks, originals, len(strategies), table)
+        part = await run_in_threadpool(_next_part, chunks, originals, len(strategies), table, tag)
         if part is None:
             break
         parts.append(part.body)

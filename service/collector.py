@@ -14,7 +14,11 @@ the warm-up: ``recsys_cache_warmup_state{state}`` (1 for the current
 state), ``recsys_cache_warmup_duration_seconds``, ``recsys_cache_warmup_items``,
 ``recsys_cache_warmup_users``; with an event store, this worker's live state:
 ``recsys_live_state_bytes``, ``recsys_live_state_items``, ``recsys_live_state_users``,
-``recsys_live_state_users_evicted_total``.
+``recsys_live_state_users_evicted_total``; per running A/B experiment and variant, read from
+the shared ledger (so every worker reports the same totals — aggregate with ``max``, not
+``sum``): ``recsys_experiment_impressions``, ``recsys_experiment_outcomes{outcome}`` (impressions
+with a click, cart, purchase), ``recsys_experiment_revenue``,
+``recsys_experiment_p_value{metric}`` (vs control) and ``recsys_experiment_status{status}``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from recommender.experiments import ExperimentRunner
 from recommender.serving import ModelHolder
 
 WARMUP_STATES = ("pending", "running", "done", "partial", "disabled", "failed")
@@ -43,11 +48,58 @@ class ServingCollector(Collector):
 
     def __init__(self, holder: ModelHolder | None = None) -> None:
         self.holder = holder
+        self.experiments: ExperimentRunner | None = None
 
     def describe(self) -> list:
         return []  # the series depend on the live state; never probed at registration
 
     def collect(self) -> Iterator:
+        yield from self._experiments()
+        yield from self._serving()
+
+    def _experiments(self) -> Iterator:
+        runner = self.experiments
+        if runner is None or not runner.specs:
+            return
+        labels = ["experiment", "variant"]
+        impressions = GaugeMetricFamily(
+            "recsys_experiment_impressions", "Lists shown in the experiment.", labels=labels
+        )
+        outcomes = GaugeMetricFamily(
+            "recsys_experiment_outcomes",
+            "Impressions with at least one attributed click / cart / purchase.",
+            labels=[*labels, "outcome"],
+        )
+        revenue = GaugeMetricFamily(
+            "recsys_experiment_revenue", "Attributed purchase revenue.", labels=labels
+        )
+        p_values = GaugeMetricFamily(
+            "recsys_experiment_p_value",
+            "Two-sided p-value of the variant against control.",
+            labels=[*labels, "metric"],
+        )
+        status = GaugeMetricFamily(
+            "recsys_experiment_status",
+            "1 for the experiment's status.",
+            labels=["experiment", "status"],
+        )
+        for exp in runner.cached_report():
+            name = exp["experiment"]
+            for value in ("running", "stopped", "promoted"):
+                status.add_metric([name, value], 1.0 if exp["status"] == value else 0.0)
+            for row in exp["variants"]:
+                key = [name, row["variant"]]
+                impressions.add_metric(key, row["impressions"])
+                for outcome in ("clicks", "carts", "purchases"):
+                    outcomes.add_metric([*key, outcome], row[outcome])
+                revenue.add_metric(key, row["revenue"])
+                for metric in ("ctr", "cart_rate", "purchase_rate", "revenue_per_impression"):
+                    test = row[metric].get("vs_control")
+                    if test is not None:
+                        p_values.add_metric([*key, metric], test["p_value"])
+        yield from (impressions, outcomes, revenue, p_values, status)
+
+    def _serving(self) -> Iterator:
         holder = self.holder
         state = holder.state if holder is not None else None
         loaded = GaugeMetricFamily("recsys_model_loaded", "1 while a model is loaded, else 0.")

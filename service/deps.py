@@ -9,6 +9,7 @@ from fastapi import Request
 
 from recommender.config.serving import ServingSettings
 from recommender.events import EventStore
+from recommender.experiments import ExperimentRunner
 from recommender.serving import ModelHolder, ServingState
 from service.batch import BatchSlots
 from service.errors import AdminAuthError
@@ -31,6 +32,11 @@ def get_batch_slots(request: Request) -> BatchSlots:
 
 def get_holder(request: Request) -> ModelHolder:
     return request.app.state.holder
+
+
+def get_experiments(request: Request) -> ExperimentRunner | None:
+    """The process's experiment runner (``None`` before the lifespan created it)."""
+    return getattr(request.app.state, "experiments", None)
 
 
 def get_store(request: Request) -> EventStore:

@@ -194,6 +194,13 @@ class RecommendRequest(_RecommendOptions):
     )
     user_id: Identifier
     explain: StrictBool = False
+    session_id: Identifier | None = Field(
+        None,
+        description=(
+            "the storefront's session id of a visitor without an account: A/B experiments "
+            "assign such visitors by it (leave it out for logged-in shoppers)"
+        ),
+    )
 
 
 class BatchRecommendRequest(_RecommendOptions):
@@ -250,6 +257,11 @@ class UserRecommendations(BaseModel):
     is_fallback: bool
     fallback_method: str | None
     recommendations: list[ProductOut]
+    recommendation_id: str = Field(
+        description="send it back on POST /events for a click, cart or purchase from this list"
+    )
+    experiment: str | None = Field(None, description="the A/B experiment this answer is in")
+    variant: str | None = Field(None, description="the experiment's variant this user sees")
 
 
 class RecommendResponse(UserRecommendations):

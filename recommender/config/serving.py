@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recommender import vocabulary as V
+from recommender.config.experiments import ExperimentsSettings
 
 
 class _Strict(BaseModel):
@@ -148,3 +149,4 @@ class ServingSettings(_Strict):
     cors: CorsSettings = CorsSettings()
     admin: AdminSettings = AdminSettings()
     events: EventsSettings = EventsSettings()
+    experiments: ExperimentsSettings = ExperimentsSettings()

@@ -347,7 +347,8 @@ class Engine:
                 scores, rows, mask, options.exclude_seen, width, lives
             )
         batch_rows = np.arange(len(users))[:, None]
-        diversity = self.settings.rerank.diversity if rerank else 0.0
+        wanted = self.settings.rerank.diversity if options.diversity is None else options.diversity
+        diversity = wanted if rerank else 0.0
         sims = None
         if diversity > 0 and model.embeddings is not None:
             cosine = bundle.item_cosine if n == bundle.n_items else None

@@ -36,6 +36,7 @@ class OptionArgs(TypedDict, total=False):
     rerank: bool | None
     weights: Mapping[str, float] | None
     explain: bool
+    diversity: float | None
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class RecommendOptions:
     rerank: bool = True
     weights: tuple[tuple[str, float], ...] | None = None
     explain: bool = False
+    diversity: float | None = None  # MMR trade-off; None: rerank.diversity (an A/B variant's)
 
     @classmethod
     def parse(
@@ -59,6 +61,7 @@ class RecommendOptions:
         rerank: bool | None = None,
         weights: Mapping[str, float] | None = None,
         explain: bool = False,
+        diversity: float | None = None,
     ) -> RecommendOptions:
         """Apply ``settings`` defaults (topk, rerank) and check every option against its limit."""
         limits = settings.requests
@@ -70,6 +73,8 @@ class RecommendOptions:
         else:
             flt = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         checked = check_weights(weights)
+        if diversity is not None and not 0.0 <= float(diversity) <= 1.0:
+            raise InvalidRequestError(f"diversity={diversity}: must be between 0 and 1.")
         return cls(
             topk=topk,
             exclude_seen=bool(exclude_seen),
@@ -77,6 +82,7 @@ class RecommendOptions:
             rerank=settings.rerank.enabled if rerank is None else bool(rerank),
             weights=None if checked is None else tuple(sorted(checked.items())),
             explain=bool(explain),
+            diversity=None if diversity is None else float(diversity),
         )
 
     @property
@@ -101,6 +107,7 @@ class RecommendOptions:
                 flt.price_min,
                 flt.price_max,
                 flt.exclude_product_ids,
+                self.diversity,
             ]
         )
         return hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).digest()

@@ -1,4 +1,5 @@
-"""Admin endpoints (token from the env var named by ``admin.token_env``): reload, caches."""
+"""Admin endpoints (token from the env var named by ``admin.token_env``): reload, caches,
+experiments (per-variant table, stop, promote)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 
 from fastapi import APIRouter, Depends, Request
 
-from service.deps import get_holder, get_state, require_admin
+from recommender.errors import NotReadyError
+from recommender.experiments import ExperimentRunner
+from service.deps import get_experiments, get_holder, get_state, require_admin
 from service.responses import OrjsonResponse, error_response
 from service.schemas import NOT_READY, TOO_LARGE, ErrorResponse, ReloadResponse
 
@@ -65,3 +68,43 @@ async def cache_warmup(request: Request) -> OrjsonResponse:
     state = get_state(request)
     report = await asyncio.to_thread(get_holder(request).warm_up, False)
     return OrjsonResponse({"status": report.state if report else "skipped", **state.caches.stats()})
+
+
+def _runner(request: Request) -> ExperimentRunner:
+    runner = get_experiments(request)
+    if runner is None:  # pragma: no cover - the lifespan always sets it
+        raise NotReadyError("experiments are not set up yet")
+    return runner
+
+
+def _unknown(request: Request, exc: KeyError) -> OrjsonResponse:
+    return error_response(request, 404, "unknown_experiment", str(exc.args[0]))
+
+
+@router.get("/experiments")
+async def experiments(request: Request) -> OrjsonResponse:
+    """The per-variant table of every configured experiment: impressions, CTR, add-to-cart and
+    purchase rate, revenue per impression, 95% intervals, tests against control, a verdict."""
+    report = await asyncio.to_thread(_runner(request).report)
+    return OrjsonResponse({"experiments": report})
+
+
+@router.post("/experiments/{name}/stop")
+async def stop_experiment(name: str, request: Request) -> OrjsonResponse:
+    """Stop an experiment on every worker: everyone gets the default settings again."""
+    try:
+        await asyncio.to_thread(_runner(request).stop, name)
+    except KeyError as exc:
+        return _unknown(request, exc)
+    return OrjsonResponse({"status": "stopped", "experiment": name})
+
+
+@router.post("/experiments/{name}/promote/{variant}")
+async def promote_variant(name: str, variant: str, request: Request) -> OrjsonResponse:
+    """Serve ``variant`` to everyone in the experiment (no more impressions are counted); make
+    it permanent by moving its settings into the config."""
+    try:
+        await asyncio.to_thread(_runner(request).promote, name, variant)
+    except KeyError as exc:
+        return _unknown(request, exc)
+    return OrjsonResponse({"status": "promoted", "experiment": name, "winner": variant})

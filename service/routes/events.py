@@ -9,21 +9,60 @@ with the same ``event_id`` s is safe.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 
 from recommender.errors import InvalidEventError
-from recommender.events import validate_events
-from service.deps import get_metrics, get_settings, get_state, get_store, require_ingest
+from recommender.events import Event, validate_events
+from recommender.serving import ServingState
+from service.deps import (
+    get_experiments,
+    get_metrics,
+    get_settings,
+    get_state,
+    get_store,
+    require_ingest,
+)
 from service.json_route import RequestRoute
 from service.responses import OrjsonResponse
 from service.schemas import INGEST_RESPONSES, NOT_READY, EventIn, EventsResponse
 
+log = logging.getLogger(__name__)
 router = APIRouter(
     tags=["events"], dependencies=[Depends(require_ingest)], route_class=RequestRoute
 )
+
+
+def _price_of(state: ServingState) -> Any:
+    """Product id -> its current price (NaN when unknown), for attributed revenue."""
+    catalogue, live = state.bundle.catalogue, state.engine.live
+
+    def price(product_id: str) -> float:
+        item = catalogue.index.get(product_id)
+        if item is None:
+            return float("nan")
+        if live is not None and live.has_catalogue_changes:
+            value = live.record(item).get("price")
+            return float("nan") if value is None else float(value)
+        return float(catalogue.price[item])
+
+    return price
+
+
+async def _attribute(request: Request, state: ServingState, events: list[Event]) -> None:
+    """Copy events from a recommendation into the experiment ledger; the event store already
+    holds them durably, so a failed copy is logged (and can be rebuilt), never a failed ack."""
+    runner = get_experiments(request)
+    if runner is None or not runner.specs or not any(e.recommendation_id for e in events):
+        return
+    try:
+        await asyncio.to_thread(runner.ledger.record_outcomes, events, _price_of(state))
+    except Exception:
+        log.exception("experiment ledger: could not record %d outcomes", len(events))
 
 
 def _body_schema(max_batch: int) -> dict[str, Any]:
@@ -87,6 +126,7 @@ async def post_events(request: Request) -> OrjsonResponse:
         metrics.record_store_error("append")
         raise
     metrics.record_events_accepted(event.type for event in events)
+    await _attribute(request, state, events)
     acks = [{"event_id": e.event_id, "seq": seq} for e, seq in zip(events, seqs, strict=True)]
     return OrjsonResponse({"accepted": len(acks), "events": acks}, status_code=202)
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from recommender.serving import Engine, Filters, RecommendOptions
+from recommender.experiments import Choice
+from recommender.serving import Engine, Filters, Recommendation, RecommendOptions
 from service.batch import encode_batch
-from service.deps import get_batch_slots, get_metrics, get_settings, get_state
+from service.deps import get_batch_slots, get_experiments, get_metrics, get_settings, get_state
 from service.encoding import answer_json, record_json
+from service.experiments import answer_tags, merged_options
 from service.json_route import JsonBodyRoute
 from service.responses import PATH_KEY
 from service.schemas import (
@@ -29,15 +33,36 @@ def _filters(spec: RecommendFilters | None) -> Filters | None:
     return None if spec is None else Filters.from_mapping(spec.model_dump(exclude_none=True))
 
 
-def _options(engine: Engine, body: RecommendRequest | BatchRecommendRequest) -> RecommendOptions:
-    return engine.options(
-        topk=body.topk,
-        exclude_seen=body.exclude_seen,
-        filters=_filters(body.filters),
-        rerank=body.rerank,
-        weights=body.rerank_weights,
-        explain=body.explain if isinstance(body, RecommendRequest) else False,
-    )
+def _options(
+    engine: Engine, body: RecommendRequest | BatchRecommendRequest, choice: Choice | None = None
+) -> RecommendOptions:
+    loose: dict[str, Any] = {
+        "topk": body.topk,
+        "exclude_seen": body.exclude_seen,
+        "filters": _filters(body.filters),
+        "rerank": body.rerank,
+        "weights": body.rerank_weights,
+        "explain": body.explain if isinstance(body, RecommendRequest) else False,
+    }
+    return engine.options(**merged_options(loose, choice))
+
+
+def _chunks_by_variant(
+    engine: Engine, users: Sequence[str], options: Sequence[RecommendOptions], size: int
+) -> Iterator[list[Recommendation]]:
+    """Rank ``size`` users per step, each with their variant's options, in input order."""
+    for start in range(0, len(users), size):
+        stop = min(len(users), start + size)
+        groups: dict[bytes, list[int]] = {}
+        for i in range(start, stop):
+            groups.setdefault(options[i].digest, []).append(i)
+        ranked: list[Recommendation | None] = [None] * (stop - start)
+        for indices in groups.values():
+            opts = options[indices[0]]
+            part = next(engine.recommend_chunks([users[i] for i in indices], opts, None))
+            for i, result in zip(indices, part, strict=True):
+                ranked[i - start] = result
+        yield [r for r in ranked if r is not None]
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=ERROR_RESPONSES)
@@ -46,7 +71,9 @@ async def recommend(body: RecommendRequest, request: Request) -> Response:
     state = get_state(request)
     started = time.perf_counter()
     engine = state.engine
-    options = _options(engine, body)
+    runner = get_experiments(request)
+    choice = runner.choose(body.session_id or body.user_id) if runner is not None else None
+    options = _options(engine, body, choice)
     result = engine.recommend(body.user_id, options)
     latency_ms = (time.perf_counter() - started) * 1000
     request.scope[PATH_KEY] = result.strategy  # counted with the request's latency
@@ -54,6 +81,7 @@ async def recommend(body: RecommendRequest, request: Request) -> Response:
         "model_id": state.bundle.model_id,
         "topk": options.topk,
         "latency_ms": round(latency_ms, 3),
+        **answer_tags(runner, choice, result),
     }
     # the JSON of result.as_dict() (user_id as sent) and extra, joined from encoded records
     content = answer_json(result, body.user_id, record_json(engine), extra)
@@ -78,10 +106,15 @@ async def batch_recommend(body: BatchRecommendRequest, request: Request) -> Resp
     state = get_state(request)
     started = time.perf_counter()
     options = _options(state.engine, body)
+    chunk_users = get_settings(request).batch.chunk_users
     # checked before waiting for a slot: an invalid batch is a 422 at once, never a 429
-    chunks = state.engine.recommend_chunks(
-        body.user_ids, options, get_settings(request).batch.chunk_users
-    )
+    chunks = state.engine.recommend_chunks(body.user_ids, options, chunk_users)
+    runner = get_experiments(request)
+    choices = [runner.choose(str(u)) if runner else None for u in body.user_ids]
+    if any(choices):
+        per_user = [options if c is None else _options(state.engine, body, c) for c in choices]
+        users = [str(u) for u in body.user_ids]
+        chunks = _chunks_by_variant(state.engine, users, per_user, chunk_users)
     async with get_batch_slots(request).slot():
         # ranking, payload building and JSON encoding run on a worker thread, one chunk of
         # users per step, so the event loop serves /recommend between steps
@@ -92,6 +125,7 @@ async def batch_recommend(body: BatchRecommendRequest, request: Request) -> Resp
             options.topk,
             started,
             record_json(state.engine),
+            lambda i, result: answer_tags(runner, choices[i], result),
         )
     get_metrics(request).record_paths(encoded.strategies)
     return Response(encoded.body, media_type="application/json")

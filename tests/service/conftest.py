@@ -49,6 +49,9 @@ def settings_with(**overrides: Any) -> ServingSettings:
         "admin": {"token_env": ADMIN_ENV},
         # each app its own event store file, never the repository's data/
         "events": {"sqlite_path": str(Path(tempfile.mkdtemp(prefix="recsys-events-")) / "e.db")},
+        "experiments": {
+            "ledger_path": str(Path(tempfile.mkdtemp(prefix="recsys-ab-")) / "ab.sqlite3")
+        },
     }
     for key, value in overrides.items():
         base[key] = {**base.get(key, {}), **value}
