@@ -23,16 +23,21 @@ def _as_float32(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def cf_scores(user_vectors: np.ndarray, item_factors: np.ndarray) -> np.ndarray:
-    """Dot products of user vectors ``(b, d)`` with item factors ``(n, d)`` -> ``(b, n)``.
+def cf_scores(
+    user_vectors: np.ndarray, item_factors: np.ndarray, transposed: np.ndarray | None = None
+) -> np.ndarray:
+    """Dot products of user vectors ``(b, d)`` with item factors ``(n, d)`` -> ``(b, n)``;
+    ``transposed``: the same factors as a C-contiguous ``(d, n)`` array, much faster for a few
+    rows (:attr:`~recommender.scoring.scorer.ScoringModel.item_factors_t`).
 
     BLAS multiplies a single row with gemv and several with gemm, whose roundings differ in the
     last bits: one user is multiplied as two identical rows, as in any batch.
     """
     vectors = np.asarray(user_vectors, dtype=np.float32)
+    right = item_factors.T if transposed is None else transposed
     if vectors.shape[0] == 1:
-        return _as_float32((np.repeat(vectors, 2, axis=0) @ item_factors.T)[:1])
-    return _as_float32(vectors @ item_factors.T)
+        return _as_float32((np.repeat(vectors, 2, axis=0) @ right)[:1])
+    return _as_float32(vectors @ right)
 
 
 def item_gram(item_factors: np.ndarray) -> np.ndarray:

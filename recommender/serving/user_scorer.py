@@ -24,6 +24,7 @@ from recommender.serving.reranker import segment_weights
 
 UNKNOWN_MEMO_SIZE = 256  # distinct request weightings remembered for users without history
 log = logging.getLogger(__name__)
+_BROADCAST_LIMIT = 65536  # live x stored history pairs compared directly (see history)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,11 @@ class UserScorer:
         entry = None if live is None else live.users[position]
         if entry is None or not entry.liked.size:
             return stored
-        extra = entry.liked[~np.isin(entry.liked, stored)]
+        liked = entry.liked
+        if liked.size * stored.size <= _BROADCAST_LIMIT:  # small: ~5 us, where np.isin costs ~50
+            extra = liked[(liked[:, None] != stored[None, :]).all(axis=1)]
+        else:
+            extra = liked[~np.isin(liked, stored)]
         return np.concatenate([stored.astype(np.int64), extra])
 
     def _unknown_scores(
