@@ -2,7 +2,9 @@
 
 A *ranker* is any callable ``(EvaluationSet, segment) -> (b, n) scores`` (or ``None`` when it does
 not apply to the segment, e.g. CF for users with no history). Users are processed in batches so
-that 50K users × 2K items never sit in memory at once.
+that 50K users × 2K items never sit in memory at once. Each row is ranked once per segment; its
+slices (same-session / later) and the hybrid's paired difference with its best single signal
+are cut from the same per-user values, so they cost no extra ranking.
 """
 
 from __future__ import annotations
@@ -13,8 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender import vocabulary as V
+from recommender.config.training import EvaluationSettings
 from recommender.evaluation import metrics as M
-from recommender.evaluation.protocol import EvaluationSet, top_k_items
+from recommender.evaluation.protocol import (
+    PROTOCOL_EXACT,
+    PROTOCOL_REALISTIC,
+    SLICES,
+    EvaluationSet,
+    as_of_rebuild,
+    top_k_items,
+)
 
 Ranker = Callable[[EvaluationSet, str], "np.ndarray | None"]
 METRICS = ("hr", "ndcg", "mrr")
@@ -27,6 +37,13 @@ class RankingResult:
 
     per_user: dict[str, np.ndarray]  # "ndcg@10" -> (b,)
     top_k: np.ndarray  # (b, max K)
+
+    def take(self, positions: np.ndarray) -> RankingResult:
+        """The users at ``positions`` only (a slice of the segment)."""
+        return RankingResult(
+            per_user={name: values[positions] for name, values in self.per_user.items()},
+            top_k=self.top_k[positions],
+        )
 
 
 def tie_order(n_items: int, seed: int) -> np.ndarray:
@@ -93,6 +110,39 @@ def summarise(
     return summary
 
 
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, bootstrap_samples: int, seed: int
+) -> dict[str, float]:
+    """Mean of the per-user differences ``a - b`` with its 95% percentile bootstrap interval
+    (users resampled, so the two rows stay paired)."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    low, high = M.bootstrap_interval(diff, bootstrap_samples, seed)
+    return {"mean": float(diff.mean()) if diff.size else 0.0, "low": low, "high": high}
+
+
+def vs_best_single(
+    hybrid: RankingResult,
+    singles: Mapping[str, RankingResult],
+    bootstrap_samples: int,
+    seed: int,
+) -> dict[str, dict[str, object]]:
+    """Per metric: the single-signal row with the best mean (first in ``singles`` order on a
+    tie) and the paired difference ``hybrid - best``; empty without singles or users."""
+    if not singles or hybrid.top_k.shape[0] == 0:
+        return {}
+    out: dict[str, dict[str, object]] = {}
+    for metric, values in hybrid.per_user.items():
+        means = {name: float(r.per_user[metric].mean()) for name, r in singles.items()}
+        best = max(means, key=lambda name: means[name])  # max keeps the first of equal means
+        out[metric] = {
+            "row": best,
+            "difference": paired_difference(
+                values, singles[best].per_user[metric], bootstrap_samples, seed
+            ),
+        }
+    return out
+
+
 def evaluate_rankers(
     rankers: Mapping[str, Ranker],
     eval_set: EvaluationSet,
@@ -101,8 +151,16 @@ def evaluate_rankers(
     embeddings: np.ndarray | None,
     bootstrap_samples: int,
     seed: int,
+    same_session_hours: float | None = None,
+    best_single_of: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, dict[str, dict[str, object]]]:
-    """``{segment: {row: summary}}`` for every ranker that applies to the segment."""
+    """``{segment: {row: summary}}`` for every ranker that applies to the segment.
+
+    With ``same_session_hours`` each summary also has ``"slices": {slice: summary}`` (see
+    :meth:`EvaluationSet.slice_indices`). ``best_single_of`` maps a hybrid row to the
+    single-signal rows it is compared with: its summary (and each slice's) gains
+    ``"vs_best_single": {metric: {"row", "difference": {"mean", "low", "high"}}}``.
+    """
     ties = tie_order(eval_set.n_items, seed)
     table: dict[str, dict[str, dict[str, object]]] = {}
     for segment in segments:
@@ -110,13 +168,67 @@ def evaluate_rankers(
         table[segment] = {}
         if len(users) == 0:
             continue
+        results: dict[str, RankingResult] = {}
         for name, ranker in rankers.items():
             result = rank_segment(ranker, users, segment, ks, ties)
             if result is not None:
-                table[segment][name] = summarise(
-                    result, ks, eval_set.n_items, embeddings, bootstrap_samples, seed
-                )
+                results[name] = result
+        parts: dict[str, np.ndarray | None] = {"": None}
+        if same_session_hours is not None:
+            parts.update({s: users.slice_indices(s, same_session_hours) for s in SLICES})
+        for name, result in results.items():
+            singles = [c for c in (best_single_of or {}).get(name, ()) if c in results]
+            summaries: dict[str, dict[str, object]] = {}
+            for part, positions in parts.items():
+                cut = result if positions is None else result.take(positions)
+                summary = summarise(cut, ks, eval_set.n_items, embeddings, bootstrap_samples, seed)
+                if singles:
+                    summary["vs_best_single"] = vs_best_single(
+                        cut,
+                        {
+                            c: results[c] if positions is None else results[c].take(positions)
+                            for c in singles
+                        },
+                        bootstrap_samples,
+                        seed,
+                    )
+                summaries[part] = summary
+            row = summaries.pop("")
+            if summaries:
+                row["slices"] = summaries
+            table[segment][name] = row
     return table
+
+
+def evaluate_protocols(
+    rankers: Mapping[str, Ranker],
+    eval_set: EvaluationSet,
+    segments: Sequence[str],
+    settings: EvaluationSettings,
+    embeddings: np.ndarray | None,
+    best_single_of: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, dict[str, dict[str, dict[str, object]]]]:
+    """``{"realistic": table, "exact": table}``: :func:`evaluate_rankers` with popularity as of the
+    rebuild period's start (``settings.rebuild_period_days``) and as of each exact request time,
+    both with the same-session / later slices and the hybrids' paired differences."""
+
+    def run(users: EvaluationSet) -> dict[str, dict[str, dict[str, object]]]:
+        return evaluate_rankers(
+            rankers,
+            users,
+            segments,
+            settings.ks,
+            embeddings,
+            settings.bootstrap_samples,
+            settings.seed,
+            settings.same_session_hours,
+            best_single_of,
+        )
+
+    return {
+        PROTOCOL_REALISTIC: run(as_of_rebuild(eval_set, settings.rebuild_period_days)),
+        PROTOCOL_EXACT: run(eval_set),
+    }
 
 
 def mean_metric(
