@@ -78,6 +78,25 @@ def rank_segment(
     return RankingResult(per_user=per_user, top_k=top_k)
 
 
+def _intervals(
+    per_user: Mapping[str, np.ndarray], bootstrap_samples: int, seed: int
+) -> dict[str, dict[str, float]]:
+    """``{metric: {"mean", "low", "high"}}``: one bootstrap draw of users shared by the metrics."""
+    names = list(per_user)
+    if not names:
+        return {}
+    matrix = np.vstack([np.asarray(per_user[name], dtype=np.float64) for name in names])
+    bounds = M.bootstrap_intervals(matrix, bootstrap_samples, seed)
+    return {
+        name: {
+            "mean": float(matrix[k].mean()) if matrix.shape[1] else 0.0,
+            "low": bounds[k][0],
+            "high": bounds[k][1],
+        }
+        for k, name in enumerate(names)
+    }
+
+
 def summarise(
     result: RankingResult,
     ks: Sequence[int],
@@ -88,14 +107,7 @@ def summarise(
 ) -> dict[str, object]:
     """Means with 95% bootstrap intervals, coverage@K and intra-list diversity@K."""
     summary: dict[str, object] = {"users": int(result.top_k.shape[0])}
-    values: dict[str, dict[str, float]] = {}
-    for name, per_user in result.per_user.items():
-        low, high = M.bootstrap_interval(per_user, bootstrap_samples, seed)
-        values[name] = {
-            "mean": float(per_user.mean()) if per_user.size else 0.0,
-            "low": low,
-            "high": high,
-        }
+    values = _intervals(result.per_user, bootstrap_samples, seed)
     summary["metrics"] = values
     summary["coverage"] = {
         f"@{k}": M.coverage(result.top_k[:, :k], n_items) if result.top_k.size else 0.0 for k in ks
@@ -130,17 +142,16 @@ def vs_best_single(
     tie) and the paired difference ``hybrid - best``; empty without singles or users."""
     if not singles or hybrid.top_k.shape[0] == 0:
         return {}
-    out: dict[str, dict[str, object]] = {}
+    best: dict[str, str] = {}
+    differences: dict[str, np.ndarray] = {}
     for metric, values in hybrid.per_user.items():
         means = {name: float(r.per_user[metric].mean()) for name, r in singles.items()}
-        best = max(means, key=lambda name: means[name])  # max keeps the first of equal means
-        out[metric] = {
-            "row": best,
-            "difference": paired_difference(
-                values, singles[best].per_user[metric], bootstrap_samples, seed
-            ),
-        }
-    return out
+        best[metric] = max(means, key=lambda name: means[name])  # the first of equal means
+        differences[metric] = values - singles[best[metric]].per_user[metric]
+    intervals = _intervals(differences, bootstrap_samples, seed)
+    return {
+        metric: {"row": best[metric], "difference": intervals[metric]} for metric in differences
+    }
 
 
 def evaluate_rankers(

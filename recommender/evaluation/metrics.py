@@ -90,19 +90,31 @@ def bootstrap_interval(
 
     ``samples == 0`` or fewer than 2 users gives ``(mean, mean)``.
     """
+    rows = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    return bootstrap_intervals(rows, samples, seed, level)[0]
+
+
+def bootstrap_intervals(
+    values: np.ndarray, samples: int, seed: int, level: float = 0.95
+) -> list[tuple[float, float]]:
+    """:func:`bootstrap_interval` of each row of ``values`` ``(m, n)`` (m metrics of the same n
+    users), drawing the resampled users once for all rows: each row's interval is exactly the
+    one :func:`bootstrap_interval` gives it alone, at a fraction of the cost."""
     values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return (0.0, 0.0)
-    mean = float(values.mean())
-    if samples <= 0 or values.size < 2:
-        return (mean, mean)
+    m, n = values.shape
+    if n == 0:
+        return [(0.0, 0.0)] * m
+    mean = values.mean(axis=1)
+    if samples <= 0 or n < 2:
+        return [(float(x), float(x)) for x in mean]
     rng = np.random.default_rng(seed)
-    means = np.empty(samples)
-    chunk = max(1, 2_000_000 // values.size)
+    means = np.empty((m, samples))
+    chunk = max(1, 2_000_000 // n)
     for start in range(0, samples, chunk):
         stop = min(samples, start + chunk)
-        idx = rng.integers(0, values.size, size=(stop - start, values.size))
-        means[start:stop] = values[idx].mean(axis=1)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        for row in range(m):
+            means[row, start:stop] = values[row][idx].mean(axis=1)
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return (float(low), float(high))
+    bounds = np.quantile(means, [tail, 1.0 - tail], axis=1)
+    return [(float(low), float(high)) for low, high in bounds.T]

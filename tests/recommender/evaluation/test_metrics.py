@@ -72,3 +72,12 @@ def test_bootstrap_interval_brackets_the_mean_and_is_seeded() -> None:
     assert (low, high) == M.bootstrap_interval(values, 500, seed=1)
     assert 0.18 < low and high < 0.42
     assert M.bootstrap_interval(values, 0, seed=1) == (0.3, 0.3)
+
+
+def test_bootstrap_intervals_share_one_draw_and_match_the_single_metric_interval() -> None:
+    rng = np.random.default_rng(5)
+    values = rng.random((3, 257))
+    together = M.bootstrap_intervals(values, 300, 9)
+    assert together == [M.bootstrap_interval(row, 300, 9) for row in values]
+    assert M.bootstrap_intervals(np.zeros((2, 0)), 300, 9) == [(0.0, 0.0), (0.0, 0.0)]
+    assert M.bootstrap_intervals(np.array([[0.5], [1.0]]), 300, 9) == [(0.5, 0.5), (1.0, 1.0)]
