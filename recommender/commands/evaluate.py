@@ -98,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
             f"table is the build-time evaluation of the {V.FIT_TRAIN_VAL} fit (same "
             "hyperparameters), not recomputed on test data the factors have seen."
         )
+        if args.rebuild_period_days is not None or args.same_session_hours is not None:
+            print(
+                "note: --rebuild-period-days / --same-session-hours do not apply to a stored "
+                "table; it keeps the build's settings (rebuild_period_days "
+                f"{report.get('rebuild_period_days')}, same_session_hours "
+                f"{report.get('same_session_hours')})."
+            )
     else:
         report = evaluate_registered(data, loaded, settings)
     output = Path(args.output or f"reports/evaluation-{loaded.record.model_id}.json")

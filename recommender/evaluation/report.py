@@ -180,9 +180,10 @@ def format_table(report: Mapping[str, Any], k: int = 10) -> str:
     :func:`format_segments`)."""
     headline = report.get("headline_protocol", PROTOCOL_EXACT)
     if headline == PROTOCOL_REALISTIC:
+        period = report.get("rebuild_period_days")
         title = (
-            f"realistic protocol (headline): popularity as of the rebuild every "
-            f"{report.get('rebuild_period_days')} day(s)"
+            "realistic protocol (headline): popularity as of the rebuild every "
+            f"{'?' if period is None else f'{period:g}'} day(s)"
         )
     else:
         title = "exact-time protocol: popularity as of each held-out interaction"

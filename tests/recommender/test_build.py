@@ -213,6 +213,22 @@ def test_evaluate_recomputes_a_model_deployed_as_its_train_val_fit(built, tmp_pa
     assert "note:" not in printed.getvalue()  # recomputed, not the stored table
     hybrid = json.loads(out.read_text())["segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]
     assert hybrid["metrics"]["ndcg@10"]["mean"] == pytest.approx(record.gate_value, abs=1e-6)
+    # the slice hours and the rebuild period can be changed for a recomputed table
+    weekly = tmp_path / "weekly.json"
+    options = ["--rebuild-period-days", "7", "--same-session-hours", "1"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main([*argv[:-1], str(weekly), *options, "--config-dir", str(config)]) == 0
+    assert "popularity as of the rebuild every 7 day(s)" in printed.getvalue()
+    report = json.loads(weekly.read_text())
+    assert (report["rebuild_period_days"], report["same_session_hours"]) == (7.0, 1.0)
+    exact = json.loads(out.read_text())["exact_segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]
+    assert (
+        report["exact_segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]["metrics"]
+        == (exact["metrics"])
+    )  # the exact-time table does not depend on the rebuild period
+    with contextlib.redirect_stderr(io.StringIO()) as error:
+        assert main([*argv, "--rebuild-period-days", "0", "--config-dir", str(config)]) == 2
+    assert "--rebuild-period-days must be > 0" in error.getvalue()
 
 
 def test_build_headline_is_realistic_with_slices_and_paired_gains(built) -> None:
