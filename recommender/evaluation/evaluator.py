@@ -9,6 +9,7 @@ are cut from the same per-user values, so they cost no extra ranking.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,12 +38,16 @@ class RankingResult:
 
     per_user: dict[str, np.ndarray]  # "ndcg@10" -> (b,)
     top_k: np.ndarray  # (b, max K)
+    diversity: dict[int, np.ndarray] | None = None  # K -> (b,) intra-list diversity, when known
 
     def take(self, positions: np.ndarray) -> RankingResult:
         """The users at ``positions`` only (a slice of the segment)."""
         return RankingResult(
             per_user={name: values[positions] for name, values in self.per_user.items()},
             top_k=self.top_k[positions],
+            diversity=None
+            if self.diversity is None
+            else {k: values[positions] for k, values in self.diversity.items()},
         )
 
 
@@ -112,14 +117,21 @@ def summarise(
     summary["coverage"] = {
         f"@{k}": M.coverage(result.top_k[:, :k], n_items) if result.top_k.size else 0.0 for k in ks
     }
-    if embeddings is not None and result.top_k.size:
-        summary["diversity"] = {
-            f"@{k}": float(M.intra_list_diversity(result.top_k[:, :k], embeddings).mean())
-            for k in ks
-        }
+    per_user = result.diversity
+    if per_user is None and embeddings is not None and result.top_k.size:
+        per_user = per_user_diversity(result.top_k, ks, embeddings)
+    if per_user is not None and result.top_k.size:
+        summary["diversity"] = {f"@{k}": float(per_user[k].mean()) for k in ks}
     else:
         summary["diversity"] = {f"@{k}": None for k in ks}
     return summary
+
+
+def per_user_diversity(
+    top_k: np.ndarray, ks: Sequence[int], embeddings: np.ndarray
+) -> dict[int, np.ndarray]:
+    """``{k: (b,) intra-list diversity@k}``: computed once per row, then cut for each slice."""
+    return {k: M.intra_list_diversity(top_k[:, :k], embeddings) for k in ks}
 
 
 def paired_difference(
@@ -183,6 +195,9 @@ def evaluate_rankers(
         for name, ranker in rankers.items():
             result = rank_segment(ranker, users, segment, ks, ties)
             if result is not None:
+                if embeddings is not None and result.top_k.size:
+                    diversity = per_user_diversity(result.top_k, ks, embeddings)
+                    result = dataclasses.replace(result, diversity=diversity)
                 results[name] = result
         parts: dict[str, np.ndarray | None] = {"": None}
         if same_session_hours is not None:

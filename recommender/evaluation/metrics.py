@@ -76,9 +76,12 @@ def intra_list_diversity(top_k: np.ndarray, embeddings: np.ndarray) -> np.ndarra
     emb = np.asarray(embeddings, dtype=np.float64)
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
-    vectors = emb[top_k]  # (b, K, e)
-    gram_sum = np.einsum("bke,bje->b", vectors, vectors)
-    self_sum = np.einsum("bke,bke->b", vectors, vectors)
+    # Σ_{r≠s} cos(v_r, v_s) = |Σ_r v_r|² − Σ_r |v_r|²: O(b·K·e) instead of the (b, K, K) Gram
+    total = np.zeros((top_k.shape[0], emb.shape[1]))
+    for rank in range(k):
+        total += emb[top_k[:, rank]]
+    gram_sum = np.einsum("be,be->b", total, total)
+    self_sum = (norms[top_k, 0] > 0).sum(axis=1).astype(np.float64)  # unit rows (zero: 0)
     mean_cos = (gram_sum - self_sum) / (k * (k - 1))
     return 1.0 - mean_cos
 
