@@ -249,6 +249,7 @@ def test_report_headline_is_realistic_and_keeps_the_exact_table(test_set) -> Non
     summary = metrics_summary(report)
     assert summary["protocol"] == "realistic" and summary["rebuild_period_days"] == 1
     assert summary[V.GATE_METRIC] == 1.0  # the oracle hybrid on trainable users
+    assert summary["exact"][V.GATE_METRIC] == 1.0
     assert summary["slices"][V.SEGMENT_UNKNOWN]["popularity"][SLICE_LATER]["users"] == 1
     assert summary["exact"][V.SEGMENT_UNKNOWN]["popularity"]["ndcg@10"] == pytest.approx(
         report["exact_segments"][V.SEGMENT_UNKNOWN]["rows"]["popularity"]["metrics"]["ndcg@10"][
