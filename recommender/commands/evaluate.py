@@ -1,4 +1,7 @@
-"""``recsys evaluate [--model ID]``: the test table of a registered model (default: current).
+"""``recsys evaluate [--model ID]``: the test table of a registered model (default: current), under
+the realistic protocol (popularity as of the rebuild period's start; the headline) and the exact
+one, each row with its same-session / later slices and each hybrid with its paired difference
+to its best single signal.
 
 ``recsys evaluate --replay --source S --input DIR [--replay-fraction 0.2]``: the prequential
 replay instead (:mod:`recommender.replay`): a model built on the data before a cut-off time,
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from recommender import vocabulary as V
 from recommender.config import load_training_settings
+from recommender.config.training import TrainingSettings
 from recommender.data import load_processed
 from recommender.errors import InvalidRequestError
 from recommender.evaluation.registered import evaluate_registered
@@ -44,6 +48,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output", default=None, help="JSON report path (default: reports/evaluation-<id>.json)"
     )
     parser.add_argument("--config-dir", default=None, help="directory of training.yaml")
+    parser.add_argument(
+        "--rebuild-period-days",
+        type=float,
+        default=None,
+        help="realistic protocol: popularity as of the start of this period (default: "
+        "evaluation.rebuild_period_days in training.yaml)",
+    )
+    parser.add_argument(
+        "--same-session-hours",
+        type=float,
+        default=None,
+        help="slices: a test positive at most this long after the previous one is same_session "
+        "(default: evaluation.same_session_hours in training.yaml)",
+    )
     replay = parser.add_argument_group("replay (prequential) evaluation")
     replay.add_argument(
         "--replay",
@@ -70,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.replay:
         return _run_replay(args)
-    settings = load_training_settings(args.config_dir)
+    settings = _with_overrides(load_training_settings(args.config_dir), args)
     data = load_processed(args.processed)
     loaded = Registry(args.registry).load(args.model, expected_data_version=data.data_version)
     if loaded.metadata.get("deployed_fit") == V.FIT_ALL:
@@ -80,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
             f"table is the build-time evaluation of the {V.FIT_TRAIN_VAL} fit (same "
             "hyperparameters), not recomputed on test data the factors have seen."
         )
+        if args.rebuild_period_days is not None or args.same_session_hours is not None:
+            print(
+                "note: --rebuild-period-days / --same-session-hours do not apply to a stored "
+                "table; it keeps the build's settings (rebuild_period_days "
+                f"{report.get('rebuild_period_days')}, same_session_hours "
+                f"{report.get('same_session_hours')})."
+            )
     else:
         report = evaluate_registered(data, loaded, settings)
     output = Path(args.output or f"reports/evaluation-{loaded.record.model_id}.json")
@@ -87,6 +112,28 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(report))
     print(f"model {loaded.record.model_id}; report written to {output}")
     return 0
+
+
+def _with_overrides(settings: TrainingSettings, args: argparse.Namespace) -> TrainingSettings:
+    """``settings`` with the evaluation options given on the command line (validated again)."""
+    update = {
+        key: value
+        for key, value in (
+            ("rebuild_period_days", args.rebuild_period_days),
+            ("same_session_hours", args.same_session_hours),
+        )
+        if value is not None
+    }
+    if not update:
+        return settings
+    for key, value in update.items():
+        if not value > 0:
+            raise InvalidRequestError(
+                f"--{key.replace('_', '-')} must be > 0, got {value}; e.g. 1 for a daily rebuild "
+                "or 24 for a one-day session."
+            )
+    evaluation = settings.evaluation.model_copy(update=update)
+    return settings.model_copy(update={"evaluation": evaluation})
 
 
 def _run_replay(args: argparse.Namespace) -> int:

@@ -88,6 +88,12 @@ class EvaluationSettings(_Strict):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
     bootstrap_samples: int = Field(1000, ge=0)
     seed: int = 42
+    # slices of every table: test positives <= this many hours after the user's previous positive
+    # are "same_session", the others "later" (recommender/evaluation/protocol.py)
+    same_session_hours: float = Field(24.0, gt=0)
+    # the realistic (headline) protocol: popularity as of the start of the rebuild period
+    # containing each held-out interaction, periods of this many days from 1970-01-01 UTC
+    rebuild_period_days: float = Field(1.0, gt=0)
 
 
 class HybridTuningSettings(_Strict):

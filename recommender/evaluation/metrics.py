@@ -76,9 +76,12 @@ def intra_list_diversity(top_k: np.ndarray, embeddings: np.ndarray) -> np.ndarra
     emb = np.asarray(embeddings, dtype=np.float64)
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
-    vectors = emb[top_k]  # (b, K, e)
-    gram_sum = np.einsum("bke,bje->b", vectors, vectors)
-    self_sum = np.einsum("bke,bke->b", vectors, vectors)
+    # Σ_{r≠s} cos(v_r, v_s) = |Σ_r v_r|² − Σ_r |v_r|²: O(b·K·e) instead of the (b, K, K) Gram
+    total = np.zeros((top_k.shape[0], emb.shape[1]))
+    for rank in range(k):
+        total += emb[top_k[:, rank]]
+    gram_sum = np.einsum("be,be->b", total, total)
+    self_sum = (norms[top_k, 0] > 0).sum(axis=1).astype(np.float64)  # unit rows (zero: 0)
     mean_cos = (gram_sum - self_sum) / (k * (k - 1))
     return 1.0 - mean_cos
 
@@ -90,19 +93,31 @@ def bootstrap_interval(
 
     ``samples == 0`` or fewer than 2 users gives ``(mean, mean)``.
     """
+    rows = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    return bootstrap_intervals(rows, samples, seed, level)[0]
+
+
+def bootstrap_intervals(
+    values: np.ndarray, samples: int, seed: int, level: float = 0.95
+) -> list[tuple[float, float]]:
+    """:func:`bootstrap_interval` of each row of ``values`` ``(m, n)`` (m metrics of the same n
+    users), drawing the resampled users once for all rows: each row's interval is exactly the
+    one :func:`bootstrap_interval` gives it alone, at a fraction of the cost."""
     values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return (0.0, 0.0)
-    mean = float(values.mean())
-    if samples <= 0 or values.size < 2:
-        return (mean, mean)
+    m, n = values.shape
+    if n == 0:
+        return [(0.0, 0.0)] * m
+    mean = values.mean(axis=1)
+    if samples <= 0 or n < 2:
+        return [(float(x), float(x)) for x in mean]
     rng = np.random.default_rng(seed)
-    means = np.empty(samples)
-    chunk = max(1, 2_000_000 // values.size)
+    means = np.empty((m, samples))
+    chunk = max(1, 2_000_000 // n)
     for start in range(0, samples, chunk):
         stop = min(samples, start + chunk)
-        idx = rng.integers(0, values.size, size=(stop - start, values.size))
-        means[start:stop] = values[idx].mean(axis=1)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        for row in range(m):
+            means[row, start:stop] = values[row][idx].mean(axis=1)
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return (float(low), float(high))
+    bounds = np.quantile(means, [tail, 1.0 - tail], axis=1)
+    return [(float(low), float(high)) for low, high in bounds.T]

@@ -20,6 +20,7 @@ Segments of the users that have a target in the stage:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,16 @@ from recommender.data.matrix import item_codes
 from recommender.data.processed import ProcessedData, unix_seconds
 
 _NO_ITEMS = np.zeros(0, dtype=np.int64)  # concatenate() of an empty batch
+_SECONDS_PER_DAY = 86400
+
+# slices of every segment by the time since the user's previous positive (see slice_indices)
+SLICE_SAME_SESSION = "same_session"
+SLICE_LATER = "later"
+SLICES = (SLICE_SAME_SESSION, SLICE_LATER)
+
+# the two protocols every table is reported under; realistic is the headline
+PROTOCOL_REALISTIC = "realistic"
+PROTOCOL_EXACT = "exact"
 
 STAGE_SPLITS: dict[str, tuple[tuple[str, ...], str]] = {
     V.STAGE_VALIDATION: ((V.SPLIT_TRAIN,), V.SPLIT_VAL),
@@ -53,7 +64,16 @@ PROTOCOL_TEXT = (
     "2-fold cross-fitted validation (each fold's models also see the other fold's val rows, "
     "never a test row), together with a recency decay of history items (the k-th newest weighs "
     "decay**k in item-kNN, content and fold-in). Ties are broken by a fixed random item order. "
-    "Intervals are 95% percentile bootstrap over users."
+    "Intervals are 95% percentile bootstrap over users. Two protocols: exact = popularity as of "
+    "the minute of each held-out interaction; realistic (the headline) = popularity as of the "
+    "start of the rebuild period containing it (evaluation.rebuild_period_days, periods counted "
+    "from 1970-01-01 UTC), as a service rebuilt on that schedule serves it; item-kNN, CF, quality "
+    "and content are fit on the stage's history splits in both. Slices of every segment: "
+    "same_session = the held-out item came <= evaluation.same_session_hours after the user's "
+    "previous positive, later = more than that; users with no previous positive are in neither. "
+    "Each hybrid row is compared with the best single-signal row of its segment (popularity, "
+    "item-kNN, content or its own CF model, best by the test mean): the paired per-user "
+    "difference with its 95% percentile bootstrap interval."
 )
 
 
@@ -75,6 +95,8 @@ class EvaluationSet:
     cf_rows: np.ndarray  # (b,) CF row of each user, -1 without one
     n_items: int
     request_times: np.ndarray  # (b,) Unix seconds of the target: "now" for time-aware popularity
+    # (b,) seconds from the user's newest prior positive to the target (inf: none); None: unknown
+    previous_gaps: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -103,7 +125,43 @@ class EvaluationSet:
             cf_rows=self.cf_rows[pick] if pick else np.zeros(0, dtype=np.int64),
             n_items=self.n_items,
             request_times=self.request_times[pick] if pick else np.zeros(0, dtype=np.int64),
+            previous_gaps=None
+            if self.previous_gaps is None
+            else (self.previous_gaps[pick] if pick else np.zeros(0, dtype=np.float64)),
         )
+
+    def slice_indices(self, slice_name: str, same_session_hours: float) -> np.ndarray:
+        """Positions of the users in ``slice_name``: ``same_session`` when the target came at most
+        ``same_session_hours`` after the user's previous positive, ``later`` when more; users
+        without a previous positive are in neither (empty when the gaps are unknown)."""
+        if slice_name not in SLICES:
+            raise ValueError(f"unknown slice {slice_name!r}; expected one of {SLICES}")
+        if self.previous_gaps is None:
+            return np.zeros(0, dtype=np.int64)
+        limit = same_session_hours * 3600.0
+        gaps = self.previous_gaps
+        if slice_name == SLICE_SAME_SESSION:
+            return np.flatnonzero(gaps <= limit)
+        return np.flatnonzero((gaps > limit) & np.isfinite(gaps))
+
+
+def rebuild_start(times: np.ndarray, period_days: float) -> np.ndarray:
+    """Start (Unix seconds) of the rebuild period containing each of ``times``: periods of
+    ``period_days`` counted from 1970-01-01 00:00 UTC (1 day: UTC midnight)."""
+    if not period_days > 0:
+        raise ValueError(f"rebuild period must be > 0 days, got {period_days!r}")
+    period = period_days * _SECONDS_PER_DAY
+    times = np.asarray(times, dtype=np.int64)
+    return (np.floor(times / period) * period).astype(np.int64)
+
+
+def as_of_rebuild(eval_set: EvaluationSet, period_days: float) -> EvaluationSet:
+    """``eval_set`` with each request time moved back to the start of its rebuild period: the
+    realistic protocol, where popularity is as of the last scheduled build. Histories, targets
+    and slices are untouched (the service's event path keeps a user's own history live)."""
+    return dataclasses.replace(
+        eval_set, request_times=rebuild_start(eval_set.request_times, period_days)
+    )
 
 
 def _group(
@@ -141,6 +199,11 @@ def build_evaluation_set(data: ProcessedData, stage: str) -> EvaluationSet:
     cf_index = data.trainable_index
     target_codes = item_codes(data, target_rows)
     target_times = _group(target_rows, target_codes, users, unix_seconds(target_rows))
+    prior_times = _group(prior_pos, pos_codes, users, unix_seconds(prior_pos))
+    request_times = np.array([t.min() for t in target_times], dtype=np.int64)
+    newest_prior = np.array(
+        [float(t.max()) if t.size else -np.inf for t in prior_times], dtype=np.float64
+    )
     return EvaluationSet(
         stage=stage,
         user_ids=users,
@@ -150,7 +213,8 @@ def build_evaluation_set(data: ProcessedData, stage: str) -> EvaluationSet:
         seen=_group(prior, item_codes(data, prior), users),
         cf_rows=np.array([cf_index.get(u, -1) for u in users], dtype=np.int64),
         n_items=len(data.item_ids),
-        request_times=np.array([t.min() for t in target_times], dtype=np.int64),
+        request_times=request_times,
+        previous_gaps=request_times.astype(np.float64) - newest_prior,
     )
 
 

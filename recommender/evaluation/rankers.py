@@ -73,3 +73,20 @@ def baseline_rankers(model: ScoringModel, seed: int) -> dict[str, Ranker]:
         V.ROW_ITEM_KNN: signal_ranker(model, V.SIGNAL_ITEM_SIMILARITY),
         V.ROW_CONTENT: signal_ranker(model, V.SIGNAL_CONTENT),
     }
+
+
+SINGLE_SIGNAL_ROWS = (V.ROW_POPULARITY, V.ROW_ITEM_KNN, V.ROW_CONTENT)
+
+
+def best_single_candidates(rows: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
+    """Each hybrid row of ``rows`` -> the single-signal rows it is compared with: popularity,
+    item-kNN, content and its own CF model (``hybrid:als`` -> ``als``; a plain ``hybrid`` -> every
+    CF model row present)."""
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        base, _, model = row.partition(":")
+        if base != V.ROW_HYBRID:
+            continue
+        models = [model] if model else [r for r in rows if r in V.MODEL_TYPES]
+        out[row] = [r for r in (*SINGLE_SIGNAL_ROWS, *models) if r in rows]
+    return out

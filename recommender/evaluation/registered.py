@@ -7,9 +7,14 @@ from typing import Any
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams, PopularityParams, TrainingSettings
 from recommender.data.processed import ProcessedData
-from recommender.evaluation.evaluator import Ranker, evaluate_rankers
-from recommender.evaluation.protocol import build_evaluation_set
-from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
+from recommender.evaluation.evaluator import Ranker, evaluate_protocols
+from recommender.evaluation.protocol import PROTOCOL_EXACT, PROTOCOL_REALISTIC, build_evaluation_set
+from recommender.evaluation.rankers import (
+    baseline_rankers,
+    best_single_candidates,
+    hybrid_ranker,
+    signal_ranker,
+)
 from recommender.evaluation.report import build_report
 from recommender.evaluation.side_signals import load_aligned_embeddings, stage_signals
 from recommender.registry import LoadedModel
@@ -46,11 +51,11 @@ def evaluate_registered(
     rankers[V.ROW_HYBRID] = hybrid_ranker(model, hybrid)
     ev = settings.evaluation
     test = build_evaluation_set(data, V.STAGE_TEST)
-    table = evaluate_rankers(
-        rankers, test, V.SEGMENTS, ev.ks, model.embeddings, ev.bootstrap_samples, ev.seed
+    tables = evaluate_protocols(
+        rankers, test, V.SEGMENTS, ev, model.embeddings, best_single_candidates(list(rankers))
     )
     return build_report(
-        table,
+        tables[PROTOCOL_REALISTIC],
         stage=V.STAGE_TEST,
         data_version=data.data_version,
         embedding_version=loaded.record.embedding_version,
@@ -61,4 +66,7 @@ def evaluate_registered(
             "model_type": loaded.record.model_type,
             "hybrid": hybrid.to_dict(),
         },
+        exact_table=tables[PROTOCOL_EXACT],
+        rebuild_period_days=ev.rebuild_period_days,
+        same_session_hours=ev.same_session_hours,
     )

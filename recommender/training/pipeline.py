@@ -30,9 +30,19 @@ from recommender.config.training import ItemKNNParams, PopularityParams, Trainin
 from recommender.data.matrix import user_item_matrix
 from recommender.data.processed import ProcessedData
 from recommender.errors import EmptyDataError
-from recommender.evaluation.evaluator import Ranker, evaluate_rankers, tie_order
-from recommender.evaluation.protocol import build_evaluation_set, history_splits
-from recommender.evaluation.rankers import baseline_rankers, hybrid_ranker, signal_ranker
+from recommender.evaluation.evaluator import Ranker, evaluate_protocols, tie_order
+from recommender.evaluation.protocol import (
+    PROTOCOL_EXACT,
+    PROTOCOL_REALISTIC,
+    build_evaluation_set,
+    history_splits,
+)
+from recommender.evaluation.rankers import (
+    baseline_rankers,
+    best_single_candidates,
+    hybrid_ranker,
+    signal_ranker,
+)
 from recommender.evaluation.report import build_report
 from recommender.evaluation.side_signals import (
     AlignedEmbeddings,
@@ -209,14 +219,14 @@ def run_training(
         served = scoring_model(trained.factors, test_side)
         rankers[hybrid_row(model_type)] = hybrid_ranker(served, trained.hybrid)
     ev = settings.evaluation
-    table = evaluate_rankers(
-        rankers, test, V.SEGMENTS, ev.ks, test_side.embeddings, ev.bootstrap_samples, ev.seed
+    tables = evaluate_protocols(
+        rankers, test, V.SEGMENTS, ev, test_side.embeddings, best_single_candidates(list(rankers))
     )
     progress(f"test evaluation in {time.perf_counter() - clock:.1f}s")
     if settings.deployed_fit == V.FIT_ALL:
         models = _refit_on_all(data, models, progress)
     report = build_report(
-        table,
+        tables[PROTOCOL_REALISTIC],
         stage=V.STAGE_TEST,
         data_version=data.data_version,
         embedding_version=None if aligned is None else aligned.version,
@@ -230,6 +240,9 @@ def run_training(
             "validation": {m: t.validation for m, t in models.items()},
             "training_seconds": {m: round(t.training_seconds, 2) for m, t in models.items()},
         },
+        exact_table=tables[PROTOCOL_EXACT],
+        rebuild_period_days=ev.rebuild_period_days,
+        same_session_hours=ev.same_session_hours,
     )
     return TrainingRun(
         data_version=data.data_version,

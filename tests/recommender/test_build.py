@@ -213,6 +213,71 @@ def test_evaluate_recomputes_a_model_deployed_as_its_train_val_fit(built, tmp_pa
     assert "note:" not in printed.getvalue()  # recomputed, not the stored table
     hybrid = json.loads(out.read_text())["segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]
     assert hybrid["metrics"]["ndcg@10"]["mean"] == pytest.approx(record.gate_value, abs=1e-6)
+    # the slice hours and the rebuild period can be changed for a recomputed table
+    weekly = tmp_path / "weekly.json"
+    options = ["--rebuild-period-days", "7", "--same-session-hours", "1"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main([*argv[:-1], str(weekly), *options, "--config-dir", str(config)]) == 0
+    assert "popularity as of the rebuild every 7 day(s)" in printed.getvalue()
+    report = json.loads(weekly.read_text())
+    assert (report["rebuild_period_days"], report["same_session_hours"]) == (7.0, 1.0)
+    exact = json.loads(out.read_text())["exact_segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]
+    assert (
+        report["exact_segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]["metrics"]
+        == (exact["metrics"])
+    )  # the exact-time table does not depend on the rebuild period
+    with contextlib.redirect_stderr(io.StringIO()) as error:
+        assert main([*argv, "--rebuild-period-days", "0", "--config-dir", str(config)]) == 2
+    assert "--rebuild-period-days must be > 0" in error.getvalue()
+
+
+def test_build_headline_is_realistic_with_slices_and_paired_gains(built) -> None:
+    """The stored report and the registry lead with the realistic protocol (popularity as of the
+    daily rebuild), keep the exact-time table, slice every row and pair each hybrid with its best
+    single signal (the paired mean is the difference of the two means)."""
+    current = Registry(built["registry"]).current()
+    assert current is not None
+    report = json.loads((Path(current.path) / V.EVALUATION_FILE).read_text())
+    assert report["headline_protocol"] == "realistic"
+    assert report["rebuild_period_days"] == 1.0 and report["same_session_hours"] == 24.0
+    for protocol in ("segments", "exact_segments"):
+        for segment, body in report[protocol].items():
+            for name, row in body["rows"].items():
+                parts = row["slices"]
+                assert parts["same_session"]["users"] + parts["later"]["users"] <= row["users"]
+                if name != "hybrid":
+                    assert "vs_best_single" not in row
+                    continue
+                for part in (row, parts["same_session"], parts["later"]):
+                    if not part["users"]:
+                        continue
+                    gain = part["vs_best_single"]["ndcg@10"]
+                    assert gain["row"] in {"popularity", "item_knn", "content", current.model_type}
+                    best = body["rows"][gain["row"]]
+                    best = best if part is row else best["slices"][_slice_of(row, part)]
+                    expected = (
+                        part["metrics"]["ndcg@10"]["mean"] - best["metrics"]["ndcg@10"]["mean"]
+                    )
+                    assert gain["difference"]["mean"] == pytest.approx(expected, abs=1e-9)
+                    assert gain["difference"]["low"] <= gain["difference"]["high"], segment
+    trainable = report["segments"][V.SEGMENT_TRAINABLE]["rows"]
+    assert trainable["hybrid"]["slices"]["same_session"]["users"] > 0
+    assert trainable["hybrid"]["slices"]["later"]["users"] > 0
+    metrics = current.metrics
+    assert metrics["protocol"] == "realistic"
+    hybrid = trainable["hybrid"]["metrics"]["ndcg@10"]["mean"]
+    assert current.gate_value == pytest.approx(hybrid, abs=1e-6)
+    exact = report["exact_segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]["metrics"]["ndcg@10"]
+    assert metrics["exact"][V.SEGMENT_TRAINABLE]["hybrid"]["ndcg@10"] == pytest.approx(
+        exact["mean"], abs=1e-6
+    )
+    assert set(metrics["slices"][V.SEGMENT_TRAINABLE]["hybrid"]) == {"same_session", "later"}
+    out = built["stdout"].read_text()
+    assert "realistic protocol (headline)" in out and "exact-time protocol" in out
+
+
+def _slice_of(row: dict, part: dict) -> str:
+    return next(name for name, value in row["slices"].items() if value is part)
 
 
 def test_build_stores_the_serving_arrays_of_the_promoted_model(built) -> None:

@@ -72,3 +72,30 @@ def test_bootstrap_interval_brackets_the_mean_and_is_seeded() -> None:
     assert (low, high) == M.bootstrap_interval(values, 500, seed=1)
     assert 0.18 < low and high < 0.42
     assert M.bootstrap_interval(values, 0, seed=1) == (0.3, 0.3)
+
+
+def test_bootstrap_intervals_share_one_draw_and_match_the_single_metric_interval() -> None:
+    rng = np.random.default_rng(5)
+    values = rng.random((3, 257))
+    together = M.bootstrap_intervals(values, 300, 9)
+    assert together == [M.bootstrap_interval(row, 300, 9) for row in values]
+    assert M.bootstrap_intervals(np.zeros((2, 0)), 300, 9) == [(0.0, 0.0), (0.0, 0.0)]
+    assert M.bootstrap_intervals(np.array([[0.5], [1.0]]), 300, 9) == [(0.5, 0.5), (1.0, 1.0)]
+
+
+def test_intra_list_diversity_equals_the_pairwise_mean_cosine_distance() -> None:
+    rng = np.random.default_rng(2)
+    emb = rng.normal(size=(12, 5))
+    emb[3] = 0.0  # an item without an embedding counts as cosine 0 with every other
+    top_k = rng.permutation(12)[None, :4].repeat(3, axis=0)
+    top_k[1] = [3, 0, 1, 2]
+    top_k[2] = [4, 5, 6, 7]
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-300)
+    expected = [
+        1.0
+        - np.mean(
+            [unit[a] @ unit[b] for i, a in enumerate(row) for j, b in enumerate(row) if i != j]
+        )
+        for row in top_k
+    ]
+    np.testing.assert_allclose(M.intra_list_diversity(top_k, emb), expected, rtol=1e-12)
