@@ -356,6 +356,10 @@ class Registry:
     @staticmethod
     def _check_gate(candidate: ModelRecord, current: ModelRecord, tolerance: float) -> None:
         new, old = candidate.gate_value, current.gate_value
+        if candidate.metrics.get("protocol") != current.metrics.get("protocol"):
+            # like with like: a model registered before the realistic headline has only the
+            # exact-time value, which a realistic model also keeps under "exact"
+            new, old = _exact_gate(candidate), _exact_gate(current)
         if old is None:
             return
         if new is None or new < old - tolerance:
@@ -382,3 +386,12 @@ class Registry:
             state["models"][target]["status"] = V.STATUS_CURRENT
             state["current"] = target
             return self._record(state, target)
+
+
+def _exact_gate(record: ModelRecord) -> float | None:
+    """The gate value under the exact-time protocol (older models have nothing else)."""
+    if record.metrics.get("protocol", "exact") == "exact":
+        return record.gate_value
+    exact = record.metrics.get("exact")
+    value = exact.get(V.GATE_METRIC) if isinstance(exact, dict) else None
+    return None if value is None else float(value)

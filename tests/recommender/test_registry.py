@@ -80,6 +80,40 @@ def test_quality_gate_refuses_worse_model_unless_forced(tmp_path: Path) -> None:
     assert registry.promote(bad.model_id, force=True, tolerance=0.01).model_id == bad.model_id
 
 
+def test_quality_gate_compares_like_with_like_across_protocols(tmp_path: Path) -> None:
+    """A model with the realistic headline against one registered before it: both compared on
+    the exact-time value (a realistic 0.191 would fail against an exact 0.205)."""
+    registry = Registry(tmp_path)
+    old = _register(tmp_path, 0.205, seed=1)  # exact-time only, as before the realistic protocol
+    rng = np.random.default_rng(4)
+
+    def realistic(gate: float, exact: float, seed: int):
+        return Registry(tmp_path).register(
+            model_type=V.MODEL_ALS,
+            user_factors=rng.random((N_USERS, D), dtype=np.float32),
+            item_factors=rng.random((N_ITEMS, D), dtype=np.float32),
+            params={"factors": D, "regularization": 1.0, "seed": seed},
+            metadata={"hybrid": {"weights": {}, "normalisation": "minmax"}},
+            data_version="data-v1",
+            embedding_version="emb-v1",
+            metrics={
+                "protocol": "realistic",
+                V.GATE_METRIC: gate,
+                "exact": {V.GATE_METRIC: exact},
+            },
+        )
+
+    registry.promote(old.model_id)
+    fine, worse = realistic(0.191, 0.200, 5), realistic(0.191, 0.180, 6)
+    assert registry.promote(fine.model_id, tolerance=0.01).model_id == fine.model_id
+    registry.promote(old.model_id, force=True)
+    with pytest.raises(QualityGateError, match="0.1800 is below"):
+        registry.promote(worse.model_id, tolerance=0.01)
+    same = realistic(0.185, 0.150, 7)  # realistic against realistic: the headline values
+    registry.promote(fine.model_id, force=True)
+    assert registry.promote(same.model_id, tolerance=0.01).model_id == same.model_id
+
+
 def test_unknown_model_and_no_current(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     with pytest.raises(UnknownModelError, match="nope"):
