@@ -4,6 +4,7 @@ experiments (per-variant table, stop, promote)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
@@ -77,6 +78,14 @@ def _runner(request: Request) -> ExperimentRunner:
     return runner
 
 
+UNKNOWN_EXPERIMENT: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": ErrorResponse,
+        "description": "unknown_experiment: no such experiment or variant",
+    }
+}
+
+
 def _unknown(request: Request, exc: KeyError) -> OrjsonResponse:
     return error_response(request, 404, "unknown_experiment", str(exc.args[0]))
 
@@ -89,7 +98,7 @@ async def experiments(request: Request) -> OrjsonResponse:
     return OrjsonResponse({"experiments": report})
 
 
-@router.post("/experiments/{name}/stop")
+@router.post("/experiments/{name}/stop", responses=UNKNOWN_EXPERIMENT)
 async def stop_experiment(name: str, request: Request) -> OrjsonResponse:
     """Stop an experiment on every worker: everyone gets the default settings again."""
     try:
@@ -99,7 +108,7 @@ async def stop_experiment(name: str, request: Request) -> OrjsonResponse:
     return OrjsonResponse({"status": "stopped", "experiment": name})
 
 
-@router.post("/experiments/{name}/promote/{variant}")
+@router.post("/experiments/{name}/promote/{variant}", responses=UNKNOWN_EXPERIMENT)
 async def promote_variant(name: str, variant: str, request: Request) -> OrjsonResponse:
     """Serve ``variant`` to everyone in the experiment (no more impressions are counted); make
     it permanent by moving its settings into the config."""
