@@ -8,6 +8,7 @@ build takes tens of minutes and several GB at full size: run it on an otherwise 
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -72,3 +73,20 @@ def ensure_shop(
     subprocess.run(command, cwd=REPO, check=True)
     print(f"built the scale shop in {time.perf_counter() - began:.0f}s", flush=True)
     return processed, registry
+
+
+def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--processed`` / ``--registry`` (the demo build by default) and ``--scale``."""
+    from _client import DEFAULT_PROCESSED_DIR, DEFAULT_REGISTRY_DIR
+
+    parser.add_argument("--processed", type=Path, default=REPO / DEFAULT_PROCESSED_DIR)
+    parser.add_argument("--registry", type=Path, default=REPO / DEFAULT_REGISTRY_DIR)
+    parser.add_argument(
+        "--scale", action="store_true", help="use (build first if missing) the 1M × 50K shop"
+    )
+
+
+def resolve_shop(args: argparse.Namespace) -> None:
+    """With ``--scale``, point ``args.processed`` / ``args.registry`` at the scale shop."""
+    if args.scale:
+        args.processed, args.registry = ensure_shop()

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _client import DEFAULT_PROCESSED_DIR, DEFAULT_REGISTRY_DIR, report_targets
-from _server import GUNICORN_CONFIG, REPO, ServerProcess, free_port, server_command, server_env
+from _client import report_targets
+from _scale import add_shop_arguments, resolve_shop
+from _server import GUNICORN_CONFIG, ServerProcess, free_port, server_command, server_env
 from benchmark_serving import load, user_mix
 
 TARGET_RATIO = 1.6
@@ -134,20 +135,13 @@ def _print(run: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--processed", type=Path, default=REPO / DEFAULT_PROCESSED_DIR)
-    parser.add_argument("--registry", type=Path, default=REPO / DEFAULT_REGISTRY_DIR)
+    add_shop_arguments(parser)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--scale", action="store_true", help="use (build first if missing) the 1M × 50K shop"
-    )
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
-    if args.scale:
-        from _scale import ensure_shop
-
-        args.processed, args.registry = ensure_shop()
+    resolve_shop(args)
     bodies, batch = user_mix(args.processed, args.requests, args.seed)
     one = measure(args.processed, args.registry, 1, bodies, batch)
     many = measure(args.processed, args.registry, args.workers, bodies, batch)

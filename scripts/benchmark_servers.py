@@ -34,12 +34,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _client import DEFAULT_PROCESSED_DIR, DEFAULT_REGISTRY_DIR, MAPPINGS_FILE, report_targets
+from _client import MAPPINGS_FILE, report_targets
+from _scale import add_shop_arguments, resolve_shop
 from _server import (
     APP,
     GUNICORN_CONFIG,
     HOST,
-    REPO,
     ServerProcess,
     free_port,
     server_command,
@@ -141,22 +141,15 @@ def _print(results: dict[str, dict[str, Any]], mixes: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--processed", type=Path, default=REPO / DEFAULT_PROCESSED_DIR)
-    parser.add_argument("--registry", type=Path, default=REPO / DEFAULT_REGISTRY_DIR)
+    add_shop_arguments(parser)
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--scale", action="store_true", help="use (build first if missing) the 1M × 50K shop"
-    )
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
-    if args.scale:
-        from _scale import ensure_shop
-
-        args.processed, args.registry = ensure_shop()
+    resolve_shop(args)
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     unknown = sorted(set(kinds) - set(SERVERS))
     if unknown:
