@@ -4,8 +4,9 @@ No HTTP here; ``service`` wires :class:`ExperimentRunner` into ``/recommend`` an
 """
 
 from recommender.experiments.assignment import assign, bucket
+from recommender.experiments.factory import open_ledger
 from recommender.experiments.ids import new_recommendation_id
-from recommender.experiments.ledger import Attribution, ExperimentLedger
+from recommender.experiments.ledger import Attribution, ExperimentLedger, LedgerBase
 from recommender.experiments.runner import Choice, ExperimentRunner
 from recommender.experiments.stats import VariantCounts, variant_table, verdict
 
@@ -14,10 +15,12 @@ __all__ = [
     "Choice",
     "ExperimentLedger",
     "ExperimentRunner",
+    "LedgerBase",
     "VariantCounts",
     "assign",
     "bucket",
     "new_recommendation_id",
+    "open_ledger",
     "variant_table",
     "verdict",
 ]
