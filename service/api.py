@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,8 +22,9 @@ from fastapi_offline import FastAPIOffline
 
 from recommender.config import ServingSettings, load_serving_settings
 from recommender.events import open_event_store
-from recommender.experiments import ExperimentLedger, ExperimentRunner
+from recommender.experiments import ExperimentRunner, open_ledger
 from recommender.serving import LiveFeed, ModelBundle, ModelHolder, ReloadResult, load_bundle
+from recommender.serving.variant_models import VariantModels
 from service.batch import BatchSlots
 from service.errors import install_error_handlers
 from service.heap import freeze_after_load
@@ -53,9 +55,10 @@ def _telemetry_off() -> dict[str, Any]:
 def create_app(
     settings: ServingSettings | None = None,
     loader: Callable[[ServingSettings], ModelBundle] | None = None,
+    variant_loader: Callable[[ServingSettings, str], ModelBundle] | None = None,
 ) -> FastAPI:
     """Build the app. ``settings`` default to the config files; ``loader`` (tests) replaces
-    :func:`load_bundle`."""
+    :func:`load_bundle`, ``variant_loader`` its by-model-id form for A/B variant models."""
     settings = settings or load_serving_settings()
     configure_logging(settings)
 
@@ -64,11 +67,14 @@ def create_app(
         metrics: Metrics = app.state.metrics
         store = open_event_store(settings.events)  # one per process; never connects eagerly
         app.state.event_store = store
-        ledger = ExperimentLedger(
-            settings.experiments.ledger_path, settings.experiments.flush_seconds
-        )  # impressions + attributed outcomes, shared by the host's workers
-        app.state.experiments = ExperimentRunner(settings.experiments, ledger)
-        metrics.collector.experiments = app.state.experiments
+        # impressions + attributed outcomes, shared by the host's (redis: every host's) workers
+        ledger = open_ledger(settings.experiments)
+        runner = ExperimentRunner(settings.experiments, ledger)
+        app.state.experiments = runner
+        metrics.collector.experiments = runner
+        variant_models = VariantModels(settings, variant_loader)
+        app.state.variant_models = variant_models
+        metrics.collector.variant_models = variant_models
         feed = LiveFeed(
             store,
             settings.events,
@@ -76,10 +82,21 @@ def create_app(
             on_lag=metrics.record_replication_lag,
         )
 
+        def sync_variant_models() -> None:
+            """Variant models follow the default (rebound to its live state) and the states."""
+            variant_models.sync(app.state.holder.state, runner.wanted_models())
+
         def on_reload(result: ReloadResult) -> None:
             metrics.record_reload(result)
+            if result.ok and settings.experiments.variant_model_ids():
+                sync_variant_models()
             if settings.reload.freeze_gc:
                 freeze_after_load(result)  # the new model out of the collector's full passes
+
+        if settings.experiments.variant_model_ids():
+            runner.on_states_changed = lambda: threading.Thread(
+                target=sync_variant_models, name="ab-variant-models", daemon=True
+            ).start()
 
         holder = ModelHolder(
             settings,

@@ -18,7 +18,12 @@ state), ``recsys_cache_warmup_duration_seconds``, ``recsys_cache_warmup_items``,
 the shared ledger (so every worker reports the same totals — aggregate with ``max``, not
 ``sum``): ``recsys_experiment_impressions``, ``recsys_experiment_outcomes{outcome}`` (impressions
 with a click, cart, purchase), ``recsys_experiment_revenue``,
-``recsys_experiment_p_value{metric}`` (vs control) and ``recsys_experiment_status{status}``.
+``recsys_experiment_p_value{metric}`` (vs control) and ``recsys_experiment_status{status}``;
+per worker: ``recsys_experiment_fallbacks_total{experiment,variant,reason}`` (answers of a model
+variant given by control: ``not_loaded``, ``load_failed``, ``limit``),
+``recsys_variant_model_bytes{model_id,kind}`` (``heap`` / ``mapped`` bytes of each loaded model,
+the default's too), ``recsys_variant_models_loaded`` and
+``recsys_variant_model_load_failures_total``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from recommender.experiments import ExperimentRunner
 from recommender.serving import ModelHolder
+from recommender.serving.variant_models import VariantModels
 
 WARMUP_STATES = ("pending", "running", "done", "partial", "disabled", "failed")
 _CACHE_COUNTERS = (
@@ -49,6 +55,7 @@ class ServingCollector(Collector):
     def __init__(self, holder: ModelHolder | None = None) -> None:
         self.holder = holder
         self.experiments: ExperimentRunner | None = None
+        self.variant_models: VariantModels | None = None
 
     def describe(self) -> list:
         return []  # the series depend on the live state; never probed at registration
@@ -98,6 +105,42 @@ class ServingCollector(Collector):
                     if test is not None:
                         p_values.add_metric([*key, metric], test["p_value"])
         yield from (impressions, outcomes, revenue, p_values, status)
+        yield from self._variant_models(runner)
+
+    def _variant_models(self, runner: ExperimentRunner) -> Iterator:
+        fallbacks = CounterMetricFamily(
+            "recsys_experiment_fallbacks",
+            "Answers of a model variant given by control instead (this worker), by reason.",
+            labels=["experiment", "variant", "reason"],
+        )
+        for (experiment, variant, reason), n in sorted(runner.fallbacks.items()):
+            fallbacks.add_metric([experiment, variant, reason], n)
+        yield fallbacks
+        models = self.variant_models
+        if models is None or not runner.settings.variant_model_ids():
+            return
+        holder = self.holder
+        stats = models.stats(holder.state if holder is not None else None)
+        memory = GaugeMetricFamily(
+            "recsys_variant_model_bytes",
+            "Array bytes of each loaded model (heap: this process; mapped: page cache).",
+            labels=["model_id", "kind"],
+        )
+        for entry in [stats["default"], *stats["loaded"]]:
+            if entry is not None:
+                memory.add_metric([entry["model_id"], "heap"], entry["heap_bytes"])
+                memory.add_metric([entry["model_id"], "mapped"], entry["mapped_bytes"])
+        yield memory
+        yield GaugeMetricFamily(
+            "recsys_variant_models_loaded",
+            "Variant models held beside the default (cap: experiments.max_loaded_models).",
+            value=len(stats["loaded"]),
+        )
+        yield CounterMetricFamily(
+            "recsys_variant_model_load_failures",
+            "Variant model loads that failed (their variants fall back to control).",
+            value=stats["load_failures"],
+        )
 
     def _serving(self) -> Iterator:
         holder = self.holder

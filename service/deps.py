@@ -11,6 +11,7 @@ from recommender.config.serving import ServingSettings
 from recommender.events import EventStore
 from recommender.experiments import ExperimentRunner
 from recommender.serving import ModelHolder, ServingState
+from recommender.serving.variant_models import VariantModels
 from service.batch import BatchSlots
 from service.errors import AdminAuthError
 from service.metrics import Metrics
@@ -37,6 +38,11 @@ def get_holder(request: Request) -> ModelHolder:
 def get_experiments(request: Request) -> ExperimentRunner | None:
     """The process's experiment runner (``None`` before the lifespan created it)."""
     return getattr(request.app.state, "experiments", None)
+
+
+def get_variant_models(request: Request) -> VariantModels | None:
+    """The models A/B variants name, loaded beside the default (``None`` before the lifespan)."""
+    return getattr(request.app.state, "variant_models", None)
 
 
 def get_store(request: Request) -> EventStore:

@@ -12,7 +12,8 @@ from typing import Any
 
 from recommender import vocabulary as V
 from recommender.experiments import Choice, ExperimentRunner, new_recommendation_id
-from recommender.serving import Recommendation
+from recommender.serving import Recommendation, ServingState
+from recommender.serving.variant_models import VariantModels
 
 
 def merged_options(request_options: Mapping[str, Any], choice: Choice | None) -> dict[str, Any]:
@@ -25,6 +26,30 @@ def merged_options(request_options: Mapping[str, Any], choice: Choice | None) ->
         if out.get(name) is None:
             out[name] = value
     return out
+
+
+def serving_for(
+    runner: ExperimentRunner | None,
+    models: VariantModels | None,
+    choice: Choice | None,
+    default: ServingState,
+) -> tuple[ServingState, Choice | None]:
+    """The state that answers ``choice`` (its variant's model, else the default) and the choice
+    as served: a variant whose model is not loaded falls back to control, with its reason."""
+    model_id = choice.variant.model_id if choice is not None else None
+    if runner is None or choice is None or model_id is None:
+        return default, choice
+    state = models.state_for(model_id, default) if models is not None else None
+    if state is not None:
+        return state, choice
+    failure = models.failures.get(model_id) if models is not None else None
+    if failure is None:
+        reason = "not_loaded"
+    elif failure.startswith("experiments.max_loaded_models"):
+        reason = "limit"
+    else:
+        reason = "load_failed"
+    return default, runner.fall_back(choice, reason)
 
 
 def answer_tags(

@@ -399,6 +399,25 @@ class LiveEventsStats(BaseModel):
     )
 
 
+class ModelMemory(BaseModel):
+    model_id: str
+    heap_bytes: int = Field(description="array bytes in this process")
+    mapped_bytes: int = Field(description="array bytes memory-mapped (shared page cache)")
+
+
+class LoadedVariantModel(ModelMemory):
+    model_type: str | None
+    loaded_at: float
+
+
+class VariantModelsStats(BaseModel):
+    max_loaded_models: int
+    default: ModelMemory | None = Field(description="the default model, for comparison")
+    loaded: list[LoadedVariantModel]
+    failures: dict[str, str] = Field(description="model id -> why its variant gets control")
+    load_failures: int
+
+
 class StatsResponse(BaseModel):
     """This worker's numbers (``/metrics`` has the same, in Prometheus form)."""
 
@@ -416,6 +435,9 @@ class StatsResponse(BaseModel):
     caches: CacheSummary | None = Field(None, description="null while no model is loaded")
     events: LiveEventsStats | None = Field(
         None, description="this worker's live state; null without a model or an event store"
+    )
+    variant_models: VariantModelsStats | None = Field(
+        None, description="models A/B variants name, loaded beside the default (this worker)"
     )
 
 

@@ -9,15 +9,16 @@ the shared ledger, so every worker follows them within ``STATE_TTL_SECONDS``.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from recommender.config.experiments import ExperimentSpec, ExperimentsSettings, VariantSpec
 from recommender.errors import InvalidRequestError
 from recommender.experiments.assignment import assign
-from recommender.experiments.ledger import ExperimentLedger, ExperimentState
+from recommender.experiments.ledger import ExperimentState, LedgerBase
 from recommender.experiments.stats import VariantCounts, variant_table, verdict
 from recommender.serving.reranker import check_weights
 
@@ -28,17 +29,19 @@ RUNNING = ExperimentState("running")
 
 @dataclass(frozen=True)
 class Choice:
-    """The experiment and variant for one answer; ``record`` is False once it is promoted."""
+    """The experiment and variant for one answer; ``record`` is False once it is promoted and
+    when the variant's model could not be served (``fallback``: why; control answered)."""
 
     experiment: str
     variant: VariantSpec
     record: bool = True
+    fallback: str | None = None
 
 
 class ExperimentRunner:
     """Assignment + overrides + reporting for the configured experiments."""
 
-    def __init__(self, settings: ExperimentsSettings, ledger: ExperimentLedger) -> None:
+    def __init__(self, settings: ExperimentsSettings, ledger: LedgerBase) -> None:
         self.settings = settings
         self.ledger = ledger
         self.specs = {spec.name: spec for spec in settings.running}
@@ -53,6 +56,8 @@ class ExperimentRunner:
         self._states: dict[str, ExperimentState] = {}
         self._states_at = float("-inf")
         self._report: tuple[float, list[dict[str, Any]]] | None = None
+        self.fallbacks: Counter[tuple[str, str, str]] = Counter()  # (experiment, variant, reason)
+        self.on_states_changed: Callable[[], None] | None = None  # e.g. unload stopped models
 
     def states(self) -> dict[str, ExperimentState]:
         """Shared stop/promote decisions, re-read at most every ``STATE_TTL_SECONDS``."""
@@ -60,10 +65,42 @@ class ExperimentRunner:
         if now - self._states_at > STATE_TTL_SECONDS:
             self._states_at = now
             try:
-                self._states = self.ledger.states()
-            except sqlite3.Error as exc:  # answers go on with the last known decisions
+                states = self.ledger.states()
+            except self.ledger.errors as exc:  # answers go on with the last known decisions
                 log.warning("experiment ledger unreadable (%s); keeping the last states", exc)
+            else:
+                changed = states != self._states
+                self._states = states
+                if changed and self.on_states_changed is not None:
+                    self.on_states_changed()
         return self._states
+
+    def wanted_models(self) -> list[str]:
+        """Model ids still served by some variant: every variant of a running experiment, the
+        winner of a promoted one (a stopped experiment needs none)."""
+        states = self.states()
+        out: list[str] = []
+        for spec in self.specs.values():
+            state = states.get(spec.name, RUNNING)
+            if state.status == "stopped":
+                continue
+            for variant in spec.variants:
+                if variant.model_id is None:
+                    continue
+                if state.status == "promoted" and variant.name != state.winner:
+                    continue
+                out.append(variant.model_id)
+        return list(dict.fromkeys(out))
+
+    def fall_back(self, choice: Choice, reason: str) -> Choice:
+        """Control instead of ``choice`` (its model is not loaded): counted, logged once per
+        variant and reason, not recorded as an impression (it would bias both arms)."""
+        key = (choice.experiment, choice.variant.name, reason)
+        if key not in self.fallbacks:
+            log.warning("experiment %s: variant %s answered by control: %s", key[0], key[1], reason)
+        self.fallbacks[key] += 1
+        control = self.specs[choice.experiment].control
+        return replace(choice, variant=control, record=False, fallback=reason)
 
     def refresh(self) -> None:
         self._states_at = float("-inf")

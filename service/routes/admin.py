@@ -8,9 +8,19 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from recommender.errors import NotReadyError
+from recommender.config import load_training_settings
+from recommender.errors import NotReadyError, RecsysError
 from recommender.experiments import ExperimentRunner
-from service.deps import get_experiments, get_holder, get_state, require_admin
+from recommender.registry import Registry
+from recommender.serving.redaction import public_message, serving_roots
+from service.deps import (
+    get_experiments,
+    get_holder,
+    get_settings,
+    get_state,
+    get_variant_models,
+    require_admin,
+)
 from service.responses import OrjsonResponse, error_response
 from service.schemas import NOT_READY, TOO_LARGE, ErrorResponse, ReloadResponse
 
@@ -95,7 +105,9 @@ async def experiments(request: Request) -> OrjsonResponse:
     """The per-variant table of every configured experiment: impressions, CTR, add-to-cart and
     purchase rate, revenue per impression, 95% intervals, tests against control, a verdict."""
     report = await asyncio.to_thread(_runner(request).report)
-    return OrjsonResponse({"experiments": report})
+    models = get_variant_models(request)
+    loaded = None if models is None else models.stats(get_holder(request).state)
+    return OrjsonResponse({"experiments": report, "variant_models": loaded})
 
 
 @router.post("/experiments/{name}/stop", responses=UNKNOWN_EXPERIMENT)
@@ -108,12 +120,49 @@ async def stop_experiment(name: str, request: Request) -> OrjsonResponse:
     return OrjsonResponse({"status": "stopped", "experiment": name})
 
 
-@router.post("/experiments/{name}/promote/{variant}", responses=UNKNOWN_EXPERIMENT)
-async def promote_variant(name: str, variant: str, request: Request) -> OrjsonResponse:
-    """Serve ``variant`` to everyone in the experiment (no more impressions are counted); make
-    it permanent by moving its settings into the config."""
+PROMOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **UNKNOWN_EXPERIMENT,
+    409: {
+        "model": ErrorResponse,
+        "description": "registry_refused: the winner's model failed the registry's promotion "
+        "(quality gate: retry with ?force=true); the experiment keeps running",
+    },
+}
+
+
+def _promote_model(request: Request, model_id: str, force: bool) -> str | None:
+    """Make ``model_id`` the registry's current model and reload; the refusal's text if not."""
+    registry = Registry(get_settings(request).paths.registry_dir)
     try:
-        await asyncio.to_thread(_runner(request).promote, name, variant)
+        tolerance = load_training_settings().gate.tolerance
+        registry.promote(model_id, force, tolerance)
+    except RecsysError as exc:
+        return str(exc)
+    get_holder(request).reload()
+    return None
+
+
+@router.post("/experiments/{name}/promote/{variant}", responses=PROMOTE_RESPONSES)
+async def promote_variant(
+    name: str, variant: str, request: Request, force: bool = False
+) -> OrjsonResponse:
+    """Serve ``variant`` to everyone in the experiment (no more impressions are counted). A
+    variant that names a ``model_id`` also promotes that model in the registry (quality-gated
+    unless ``force``; every worker's poller follows); make weight or diversity settings
+    permanent by moving them into the config."""
+    runner = _runner(request)
+    spec = runner.specs.get(name)
+    chosen = spec.variant(variant) if spec is not None else None
+    model_id = chosen.model_id if chosen is not None else None
+    if model_id is not None:
+        refused = await asyncio.to_thread(_promote_model, request, model_id, force)
+        if refused is not None:
+            message = public_message(refused, serving_roots(get_settings(request)))
+            return error_response(request, 409, "registry_refused", message)
+    try:
+        await asyncio.to_thread(runner.promote, name, variant)
     except KeyError as exc:
         return _unknown(request, exc)
-    return OrjsonResponse({"status": "promoted", "experiment": name, "winner": variant})
+    return OrjsonResponse(
+        {"status": "promoted", "experiment": name, "winner": variant, "model_id": model_id}
+    )

@@ -11,9 +11,16 @@ from fastapi import APIRouter, Request, Response
 from recommender.experiments import Choice
 from recommender.serving import Engine, Filters, Recommendation, RecommendOptions
 from service.batch import encode_batch
-from service.deps import get_batch_slots, get_experiments, get_metrics, get_settings, get_state
+from service.deps import (
+    get_batch_slots,
+    get_experiments,
+    get_metrics,
+    get_settings,
+    get_state,
+    get_variant_models,
+)
 from service.encoding import answer_json, record_json
-from service.experiments import answer_tags, merged_options
+from service.experiments import answer_tags, merged_options, serving_for
 from service.json_route import JsonBodyRoute
 from service.responses import PATH_KEY
 from service.schemas import (
@@ -48,17 +55,20 @@ def _options(
 
 
 def _chunks_by_variant(
-    engine: Engine, users: Sequence[str], options: Sequence[RecommendOptions], size: int
+    engines: Sequence[Engine],
+    users: Sequence[str],
+    options: Sequence[RecommendOptions],
+    size: int,
 ) -> Iterator[list[Recommendation]]:
-    """Rank ``size`` users per step, each with their variant's options, in input order."""
+    """Rank ``size`` users per step, each with their variant's model and options, in order."""
     for start in range(0, len(users), size):
         stop = min(len(users), start + size)
-        groups: dict[bytes, list[int]] = {}
+        groups: dict[tuple[int, bytes], list[int]] = {}
         for i in range(start, stop):
-            groups.setdefault(options[i].digest, []).append(i)
+            groups.setdefault((id(engines[i]), options[i].digest), []).append(i)
         ranked: list[Recommendation | None] = [None] * (stop - start)
         for indices in groups.values():
-            opts = options[indices[0]]
+            opts, engine = options[indices[0]], engines[indices[0]]
             part = next(engine.recommend_chunks([users[i] for i in indices], opts, None))
             for i, result in zip(indices, part, strict=True):
                 ranked[i - start] = result
@@ -68,11 +78,12 @@ def _chunks_by_variant(
 @router.post("/recommend", response_model=RecommendResponse, responses=ERROR_RESPONSES)
 async def recommend(body: RecommendRequest, request: Request) -> Response:
     """Top-k products for one user: CF (trainable), cold hybrid (known), popularity (unknown)."""
-    state = get_state(request)
+    default = get_state(request)
     started = time.perf_counter()
-    engine = state.engine
     runner = get_experiments(request)
     choice = runner.choose(body.session_id or body.user_id) if runner is not None else None
+    state, choice = serving_for(runner, get_variant_models(request), choice, default)
+    engine = state.engine
     options = _options(engine, body, choice)
     result = engine.recommend(body.user_id, options)
     latency_ms = (time.perf_counter() - started) * 1000
@@ -112,9 +123,16 @@ async def batch_recommend(body: BatchRecommendRequest, request: Request) -> Resp
     runner = get_experiments(request)
     choices = [runner.choose(str(u)) if runner else None for u in body.user_ids]
     if any(choices):
-        per_user = [options if c is None else _options(state.engine, body, c) for c in choices]
+        models = get_variant_models(request)
+        served = [serving_for(runner, models, c, state) for c in choices]
+        choices = [c for _, c in served]
+        engines = [s.engine for s, _ in served]
+        per_user = [
+            options if c is None else _options(e, body, c)
+            for e, c in zip(engines, choices, strict=True)
+        ]
         users = [str(u) for u in body.user_ids]
-        chunks = _chunks_by_variant(state.engine, users, per_user, chunk_users)
+        chunks = _chunks_by_variant(engines, users, per_user, chunk_users)
     async with get_batch_slots(request).slot():
         # ranking, payload building and JSON encoding run on a worker thread, one chunk of
         # users per step, so the event loop serves /recommend between steps

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from recommender.serving import ModelHolder
-from service.deps import get_holder, get_metrics, get_state
+from service.deps import get_holder, get_metrics, get_state, get_variant_models
 from service.responses import OrjsonResponse
 from service.schemas import NOT_READY, CacheStatsResponse, StatsResponse
 
@@ -50,8 +50,13 @@ def _serving_summary(holder: ModelHolder) -> dict[str, Any]:
 async def stats(request: Request) -> OrjsonResponse:
     """Requests per endpoint and per path (cf/content/popularity) with latency p50/p95/p99,
     errors by code, the model version, reloads, caches, warm-up and live events of this worker."""
-    summary = _serving_summary(get_holder(request))
-    return OrjsonResponse({**get_metrics(request).snapshot(), **summary})
+    holder = get_holder(request)
+    summary = _serving_summary(holder)
+    models = get_variant_models(request)
+    variant_models = None if models is None else models.stats(holder.state)
+    return OrjsonResponse(
+        {**get_metrics(request).snapshot(), **summary, "variant_models": variant_models}
+    )
 
 
 @router.get("/cache_stats", response_model=CacheStatsResponse, responses=NOT_READY)

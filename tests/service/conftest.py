@@ -60,9 +60,16 @@ def settings_with(**overrides: Any) -> ServingSettings:
 
 @contextmanager
 def make_client(
-    loader: Callable | None = None, raise_server_exceptions: bool = True, **overrides: Any
+    loader: Callable | None = None,
+    raise_server_exceptions: bool = True,
+    variant_loader: Callable | None = None,
+    **overrides: Any,
 ) -> Iterator[TestClient]:
-    app = create_app(settings_with(**overrides), loader=loader or SwitchableLoader())
+    app = create_app(
+        settings_with(**overrides),
+        loader=loader or SwitchableLoader(),
+        variant_loader=variant_loader,
+    )
     with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         yield client
 

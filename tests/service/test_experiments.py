@@ -118,7 +118,12 @@ def test_admin_endpoints_need_the_token_and_stop_and_promote(ab_client: TestClie
     bad = ab_client.post("/experiments/diversity/promote/zzz", headers=ADMIN)
     assert bad.status_code == 404
     promoted = ab_client.post("/experiments/diversity/promote/diverse", headers=ADMIN)
-    assert promoted.json() == {"status": "promoted", "experiment": "diversity", "winner": "diverse"}
+    assert promoted.json() == {
+        "status": "promoted",
+        "experiment": "diversity",
+        "winner": "diverse",
+        "model_id": None,
+    }
     answers = [ab_client.post("/recommend", json={"user_id": u}).json() for u in USERS]
     assert {a["variant"] for a in answers} == {"diverse"}
     assert ab_client.post("/experiments/diversity/stop", headers=ADMIN).status_code == 200
