@@ -504,6 +504,100 @@
     list.dataset.productId = record.product_id;
   }
 
+  // ---------------------------------------------------------------- experiments
+  const EXPERIMENT_METRICS = ["ctr", "cart_rate", "purchase_rate", "revenue_per_impression"];
+
+  function rateText(value) {
+    return `${(value * 100).toFixed(2)} %`;
+  }
+
+  function metricCells(metric, cell) {
+    const money = metric === "revenue_per_impression";
+    const show = money ? (v) => v.toFixed(2) : rateText;
+    const [low, high] = cell.ci95;
+    const ci = money ? `[${low.toFixed(2)}, ${high.toFixed(2)}]` : `[${(low * 100).toFixed(2)}, ${(high * 100).toFixed(2)}] %`;
+    const test = cell.vs_control;
+    const p = test ? `${test.p_value.toFixed(4)}${test.significant ? " *" : ""}` : "control";
+    return [
+      el(
+        "td",
+        { dataset: { metric } },
+        el("span", { class: "value" }, show(cell.value)),
+        " ",
+        el("span", { class: "ci muted small" }, ci),
+      ),
+      el("td", { class: test && test.significant ? "significant" : "", dataset: { metric: `${metric}-p` } }, p),
+    ];
+  }
+
+  function experimentTable(exp) {
+    const running = exp.status === "running";
+    const rows = exp.variants.map((row) =>
+      el(
+        "tr",
+        { class: row.variant === exp.winner ? "current" : "", dataset: { variant: row.variant } },
+        el("td", {}, row.variant, row.control ? el("span", { class: "muted small" }, " (control)") : null),
+        el("td", { dataset: { metric: "impressions" } }, row.impressions),
+        ...EXPERIMENT_METRICS.flatMap((metric) => metricCells(metric, row[metric])),
+        el(
+          "td",
+          {},
+          running
+            ? el("button", { type: "button", class: "ab-promote", onclick: () => experimentChange(exp.experiment, `promote/${row.variant}`) }, "Promote")
+            : "",
+        ),
+      ),
+    );
+    const head = el(
+      "tr",
+      {},
+      ...["Variant", "Impressions", "CTR", "p", "Add-to-cart", "p", "Purchase", "p", "Revenue / impression", "p", ""].map((h) => el("th", {}, h)),
+    );
+    const verdict = exp.verdict ? `${exp.verdict.ctr} · revenue: ${exp.verdict.revenue_per_impression}` : "";
+    return el(
+      "div",
+      { class: "experiment", dataset: { experiment: exp.experiment, status: exp.status } },
+      el(
+        "h3",
+        {},
+        `${exp.experiment} `,
+        el("span", { class: "muted ab-status" }, `${exp.status}${exp.winner ? ` → ${exp.winner}` : ""} · traffic ${percent(exp.traffic)}`),
+        " ",
+        running ? el("button", { type: "button", class: "ab-stop", onclick: () => experimentChange(exp.experiment, "stop") }, "Stop") : null,
+      ),
+      el("p", { class: "small ab-verdict" }, verdict),
+      el("div", { class: "scroll" }, el("table", { class: "grid ab-table" }, el("thead", {}, head), el("tbody", {}, ...rows))),
+    );
+  }
+
+  async function refreshExperiments() {
+    const box = $("experiments");
+    if (!token()) {
+      box.replaceChildren(el("p", { class: "muted small" }, "Needs the admin token (GET /experiments)."));
+      return;
+    }
+    const answer = await api("/experiments");
+    if (!answer.ok) {
+      box.replaceChildren(el("p", { class: "error" }, errorText(answer)));
+      return;
+    }
+    const list = answer.body.experiments || [];
+    box.replaceChildren(...(list.length ? list.map(experimentTable) : [el("p", { class: "muted small" }, "No experiment configured (experiments.running).")]));
+    box.dataset.loaded = String(Date.now());
+    $("experiments-updated").textContent = `updated ${new Date().toLocaleTimeString("vi-VN")}`;
+  }
+
+  async function experimentChange(name, action) {
+    if (!window.confirm(`${action.replace("/", " ")} experiment ${name}? This cannot be undone.`)) return;
+    const message = $("experiments-message");
+    const answer = await api(`/experiments/${encodeURIComponent(name)}/${action}`, {});
+    message.className = answer.ok ? "" : "error";
+    message.textContent = answer.ok
+      ? `${name}: ${answer.body.status}${answer.body.winner ? ` → ${answer.body.winner}` : ""}`
+      : `${name} ${action} refused: ${errorText(answer)}`;
+    await refreshExperiments();
+  }
+
   // ---------------------------------------------------------------- token
   function showToken() {
     $("token-state").textContent = token() ? "token set (this tab only)" : "no token: read-only";
@@ -518,12 +612,14 @@
       showToken();
       state.modelId = undefined;
       refreshHealth();
+      refreshExperiments();
     });
     $("token-forget").addEventListener("click", () => {
       sessionStorage.removeItem(TOKEN_KEY);
       showToken();
       state.modelId = undefined;
       refreshHealth();
+      refreshExperiments();
     });
     $("rollback").addEventListener("click", () => registryChange("/registry/rollback", {}, "rollback"));
     $("user-form").addEventListener("submit", (event) => {
@@ -546,6 +642,8 @@
     showToken();
     await refreshHealth();
     setInterval(refreshHealth, REFRESH_MS);
+    refreshExperiments();
+    setInterval(refreshExperiments, REFRESH_MS);
     const wanted = new URLSearchParams(window.location.search).get("user");
     if (wanted) {
       $("user-id").value = wanted;

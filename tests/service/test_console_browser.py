@@ -4,7 +4,9 @@ It looks up a trainable, a cold and an unknown user and checks that the rendered
 ``/recommend``'s answer to the request the page shows (ids and order), that moving a weight
 slider changes the list (again equal to ``/recommend``), that a click shows the product's similar
 items, that the page logs no error (a CSP violation would be one), that Promote without the
-admin token is refused, and saves a screenshot.
+admin token is refused, and saves a screenshot. A second server runs a three-arm experiment
+(control, a diversity arm, another registered model): the console's per-variant table shows
+exactly ``GET /experiments``'s numbers, and its Promote button promotes.
 
 Uses the system ``chromium`` + ``chromedriver`` (Debian packages; ``.ci/run`` installs them) by
 explicit path: Selenium Manager never runs, nothing is downloaded. Skips only when they are not
@@ -239,3 +241,156 @@ def test_console_in_chromium(server: Server, browser, tmp_path: Path) -> None:
     if target:
         destination = Path(target) if Path(target).is_absolute() else REPO / target
         shutil.copyfile(shot, destination)
+
+
+AB_TOKEN = "console-ab-token"
+AB_INGEST = "console-ab-ingest"
+
+
+@pytest.fixture(scope="module")
+def ab_server(embedded_dir: Path, registry_dir: Path, tmp_path_factory) -> Iterator[Server]:
+    """A server running a three-arm experiment: control, a weight/diversity arm, another model."""
+    from recommender.registry import Registry
+
+    registry = Registry(registry_dir)
+    current = registry.current()
+    assert current is not None
+    other = next(r.model_id for r in registry.list() if r.model_id != current.model_id)
+    experiment = {
+        "name": "homepage",
+        "variants": [
+            {"name": "control", "control": True},
+            {"name": "diverse", "rerank": True, "diversity": 0.9},
+            {"name": "challenger", "model_id": other},
+        ],
+    }
+    log_dir = tmp_path_factory.mktemp("console-ab-server")
+    env = {
+        "RECSYS_RELOAD__POLL_INTERVAL_SECONDS": "0",
+        "RECSYS_ADMIN_TOKEN": AB_TOKEN,
+        "RECSYS_INGEST_TOKEN": AB_INGEST,
+        "RECSYS_EXPERIMENTS__LEDGER_PATH": str(log_dir / "ab.sqlite3"),
+        "RECSYS_EXPERIMENTS__RUNNING": json.dumps([experiment]),
+    }
+    with live_server(embedded_dir, registry_dir, log_dir=log_dir, env=env) as running:
+        yield running
+
+
+def _ab_traffic(server: Server) -> None:
+    """60 answers; a click on the first product of every 2nd, a cart of every 3rd and a purchase
+    of the second product of every 5th list."""
+    events = []
+    for n in range(60):
+        user = str(n + 1)
+        answer = _answer(server, {"user_id": user, "topk": 5})
+        rid, listed = answer["recommendation_id"], answer["recommendations"]
+        for every, kind, item in ((2, "view", 0), (3, "cart", 0), (5, "purchase", 1)):
+            if n % every == 0:
+                events.append(
+                    {
+                        "user_id": user,
+                        "product_id": listed[item]["product_id"],
+                        "type": kind,
+                        "recommendation_id": rid,
+                    }
+                )
+    response = requests.post(
+        f"{server.url}/events", json=events, headers={"X-Ingest-Token": AB_INGEST}, timeout=10
+    )
+    assert response.status_code == 202, response.text
+
+
+def _rate(value: float) -> str:
+    return f"{value * 100:.2f} %"
+
+
+def _expected_cells(row: dict) -> dict[str, tuple[str, str, str]]:
+    """metric -> (value, interval, p) as the console writes them."""
+    out = {}
+    for metric in ("ctr", "cart_rate", "purchase_rate", "revenue_per_impression"):
+        cell = row[metric]
+        low, high = cell["ci95"]
+        if metric == "revenue_per_impression":
+            shown, ci = f"{cell['value']:.2f}", f"[{low:.2f}, {high:.2f}]"
+        else:
+            shown, ci = _rate(cell["value"]), f"[{low * 100:.2f}, {high * 100:.2f}] %"
+        test = cell.get("vs_control")
+        p = (
+            "control"
+            if test is None
+            else f"{test['p_value']:.4f}" + (" *" if test["significant"] else "")
+        )
+        out[metric] = (shown, ci, p)
+    return out
+
+
+def test_console_experiment_table_shows_the_admin_numbers(ab_server: Server, browser) -> None:
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    driver.get_log("browser")  # drop what an earlier test left (its refused promote)
+    _ab_traffic(ab_server)
+    admin = {"X-Admin-Token": AB_TOKEN}
+    report = requests.get(f"{ab_server.url}/experiments", headers=admin, timeout=10).json()
+    (experiment,) = report["experiments"]
+    assert sum(r["impressions"] for r in experiment["variants"]) == 60
+    assert [m["model_id"] for m in report["variant_models"]["loaded"]] != []
+
+    driver.get(f"{ab_server.url}/console")
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: "admin token" in d.find_element("id", "experiments").text
+    )
+    driver.find_element("id", "admin-token").send_keys(AB_TOKEN)
+    driver.find_element("id", "token-save").click()
+    selector = '#experiments .experiment[data-experiment="homepage"] tbody tr'
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: len(d.find_elements("css selector", selector)) == 3
+    )
+    # one snapshot in the page (the table is redrawn every refresh)
+    shown = driver.execute_script(
+        """
+        return [...document.querySelectorAll(arguments[0])].map((tr) => {
+          const cells = {};
+          for (const td of tr.querySelectorAll("td[data-metric]")) {
+            const value = td.querySelector(".value"), ci = td.querySelector(".ci");
+            cells[td.dataset.metric] = value ? [value.textContent, ci.textContent] : td.textContent;
+          }
+          return [tr.dataset.variant, cells];
+        });
+        """,
+        selector,
+    )
+    assert [variant for variant, _ in shown] == ["control", "diverse", "challenger"]
+    for (_, cells), row in zip(shown, experiment["variants"], strict=True):
+        assert cells["impressions"] == str(row["impressions"])
+        for metric, (value, ci, p) in _expected_cells(row).items():
+            assert cells[metric] == [value, ci], metric
+            assert cells[f"{metric}-p"] == p, metric
+    verdict = driver.execute_script(
+        'return document.querySelector(".experiment .ab-verdict").textContent'
+    )
+    assert verdict.startswith(experiment["verdict"]["ctr"])
+
+    # Promote on the weights arm (confirmed), as GET /experiments then reports; clicked from a
+    # timer so the confirm dialog does not block the script, on whatever table is current
+    driver.execute_script(
+        "setTimeout(() => document.querySelector(arguments[0]).click(), 0)",
+        '.experiment tr[data-variant="diverse"] button.ab-promote',
+    )
+    WebDriverWait(driver, WAIT_S).until(expected_conditions.alert_is_present())
+    driver.switch_to.alert.accept()
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: (
+            d.execute_script('return document.querySelector(".experiment").dataset.status')
+            == "promoted"
+        )
+    )
+    assert "homepage: promoted → diverse" in driver.find_element("id", "experiments-message").text
+    after = requests.get(f"{ab_server.url}/experiments", headers=admin, timeout=10).json()
+    assert (after["experiments"][0]["status"], after["experiments"][0]["winner"]) == (
+        "promoted",
+        "diverse",
+    )
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
