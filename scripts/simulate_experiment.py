@@ -11,8 +11,11 @@ data before the cut-off T and streams the rest, in time order, through the live 
 each positive event on an item new to its user, both rankers give that user's top-K: the hybrid
 (the live engine as served, no MMR) and popularity only (``rerank_weights={"popularity": 1}``).
 ``--control frozen`` compares the hybrid with the model without live events instead (a large,
-known difference: the verdict must find it). A reused ``--workdir`` that already holds the
-pre-T build skips the build.
+known difference: the verdict must find it). ``--control model`` runs a model-vs-model
+experiment: the registry's current model as served (control, ``current``) against another
+registered model (``challenger``, a variant with ``model_id``, bound to the same live state as
+the service binds it); it builds every model type (``--model-types all``) unless the workdir
+has them. A reused ``--workdir`` that already holds the pre-T build skips the build.
 
 *Offline*, both lists are scored on every event: hit rate (the next real item in the top-K),
 with a paired 95% interval of the difference. *Online*, each user is assigned to one variant by
@@ -46,9 +49,10 @@ from recommender.config.experiments import (  # noqa: E402
     ExperimentsSettings,
     VariantSpec,
 )
-from recommender.config.serving import PathsSettings  # noqa: E402
+from recommender.config.serving import PathsSettings, ServingSettings  # noqa: E402
 from recommender.events import Event, SqliteEventStore  # noqa: E402
 from recommender.experiments import ExperimentLedger, ExperimentRunner, assign  # noqa: E402
+from recommender.registry import Registry  # noqa: E402
 from recommender.replay import interactions_to_events, replay_events  # noqa: E402
 from recommender.replay.cutoff import PROCESSED, REGISTRY, build_before, split_at_fraction  # noqa: E402
 from recommender.replay.stream import FROZEN, LIVE, LIVE_POPULARITY, POPULARITY_ONLY  # noqa: E402
@@ -59,16 +63,34 @@ CONTROLS = {  # --control: the control's spec (as the service would configure it
                                rerank=False), LIVE_POPULARITY),
     # the model without live events (a sanity check with a large, known difference)
     "frozen": (VariantSpec(name="frozen", control=True, rerank=False), FROZEN),
+    # model vs model: the current model as served against another registered one
+    "model": (VariantSpec(name="current", control=True, rerank=False), LIVE),
 }  # fmt: skip
+CHALLENGER = "challenger"
 
 
-def experiment(control: str) -> ExperimentSpec:
-    """The simulated experiment: ``control`` vs the hybrid as served, 50/50 by user."""
-    return ExperimentSpec(
-        name=f"{control}-vs-hybrid",
-        traffic=1.0,
-        variants=[CONTROLS[control][0], VariantSpec(name="hybrid", rerank=False)],
-    )
+def experiment(control: str, challenger: str | None = None) -> ExperimentSpec:
+    """The simulated experiment, 50/50 by user: ``control`` vs the hybrid as served, or (model)
+    the current model vs the ``challenger`` model id."""
+    if control == "model":
+        treatment = VariantSpec(name=CHALLENGER, model_id=challenger, rerank=False)
+        name = "current-vs-challenger"
+    else:
+        treatment, name = VariantSpec(name="hybrid", rerank=False), f"{control}-vs-hybrid"
+    return ExperimentSpec(name=name, traffic=1.0, variants=[CONTROLS[control][0], treatment])
+
+
+def _challenger(settings: ServingSettings) -> tuple[str, Any]:
+    """Another registered model than the current one, and its bundle."""
+    registry = Registry(settings.paths.registry_dir)
+    current = registry.current()
+    others = [r.model_id for r in registry.list() if current and r.model_id != current.model_id]
+    if not others:
+        raise SystemExit(
+            "--control model needs two registered models: use --model-types all (or a fresh "
+            "--workdir)"
+        )
+    return others[-1], load_bundle(settings, others[-1])
 
 
 Z95 = 1.959964
@@ -88,10 +110,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _offline(ranks: list[dict[str, int]], control: str) -> dict[str, Any]:
-    """Hit rate of both rankers on every event and the paired difference (hybrid - control)."""
+def _offline(ranks: list[dict[str, int]], control: str, treatment: str) -> dict[str, Any]:
+    """Hit rate of both rankers on every event and the paired difference (treatment - control)."""
     n = len(ranks)
-    hybrid = [float(r[LIVE] >= 0) for r in ranks]
+    hybrid = [float(r[LIVE if treatment == "hybrid" else treatment] >= 0) for r in ranks]
     popular = [float(r[CONTROLS[control][1]] >= 0) for r in ranks]
     diffs = [h - p for h, p in zip(hybrid, popular, strict=True)]
     mean = sum(diffs) / n
@@ -99,10 +121,14 @@ def _offline(ranks: list[dict[str, int]], control: str) -> dict[str, Any]:
     half = Z95 * math.sqrt(var / n)
     return {
         "events": n,
-        "hit_rate": {"hybrid": sum(hybrid) / n, control: sum(popular) / n},
+        "hit_rate": {treatment: sum(hybrid) / n, _control_name(control): sum(popular) / n},
         "difference": mean,
         "difference_ci95": [mean - half, mean + half],
     }
+
+
+def _control_name(control: str) -> str:
+    return CONTROLS[control][0].name
 
 
 def simulate(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,8 +137,9 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory("-abs") as scratch:
         work = Path(args.workdir or scratch)
         split = split_at_fraction(args.source, args.input, args.fraction)
+        types = "all" if args.control == "model" else args.model_types
         if not (work / REGISTRY / "registry.json").exists():
-            build_before(split, work, training, model_types(args.model_types), print)
+            build_before(split, work, training, model_types(types), print)
         settings = serving.model_copy(
             update={
                 "paths": PathsSettings(
@@ -121,14 +148,24 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         bundle = load_bundle(settings)
+        challenger_id, challengers = None, {}
+        if args.control == "model":
+            challenger_id, other = _challenger(settings)
+            challengers = {CHALLENGER: other}
+            print(f"model vs model: current {bundle.model_id} vs challenger {challenger_id}")
         store_path = Path(scratch) / "events.sqlite3"
         with SqliteEventStore(store_path, synchronous="NORMAL") as store:
             observations, _counts = replay_events(
-                bundle, settings, interactions_to_events(split.after), store, args.topk
-            )
+                bundle, settings, interactions_to_events(split.after), store, args.topk,
+                challengers=challengers,
+            )  # fmt: skip
         ledger = ExperimentLedger(Path(scratch) / "ab.sqlite3")
-        spec = experiment(args.control)
-        ranker = {args.control: CONTROLS[args.control][1], "hybrid": LIVE}
+        spec = experiment(args.control, challenger_id)
+        treatment = spec.variants[1].name
+        ranker = {
+            _control_name(args.control): CONTROLS[args.control][1],
+            treatment: LIVE if treatment == "hybrid" else CHALLENGER,
+        }
         runner = ExperimentRunner(ExperimentsSettings(running=[spec]), ledger)
         item_ids = bundle.catalogue.item_ids
         outcomes = []
@@ -155,14 +192,16 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
         report = runner.report()[0]
         ledger.close()
-    offline = _offline([o.ranks for o in observations], args.control)
-    hybrid = next(r for r in report["variants"] if r["variant"] == "hybrid")
+    offline = _offline([o.ranks for o in observations], args.control, treatment)
+    hybrid = next(r for r in report["variants"] if r["variant"] == treatment)
     test = hybrid["ctr"]["vs_control"]
     low, high = test["difference_ci95"]
     same_sign = (test["difference"] > 0) == (offline["difference"] > 0)
     match = low <= offline["difference"] <= high and (not test["significant"] or same_sign)
     return {
-        "control": args.control,
+        "control": _control_name(args.control),
+        "treatment": treatment,
+        "models": {"current": bundle.model_id, "challenger": challenger_id},
         "offline": offline,
         "online": report,
         "match": match,
@@ -171,14 +210,17 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print(result: dict[str, Any]) -> None:
-    off, online = result["offline"], result["online"]
+    off, online, treatment = result["offline"], result["online"], result["treatment"]
     print(
-        f"offline (both lists on each of {off['events']} held-out events): hit rate hybrid "
-        f"{off['hit_rate']['hybrid']:.4f}, {result['control']} "
+        f"offline (both lists on each of {off['events']} held-out events): hit rate {treatment} "
+        f"{off['hit_rate'][treatment]:.4f}, {result['control']} "
         f"{off['hit_rate'][result['control']]:.4f}, "
         f"difference {off['difference']:+.4f} "
         f"[{off['difference_ci95'][0]:+.4f}, {off['difference_ci95'][1]:+.4f}]"
     )
+    if result["models"]["challenger"]:
+        print(f"models: current {result['models']['current']}, challenger "
+              f"{result['models']['challenger']}")  # fmt: skip
     print(f"online A/B ({online['experiment']}, 50/50 by user):")
     print(f"{'variant':<12} {'impressions':>11} {'clicks':>7} {'CTR':>7} {'95% CI':>17} "
           f"{'diff vs control':>16} {'p':>8}")  # fmt: skip
@@ -192,7 +234,7 @@ def _print(result: dict[str, Any]) -> None:
             f"{row['variant']:<12} {row['impressions']:>11} {row['clicks']:>7} "
             f"{ctr['value']:>7.4f} {ci:>17} {diff:>16} {p:>8}"
         )
-    hybrid = next(r for r in online["variants"] if r["variant"] == "hybrid")
+    hybrid = next(r for r in online["variants"] if r["variant"] == treatment)
     ci = hybrid["ctr"]["vs_control"]["difference_ci95"]
     print(f"online CTR difference 95% CI: [{ci[0]:+.4f}, {ci[1]:+.4f}]")
     print(f"verdict (admin table): {online['verdict']['ctr']}")

@@ -17,7 +17,7 @@ state had applied when it was predicted, so tests can check that.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,8 +95,12 @@ def replay_events(
     events: Iterable[Event],
     store: EventStore,
     topk: int = 10,
+    challengers: Mapping[str, ModelBundle] | None = None,
 ) -> tuple[list[Observation], StreamCounts]:
-    """Stream ``events`` (in time order) through an empty ``store``; observations and counts."""
+    """Stream ``events`` (in time order) through an empty ``store``; observations and counts.
+
+    ``challengers`` (name -> another model on the same data) are ranked too, each bound to the
+    one live state as the service binds an A/B variant's model; their ranks are under ``name``."""
     clock = _EventClock(0.0)
     live_state = LiveState(bundle, settings.events, clock=clock)
     clock.now = live_state.cutoff
@@ -105,6 +109,11 @@ def replay_events(
     live = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
     live.live, live.feed = live_state, feed
     frozen = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    others: dict[str, Engine] = {}
+    for name, other in (challengers or {}).items():
+        engine = Engine(other, ServingCaches.from_settings(settings.cache), settings)
+        engine.live, engine.feed = live_state, feed
+        others[name] = engine
     # relevance as served, without MMR diversity: every variant ranks by its scores alone
     plain = live.options(topk=topk, rerank=False, exclude_seen=True)
     popularity = live.options(topk=topk, rerank=False, exclude_seen=True, weights=POPULARITY_ONLY)
@@ -132,6 +141,7 @@ def replay_events(
                     FROZEN: _rank(frozen, event.user_id, item, plain),
                     LIVE: _rank(live, event.user_id, item, plain),
                     LIVE_POPULARITY: _rank(live, event.user_id, item, popularity),
+                    **{n: _rank(e, event.user_id, item, plain) for n, e in others.items()},
                 }
                 observations.append(
                     Observation(
