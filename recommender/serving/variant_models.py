@@ -34,6 +34,7 @@ from recommender.serving.redaction import public_message, serving_roots
 
 log = logging.getLogger(__name__)
 Loader = Callable[[ServingSettings, str], ModelBundle]
+_MAX_DICT = 64  # dicts walked for arrays (info, precomputed sets); larger ones are lookups
 
 
 def _arrays(value: Any, depth: int = 0) -> Iterator[np.ndarray]:
@@ -45,7 +46,7 @@ def _arrays(value: Any, depth: int = 0) -> Iterator[np.ndarray]:
     elif is_dataclass(value) and not isinstance(value, type):
         for f in fields(value):
             yield from _arrays(getattr(value, f.name, None), depth + 1)
-    elif isinstance(value, dict):
+    elif isinstance(value, dict) and len(value) <= _MAX_DICT:  # not an id -> index map
         for item in value.values():
             yield from _arrays(item, depth + 1)
     elif isinstance(value, list | tuple) and value and isinstance(value[0], np.ndarray):
