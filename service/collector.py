@@ -90,7 +90,11 @@ class ServingCollector(Collector):
             "1 for the experiment's status.",
             labels=["experiment", "status"],
         )
-        for exp in runner.cached_report():
+        try:
+            report = runner.cached_report()
+        except runner.ledger.errors:  # a ledger that is down must not fail the scrape
+            report = []
+        for exp in report:
             name = exp["experiment"]
             for value in ("running", "stopped", "promoted"):
                 status.add_metric([name, value], 1.0 if exp["status"] == value else 0.0)

@@ -195,6 +195,13 @@ class LedgerBase(ABC):
             self._thread.join(timeout=5)
         try:
             self.flush()
+        except self.errors as exc:  # shutting down: say what is lost, never fail the shutdown
+            with self._buffer_lock:
+                lost, self._pending = len(self._pending), []
+            self.dropped += lost
+            log.warning(
+                "experiment ledger unwritable at shutdown: %d impressions lost (%s)", lost, exc
+            )
         finally:
             self._disconnect()
 

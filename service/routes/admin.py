@@ -96,6 +96,16 @@ UNKNOWN_EXPERIMENT: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _ledger_down(request: Request, exc: Exception) -> OrjsonResponse:
+    return error_response(
+        request,
+        503,
+        "ledger_unavailable",
+        f"the experiment ledger cannot be read or written ({type(exc).__name__}); answers go on "
+        "with the last known experiment states: check experiments.ledger_path / redis_url",
+    )
+
+
 def _unknown(request: Request, exc: KeyError) -> OrjsonResponse:
     return error_response(request, 404, "unknown_experiment", str(exc.args[0]))
 
@@ -104,7 +114,11 @@ def _unknown(request: Request, exc: KeyError) -> OrjsonResponse:
 async def experiments(request: Request) -> OrjsonResponse:
     """The per-variant table of every configured experiment: impressions, CTR, add-to-cart and
     purchase rate, revenue per impression, 95% intervals, tests against control, a verdict."""
-    report = await asyncio.to_thread(_runner(request).report)
+    runner = _runner(request)
+    try:
+        report = await asyncio.to_thread(runner.report)
+    except runner.ledger.errors as exc:
+        return _ledger_down(request, exc)
     models = get_variant_models(request)
     loaded = None if models is None else models.stats(get_holder(request).state)
     return OrjsonResponse({"experiments": report, "variant_models": loaded})
@@ -113,10 +127,13 @@ async def experiments(request: Request) -> OrjsonResponse:
 @router.post("/experiments/{name}/stop", responses=UNKNOWN_EXPERIMENT)
 async def stop_experiment(name: str, request: Request) -> OrjsonResponse:
     """Stop an experiment on every worker: everyone gets the default settings again."""
+    runner = _runner(request)
     try:
-        await asyncio.to_thread(_runner(request).stop, name)
+        await asyncio.to_thread(runner.stop, name)
     except KeyError as exc:
         return _unknown(request, exc)
+    except runner.ledger.errors as exc:
+        return _ledger_down(request, exc)
     return OrjsonResponse({"status": "stopped", "experiment": name})
 
 
@@ -163,6 +180,8 @@ async def promote_variant(
         await asyncio.to_thread(runner.promote, name, variant)
     except KeyError as exc:
         return _unknown(request, exc)
+    except runner.ledger.errors as exc:
+        return _ledger_down(request, exc)
     return OrjsonResponse(
         {"status": "promoted", "experiment": name, "winner": variant, "model_id": model_id}
     )

@@ -141,3 +141,23 @@ def test_answers_outside_experiments_still_carry_a_recommendation_id() -> None:
         assert answer["variant"] is None and len(answer["recommendation_id"]) == 32
         batch = client.post("/batch_recommend", json={"user_ids": ["t0", "x"]}).json()
         assert all(len(r["recommendation_id"]) == 32 for r in batch["results"])
+
+
+def test_a_ledger_that_is_down_costs_the_table_never_an_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scripts._server import free_port
+
+    monkeypatch.setenv(ADMIN_ENV, TOKEN)
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with make_client(
+        experiments={"ledger_backend": "redis", "redis_url": url, "running": [EXPERIMENT]}
+    ) as client:
+        answer = client.post("/recommend", json={"user_id": "t0"})
+        assert answer.status_code == 200 and answer.json()["variant"] == _variant("t0")
+        table = client.get("/experiments", headers=ADMIN)
+        assert table.status_code == 503
+        assert table.json()["error"]["code"] == "ledger_unavailable"
+        assert client.post("/experiments/diversity/stop", headers=ADMIN).status_code == 503
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200 and "recsys_experiment_impressions{" not in metrics.text
