@@ -26,6 +26,7 @@ from recommender.experiments import ExperimentRunner, open_ledger
 from recommender.serving import LiveFeed, ModelBundle, ModelHolder, ReloadResult, load_bundle
 from recommender.serving.variant_models import VariantModels
 from service.batch import BatchSlots
+from service.direct import DirectRoutes
 from service.errors import install_error_handlers
 from service.heap import freeze_after_load
 from service.log_format import configure_logging
@@ -33,7 +34,7 @@ from service.metrics import Metrics
 from service.middleware import RequestGuard
 from service.openapi import install_openapi
 from service.responses import OrjsonResponse
-from service.routes import ROUTERS
+from service.routes import ROUTERS, events
 from service.shutdown import CloseWhileDraining, Drain
 
 logger = logging.getLogger("service")
@@ -142,6 +143,7 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.add_middleware(DirectRoutes, routes=events.router.routes)  # innermost: service.direct
     app.add_middleware(
         RequestGuard, metrics=app.state.metrics, max_body_bytes=settings.requests.max_body_bytes
     )

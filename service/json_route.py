@@ -26,6 +26,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 _JSON_TYPES = (b"application/json",)
+DIRECT_ATTR = "direct_dispatch"  # on a handler that needs nothing from the router (service.direct)
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -137,4 +138,5 @@ class RequestRoute(APIRoute):
                 guard(**{name: request})  # type: ignore[misc]  # not None: checked above
             return await endpoint(**{request_name: request})
 
+        setattr(handler, DIRECT_ATTR, True)
         return handler

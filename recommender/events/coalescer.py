@@ -13,15 +13,17 @@ none of them was acknowledged (their retries, with the same event ids, are safe)
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 PayloadT = TypeVar("PayloadT")
 ResultT = TypeVar("ResultT")
 MAX_GROUP = 512  # payloads per flush: bounds how long one write (and the SQLite lock) lasts
+Waiter = Future | tuple[asyncio.AbstractEventLoop, asyncio.Future]
 
 
 class Coalescer(Generic[PayloadT, ResultT]):
@@ -31,7 +33,7 @@ class Coalescer(Generic[PayloadT, ResultT]):
         self, flush: Callable[[list[PayloadT]], list[ResultT]], name: str = "events-writer"
     ) -> None:
         self._flush = flush
-        self._queue: queue.SimpleQueue[tuple[PayloadT, Future] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[PayloadT, Waiter] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -51,6 +53,19 @@ class Coalescer(Generic[PayloadT, ResultT]):
         """
         future: Future[ResultT] = Future()
         self._queue.put((payload, future))
+        return future
+
+    def submit_async(self, payload: PayloadT) -> asyncio.Future[ResultT]:
+        """Queue ``payload`` from a running event loop; an asyncio future of its result.
+
+        Every asyncio caller of one flush is woken by a single ``call_soon_threadsafe`` per loop
+        (one self-pipe write), not one per caller as ``asyncio.wrap_future`` does: with 16
+        concurrent POSTs per group that was a syscall and a callback chain per request.
+        Cancelling the future does not unqueue the payload (it may still be written).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ResultT] = loop.create_future()
+        self._queue.put((payload, (loop, future)))
         return future
 
     def close(self, timeout: float = 10.0) -> None:
@@ -76,13 +91,39 @@ class Coalescer(Generic[PayloadT, ResultT]):
                 group.append(nxt)
             self._flush_group(group)
 
-    def _flush_group(self, group: list[tuple[PayloadT, Future]]) -> None:
-        live = [(payload, fut) for payload, fut in group if fut.set_running_or_notify_cancel()]
+    def _flush_group(self, group: list[tuple[PayloadT, Waiter]]) -> None:
+        live = [
+            (payload, waiter)
+            for payload, waiter in group
+            if not isinstance(waiter, Future) or waiter.set_running_or_notify_cancel()
+        ]
         try:
-            results = self._flush([payload for payload, _ in live])
+            results: list[Any] = self._flush([payload for payload, _ in live])
+            error: BaseException | None = None
         except Exception as exc:  # every caller of the group sees the error; the thread lives on
-            for _, fut in live:
-                fut.set_exception(exc)
-            return
-        for (_, fut), result in zip(live, results, strict=True):
-            fut.set_result(result)
+            results, error = [None] * len(live), exc
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+        for (_, waiter), result in zip(live, results, strict=True):
+            if isinstance(waiter, Future):
+                if error is None:
+                    waiter.set_result(result)
+                else:
+                    waiter.set_exception(error)
+            else:
+                by_loop.setdefault(waiter[0], []).append((waiter[1], result))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled, error)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+
+def _settle(settled: list[tuple[asyncio.Future, Any]], error: BaseException | None) -> None:
+    """On the callers' loop: resolve each still-waiting future of one flush."""
+    for future, result in settled:
+        if future.done():  # cancelled (timed out) meanwhile
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)

@@ -208,10 +208,10 @@ class RedisEventStore(EventStore):
             return []
         if os.getpid() != self._pid:
             self._pid, self._writer = os.getpid(), self._new_writer()
-        future = self._writer.submit_nowait(events)
+        future = self._writer.submit_async(events)
         try:
             async with asyncio.timeout(self._ack_timeout):
-                return await asyncio.wrap_future(future)
+                return await future
         except TimeoutError as exc:
             raise self._unavailable(exc, "acknowledge in time") from None
 

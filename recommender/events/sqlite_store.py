@@ -214,10 +214,10 @@ class SqliteEventStore(EventStore):
         if os.getpid() != self._pid:
             self._pid, self._reader, self._conn = os.getpid(), None, None
             self._writer = self._new_writer()
-        future = self._writer.submit_nowait(work)
+        future = self._writer.submit_async(work)
         try:
             async with asyncio.timeout(self._ack_timeout):
-                result = await asyncio.wrap_future(future)
+                result = await future
         except TimeoutError as exc:
             raise self._unavailable(exc, "acknowledge in time") from None
         self._last_write_error = ""

@@ -1,8 +1,12 @@
 """Keeps the serving model's :class:`LiveState` current from the shared event store.
 
 Two ways in, so that an event acknowledged by any worker shows in the next answer of every
-worker: a tail thread reads new records every ``events.poll_interval_seconds``, and each request
-calls :meth:`LiveFeed.sync`, which catches up at once when the store's latest sequence is ahead.
+worker: a tail thread, and each request calls :meth:`LiveFeed.sync`, which catches up at once
+when the store's latest sequence is ahead. The tail checks the store's cheap sequence hint
+(SQLite: a shared counter in memory; Redis: one GET) every ``TAIL_CHECK_SECONDS`` and reads as
+soon as it is ahead, so a worker that serves nobody still learns of another worker's events
+within tens of milliseconds; every ``events.poll_interval_seconds`` it also reads the store
+whatever the hint says (a missing hint file, product updates) and reports the lag.
 The store being unavailable never fails a request: the answer comes from the model and what live
 state already holds, the degradation is logged (once per outage) and counted.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from recommender.config.serving import EventsSettings
@@ -19,6 +24,7 @@ from recommender.events.store import EventStore
 from recommender.serving.live_state import LiveState
 
 log = logging.getLogger(__name__)
+TAIL_CHECK_SECONDS = 0.02  # how often the tail reads the sequence hint between full polls
 
 
 class LiveFeed:
@@ -100,10 +106,14 @@ class LiveFeed:
         interval = self.settings.poll_interval_seconds
 
         def loop() -> None:
-            while not self._stop.wait(interval):
+            while not self._stop.is_set():
                 state = self.state
                 if state is None:
+                    self._stop.wait(interval)
                     continue
+                self._follow(state, interval)
+                if self._stop.is_set():
+                    return
                 try:
                     self._catch_up(state)
                     if self._on_lag is not None:
@@ -113,6 +123,27 @@ class LiveFeed:
 
         self._thread = threading.Thread(target=loop, name="recsys-event-tail", daemon=True)
         self._thread.start()
+
+    def _follow(self, state: LiveState, seconds: float) -> None:
+        """For ``seconds``: catch up whenever the sequence hint is ahead of ``state``.
+
+        :meth:`LiveState.sync` reads the hint and the store only when it is ahead; a store that
+        fails is left alone for the rest of the period (the full poll after it logs and counts).
+        """
+        deadline = time.monotonic() + seconds
+        while not self._stop.wait(min(TAIL_CHECK_SECONDS, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or self.state is not state:  # or a reload swapped it
+                return
+            try:
+                if state.sync(self.store):
+                    self._recovered()
+            except StoreUnavailableError:
+                self._stop.wait(max(0.0, deadline - time.monotonic()))
+                return
+            except Exception:  # noqa: BLE001 - the tail must outlive any bad record
+                log.exception("live event tail failed")
+                self._stop.wait(max(0.0, deadline - time.monotonic()))
+                return
 
     def stop(self) -> None:
         """Stop the tail thread (the store is closed by its owner)."""

@@ -241,3 +241,53 @@ def test_a_model_that_chose_the_stored_row_keeps_it_when_the_config_is_unset(sto
     post(store, {"user_id": "t3", "product_id": "p16", "type": "view"})
     refolded = {i["product_id"]: i["score"] for i in engine.recommend("t3", topk=24).items}
     assert refolded != before  # folded in from the history with the two live views
+
+
+def _wait_applied(live: LiveState, seq: int, seconds: float) -> float:
+    """Seconds until ``live`` applied ``seq`` (bounded; ``inf`` when it never did)."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if live.cursor >= seq:
+            return time.monotonic() - start
+        time.sleep(0.005)
+    return float("inf")
+
+
+def test_the_tail_applies_another_workers_event_well_before_the_poll_interval(store, tmp_path):
+    settings = EventsSettings(popularity_refresh_seconds=0, poll_interval_seconds=30)
+    engine = worker(store, settings)
+    assert engine.feed is not None and engine.live is not None
+    engine.feed.start()
+    try:
+        with SqliteEventStore(tmp_path / "events.sqlite3", synchronous="NORMAL") as other:
+            (seq,) = post(other, {"user_id": "tail", "product_id": "p3", "type": "view"})
+        # no request on this worker: only its tail can apply it, and it checks the hint often
+        assert _wait_applied(engine.live, seq, 5.0) < 2.0
+    finally:
+        engine.feed.stop()
+
+
+def test_the_tail_leaves_a_failing_store_alone_until_the_next_poll(store, tmp_path):
+    calls: list[float] = []
+
+    class Down(SqliteEventStore):
+        def latest_seq_hint(self) -> int:
+            calls.append(time.monotonic())
+            raise StoreUnavailableError("locked", backend="sqlite", reason="locked")
+
+        def read_since(self, seq: int, limit: int) -> list:
+            raise StoreUnavailableError("locked", backend="sqlite", reason="locked")
+
+        def latest_seq(self) -> int:
+            raise StoreUnavailableError("locked", backend="sqlite", reason="locked")
+
+    settings = EventsSettings(popularity_refresh_seconds=0, poll_interval_seconds=0.2)
+    engine = worker(store, settings)
+    assert engine.feed is not None
+    engine.feed.store = Down(tmp_path / "other.sqlite3")
+    engine.feed.start()
+    time.sleep(0.5)
+    engine.feed.stop()
+    # one hint check per 0.2 s period (then it waits the period out), not one per 20 ms
+    assert 1 <= len(calls) <= 4
+    assert engine.feed.last_error is not None and engine.feed.store_errors >= 1

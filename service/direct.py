@@ -1,0 +1,89 @@
+"""Direct dispatch of the ingest route: ``POST /events`` without the router's walk.
+
+Why: at thousands of single-event POSTs per second, FastAPI's router (matching every route in
+turn, then its request/response wrapper and the exception middleware around it) cost about as
+much server CPU per request as the ingest itself (``scripts/profile_server.py --endpoint
+events``). :class:`DirectRoutes` sits innermost among the user middleware — inside CORS, the drain
+guard and :class:`~service.middleware.RequestGuard`, so metrics, the body limit and draining are
+unchanged — and hands an exact ``(method, path)`` match straight to the route's own lean handler
+(:class:`~service.json_route.RequestRoute`: the ingest token check, then the endpoint).
+
+Errors keep the contract: an exception is answered by the app's own handler for its type
+(:func:`service.errors.install_error_handlers`, looked up along the exception's MRO, as
+Starlette's exception middleware does); one without a handler of its own propagates to the
+server-error middleware (500), exactly as through the router. Any other method or path, or a
+route whose handler is not a lean one, goes through the normal stack.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.json_route import DIRECT_ATTR
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class DirectRoutes:
+    """Dispatch exact ``(method, path)`` matches of ``routes`` to their lean handlers.
+
+    ``routes`` are the route objects of a router the app includes without a prefix or
+    dependencies of its own (``service.routes.events.router.routes``); a route with path
+    parameters or a handler that needs the router is left to the router.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]) -> None:
+        self.app = app
+        self.table: dict[tuple[str, str], tuple[APIRoute, Handler]] = {}
+        for route in routes:
+            if not isinstance(route, APIRoute) or route.param_convertors:
+                continue
+            handler = route.get_route_handler()
+            if getattr(handler, DIRECT_ATTR, False):
+                for method in route.methods or ():
+                    self.table.setdefault((method, route.path), (route, handler))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        found = self.table.get((scope["method"], path))
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        route, handler = found
+        scope["route"], scope["endpoint"] = route, route.endpoint
+        request = Request(scope, receive, send)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            answer = _handler_for(scope["app"], exc)
+            if answer is None:
+                raise
+            result = answer(request, exc)
+            response = await result if inspect.isawaitable(result) else result
+        await response(scope, receive, send)
+
+
+def _handler_for(app: Any, exc: Exception) -> Callable[[Request, Exception], Any] | None:
+    """The app's handler for ``exc`` along its MRO; ``Exception``'s own is the server-error
+    middleware's (it logs and re-raises), so it is not used here."""
+    handlers = getattr(app, "exception_handlers", {})
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in handlers:
+            return handlers[cls]
+    return None
