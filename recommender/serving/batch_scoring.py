@@ -191,9 +191,7 @@ def _rank_plain(
         if options.exclude_seen:
             positions, items = seen_coordinates(hist, rows[scored])
             keys[positions, items] = -np.inf
-        candidates[scored], cand_scores[scored] = top_candidates(
-            keys, width, engine._tiebreak[:n]
-        )
+        candidates[scored], cand_scores[scored] = top_candidates(keys, width, engine._tiebreak[:n])
     wanted = settings.rerank.diversity if options.diversity is None else options.diversity
     diversity = wanted if rerank else 0.0
     sims = None
