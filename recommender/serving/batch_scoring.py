@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender import vocabulary as V
+from recommender.scoring import ScoringModel, compute_signals
+from recommender.scoring.hybrid import normalise
 from recommender.serving.filters import eligibility_mask
 from recommender.serving.live_state import trainable_fold_in
 from recommender.serving.new_products import eligibility
@@ -114,6 +116,61 @@ def top_candidates(
     return candidates, cand_scores
 
 
+def chunk_scores(
+    engine: Engine,
+    model: ScoringModel,
+    segment: str,
+    histories: list[np.ndarray],
+    weights: dict[str, float],
+    cf_rows: np.ndarray | None,
+) -> np.ndarray:
+    """``UserScorer._compute`` (``score_users`` rounded) of one segment of a chunk, with the
+    min-max normalisation, weighting and rounding done in place on the signal matrices: the
+    same float32 operations in the same order (sums commute exactly), without a new ``(b, n)``
+    array per step. Other normalisations go through ``_compute`` itself."""
+    hybrid = engine.bundle.hybrid
+    if hybrid.normalisation != "minmax":
+        return engine.scorer._compute(segment, histories, weights, cf_rows, model)
+    wanted = [name for name, w in weights.items() if w > 0]
+    signals = compute_signals(
+        model, segment, histories, wanted, cf_rows, recency_decay=hybrid.recency_decay
+    )
+    static = model.static_normalised.get("minmax", {})
+    total: np.ndarray | None = None
+    owned = False  # whether total is a (b, n) array of ours
+    for name, weight in weights.items():
+        if weight <= 0 or name not in signals:
+            continue
+        values = signals[name]
+        if values.ndim == 1:  # static: prenormalised once per model, shared (never written)
+            normalised = static[name] if name in static else normalise(values, "minmax")
+            term, term_owned = np.float32(weight) * normalised, False
+        else:
+            lo = values.min(axis=1, keepdims=True)
+            span = values.max(axis=1, keepdims=True) - lo
+            np.subtract(values, lo, out=values)
+            flat = span[:, 0] <= 0
+            np.divide(values, span, out=values, where=span > 0)
+            values[flat] = 0.0
+            values *= np.float32(weight)
+            term, term_owned = values, True
+        if total is None:
+            total, owned = term, term_owned
+        elif owned:
+            total += term
+        elif term_owned:
+            term += total
+            total, owned = term, True
+        else:
+            total = total + term
+    b = len(histories)
+    if total is None:
+        return np.zeros((b, model.n_items), dtype=np.float32)
+    if not owned:
+        total = np.broadcast_to(total, (b, model.n_items)).copy()
+    return np.round(total, V.SCORE_DECIMALS, out=total)
+
+
 def rank_chunk(engine: Engine, users: list[str], options: RecommendOptions) -> list[Recommendation]:
     """:meth:`Engine._rank` of a chunk without ``explain``: users with live events through the
     engine's general path, the others scored together (see the module docstring)."""
@@ -167,7 +224,7 @@ def _rank_plain(
             continue
         histories = liked_histories(hist, rows[positions])
         cf_rows = np.asarray(hist.cf_rows)[rows[positions]] if code == 2 else None
-        scores[positions] = engine.scorer._compute(segment, histories, weights, cf_rows, model)
+        scores[positions] = chunk_scores(engine, model, segment, histories, weights, cf_rows)
     mask = eligibility_mask(
         bundle.catalogue, options.filters, price=None if live is None else live.price
     )
