@@ -96,12 +96,13 @@ def top_candidates(
     b, n = scores.shape
     if width < n:
         threshold = np.partition(scores, n - width, axis=1)[:, n - width]
-        chosen = scores >= threshold[:, None]
-        chosen &= scores > -np.inf
+        rows, items = np.nonzero(scores >= threshold[:, None])
     else:
-        chosen = scores > -np.inf
-    rows, items = np.nonzero(chosen)
+        rows, items = np.nonzero(scores > -np.inf)
     values = scores[rows, items]
+    if width < n and not np.isfinite(threshold).all():  # rows with fewer than width eligible
+        finite = values > -np.inf
+        rows, items, values = rows[finite], items[finite], values[finite]
     keys = np.subtract(tiebreak[items], values, dtype=np.float64)
     order = np.lexsort((keys, rows))
     rows, items, values = rows[order], items[order], values[order]
