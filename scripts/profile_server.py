@@ -1,9 +1,9 @@
-"""Profile the server process while it answers uncached ``/recommend`` (cProfile inside uvicorn).
+"""Profile the server process while it answers uncached (or, ``--cached``, cached) ``/recommend``.
 
 Usage::
 
     python scripts/profile_server.py [--processed data/processed] [--registry artifacts/cf]
-        [--users 3000] [--concurrency 16] [--top 40] [--out server.prof]
+        [--users 3000] [--concurrency 16] [--top 40] [--out server.prof] [--cached]
 
 Runs ``service.api:app`` under ``uvicorn.Server`` in this process with cProfile on in the event
 loop's thread (where ``/recommend`` runs), drives it from a separate client process with distinct
@@ -61,6 +61,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the pstats file here")
     parser.add_argument("--clock", choices=("thread", "wall"), default="thread")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--cached",
+        action="store_true",
+        help="profile cached answers: the first 200 users asked again and again",
+    )
     args = parser.parse_args()
     os.environ.update(
         RECSYS_PATHS__PROCESSED_DIR=str(args.processed.resolve()),
@@ -99,7 +104,10 @@ def main() -> int:
         _drive(f"{base}/recommend", bodies[:200], args.concurrency)  # connections, first calls
         assert loop is not None
         loop.call_soon_threadsafe(profile.enable)
-        result.update(_drive(f"{base}/recommend", bodies[200:], args.concurrency))
+        measured = bodies[200:]
+        if args.cached:  # the same 200 users again: every answer from the results cache
+            measured = [bodies[i % 200] for i in range(len(bodies) - 200)]
+        result.update(_drive(f"{base}/recommend", measured, args.concurrency))
         loop.call_soon_threadsafe(profile.disable)
         time.sleep(0.2)
         server.should_exit = True
