@@ -19,6 +19,8 @@ cache's lifetime, and their profiles would evict the storefront's active users')
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from recommender.serving.engine import Engine, Recommendation
     from recommender.serving.histories import UserHistories
 
+log = logging.getLogger(__name__)
 _SEGMENT_NAMES = (V.SEGMENT_UNKNOWN, V.SEGMENT_COLD, V.SEGMENT_TRAINABLE)  # codes 0, 1, 2
 
 
@@ -215,6 +218,7 @@ def _rank_plain(
         positions = np.flatnonzero(codes == code)
         if not positions.size:
             continue
+        began = time.perf_counter()
         weights, is_default = segment_weights(bundle.hybrid, segment, options.weight_map)
         if code == 0:
             if is_default:
@@ -222,10 +226,23 @@ def _rank_plain(
                 static_rows[positions] = rows[positions] < 0
             else:
                 scores[positions] = engine.scorer._unknown_scores(weights, frame)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "scored %d unknown users with %s weights (shared vector)",
+                    positions.size,
+                    "default" if is_default else "request",
+                )
             continue
         histories = liked_histories(hist, rows[positions])
         cf_rows = np.asarray(hist.cf_rows)[rows[positions]] if code == 2 else None
         scores[positions] = chunk_scores(engine, model, segment, histories, weights, cf_rows)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "batch: scored %d %s users together in %.2f ms",
+                positions.size,
+                segment,
+                (time.perf_counter() - began) * 1000,
+            )
     mask = eligibility_mask(
         bundle.catalogue, options.filters, price=None if live is None else live.price
     )
