@@ -20,6 +20,7 @@ from recommender.serving import Engine, Recommendation
 from service.responses import ORJSON_OPTIONS
 
 _SCORE = b',"score":'
+_SEGMENT_KEYS: dict[str, bytes] = {}  # segment -> its ``"segment":...,"recommendations":`` bytes
 _TABLES: weakref.WeakKeyDictionary[Engine, RecordJson] = weakref.WeakKeyDictionary()
 
 
@@ -84,15 +85,17 @@ def answer_json(
 ) -> bytes:
     """``result.as_dict()`` with ``user_id`` as sent (an int stays an int) and then ``extra``'s
     keys, as JSON: byte for byte what ``orjson.dumps`` makes of that dict."""
-    head = orjson.dumps(
-        {
-            "user_id": user_id,
+    # the keys after user_id depend on the segment only: encoded once per segment
+    middle = _SEGMENT_KEYS.get(result.segment)
+    if middle is None:
+        segment_keys = {
             "segment": result.segment,
             "strategy": result.strategy,
             "is_fallback": result.is_fallback,
             "fallback_method": result.fallback_method,
-        },
-        option=ORJSON_OPTIONS,
-    )
+        }
+        middle = b"," + orjson.dumps(segment_keys, option=ORJSON_OPTIONS)[1:-1]
+        middle = _SEGMENT_KEYS.setdefault(result.segment, middle + b',"recommendations":')
+    head = orjson.dumps(user_id, option=ORJSON_OPTIONS)
     tail = b"}" if not extra else b"," + orjson.dumps(extra, option=ORJSON_OPTIONS)[1:]
-    return b"".join((head[:-1], b',"recommendations":', items_json(result, table), tail))
+    return b"".join((b'{"user_id":', head, middle, items_json(result, table), tail))

@@ -27,6 +27,7 @@ from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.scoring import ScoringModel, score_users, signal_breakdown
+from recommender.serving.batch_scoring import rank_chunk
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.filters import eligibility_mask
@@ -310,6 +311,12 @@ class Engine:
 
     # ------------------------------------------------------------------ ranking
     def _rank(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
+        if len(users) > 1 and not options.explain:  # a chunk: scored together (.batch_scoring)
+            return rank_chunk(self, users, options)
+        return self._rank_each(users, options)
+
+    def _rank_each(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
+        """The general path: any batch, live events and ``explain`` included."""
         bundle = self.bundle
         topk, rerank = options.topk, options.rerank
         live = self.live

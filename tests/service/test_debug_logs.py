@@ -55,7 +55,8 @@ def test_staging_logs_route_segment_timings_cache_and_reload_at_debug(
     assert any(m.startswith("POST /batch_recommend -> 200 in ") for m in messages), joined
     # warm-up already scored the most active users' profiles: "1" is a profile-cache hit
     assert "scoring 1 trainable users: profile cache 1 hit(s), 0 to compute" in messages, joined
-    assert any(m.startswith("scoring 1 cold users: profile cache ") for m in messages), joined
+    # the batch's cold user is scored on the batch path (no profile cache)
+    assert any(m.startswith("batch: scored 1 cold users together in ") for m in messages), joined
     assert any(m.startswith("computed 256 trainable profiles in ") for m in messages), joined
     assert "scored 1 unknown users with default weights (shared vector)" in messages, joined
     assert any(m.startswith("reload: loading the current model (serving ") for m in messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import subprocess
 import sys
 
@@ -66,3 +67,22 @@ def test_recommendation_ids_are_unique_hex() -> None:
     ids = {new_recommendation_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_recommendation_ids_differ_in_a_forked_worker() -> None:
+    """gunicorn forks its workers from one master: each must draw its own prefix, or two workers
+    would hand out the same ids."""
+    read, write = os.pipe()
+    before = new_recommendation_id()
+    pid = os.fork()
+    if pid == 0:  # the child: send one id and leave at once
+        os.write(write, new_recommendation_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    after = new_recommendation_id()
+    assert len(child) == 32 and int(child, 16) >= 0
+    assert child[:16] != before[:16] == after[:16]
+    assert int(after[16:], 16) == int(before[16:], 16) + 1

@@ -97,10 +97,23 @@ def test_request_weights_bypass_the_profile_cache():
 
 def test_cache_size_from_config_bounds_entries():
     engine = make_engine(ServingSettings(cache={"user_profile": {"max_size": 3}}))
-    engine.recommend_batch(list(TRAINABLE), topk=3)
+    for user in TRAINABLE:
+        engine.recommend(user, topk=3)
     stats = engine.caches.user_profiles.stats()
     assert stats["size"] == 3 and stats["max_size"] == 3
     assert stats["evictions"] == len(TRAINABLE) - 3
+
+
+def test_a_batch_neither_reads_nor_fills_the_profile_cache():
+    """A campaign's users rarely return within the cache's lifetime: the batch path scores them
+    together and leaves the profiles of the storefront's active users in place."""
+    engine = make_engine()
+    engine.recommend("c1")
+    before = engine.caches.user_profiles.stats()
+    batch = engine.recommend_batch(list(TRAINABLE) + ["c1", "c2"], topk=3)
+    after = engine.caches.user_profiles.stats()
+    assert (after["size"], after["hits"], after["misses"]) == (1, before["hits"], before["misses"])
+    assert batch[-2] == make_engine().recommend("c1", topk=3)
 
 
 def test_cached_profile_equals_fresh_scores():

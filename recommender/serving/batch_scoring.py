@@ -1,0 +1,296 @@
+"""Rank a chunk of users together: the batch path of ``/batch_recommend`` and ``recommend_batch``.
+
+A chunk is scored with one ``score_users`` call per segment (one matrix product for the CF
+scores of all its trainable users, one batched fold-in for its cold users) over histories
+gathered from the CSR arrays at once; filters and seen items become ``-inf`` in the score matrix
+itself; the best ``width`` items per row come from one float32 ``np.partition`` (a threshold
+per row) and a sort of the few items at or above it. Users without history under default
+weights take the precomputed popularity order. The per-user steps left are building the answer
+objects.
+
+Every step is the arithmetic of :meth:`Engine._rank <recommender.serving.engine.Engine>` on
+the same rounded float32 scores: the threshold selects exactly the ``width`` smallest
+``index·1e-11 − score`` keys the engine's ``argpartition`` selects, in the same order, so a
+user ranks identically alone or in any chunk. Users with live events (their own history,
+refolded CF) and ``explain`` requests go through the engine's general path; the batch path
+does not read or fill the user-profile cache (a campaign's users rarely come back within the
+cache's lifetime, and their profiles would evict the storefront's active users').
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recommender import vocabulary as V
+from recommender.scoring import ScoringModel, compute_signals
+from recommender.scoring.hybrid import normalise
+from recommender.serving.filters import eligibility_mask
+from recommender.serving.live_state import trainable_fold_in
+from recommender.serving.new_products import eligibility
+from recommender.serving.options import RecommendOptions
+from recommender.serving.ranked import Ranked
+from recommender.serving.reranker import candidate_similarity, mmr_order, segment_weights
+from recommender.serving.user_scorer import LiveFrame
+
+if TYPE_CHECKING:
+    from recommender.serving.engine import Engine, Recommendation
+    from recommender.serving.histories import UserHistories
+
+log = logging.getLogger(__name__)
+_SEGMENT_NAMES = (V.SEGMENT_UNKNOWN, V.SEGMENT_COLD, V.SEGMENT_TRAINABLE)  # codes 0, 1, 2
+
+
+def route_codes(hist: UserHistories, users: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(history rows, segment codes) of ``users``: :meth:`UserHistories.segment` as array ops
+    (0 unknown, 1 cold, 2 trainable; -1 row = never seen)."""
+    rows = np.fromiter((hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+    codes = np.where(np.asarray(hist.has_liked)[safe], 1, 0)
+    codes = np.where(np.asarray(hist.cf_rows)[safe] >= 0, 2, codes)
+    return rows, np.where(known, codes, 0)
+
+
+def liked_histories(hist: UserHistories, rows: np.ndarray) -> list[np.ndarray]:
+    """:meth:`UserHistories.liked` of every row (all known), gathered from the CSR arrays at
+    once: one fancy index instead of a memmap slice per user."""
+    indptr = np.asarray(hist.indptr)
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    ends = np.cumsum(lengths)
+    entries = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+    entries += np.repeat(starts - ends + lengths, lengths)
+    items = np.asarray(hist.indices)[entries]
+    if hist.positive is not None:
+        keep = np.asarray(hist.positive)[entries]
+        items = items[keep]
+        kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+        lengths = kept[ends] - kept[ends - lengths]
+    return np.split(items, np.cumsum(lengths)[:-1])
+
+
+def seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(batch positions, item indices) of every seen item of ``rows`` (-1 = unknown user)."""
+    known = np.flatnonzero(rows >= 0)
+    indptr = np.asarray(hist.indptr)
+    starts = indptr[rows[known]]
+    lengths = indptr[rows[known] + 1] - starts
+    ends = np.cumsum(lengths)
+    entries = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+    entries += np.repeat(starts - ends + lengths, lengths)
+    return np.repeat(known, lengths), np.asarray(hist.indices)[entries]
+
+
+def top_candidates(
+    scores: np.ndarray, width: int, tiebreak: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``width`` finite scores per row, best first, ties by item index: ``(b, width)``
+    items and scores (``-inf`` and item 0 where a row has fewer).
+
+    One float32 ``np.partition`` gives each row's ``width``-th best score; the items at or above
+    it (``width`` and the ties) are ordered by the engine's float64 key ``index·1e-11 − score``.
+    Distinct rounded scores differ by far more than the index offset, so these are exactly the
+    ``width`` smallest keys of the row.
+    """
+    b, n = scores.shape
+    if width < n:
+        threshold = np.partition(scores, n - width, axis=1)[:, n - width]
+        rows, items = np.nonzero(scores >= threshold[:, None])
+    else:
+        rows, items = np.nonzero(scores > -np.inf)
+    values = scores[rows, items]
+    if width < n and not np.isfinite(threshold).all():  # rows with fewer than width eligible
+        finite = values > -np.inf
+        rows, items, values = rows[finite], items[finite], values[finite]
+    keys = np.subtract(tiebreak[items], values, dtype=np.float64)
+    order = np.lexsort((keys, rows))
+    rows, items, values = rows[order], items[order], values[order]
+    counts = np.bincount(rows, minlength=b)
+    firsts = np.cumsum(counts) - counts
+    positions = np.arange(rows.size) - firsts[rows]
+    keep = positions < width
+    candidates = np.zeros((b, width), dtype=np.int64)
+    cand_scores = np.full((b, width), -np.inf, dtype=np.float32)
+    candidates[rows[keep], positions[keep]] = items[keep]
+    cand_scores[rows[keep], positions[keep]] = values[keep]
+    return candidates, cand_scores
+
+
+def chunk_scores(
+    engine: Engine,
+    model: ScoringModel,
+    segment: str,
+    histories: list[np.ndarray],
+    weights: dict[str, float],
+    cf_rows: np.ndarray | None,
+) -> np.ndarray:
+    """``UserScorer._compute`` (``score_users`` rounded) of one segment of a chunk, with the
+    min-max normalisation, weighting and rounding done in place on the signal matrices: the
+    same float32 operations in the same order (sums commute exactly), without a new ``(b, n)``
+    array per step. Other normalisations go through ``_compute`` itself."""
+    hybrid = engine.bundle.hybrid
+    if hybrid.normalisation != "minmax":
+        return engine.scorer._compute(segment, histories, weights, cf_rows, model)
+    wanted = [name for name, w in weights.items() if w > 0]
+    signals = compute_signals(
+        model, segment, histories, wanted, cf_rows, recency_decay=hybrid.recency_decay
+    )
+    static = model.static_normalised.get("minmax", {})
+    total: np.ndarray | None = None
+    owned = False  # whether total is a (b, n) array of ours
+    for name, weight in weights.items():
+        if weight <= 0 or name not in signals:
+            continue
+        values = signals[name]
+        if values.ndim == 1:  # static: prenormalised once per model, shared (never written)
+            normalised = static[name] if name in static else normalise(values, "minmax")
+            term, term_owned = np.float32(weight) * normalised, False
+        else:
+            lo = values.min(axis=1, keepdims=True)
+            span = values.max(axis=1, keepdims=True) - lo
+            np.subtract(values, lo, out=values)
+            flat = span[:, 0] <= 0
+            np.divide(values, span, out=values, where=span > 0)
+            values[flat] = 0.0
+            values *= np.float32(weight)
+            term, term_owned = values, True
+        if total is None:
+            total, owned = term, term_owned
+        elif owned:
+            total += term
+        elif term_owned:
+            term += total
+            total, owned = term, True
+        else:
+            total = total + term
+    b = len(histories)
+    if total is None:
+        return np.zeros((b, model.n_items), dtype=np.float32)
+    if not owned:
+        total = np.broadcast_to(total, (b, model.n_items)).copy()
+    return np.round(total, V.SCORE_DECIMALS, out=total)
+
+
+def rank_chunk(engine: Engine, users: list[str], options: RecommendOptions) -> list[Recommendation]:
+    """:meth:`Engine._rank` of a chunk without ``explain``: users with live events through the
+    engine's general path, the others scored together (see the module docstring)."""
+    live = engine.live
+    if live is None:
+        return _rank_plain(engine, users, options)
+    entries = [live.user(u) for u in users]
+    plain = [i for i, e in enumerate(entries) if e is None]
+    if len(plain) == len(users):
+        return _rank_plain(engine, users, options)
+    evented = [i for i, e in enumerate(entries) if e is not None]
+    out: list[Recommendation | None] = [None] * len(users)
+    for indices, ranked in (
+        (plain, _rank_plain(engine, [users[i] for i in plain], options) if plain else []),
+        (evented, engine._rank_each([users[i] for i in evented], options)),
+    ):
+        for i, result in zip(indices, ranked, strict=True):
+            out[i] = result
+    return [r for r in out if r is not None]
+
+
+def _rank_plain(
+    engine: Engine, users: list[str], options: RecommendOptions
+) -> list[Recommendation]:
+    """Rank users without live events (live popularity and catalogue still apply)."""
+    from recommender.serving.engine import Recommendation, _LiveRecords
+
+    bundle, hist, settings = engine.bundle, engine.bundle.histories, engine.settings
+    live = engine.live
+    model, unknown_scores, unknown_order = bundle.model, bundle.unknown_scores, bundle.unknown_order
+    frame = None
+    if live is not None:
+        version, model, unknown_scores, unknown_order = engine._live_frame_model()
+        fold = trainable_fold_in(settings.events.trainable_fold_in, bundle.info)
+        frame = LiveFrame(model, unknown_scores, version, [None] * len(users), fold)
+    n, b = model.n_items, len(users)
+    rows, codes = route_codes(hist, users)
+    scores = np.empty((b, n), dtype=np.float32)
+    static_rows = np.zeros(b, dtype=bool)  # no history, default weights: the popularity order
+    for code, segment in enumerate(_SEGMENT_NAMES):
+        positions = np.flatnonzero(codes == code)
+        if not positions.size:
+            continue
+        began = time.perf_counter()
+        weights, is_default = segment_weights(bundle.hybrid, segment, options.weight_map)
+        if code == 0:
+            if is_default:
+                scores[positions] = unknown_scores
+                static_rows[positions] = rows[positions] < 0
+            else:
+                scores[positions] = engine.scorer._unknown_scores(weights, frame)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "scored %d unknown users with %s weights (shared vector)",
+                    positions.size,
+                    "default" if is_default else "request",
+                )
+            continue
+        histories = liked_histories(hist, rows[positions])
+        cf_rows = np.asarray(hist.cf_rows)[rows[positions]] if code == 2 else None
+        scores[positions] = chunk_scores(engine, model, segment, histories, weights, cf_rows)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "batch: scored %d %s users together in %.2f ms",
+                positions.size,
+                segment,
+                (time.perf_counter() - began) * 1000,
+            )
+    mask = eligibility_mask(
+        bundle.catalogue, options.filters, price=None if live is None else live.price
+    )
+    if live is not None and live.has_catalogue_changes:
+        mask = live.available if mask is None else mask & live.available
+    if n > bundle.n_items and live is not None:
+        mask = eligibility(mask, live.new_items, options.filters, bundle.n_items)
+        mask = None if mask is None else mask[:n]
+    topk, rerank = options.topk, options.rerank
+    width = min(n, topk * settings.rerank.candidate_multiplier if rerank else topk)
+    scored = np.flatnonzero(~static_rows)
+    candidates = np.zeros((b, width), dtype=np.int64)
+    cand_scores = np.full((b, width), -np.inf, dtype=np.float32)
+    if scored.size < b:
+        items, values = engine._static_candidates(1, mask, width, unknown_order, frame)
+        candidates[static_rows], cand_scores[static_rows] = items[0], values[0]
+    if scored.size:
+        keys = scores if scored.size == b else scores[scored]
+        if mask is not None:
+            keys[:, ~mask] = -np.inf
+        if options.exclude_seen:
+            positions, items = seen_coordinates(hist, rows[scored])
+            keys[positions, items] = -np.inf
+        candidates[scored], cand_scores[scored] = top_candidates(keys, width, engine._tiebreak[:n])
+    wanted = settings.rerank.diversity if options.diversity is None else options.diversity
+    diversity = wanted if rerank else 0.0
+    sims = None
+    if diversity > 0 and model.embeddings is not None:
+        cosine = bundle.item_cosine if n == bundle.n_items else None
+        sims = candidate_similarity(candidates, model.embeddings, cosine)
+    picks = mmr_order(cand_scores, sims, topk, diversity)
+    batch_rows = np.arange(b)[:, None]
+    valid = picks >= 0
+    safe = np.where(valid, picks, 0)
+    chosen_items = candidates[batch_rows, safe].tolist()
+    chosen_scores = np.round(
+        cand_scores[batch_rows, safe].astype(np.float64), V.SCORE_DECIMALS
+    ).tolist()
+    counts = valid.sum(axis=1).tolist()
+    records = bundle.catalogue.records
+    live_records = _LiveRecords(live) if live is not None and live.has_catalogue_changes else None
+    names = [_SEGMENT_NAMES[c] for c in codes.tolist()]
+    results = []
+    for user, segment, items_row, scores_row, count in zip(
+        users, names, chosen_items, chosen_scores, counts, strict=True
+    ):
+        chosen = items_row[:count]
+        source = records if live_records is None else {i: live_records[i] for i in chosen}
+        ranked = Ranked(chosen, scores_row[:count], source, None)
+        results.append(Recommendation(user_id=user, segment=segment, ranked=ranked))
+    return results

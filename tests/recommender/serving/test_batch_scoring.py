@@ -1,0 +1,64 @@
+"""The batch path's array steps equal the engine's per-user definitions exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.serving.batch_scoring import (
+    liked_histories,
+    route_codes,
+    seen_coordinates,
+    top_candidates,
+)
+from tests.recommender.serving.conftest import COLD, TRAINABLE, make_engine
+
+CODES = {"unknown": 0, "cold": 1, "trainable": 2}
+
+
+def engine_top(scores: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The engine's own selection (``Engine._candidates``): argpartition of float64 keys."""
+    n = scores.shape[1]
+    keys = np.subtract(np.arange(n) * 1e-11, scores, dtype=np.float64)
+    keys[~np.isfinite(scores)] = np.inf
+    candidates = np.argpartition(keys, width - 1, axis=1)[:, :width] if width < n else None
+    if candidates is None:
+        candidates = np.tile(np.arange(n), (len(scores), 1))
+    rows = np.arange(len(scores))[:, None]
+    order = np.argsort(keys[rows, candidates], axis=1, kind="stable")
+    candidates = candidates[rows, order]
+    finite = np.isfinite(keys[rows, candidates])
+    return candidates, np.where(finite, scores[rows, candidates], -np.inf)
+
+
+@pytest.mark.parametrize("width", [1, 5, 30, 60])
+def test_top_candidates_are_the_engines_items_in_its_order(width):
+    rng = np.random.default_rng(7)
+    n = 60
+    # rounded scores with many ties (0.25 steps), rows with items excluded and one row with
+    # fewer eligible items than width
+    scores = (np.round(rng.random((40, n)) * 4) / 4).astype(np.float32)
+    scores[rng.random((40, n)) < 0.3] = -np.inf
+    scores[3, 4:] = -np.inf
+    scores[5] = -np.inf
+    items, values = top_candidates(scores.copy(), width, np.arange(n) * 1e-11)
+    want_items, want_values = engine_top(scores, width)
+    np.testing.assert_array_equal(values, want_values.astype(np.float32))
+    valid = np.isfinite(want_values)
+    np.testing.assert_array_equal(items[valid], want_items[valid])
+    assert (items[~valid] == 0).all()
+
+
+def test_routing_and_histories_match_the_per_user_definitions():
+    engine = make_engine()
+    hist = engine.bundle.histories
+    users = ["nobody", *TRAINABLE, *COLD, "x2"]
+    rows, codes = route_codes(hist, users)
+    assert rows.tolist() == [hist.index.get(u, -1) for u in users]
+    assert codes.tolist() == [CODES[hist.segment(r)] for r in rows.tolist()]
+    known = rows[rows >= 0]
+    got = liked_histories(hist, known)
+    assert [h.tolist() for h in got] == [hist.liked(int(r)).tolist() for r in known]
+    positions, items = seen_coordinates(hist, rows)
+    want = hist.seen_coordinates(rows.tolist())
+    assert positions.tolist() == want[0].tolist() and items.tolist() == want[1].tolist()
