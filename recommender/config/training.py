@@ -94,6 +94,9 @@ class EvaluationSettings(_Strict):
     # the realistic (headline) protocol: popularity as of the start of the rebuild period
     # containing each held-out interaction, periods of this many days from 1970-01-01 UTC
     rebuild_period_days: float = Field(1.0, gt=0)
+    # users a stage (validation, test) is scored on: a seeded sample above this, every user at or
+    # below it (0 = always every user); bounds grid search and test evaluation at 1M users
+    max_users: int = Field(20_000, ge=0)
 
 
 class HybridTuningSettings(_Strict):

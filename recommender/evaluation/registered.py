@@ -8,7 +8,12 @@ from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams, PopularityParams, TrainingSettings
 from recommender.data.processed import ProcessedData
 from recommender.evaluation.evaluator import Ranker, evaluate_protocols
-from recommender.evaluation.protocol import PROTOCOL_EXACT, PROTOCOL_REALISTIC, build_evaluation_set
+from recommender.evaluation.protocol import (
+    PROTOCOL_EXACT,
+    PROTOCOL_REALISTIC,
+    build_evaluation_set,
+    sample_users,
+)
 from recommender.evaluation.rankers import (
     baseline_rankers,
     best_single_candidates,
@@ -50,7 +55,7 @@ def evaluate_registered(
     rankers[loaded.record.model_type] = signal_ranker(model, V.SIGNAL_CF)
     rankers[V.ROW_HYBRID] = hybrid_ranker(model, hybrid)
     ev = settings.evaluation
-    test = build_evaluation_set(data, V.STAGE_TEST)
+    test = sample_users(build_evaluation_set(data, V.STAGE_TEST), ev.max_users, ev.seed)
     tables = evaluate_protocols(
         rankers, test, V.SEGMENTS, ev, model.embeddings, best_single_candidates(list(rankers))
     )

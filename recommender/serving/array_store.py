@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 ARRAYS_DIR = "serving_arrays"
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: user ids (row order, sorted + rows) for a shared id index
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from recommender.serving.array_store import (
 )
 from recommender.serving.catalogue import Catalogue
 from recommender.serving.embedding_file import read_embeddings
-from recommender.serving.histories import UserHistories
+from recommender.serving.histories import UserHistories, UserIds, UserIndex, encoded_ids
 from recommender.storage import file_lock
 
 logger = logging.getLogger(__name__)
@@ -365,6 +365,9 @@ def _compute_arrays(
     arrays: dict[str, np.ndarray | None] = {
         f"history_{name}": getattr(histories, name) for name in HISTORY_ARRAYS
     }
+    encoded = encoded_ids(histories.user_ids)
+    index = UserIndex.of(encoded)
+    arrays.update(user_ids=encoded, user_sorted_ids=index.sorted_ids, user_sorted_rows=index.rows)
     arrays.update(derived_arrays(catalogue, histories, item_factors, embeddings, metadata))
     return StoredArrays(arrays, {"embedding_meta": emb_meta})
 
@@ -377,9 +380,14 @@ def _histories(stored: StoredArrays, user_ids: list[str]) -> UserHistories:
             f"stored histories cover {len(indptr) - 1} users, the processed data "
             f"{len(user_ids)}. Rebuild."
         )
+    encoded = stored.need("user_ids")
+    if len(encoded) != len(user_ids) or (len(user_ids) and UserIds(encoded)[-1] != user_ids[-1]):
+        raise ModelLoadError(
+            "stored user ids differ from the processed user mapping. Rebuild."
+        )  # pragma: no cover - the arrays' key includes the data version
     return UserHistories(
-        user_ids=tuple(user_ids),
-        index=dict(zip(user_ids, range(len(user_ids)), strict=True)),
+        user_ids=UserIds(encoded),
+        index=UserIndex(stored.need("user_sorted_ids"), stored.need("user_sorted_rows")),
         indptr=indptr,
         indices=stored.need("history_indices"),
         cf_rows=stored.need("history_cf_rows"),

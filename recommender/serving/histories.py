@@ -7,9 +7,10 @@ MB of Python objects; two int arrays plus one id -> row dict do not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,73 @@ from recommender import vocabulary as V
 from recommender.data.processed import unix_seconds
 from recommender.errors import ModelLoadError
 from recommender.scoring import session_items
+
+
+def encoded_ids(user_ids: Sequence[str]) -> np.ndarray:
+    """``(n,)`` fixed-width UTF-8 bytes of ``user_ids``, in row order: one array that N workers
+    memory-map, where a tuple of str plus a dict cost ~150 bytes a user in every worker."""
+    return np.array([u.encode("utf-8") for u in user_ids], dtype=np.bytes_)
+
+
+class UserIds(Sequence[str]):
+    """Known user ids in row order over :func:`encoded_ids` (e.g. memory-mapped)."""
+
+    def __init__(self, encoded: np.ndarray) -> None:
+        self.encoded = encoded
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    @overload
+    def __getitem__(self, row: int) -> str: ...
+    @overload
+    def __getitem__(self, row: slice) -> list[str]: ...
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        if isinstance(row, slice):
+            return [bytes(b).decode("utf-8") for b in self.encoded[row]]
+        return bytes(self.encoded[row]).decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (bytes(b).decode("utf-8") for b in self.encoded)
+
+
+class UserIndex(Mapping[str, int]):
+    """User id -> row by binary search over the ids sorted (``sorted_ids``, ``rows``: the row of
+    each), both plain arrays that workers memory-map and share; ~2 µs a lookup."""
+
+    def __init__(self, sorted_ids: np.ndarray, rows: np.ndarray) -> None:
+        self.sorted_ids = sorted_ids
+        self.rows = rows
+
+    @classmethod
+    def of(cls, encoded: np.ndarray) -> UserIndex:
+        """The index of :func:`encoded_ids` (sorted here; stored arrays come sorted)."""
+        order = np.argsort(encoded, kind="stable")
+        return cls(encoded[order], order.astype(np.int64))
+
+    def _row(self, user_id: object) -> int:
+        if not isinstance(user_id, str):
+            return -1
+        key = user_id.encode("utf-8")
+        at = int(np.searchsorted(self.sorted_ids, key))
+        if at < len(self.sorted_ids) and self.sorted_ids[at] == key:
+            return int(self.rows[at])
+        return -1
+
+    def __getitem__(self, user_id: str) -> int:
+        row = self._row(user_id)
+        if row < 0:
+            raise KeyError(user_id)
+        return row
+
+    def __contains__(self, user_id: object) -> bool:
+        return self._row(user_id) >= 0
+
+    def __len__(self) -> int:
+        return len(self.sorted_ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return (bytes(b).decode("utf-8") for b in self.sorted_ids)
 
 
 @dataclass(frozen=True)
@@ -39,7 +107,7 @@ class UserHistories:
             popularity and sessions use them, exactly as evaluation and training do.
     """
 
-    user_ids: tuple[str, ...]
+    user_ids: Sequence[str]
     index: Mapping[str, int]
     indptr: np.ndarray
     indices: np.ndarray

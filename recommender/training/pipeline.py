@@ -36,6 +36,7 @@ from recommender.evaluation.protocol import (
     PROTOCOL_REALISTIC,
     build_evaluation_set,
     history_splits,
+    sample_users,
 )
 from recommender.evaluation.rankers import (
     baseline_rankers,
@@ -131,8 +132,9 @@ def run_training(
     check_trainable(data)
     aligned = load_aligned_embeddings(data) if embeddings is True else embeddings or None
     seed = settings.seed
-    validation = build_evaluation_set(data, V.STAGE_VALIDATION)
-    test = build_evaluation_set(data, V.STAGE_TEST)
+    limit, sample_seed = settings.evaluation.max_users, settings.evaluation.seed
+    validation = sample_users(build_evaluation_set(data, V.STAGE_VALIDATION), limit, sample_seed)
+    test = sample_users(build_evaluation_set(data, V.STAGE_TEST), limit, sample_seed)
     ties = tie_order(len(data.item_ids), seed)
     progress(
         f"validation users {len(validation)}, test users {len(test)} "
@@ -149,7 +151,7 @@ def run_training(
         (
             user_item_matrix(variant, history_splits(V.STAGE_VALIDATION)),
             stage_signals(variant, V.STAGE_VALIDATION, item_knn, aligned, popularity),
-            build_evaluation_set(variant, V.STAGE_VALIDATION),
+            sample_users(build_evaluation_set(variant, V.STAGE_VALIDATION), limit, sample_seed),
         )
         for variant in cross_fitted_data(data, settings.hybrid.folds, seed)
     ]

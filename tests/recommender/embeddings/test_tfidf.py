@@ -7,12 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from recommender.embeddings import get_encoder, load_encoder
+from recommender.embeddings import get_encoder, load_encoder, tfidf
 from recommender.embeddings.tfidf import WORD_TOKEN_PATTERN, TfidfEncoder
 from recommender.errors import EncoderError, ModelLoadError
 from recommender.text.normalisation import normalise_text
+from recommender.text.segmentation import segment
 
 CATALOGUE = [
     "Sữa Rửa Mặt CeraVe cho da dầu . làm sạch sâu, kiểm soát dầu",
@@ -115,7 +118,7 @@ def test_weights_are_scikit_learns_tfidf(fitted: TfidfEncoder) -> None:
     """Both blocks equal TfidfVectorizer(sublinear_tf, smooth_idf) over the same analyzers, and
     the idf of each term comes from the number of products that contain it."""
     x = fitted._features(CATALOGUE, fit=False)
-    words = fitted._words(CATALOGUE)
+    words = [segment(normalise_text(t, lowercase=False)).lower() for t in CATALOGUE]
     word_ref = TfidfVectorizer(
         token_pattern=WORD_TOKEN_PATTERN, ngram_range=(1, 2), lowercase=False, sublinear_tf=True
     )
@@ -154,4 +157,47 @@ def test_fits_more_products_than_terms_and_more_terms_than_products(
     assert len(encoder._word_idf) == len(encoder._word.get_feature_names_out())
     vectors = encoder.encode(texts[:5] + ["từ1 từ2"])
     assert vectors.shape == (6, 8)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_text_preparation_matches_the_two_normalisations_it_replaces() -> None:
+    """One cased normalisation feeds both analysers: the word input is pyvi over the cased text,
+    lower-cased, the char input ``normalise_text(t)`` (lower-cased normalisation)."""
+    texts = [*CATALOGUE, "KCN cho dnc", "", "Sữa Rửa Mặt. Kem Dưỡng!"]
+    words, chars = tfidf.prepare_texts(texts, segment_words=True)
+    assert words == [segment(normalise_text(t, lowercase=False)).lower() for t in texts]
+    assert chars == [normalise_text(t) for t in texts]
+    assert tfidf.prepare_texts(texts, segment_words=False) == (chars, chars)
+
+
+def test_large_catalogues_prepare_their_texts_in_two_processes_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = [f"{t} số {k}" for k in range(6) for t in CATALOGUE]
+    monkeypatch.setattr(tfidf, "PARALLEL_MIN_TEXTS", 10)
+    assert tfidf.prepare_texts_parallel(texts, True) == tfidf.prepare_texts(texts, True)
+
+
+def test_large_catalogues_fit_the_svd_on_a_seeded_sample_in_float32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above GRAM_MAX_PRODUCTS the projection is randomized SVD of SVD_SAMPLE_PRODUCTS rows (the
+    same rows every time), so its cost stops growing with the catalogue; every row is encoded."""
+    monkeypatch.setattr(tfidf, "GRAM_MAX_PRODUCTS", 50)
+    monkeypatch.setattr(tfidf, "SVD_SAMPLE_PRODUCTS", 80)
+    texts = _synthetic_catalogue(200, [f"từ{k}" for k in range(60)])
+    rows = tfidf.svd_sample_rows(200, seed=42)
+    assert len(rows) == 80 and np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(rows, tfidf.svd_sample_rows(200, seed=42))
+    np.testing.assert_array_equal(tfidf.svd_sample_rows(70, seed=42), np.arange(70))
+    encoder = get_encoder("tfidf", dim=8, segment_words=False).fit(texts)
+    assert isinstance(encoder, TfidfEncoder) and encoder._fit_features is not None
+    x = encoder._fit_features[1]  # the fitted features (a re-transform differs by ~1e-16)
+    expected = TruncatedSVD(
+        n_components=8, algorithm="randomized", n_iter=tfidf.SVD_POWER_ITERATIONS, random_state=42
+    ).fit(sp.csr_matrix(x[rows], dtype=np.float32))
+    assert encoder._projection is not None
+    np.testing.assert_array_equal(encoder._projection, expected.components_.T)
+    vectors = encoder.encode(texts)
+    assert vectors.shape == (200, 8)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

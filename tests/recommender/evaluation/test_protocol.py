@@ -7,7 +7,7 @@ import pytest
 
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams
-from recommender.evaluation.protocol import build_evaluation_set, top_k_items
+from recommender.evaluation.protocol import build_evaluation_set, sample_users, top_k_items
 from recommender.evaluation.side_signals import stage_signals
 from tests.recommender.training.synthetic import synthetic_data
 
@@ -107,3 +107,33 @@ def test_request_time_is_the_target_time_and_popularity_looks_no_later(data) -> 
         counts = earlier[V.PRODUCT_ID].value_counts()
         raw = np.log1p([counts.get(p, 0) for p in data.item_ids])
         np.testing.assert_allclose(scores[k], raw / raw.max(), rtol=1e-6)
+
+
+def test_sample_users_keeps_small_sets_and_samples_large_ones_in_order(data) -> None:
+    full = build_evaluation_set(data, V.STAGE_TEST)
+    assert sample_users(full, 0, seed=1) is full
+    assert sample_users(full, len(full), seed=1) is full
+    sample = sample_users(full, 50, seed=1)
+    positions = np.sort(np.random.default_rng(1).choice(len(full), size=50, replace=False))
+    assert sample.user_ids == [full.user_ids[p] for p in positions]
+    np.testing.assert_array_equal(sample.cf_rows, full.cf_rows[positions])
+    for got, want in zip(sample.targets, [full.targets[p] for p in positions], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert sample_users(full, 50, seed=1).user_ids == sample.user_ids
+
+
+def test_training_scores_at_most_max_users_per_stage(data, monkeypatch) -> None:
+    """evaluation.max_users bounds validation and test (1M-user shops): the test table's users."""
+    from recommender.config import load_training_settings
+    from recommender.training.pipeline import run_training
+
+    settings = load_training_settings()
+    settings = settings.model_copy(
+        update={
+            "evaluation": settings.evaluation.model_copy(update={"max_users": 40}),
+            "hybrid": settings.hybrid.model_copy(update={"folds": 1, "live_fraction": 0.0}),
+        }
+    )
+    result = run_training(data, settings, [V.MODEL_ALS], embeddings=False)
+    assert len(build_evaluation_set(data, V.STAGE_TEST)) > 40
+    assert result.report["segments"][V.SEGMENT_UNKNOWN]["users"] == 40

@@ -40,7 +40,7 @@ def test_bundle_matches_registry_and_data(bundle, embedded_dir, registry_dir):
     assert bundle.info["data_version"] == data.data_version
     assert bundle.info["embedding_version"] == current.embedding_version
     assert bundle.catalogue.item_ids == tuple(data.item_ids)
-    assert bundle.histories.user_ids == tuple(data.user_ids)
+    assert list(bundle.histories.user_ids) == [str(u) for u in data.user_ids]
     assert bundle.histories.n_trainable == len(data.trainable_user_ids)
     np.testing.assert_array_equal(bundle.model.item_factors, loaded.item_factors)
     assert bundle.marker == Registry(registry_dir).current_marker()

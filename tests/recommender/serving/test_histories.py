@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
@@ -118,3 +119,22 @@ def test_a_user_who_only_disliked_gets_the_unknown_answer_minus_what_they_saw() 
     assert hist.has_liked.tolist()[hist.index["n1"]] is False
     assert hist.segment(hist.index["n1"]) == V.SEGMENT_UNKNOWN
     assert hist.segment(hist.index["n0"]) == V.SEGMENT_COLD
+
+
+def test_shared_user_index_finds_every_id_by_binary_search(tmp_path) -> None:
+    """The id index workers memory-map: sorted UTF-8 ids + rows answer like the dict they replace
+    (a Vietnamese id, a prefix of another id and a never-seen id included)."""
+    from recommender.serving.histories import UserIds, UserIndex, encoded_ids
+
+    ids = ["u10", "u1", "Nguyễn", "999999", "u100", "a"]
+    encoded = encoded_ids(ids)
+    np.save(tmp_path / "ids.npy", encoded)
+    mapped = np.load(tmp_path / "ids.npy", mmap_mode="r")
+    index, users = UserIndex.of(mapped), UserIds(mapped)
+    assert {u: index[u] for u in ids} == {u: r for r, u in enumerate(ids)}
+    assert [index.get(u, -1) for u in ("u", "u1000", "", "nguyễn")] == [-1, -1, -1, -1]
+    assert "u100" in index and "u1000" not in index and 5 not in index
+    assert len(index) == 6 and sorted(index) == sorted(ids)
+    assert list(users) == ids and users[2] == "Nguyễn" and users[1:3] == ["u1", "Nguyễn"]
+    with pytest.raises(KeyError):
+        index["missing"]
