@@ -29,6 +29,7 @@ from recommender import vocabulary as V
 from recommender.scoring import ScoringModel, compute_signals
 from recommender.scoring.hybrid import normalise
 from recommender.serving.filters import eligibility_mask
+from recommender.serving.histories import UserIndex
 from recommender.serving.live_state import trainable_fold_in
 from recommender.serving.new_products import eligibility
 from recommender.serving.options import RecommendOptions
@@ -47,7 +48,11 @@ _SEGMENT_NAMES = (V.SEGMENT_UNKNOWN, V.SEGMENT_COLD, V.SEGMENT_TRAINABLE)  # cod
 def route_codes(hist: UserHistories, users: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(history rows, segment codes) of ``users``: :meth:`UserHistories.segment` as array ops
     (0 unknown, 1 cold, 2 trainable; -1 row = never seen)."""
-    rows = np.fromiter((hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
+    index = hist.index
+    if isinstance(index, UserIndex):
+        rows = index.rows_of(users)
+    else:
+        rows = np.fromiter((index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
     known = rows >= 0
     safe = np.where(known, rows, 0)
     codes = np.where(np.asarray(hist.has_liked)[safe], 1, 0)

@@ -138,3 +138,6 @@ def test_shared_user_index_finds_every_id_by_binary_search(tmp_path) -> None:
     assert list(users) == ids and users[2] == "Nguyễn" and users[1:3] == ["u1", "Nguyễn"]
     with pytest.raises(KeyError):
         index["missing"]
+    asked = ["a", "u", "Nguyễn", "u1000", "999999", "", "u10", "zzzzzzzzzzzz"]
+    assert index.rows_of(asked).tolist() == [index.get(u, -1) for u in asked]
+    assert index.rows_of([]).tolist() == []
