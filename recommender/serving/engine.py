@@ -27,9 +27,10 @@ from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.scoring import ScoringModel, score_users, signal_breakdown
+from recommender.scoring.hybrid import normalise
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
-from recommender.serving.filters import eligibility_mask
+from recommender.serving.filters import Filters, eligibility_mask
 from recommender.serving.histories import UserHistories
 from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_in
@@ -98,6 +99,18 @@ def _seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray
     ends = np.cumsum(lengths)
     entries = np.arange(total, dtype=np.int64) + np.repeat(starts - ends + lengths, lengths)
     return np.repeat(known, lengths), hist.indices[entries]
+
+
+def _with_context(entry: LiveUser | None, context: np.ndarray) -> LiveUser:
+    """``entry``'s live evidence with the ``context`` items as its newest positives and seen."""
+    if entry is None:
+        return LiveUser(seen=context, liked=context, version=0)
+    liked = entry.liked[~np.isin(entry.liked, context)]
+    return LiveUser(
+        seen=np.concatenate([entry.seen, context]),
+        liked=np.concatenate([liked, context]),
+        version=entry.version,
+    )
 
 
 class _LiveRecords(Sequence[dict[str, Any]]):
@@ -172,9 +185,12 @@ class Engine:
         user = str(user_id)
         key = None
         self.sync_live()
+        context = self._context_indices(opts.context)  # checked first: a bad id is a 422
         if not opts.explain:
             live_user = self.live.user(user) if self.live is not None else None
             segment = self._segment(user, live_user)
+            if context is not None and segment == V.SEGMENT_UNKNOWN:
+                segment = V.SEGMENT_COLD  # the context is their history (see _rank)
             # users without history share one entry; a known user has seen items of their own
             known = user in self.bundle.histories.index or live_user is not None
             owner = user if known else None
@@ -215,6 +231,7 @@ class Engine:
         """
         users = self._batch_users(user_ids, options)
         self.sync_live()
+        self._context_indices(options.context)  # a bad id is a 422 now, not in a later chunk
         size = len(users) if chunk_users is None else max(1, int(chunk_users))
         return (self._rank(users[i : i + size], options) for i in range(0, len(users), size))
 
@@ -241,11 +258,113 @@ class Engine:
         return [str(u) for u in user_ids]
 
     def similar_items(
-        self, product_id: str | int, topk: int = 10, method: str = V.SIMILARITY_AUTO
+        self,
+        product_id: str | int,
+        topk: int = 10,
+        method: str = V.SIMILARITY_AUTO,
+        user_id: str | int | None = None,
+        filters: Filters | Mapping[str, Any] | None = None,
     ) -> SimilarItems:
-        """Most similar products (see :mod:`.similarity`); unavailable products left out."""
+        """Most similar products (see :mod:`.similarity`); unavailable products left out.
+
+        ``filters`` keep the neighbours that match them (as in :meth:`recommend`). With
+        ``user_id`` the neighbours the user has seen are left out and the rest re-ranked for
+        them: ``(1 − w) · similarity + w · hybrid score``, both min-max scaled over the
+        neighbours, ``w = rerank.similar_user_weight`` and the hybrid score the one
+        :meth:`recommend` ranks the user by; ``score`` is then that blend. Either way the
+        answer comes from the product's ``requests.max_similar_topk`` nearest neighbours, so it
+        may hold fewer than ``topk`` products.
+        """
         self.sync_live()
-        return self.neighbours.similar_items(product_id, topk, method, self.live)
+        if user_id is None and filters is None:
+            return self.neighbours.similar_items(product_id, topk, method, self.live)
+        found = self.neighbours.candidates(product_id, topk, method, self.live)
+        items, sims = found.neighbours, np.asarray(found.scores, dtype=np.float64)
+        flt: Filters | None = None
+        if isinstance(filters, Filters):
+            flt = filters
+        elif filters is not None:
+            flt = Filters.from_mapping(filters)
+        keep = self._eligible(items, flt) if flt is not None else np.ones(items.size, dtype=bool)
+        if user_id is None:
+            return found.answer(items[keep], sims[keep], topk)
+        user = str(user_id)
+        live_user = self.live.user(user) if self.live is not None else None
+        row = self.bundle.histories.index.get(user, -1)
+        seen = [live_user.seen] if live_user is not None else []
+        if row >= 0:
+            seen.append(self.bundle.histories.items(row))
+        if seen:
+            keep &= ~np.isin(items, np.concatenate(seen))
+        items, sims = items[keep], sims[keep]
+        if not items.size:
+            return found.answer(items, sims, topk)
+        relevance = self._user_relevance(user, live_user)
+        inside = items < relevance.size  # a product newer than the scored frame: no score
+        user_scores = np.zeros(items.size, dtype=np.float64)
+        user_scores[inside] = relevance[items[inside]]
+        user_scores[~inside] = user_scores[inside].min() if inside.any() else 0.0
+        weight = self.settings.rerank.similar_user_weight
+        similarity = normalise(sims).astype(np.float64)
+        blend = (1.0 - weight) * similarity + weight * normalise(user_scores).astype(np.float64)
+        blend = np.round(blend, V.SCORE_DECIMALS)
+        order = np.lexsort((np.arange(items.size), -blend))  # ties keep the similarity order
+        return found.answer(items[order], blend[order], topk)
+
+    def _eligible(self, items: np.ndarray, filters: Filters) -> np.ndarray:
+        """``(len(items),)`` bool: which of ``items`` (known or new products) match ``filters``."""
+        live = self.live
+        mask = eligibility_mask(
+            self.bundle.catalogue, filters, price=None if live is None else live.price
+        )
+        if live is not None:
+            mask = eligibility(mask, live.new_items, filters, self.bundle.n_items)
+        if mask is None:
+            return np.ones(items.size, dtype=bool)
+        keep = np.zeros(items.size, dtype=bool)
+        inside = items < mask.size
+        keep[inside] = mask[items[inside]]
+        return keep
+
+    def _user_relevance(self, user: str, live_user: LiveUser | None) -> np.ndarray:
+        """The user's hybrid scores under the model's weights, as :meth:`recommend` ranks them
+        (live popularity, new products and live positives included; profile cache used)."""
+        lives = None if self.live is None else [live_user]
+        frame = None
+        if self.live is not None:
+            version, model, unknown_scores, _ = self._live_frame_model()
+            fold = trainable_fold_in(self.settings.events.trainable_fold_in, self.bundle.info)
+            frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
+        rows, segments = self.scorer.route([user], lives)
+        scores, _ = self.scorer.score([user], rows, segments, None, live=frame)
+        return scores[0]
+
+    def _context_indices(self, context: Sequence[str]) -> np.ndarray | None:
+        """Item indices of the request's context ids, oldest first (None: no context).
+
+        Products of the model's catalogue and those added since the build (PUT /products) are
+        known; a product added beyond ``events.max_new_products`` is known but has nothing to
+        score yet and is left out. Any other id is a 422 that names it.
+        """
+        if not context:
+            return None
+        index = self.bundle.catalogue.index
+        live = self.live
+        new = None if live is None else live.new_items
+        found: list[int] = []
+        for pid in context:  # at most requests.max_context_items
+            item = index.get(pid)
+            if item is None and new is not None:
+                item = new.index_of(pid)
+            if item is not None:
+                found.append(int(item))
+            elif live is None or not live.knows_product(pid):
+                raise InvalidRequestError(
+                    f"context_items: product {pid!r} is not in the catalogue of model "
+                    f"{self.bundle.model_id}; send product ids of the shop (a product added "
+                    "since the build is known once it was sent with PUT /products)."
+                )
+        return np.array(found, dtype=np.int64) if found else None
 
     def segment_of(self, user_id: str | int) -> str:
         """The routing segment of a user id (live events included)."""
@@ -321,6 +440,16 @@ class Engine:
             version, model, unknown_scores, unknown_order = self._live_frame_model()
             fold = trainable_fold_in(self.settings.events.trainable_fold_in, bundle.info)
             frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
+        context = self._context_indices(options.context)
+        if context is not None:
+            context = context[context < model.n_items]  # (new products newer than the frame)
+        if context is not None and context.size:
+            # the context as each user's newest live positives (and seen: excluded like them)
+            lives = [_with_context(entry, context) for entry in (lives or [None] * len(users))]
+            fold = trainable_fold_in(self.settings.events.trainable_fold_in, bundle.info)
+            version = 0 if frame is None else frame.popularity_version
+            unknown = bundle.unknown_scores if frame is None else frame.unknown_scores
+            frame = LiveFrame(model, unknown, version, lives, fold, context)
         rows, segments = self.scorer.route(users, lives)
         scores, used = self.scorer.score(users, rows, segments, options.weight_map, live=frame)
         relevance = scores
@@ -374,6 +503,10 @@ class Engine:
                 explains = self._explain(
                     chosen, rows[b], segments[b], used[segments[b]], relevance[b], frame, b
                 )
+                if frame is not None and frame.context is not None:
+                    in_context = [str(pid) for pid in options.context]
+                    for entry in explains:  # the signals above were scored with them
+                        entry["context_items"] = in_context
             # live records are read now, as ranked (the catalogue's own never change)
             source = records if live_records is None else {i: live_records[i] for i in chosen}
             ranked = Ranked(chosen, chosen_scores[b][:count], source, explains)
