@@ -111,3 +111,42 @@ def test_similar_items_honour_filters(client):
     assert items and {item["category"] for item in items} == {"toner"}
     bad = client.post("/similar_items", json={"product_id": "p4", "filters": {"colour": ["x"]}})
     assert bad.status_code == 422 and "colour" in bad.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def real_server(embedded_dir, registry_dir, tmp_path_factory):
+    from tests.fixtures.live_server import live_server
+
+    store = tmp_path_factory.mktemp("context-events") / "events.sqlite3"
+    env = {"RECSYS_EVENTS__SQLITE_PATH": str(store), "RECSYS_WARMUP__ENABLED": "false"}
+    logs = tmp_path_factory.mktemp("context-logs")
+    with live_server(embedded_dir, registry_dir, log_dir=logs, env=env) as started:
+        yield started
+
+
+def test_readme_context_example_runs_on_a_real_server(real_server):
+    import subprocess
+
+    from tests.fixtures.live_server import REPO
+    from tests.service.test_events_live import _json_values
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- context-example -->", 1)[1].split("```bash\n", 1)[1]
+    script = block.split("```", 1)[0].replace("localhost:8000", f"127.0.0.1:{real_server.port}")
+    run = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    visitor, similar = _json_values(run.stdout)
+    assert (visitor["segment"], visitor["fallback_method"]) == ("cold", "cold_hybrid")
+    assert len(visitor["recommendations"]) == 3
+    assert not {"p00001", "p00002"} & set(ids(visitor))
+    assert similar["product_id"] == "p00001" and len(similar["similar_items"]) == 3
+    plain = subprocess.run(
+        ["bash", "-e", "-c", script.splitlines()[1].replace(', "user_id": 1', "")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    [neighbours] = _json_values(plain.stdout)
+    scores = [item["score"] for item in similar["similar_items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert neighbours["similar_items"] and neighbours["product_id"] == "p00001"
