@@ -10,7 +10,8 @@ hybrid, anonymous visitors with only that item must beat popularity by >= 50% (N
 The model's factors must not have seen the test split: build with ``deployed_fit: train+val``
 in ``training.yaml`` (the default ``all`` refits on every interaction), e.g. for Hasaki::
 
-    sed 's/^deployed_fit: all/deployed_fit: train+val/' config/training.yaml > /tmp/ctx/training.yaml
+    mkdir -p /tmp/ctx && cp config/*.yaml /tmp/ctx/
+    sed -i 's/^deployed_fit: all/deployed_fit: train+val/' /tmp/ctx/training.yaml
     python -m recommender build --source hasaki --input ../shared/data/hasaki_vn --events none \\
         --processed /tmp/ctx/processed --registry /tmp/ctx/cf --config-dir /tmp/ctx
     python scripts/evaluate_context.py --processed /tmp/ctx/processed --registry /tmp/ctx/cf \\

@@ -47,7 +47,9 @@ ANONYMOUS_TARGET = 1.5  # context for a visitor without history: >= 1.5x popular
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
-def with_context(histories: Sequence[np.ndarray], context: Sequence[np.ndarray]) -> list[np.ndarray]:
+def with_context(
+    histories: Sequence[np.ndarray], context: Sequence[np.ndarray]
+) -> list[np.ndarray]:
     """Each history with its context items moved to (or appended at) the end, the newest
     position: the merge the engine applies to ``context_items``."""
     out = []
@@ -198,7 +200,8 @@ def format_context_report(report: dict[str, Any]) -> str:
 
     def interval(value: dict[str, float], signed: bool = False) -> str:
         fmt = "{:+.3f}" if signed else "{:.3f}"
-        return f"{fmt.format(value['mean'])} [{fmt.format(value['low'])}, {fmt.format(value['high'])}]"
+        low, high = fmt.format(value["low"]), fmt.format(value["high"])
+        return f"{fmt.format(value['mean'])} [{low}, {high}]"
 
     lines = [
         f"same-session slice (<= {report['same_session_hours']:g} h after the previous positive), "

@@ -339,6 +339,17 @@ class Engine:
         scores, _ = self.scorer.score([user], rows, segments, None, live=frame)
         return scores[0]
 
+    def _fresh_evidence(self, user: str, entry: LiveUser | None, context: np.ndarray) -> bool:
+        """Whether ``user``'s live positives or ``context`` hold an item beyond their stored
+        positives: only then is a trainable user's CF vector folded in again (the stored row was
+        fit on the stored positives, so a context of those adds nothing to it)."""
+        if entry is not None and entry.liked.size:
+            return True
+        hist = self.bundle.histories
+        row = hist.index.get(user, -1)
+        stored = hist.liked(row) if row >= 0 else np.zeros(0, dtype=np.int64)
+        return not bool(np.isin(context, stored).all())
+
     def _context_indices(self, context: Sequence[str]) -> np.ndarray | None:
         """Item indices of the request's context ids, oldest first (None: no context).
 
@@ -445,11 +456,16 @@ class Engine:
             context = context[context < model.n_items]  # (new products newer than the frame)
         if context is not None and context.size:
             # the context as each user's newest live positives (and seen: excluded like them)
-            lives = [_with_context(entry, context) for entry in (lives or [None] * len(users))]
+            lives = lives or [None] * len(users)
+            fresh = [
+                self._fresh_evidence(u, entry, context)
+                for u, entry in zip(users, lives, strict=True)
+            ]
+            lives = [_with_context(entry, context) for entry in lives]
             fold = trainable_fold_in(self.settings.events.trainable_fold_in, bundle.info)
             version = 0 if frame is None else frame.popularity_version
             unknown = bundle.unknown_scores if frame is None else frame.unknown_scores
-            frame = LiveFrame(model, unknown, version, lives, fold, context)
+            frame = LiveFrame(model, unknown, version, lives, fold, context, fresh)
         rows, segments = self.scorer.route(users, lives)
         scores, used = self.scorer.score(users, rows, segments, options.weight_map, live=frame)
         relevance = scores
@@ -590,7 +606,7 @@ class Engine:
             and frame is not None
             and frame.trainable_fold_in
             and live_user is not None
-            and live_user.liked.size > 0
+            and self.scorer._has_live_positives(frame, position)
         )
         if refolded:
             segment, cf_row = V.SEGMENT_COLD, None

@@ -40,6 +40,9 @@ class LiveFrame:
     # the request's context items (cart, product on screen), oldest first: the newest items of
     # every batch position's history, also in ``users``' liked items; such profiles are not cached
     context: np.ndarray | None = None
+    # with a context: per position, whether the live evidence holds an item beyond the stored
+    # positives (a trainable user's CF row, fit on those, is only folded in again then)
+    fresh: Sequence[bool] | None = None
 
 
 class UserScorer:
@@ -155,6 +158,8 @@ class UserScorer:
     @staticmethod
     def _has_live_positives(live: LiveFrame | None, position: int) -> bool:
         entry = None if live is None else live.users[position]
+        if live is not None and live.fresh is not None:
+            return live.fresh[position]
         return entry is not None and entry.liked.size > 0
 
     @staticmethod

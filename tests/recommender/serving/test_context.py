@@ -50,24 +50,36 @@ def test_an_anonymous_visitor_with_context_is_ranked_as_a_cold_user_with_that_hi
 
 def test_context_is_the_newest_history_of_every_signal_of_a_trainable_user():
     """t5's history is p2, p13, p14, p0; with p2 in the cart it is p13, p14, p0, p2 (p2 the
-    newest, weight 1 under the recency decay), scored through the fold-in as live positives."""
+    newest, weight 1 under the recency decay). The stored CF row was fit on p2 already and
+    stays; a context item beyond the stored positives (p20) is new evidence: the CF vector is
+    then folded in from the whole history, as for live positives (events.trainable_fold_in)."""
     weights = {V.SIGNAL_CF: 1.0, V.SIGNAL_ITEM_SIMILARITY: 1.0, V.SIGNAL_CONTENT: 1.0}
     hybrid = HybridConfig(weights={V.SEGMENT_TRAINABLE: weights}, recency_decay=0.25)
     engine = make_engine(hybrid=hybrid)
     model = engine.bundle.model
-    history = [np.array([13, 14, 0, 2])]
-    folded = score_users(model, V.SEGMENT_COLD, history, weights, "minmax", None, 0.25)[0]
-    got = engine.recommend("t5", topk=N_ITEMS - 4, rerank=False, context_items=["p2"])
-    assert ids(got) == reference(np.round(folded, 6), TRAINABLE["t5"], N_ITEMS - 4)
+    hist = engine.bundle.histories
+    row = np.array([hist.cf_rows[hist.index["t5"]]])
+    k = N_ITEMS - 5
+    moved = [np.array([13, 14, 0, 2])]
+    stored = score_users(model, V.SEGMENT_TRAINABLE, moved, weights, "minmax", row, 0.25)[0]
+    got = engine.recommend("t5", topk=k, rerank=False, context_items=["p2"])
+    assert ids(got) == reference(np.round(stored, 6), TRAINABLE["t5"], k)
     assert got.segment == V.SEGMENT_TRAINABLE
-    plain = engine.recommend("t5", topk=N_ITEMS - 4, rerank=False)
-    assert ids(got) != ids(plain)
+    assert ids(got) != ids(engine.recommend("t5", topk=k, rerank=False))
+    added = [np.array([2, 13, 14, 0, 20])]
+    folded = score_users(model, V.SEGMENT_COLD, added, weights, "minmax", None, 0.25)[0]
+    got = engine.recommend("t5", topk=k, rerank=False, context_items=["p20"])
+    assert ids(got) == reference(np.round(folded, 6), [*TRAINABLE["t5"], 20], k)
+    for cart in (["p2"], ["p20"]):  # explained as scored: the stored row, the folded-in vector
+        explained = engine.recommend("t5", topk=3, rerank=False, explain=True, context_items=cart)
+        for item in explained.items:
+            total = sum(part["contribution"] for part in item["explain"]["signals"].values())
+            assert total == pytest.approx(item["explain"]["relevance"], abs=1e-4)
     # events.trainable_fold_in false: the stored CF row stays, the other signals see the context
     keep_row = make_engine(ServingSettings(events={"trainable_fold_in": False}), hybrid=hybrid)
-    row = np.array([keep_row.bundle.histories.cf_rows[keep_row.bundle.histories.index["t5"]]])
-    stored = score_users(model, V.SEGMENT_TRAINABLE, history, weights, "minmax", row, 0.25)[0]
-    got = keep_row.recommend("t5", topk=N_ITEMS - 4, rerank=False, context_items=["p2"])
-    assert ids(got) == reference(np.round(stored, 6), TRAINABLE["t5"], N_ITEMS - 4)
+    kept = score_users(model, V.SEGMENT_TRAINABLE, added, weights, "minmax", row, 0.25)[0]
+    got = keep_row.recommend("t5", topk=k, rerank=False, context_items=["p20"])
+    assert ids(got) == reference(np.round(kept, 6), [*TRAINABLE["t5"], 20], k)
 
 
 def test_context_items_are_excluded_like_seen_items():
