@@ -45,6 +45,12 @@ from recommender.scoring import HybridConfig, ScoringModel, score_users
 METRIC = "ndcg@10"
 ANONYMOUS_TARGET = 1.5  # context for a visitor without history: >= 1.5x popularity (issue 13)
 _EMPTY = np.zeros(0, dtype=np.int64)
+ROW_FULL = "hybrid (full history)"
+ROW_CONTEXT = "hybrid + previous item as context"
+ROW_NEW_WITHOUT = "previous item not in the model, no context"
+ROW_NEW_CONTEXT = "previous item not in the model, sent as context"
+ROW_POPULARITY = "popularity (no history)"
+ROW_ANONYMOUS_CONTEXT = "previous item as context"
 
 
 def with_context(
@@ -80,6 +86,43 @@ def _per_user(
     return {"ndcg@10": M.ndcg(hits, 10, eval_set.targets), "hr@10": M.hit_rate(hits, 10)}
 
 
+def served_with_context(
+    model: ScoringModel,
+    hybrid: HybridConfig,
+    users: EvaluationSet,
+    stored: Sequence[np.ndarray],
+    context: Sequence[np.ndarray],
+    fold_trainable: bool,
+) -> np.ndarray:
+    """``(b, n)`` scores the engine serves known users whose model history is ``stored`` when
+    ``context`` is sent: the history with the context newest; the stored CF row unless the
+    context holds an item beyond ``stored`` and the model folds live evidence in
+    (``fold_trainable``), then the CF vector folded in from that history."""
+    norm, decay, times = hybrid.normalisation, hybrid.recency_decay, users.request_times
+    weights = hybrid.for_segment(V.SEGMENT_TRAINABLE)
+    merged = with_context(stored, context)
+    fresh = np.array(
+        [fold_trainable and not np.isin(c, s).all() for s, c in zip(stored, context, strict=True)],
+        dtype=bool,
+    )
+    out = np.empty((len(users), model.n_items), dtype=np.float32)
+    for refold, segment in ((False, V.SEGMENT_TRAINABLE), (True, V.SEGMENT_COLD)):
+        where = np.flatnonzero(fresh == refold)
+        if where.size:
+            rows = None if refold else users.cf_rows[where]
+            out[where] = score_users(
+                model,
+                segment,
+                [merged[i] for i in where],
+                weights,
+                norm,
+                rows,
+                decay,
+                times[where],
+            )
+    return out
+
+
 def _score_rows(
     model: ScoringModel,
     hybrid: HybridConfig,
@@ -93,17 +136,25 @@ def _score_rows(
     full = score_users(
         model, V.SEGMENT_TRAINABLE, users.histories, trainable, norm, users.cf_rows, decay, times
     )
-    merged = with_context(users.histories, context)
-    if fold_trainable:  # as the engine: live evidence refolds the CF vector (live_fold_in)
-        served = score_users(model, V.SEGMENT_COLD, merged, trainable, norm, None, decay, times)
-    else:
-        served = score_users(
-            model, V.SEGMENT_TRAINABLE, merged, trainable, norm, users.cf_rows, decay, times
-        )
     seen = [np.union1d(s, c) for s, c in zip(users.seen, context, strict=True)]
+    known_context = served_with_context(
+        model, hybrid, users, users.histories, context, fold_trainable
+    )
+    # the previous item after the build: the model's history lacks it (its CF row cannot be
+    # used, it was fit with it: the vector is folded in from the history without it)
+    before = [h[:-1] for h in users.histories]
+    without = score_users(model, V.SEGMENT_COLD, before, trainable, norm, None, decay, times)
+    new_context = served_with_context(model, hybrid, users, before, context, fold_trainable)
     known = {
-        "hybrid (full history)": _per_user(full, users, users.seen, ties),
-        "hybrid + previous item as context": _per_user(served, users, seen, ties),
+        ROW_FULL: _per_user(full, users, users.seen, ties),
+        ROW_CONTEXT: _per_user(known_context, users, seen, ties),
+        ROW_NEW_WITHOUT: _per_user(
+            without,
+            users,
+            [s[~np.isin(s, c)] for s, c in zip(users.seen, context, strict=True)],
+            ties,
+        ),
+        ROW_NEW_CONTEXT: _per_user(new_context, users, seen, ties),
     }
     empty = [_EMPTY] * len(users)
     popularity = score_users(
@@ -112,8 +163,8 @@ def _score_rows(
     cold = hybrid.for_segment(V.SEGMENT_COLD)
     visitor = score_users(model, V.SEGMENT_COLD, context, cold, norm, None, decay, times)
     anonymous = {
-        "popularity (no history)": _per_user(popularity, users, None, ties),
-        "previous item as context": _per_user(visitor, users, context, ties),
+        ROW_POPULARITY: _per_user(popularity, users, None, ties),
+        ROW_ANONYMOUS_CONTEXT: _per_user(visitor, users, context, ties),
     }
     return ContextRows(known=known, anonymous=anonymous)
 
@@ -172,17 +223,26 @@ def evaluate_context(
                 row: {metric: _summary(values, samples, seed) for metric, values in per.items()}
                 for row, per in group_rows.items()
             }
-        (base, served), (pop, ctx) = (
-            [per[METRIC] for per in rows.known.values()],
-            [per[METRIC] for per in rows.anonymous.values()],
-        )
+        base, served = rows.known[ROW_FULL][METRIC], rows.known[ROW_CONTEXT][METRIC]
+        pop = rows.anonymous[ROW_POPULARITY][METRIC]
+        ctx = rows.anonymous[ROW_ANONYMOUS_CONTEXT][METRIC]
         known_diff = paired_difference(served, base, samples, seed)
+        out["context_gain_for_a_new_item"] = paired_difference(
+            rows.known[ROW_NEW_CONTEXT][METRIC], rows.known[ROW_NEW_WITHOUT][METRIC], samples, seed
+        )
         ratio = _ratio(ctx, pop, samples, seed)
+        new_diff = paired_difference(rows.known[ROW_NEW_CONTEXT][METRIC], base, samples, seed)
         out["checks"] = {
             "known": {
-                "target": "hybrid + context >= full-history hybrid (NDCG@10)",
+                "target": "hybrid + previous item as context >= full-history hybrid (NDCG@10)",
                 "difference": known_diff,
                 "passed": known_diff["mean"] >= 0.0,
+            },
+            "known_new_item": {
+                "target": "previous item not in the model, sent as context >= full-history "
+                "hybrid (NDCG@10)",
+                "difference": new_diff,
+                "passed": new_diff["mean"] >= 0.0,
             },
             "anonymous": {
                 "target": f"context >= {ANONYMOUS_TARGET}x popularity (NDCG@10)",
@@ -219,10 +279,23 @@ def format_context_report(report: dict[str, Any]) -> str:
                 )
     lines.append("")
     for protocol, out in report["protocols"].items():
-        known, anonymous = out["checks"]["known"], out["checks"]["anonymous"]
+        gain = out["context_gain_for_a_new_item"]
+        lines.append(
+            f"{protocol}: previous item not in the model, context − no context "
+            f"{interval(gain, signed=True)} (informational)"
+        )
+    for protocol, out in report["protocols"].items():
+        checks = out["checks"]
+        known, anonymous = checks["known"], checks["anonymous"]
         lines.append(
             f"{'PASS' if known['passed'] else 'MISS'} {protocol} known: context − full history "
             f"{interval(known['difference'], signed=True)} (target >= 0)"
+        )
+        new = checks["known_new_item"]
+        lines.append(
+            f"{'PASS' if new['passed'] else 'MISS'} {protocol} known, previous item not in the "
+            f"model: context − full history {interval(new['difference'], signed=True)} "
+            "(target >= 0)"
         )
         lines.append(
             f"{'PASS' if anonymous['passed'] else 'MISS'} {protocol} anonymous: context / "
