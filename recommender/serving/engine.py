@@ -27,9 +27,16 @@ from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.scoring import ScoringModel, score_users, signal_breakdown
-from recommender.scoring.hybrid import normalise
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
+from recommender.serving.context import (
+    blend_for_user,
+    context_indices,
+    eligible,
+    fresh_evidence,
+    unseen,
+    with_context,
+)
 from recommender.serving.filters import Filters, eligibility_mask
 from recommender.serving.histories import UserHistories
 from recommender.serving.live_feed import LiveFeed
@@ -99,18 +106,6 @@ def _seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray
     ends = np.cumsum(lengths)
     entries = np.arange(total, dtype=np.int64) + np.repeat(starts - ends + lengths, lengths)
     return np.repeat(known, lengths), hist.indices[entries]
-
-
-def _with_context(entry: LiveUser | None, context: np.ndarray) -> LiveUser:
-    """``entry``'s live evidence with the ``context`` items as its newest positives and seen."""
-    if entry is None:
-        return LiveUser(seen=context, liked=context, version=0)
-    liked = entry.liked[~np.isin(entry.liked, context)]
-    return LiveUser(
-        seen=np.concatenate([entry.seen, context]),
-        liked=np.concatenate([liked, context]),
-        version=entry.version,
-    )
 
 
 class _LiveRecords(Sequence[dict[str, Any]]):
@@ -185,7 +180,9 @@ class Engine:
         user = str(user_id)
         key = None
         self.sync_live()
-        context = self._context_indices(opts.context)  # checked first: a bad id is a 422
+        context = context_indices(
+            self.bundle, self.live, opts.context
+        )  # checked first: a bad id is a 422
         if not opts.explain:
             live_user = self.live.user(user) if self.live is not None else None
             segment = self._segment(user, live_user)
@@ -231,7 +228,9 @@ class Engine:
         """
         users = self._batch_users(user_ids, options)
         self.sync_live()
-        self._context_indices(options.context)  # a bad id is a 422 now, not in a later chunk
+        context_indices(
+            self.bundle, self.live, options.context
+        )  # a bad id is a 422 now, not in a later chunk
         size = len(users) if chunk_users is None else max(1, int(chunk_users))
         return (self._rank(users[i : i + size], options) for i in range(0, len(users), size))
 
@@ -280,51 +279,21 @@ class Engine:
             return self.neighbours.similar_items(product_id, topk, method, self.live)
         found = self.neighbours.candidates(product_id, topk, method, self.live)
         items, sims = found.neighbours, np.asarray(found.scores, dtype=np.float64)
-        flt: Filters | None = None
-        if isinstance(filters, Filters):
-            flt = filters
-        elif filters is not None:
-            flt = Filters.from_mapping(filters)
-        keep = self._eligible(items, flt) if flt is not None else np.ones(items.size, dtype=bool)
+        if filters is not None:
+            flt = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
+            keep = eligible(self.bundle, self.live, items, flt)
+            items, sims = items[keep], sims[keep]
         if user_id is None:
-            return found.answer(items[keep], sims[keep], topk)
+            return found.answer(items, sims, topk)
         user = str(user_id)
         live_user = self.live.user(user) if self.live is not None else None
-        row = self.bundle.histories.index.get(user, -1)
-        seen = [live_user.seen] if live_user is not None else []
-        if row >= 0:
-            seen.append(self.bundle.histories.items(row))
-        if seen:
-            keep &= ~np.isin(items, np.concatenate(seen))
+        keep = unseen(self.bundle, user, live_user, items)
         items, sims = items[keep], sims[keep]
-        if not items.size:
-            return found.answer(items, sims, topk)
-        relevance = self._user_relevance(user, live_user)
-        inside = items < relevance.size  # a product newer than the scored frame: no score
-        user_scores = np.zeros(items.size, dtype=np.float64)
-        user_scores[inside] = relevance[items[inside]]
-        user_scores[~inside] = user_scores[inside].min() if inside.any() else 0.0
-        weight = self.settings.rerank.similar_user_weight
-        similarity = normalise(sims).astype(np.float64)
-        blend = (1.0 - weight) * similarity + weight * normalise(user_scores).astype(np.float64)
-        blend = np.round(blend, V.SCORE_DECIMALS)
-        order = np.lexsort((np.arange(items.size), -blend))  # ties keep the similarity order
-        return found.answer(items[order], blend[order], topk)
-
-    def _eligible(self, items: np.ndarray, filters: Filters) -> np.ndarray:
-        """``(len(items),)`` bool: which of ``items`` (known or new products) match ``filters``."""
-        live = self.live
-        mask = eligibility_mask(
-            self.bundle.catalogue, filters, price=None if live is None else live.price
-        )
-        if live is not None:
-            mask = eligibility(mask, live.new_items, filters, self.bundle.n_items)
-        if mask is None:
-            return np.ones(items.size, dtype=bool)
-        keep = np.zeros(items.size, dtype=bool)
-        inside = items < mask.size
-        keep[inside] = mask[items[inside]]
-        return keep
+        if items.size:
+            relevance = self._user_relevance(user, live_user)
+            weight = self.settings.rerank.similar_user_weight
+            items, sims = blend_for_user(items, sims, relevance, weight)
+        return found.answer(items, sims, topk)
 
     def _user_relevance(self, user: str, live_user: LiveUser | None) -> np.ndarray:
         """The user's hybrid scores under the model's weights, as :meth:`recommend` ranks them
@@ -338,44 +307,6 @@ class Engine:
         rows, segments = self.scorer.route([user], lives)
         scores, _ = self.scorer.score([user], rows, segments, None, live=frame)
         return scores[0]
-
-    def _fresh_evidence(self, user: str, entry: LiveUser | None, context: np.ndarray) -> bool:
-        """Whether ``user``'s live positives or ``context`` hold an item beyond their stored
-        positives: only then is a trainable user's CF vector folded in again (the stored row was
-        fit on the stored positives, so a context of those adds nothing to it)."""
-        if entry is not None and entry.liked.size:
-            return True
-        hist = self.bundle.histories
-        row = hist.index.get(user, -1)
-        stored = hist.liked(row) if row >= 0 else np.zeros(0, dtype=np.int64)
-        return not bool(np.isin(context, stored).all())
-
-    def _context_indices(self, context: Sequence[str]) -> np.ndarray | None:
-        """Item indices of the request's context ids, oldest first (None: no context).
-
-        Products of the model's catalogue and those added since the build (PUT /products) are
-        known; a product added beyond ``events.max_new_products`` is known but has nothing to
-        score yet and is left out. Any other id is a 422 that names it.
-        """
-        if not context:
-            return None
-        index = self.bundle.catalogue.index
-        live = self.live
-        new = None if live is None else live.new_items
-        found: list[int] = []
-        for pid in context:  # at most requests.max_context_items
-            item = index.get(pid)
-            if item is None and new is not None:
-                item = new.index_of(pid)
-            if item is not None:
-                found.append(int(item))
-            elif live is None or not live.knows_product(pid):
-                raise InvalidRequestError(
-                    f"context_items: product {pid!r} is not in the catalogue of model "
-                    f"{self.bundle.model_id}; send product ids of the shop (a product added "
-                    "since the build is known once it was sent with PUT /products)."
-                )
-        return np.array(found, dtype=np.int64) if found else None
 
     def segment_of(self, user_id: str | int) -> str:
         """The routing segment of a user id (live events included)."""
@@ -451,17 +382,17 @@ class Engine:
             version, model, unknown_scores, unknown_order = self._live_frame_model()
             fold = trainable_fold_in(self.settings.events.trainable_fold_in, bundle.info)
             frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
-        context = self._context_indices(options.context)
+        context = context_indices(self.bundle, self.live, options.context)
         if context is not None:
             context = context[context < model.n_items]  # (new products newer than the frame)
         if context is not None and context.size:
             # the context as each user's newest live positives (and seen: excluded like them)
             lives = lives or [None] * len(users)
             fresh = [
-                self._fresh_evidence(u, entry, context)
+                fresh_evidence(bundle, u, entry, context)
                 for u, entry in zip(users, lives, strict=True)
             ]
-            lives = [_with_context(entry, context) for entry in lives]
+            lives = [with_context(entry, context) for entry in lives]
             fold = trainable_fold_in(self.settings.events.trainable_fold_in, bundle.info)
             version = 0 if frame is None else frame.popularity_version
             unknown = bundle.unknown_scores if frame is None else frame.unknown_scores
