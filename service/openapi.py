@@ -73,6 +73,10 @@ def apply_limits(schema: dict[str, Any], settings: ServingSettings) -> dict[str,
     user_ids = models["BatchRecommendRequest"]["properties"]["user_ids"]
     user_ids["maxItems"] = req.max_batch_size
     user_ids["description"] = f"1..{req.max_batch_size} user ids (requests.max_batch_size)"
+    context = models["RecommendRequest"]["properties"]["context_items"]
+    for branch in context.get("anyOf", [context]):
+        if branch.get("type") == "array":
+            branch["maxItems"] = req.max_context_items
     _limit_events(schema, settings.events.max_batch)
     _exact_id_bounds(schema)
     schema["components"]["securitySchemes"] = SECURITY_SCHEMES

@@ -189,11 +189,22 @@ class RecommendRequest(_RecommendOptions):
                     "rerank_weights": {"cf": 0.7, "popularity": 0.2, "quality": 0.1},
                     "explain": True,
                 },
+                {"user_id": "new-visitor", "topk": 5, "context_items": [DEMO_PRODUCT]},
             ]
         },
     )
     user_id: Identifier
     explain: StrictBool = False
+    context_items: Annotated[list[Identifier], Field(max_length=10_000)] | None = Field(
+        None,
+        description=(
+            "product ids in front of the shopper now (the cart, the product on screen), oldest "
+            "first: they count as the user's newest session items for every signal (a visitor "
+            "without history gets the cold hybrid from them) and are left out of the answer "
+            "like seen items (exclude_seen=false keeps them); at most "
+            "requests.max_context_items (50); an id the shop does not know is a 422"
+        ),
+    )
     session_id: Identifier | None = Field(
         None,
         description=(
@@ -225,12 +236,24 @@ class SimilarItemsRequest(_Request):
             "examples": [
                 {"product_id": DEMO_PRODUCT, "topk": 5},
                 {"product_id": DEMO_PRODUCT, "topk": 10, "method": "content"},
+                {"product_id": DEMO_PRODUCT, "topk": 5, "user_id": DEMO_USER},
             ]
         },
     )
     product_id: Identifier
     topk: Topk = Field(10, description="1..requests.max_similar_topk (50)")
     method: Literal["auto", "cf", "content"] = "auto"
+    user_id: Identifier | None = Field(
+        None,
+        description=(
+            "re-rank the neighbours for this user: their seen products left out, the rest "
+            "ordered by (1 - w) * similarity + w * the user's hybrid score, both min-max scaled "
+            "over the neighbours (w = rerank.similar_user_weight, 0.5); score is that blend"
+        ),
+    )
+    filters: RecommendFilters | None = Field(
+        None, description="keep only the neighbours that match (as in /recommend)"
+    )
 
 
 class ProductOut(BaseModel):

@@ -43,6 +43,7 @@ class RequestSettings(_Strict):
     max_similar_topk: int = Field(50, ge=1, le=1000)
     max_batch_size: int = Field(1000, ge=1)
     max_batch_items: int = Field(20_000, ge=1)
+    max_context_items: int = Field(50, ge=1, le=10_000)
     max_body_bytes: int = Field(1_048_576, ge=1024)
 
 
@@ -58,6 +59,7 @@ class RerankSettings(_Strict):
     diversity: float = Field(0.1, ge=0.0, le=1.0)
     candidate_multiplier: int = Field(3, ge=1, le=20)
     weights: dict[str, dict[str, float]] | None = None
+    similar_user_weight: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class ReloadSettings(_Strict):

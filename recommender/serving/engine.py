@@ -30,7 +30,15 @@ from recommender.scoring import ScoringModel, score_users, signal_breakdown
 from recommender.serving.batch_scoring import rank_chunk
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
-from recommender.serving.filters import eligibility_mask
+from recommender.serving.context import (
+    blend_for_user,
+    context_indices,
+    eligible,
+    fresh_evidence,
+    unseen,
+    with_context,
+)
+from recommender.serving.filters import Filters, eligibility_mask
 from recommender.serving.histories import UserHistories
 from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_in
@@ -173,9 +181,14 @@ class Engine:
         user = str(user_id)
         key = None
         self.sync_live()
+        context = context_indices(
+            self.bundle, self.live, opts.context
+        )  # checked first: a bad id is a 422
         if not opts.explain:
             live_user = self.live.user(user) if self.live is not None else None
             segment = self._segment(user, live_user)
+            if context is not None and segment == V.SEGMENT_UNKNOWN:
+                segment = V.SEGMENT_COLD  # the context is their history (see _rank)
             # users without history share one entry; a known user has seen items of their own
             known = user in self.bundle.histories.index or live_user is not None
             owner = user if known else None
@@ -216,6 +229,9 @@ class Engine:
         """
         users = self._batch_users(user_ids, options)
         self.sync_live()
+        context_indices(
+            self.bundle, self.live, options.context
+        )  # a bad id is a 422 now, not in a later chunk
         size = len(users) if chunk_users is None else max(1, int(chunk_users))
         return (self._rank(users[i : i + size], options) for i in range(0, len(users), size))
 
@@ -242,11 +258,56 @@ class Engine:
         return [str(u) for u in user_ids]
 
     def similar_items(
-        self, product_id: str | int, topk: int = 10, method: str = V.SIMILARITY_AUTO
+        self,
+        product_id: str | int,
+        topk: int = 10,
+        method: str = V.SIMILARITY_AUTO,
+        user_id: str | int | None = None,
+        filters: Filters | Mapping[str, Any] | None = None,
     ) -> SimilarItems:
-        """Most similar products (see :mod:`.similarity`); unavailable products left out."""
+        """Most similar products (see :mod:`.similarity`); unavailable products left out.
+
+        ``filters`` keep the neighbours that match them (as in :meth:`recommend`). With
+        ``user_id`` the neighbours the user has seen are left out and the rest re-ranked for
+        them: ``(1 − w) · similarity + w · hybrid score``, both min-max scaled over the
+        neighbours, ``w = rerank.similar_user_weight`` and the hybrid score the one
+        :meth:`recommend` ranks the user by; ``score`` is then that blend. Either way the
+        answer comes from the product's ``requests.max_similar_topk`` nearest neighbours, so it
+        may hold fewer than ``topk`` products.
+        """
         self.sync_live()
-        return self.neighbours.similar_items(product_id, topk, method, self.live)
+        if user_id is None and filters is None:
+            return self.neighbours.similar_items(product_id, topk, method, self.live)
+        found = self.neighbours.candidates(product_id, topk, method, self.live)
+        items, sims = found.neighbours, np.asarray(found.scores, dtype=np.float64)
+        if filters is not None:
+            flt = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
+            keep = eligible(self.bundle, self.live, items, flt)
+            items, sims = items[keep], sims[keep]
+        if user_id is None:
+            return found.answer(items, sims, topk)
+        user = str(user_id)
+        live_user = self.live.user(user) if self.live is not None else None
+        keep = unseen(self.bundle, user, live_user, items)
+        items, sims = items[keep], sims[keep]
+        if items.size:
+            relevance = self._user_relevance(user, live_user)
+            weight = self.settings.rerank.similar_user_weight
+            items, sims = blend_for_user(items, sims, relevance, weight)
+        return found.answer(items, sims, topk)
+
+    def _user_relevance(self, user: str, live_user: LiveUser | None) -> np.ndarray:
+        """The user's hybrid scores under the model's weights, as :meth:`recommend` ranks them
+        (live popularity, new products and live positives included; profile cache used)."""
+        lives = None if self.live is None else [live_user]
+        frame = None
+        if self.live is not None:
+            version, model, unknown_scores, _ = self._live_frame_model()
+            fold = trainable_fold_in(self.settings.events.trainable_fold_in, self.bundle.info)
+            frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
+        rows, segments = self.scorer.route([user], lives)
+        scores, _ = self.scorer.score([user], rows, segments, None, live=frame)
+        return scores[0]
 
     def segment_of(self, user_id: str | int) -> str:
         """The routing segment of a user id (live events included)."""
@@ -328,6 +389,21 @@ class Engine:
             version, model, unknown_scores, unknown_order = self._live_frame_model()
             fold = trainable_fold_in(self.settings.events.trainable_fold_in, bundle.info)
             frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
+        context = context_indices(self.bundle, self.live, options.context)
+        if context is not None:
+            context = context[context < model.n_items]  # (new products newer than the frame)
+        if context is not None and context.size:
+            # the context as each user's newest live positives (and seen: excluded like them)
+            lives = lives or [None] * len(users)
+            fresh = [
+                fresh_evidence(bundle, u, entry, context)
+                for u, entry in zip(users, lives, strict=True)
+            ]
+            lives = [with_context(entry, context) for entry in lives]
+            fold = trainable_fold_in(self.settings.events.trainable_fold_in, bundle.info)
+            version = 0 if frame is None else frame.popularity_version
+            unknown = bundle.unknown_scores if frame is None else frame.unknown_scores
+            frame = LiveFrame(model, unknown, version, lives, fold, context, fresh)
         rows, segments = self.scorer.route(users, lives)
         scores, used = self.scorer.score(users, rows, segments, options.weight_map, live=frame)
         relevance = scores
@@ -381,6 +457,10 @@ class Engine:
                 explains = self._explain(
                     chosen, rows[b], segments[b], used[segments[b]], relevance[b], frame, b
                 )
+                if frame is not None and frame.context is not None:
+                    in_context = [str(pid) for pid in options.context]
+                    for entry in explains:  # the signals above were scored with them
+                        entry["context_items"] = in_context
             # live records are read now, as ranked (the catalogue's own never change)
             source = records if live_records is None else {i: live_records[i] for i in chosen}
             ranked = Ranked(chosen, chosen_scores[b][:count], source, explains)
@@ -464,7 +544,7 @@ class Engine:
             and frame is not None
             and frame.trainable_fold_in
             and live_user is not None
-            and live_user.liked.size > 0
+            and self.scorer._has_live_positives(frame, position)
         )
         if refolded:
             segment, cf_row = V.SEGMENT_COLD, None

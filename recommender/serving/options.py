@@ -11,7 +11,7 @@ filter or 1,000 excluded products and 200 brands.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypedDict
@@ -37,6 +37,7 @@ class OptionArgs(TypedDict, total=False):
     weights: Mapping[str, float] | None
     explain: bool
     diversity: float | None
+    context_items: Sequence[str | int] | None
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class RecommendOptions:
     weights: tuple[tuple[str, float], ...] | None = None
     explain: bool = False
     diversity: float | None = None  # MMR trade-off; None: rerank.diversity (an A/B variant's)
+    # product ids the visitor has in front of them (cart, product on screen), oldest first: the
+    # newest session items of every signal (see Engine.recommend); () = none
+    context: tuple[str, ...] = ()
 
     @classmethod
     def parse(
@@ -62,6 +66,7 @@ class RecommendOptions:
         weights: Mapping[str, float] | None = None,
         explain: bool = False,
         diversity: float | None = None,
+        context_items: Sequence[str | int] | None = None,
     ) -> RecommendOptions:
         """Apply ``settings`` defaults (topk, rerank) and check every option against its limit."""
         limits = settings.requests
@@ -83,6 +88,7 @@ class RecommendOptions:
             weights=None if checked is None else tuple(sorted(checked.items())),
             explain=bool(explain),
             diversity=None if diversity is None else float(diversity),
+            context=_context(context_items, limits.max_context_items),
         )
 
     @property
@@ -108,6 +114,25 @@ class RecommendOptions:
                 flt.price_max,
                 flt.exclude_product_ids,
                 self.diversity,
+                # only when given: answers without context keep their digests
+                *((list(self.context),) if self.context else ()),
             ]
         )
         return hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).digest()
+
+
+def _context(items: Sequence[str | int] | None, limit: int) -> tuple[str, ...]:
+    """The context ids as strings, oldest first, each once (its newest position kept: a product
+    put back in the cart is the newest item), at most ``limit`` of them."""
+    if items is None:
+        return ()
+    if isinstance(items, (str, bytes)):
+        raise InvalidRequestError("context_items must be a list of product ids, not one string.")
+    ids = [str(item).strip() for item in items]
+    if len(ids) > limit:
+        raise InvalidRequestError(
+            f"context_items has {len(ids)} products; at most {limit} "
+            "(requests.max_context_items). Send the newest ones."
+        )
+    newest = {pid: k for k, pid in enumerate(ids)}
+    return tuple(pid for k, pid in enumerate(ids) if newest[pid] == k)

@@ -10,6 +10,7 @@ queries, and ``content`` neighbours of every product.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,27 @@ class SimilarItems:
     items: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Neighbourhood:
+    """One product's ranked neighbours (item indices, similarity) and how to answer them."""
+
+    product_id: str
+    method: str
+    neighbours: np.ndarray
+    scores: np.ndarray
+    record: Callable[[int], dict[str, Any]]
+
+    def answer(self, items: np.ndarray, scores: np.ndarray, topk: int) -> SimilarItems:
+        """The best ``topk`` of ``items`` (ranked, with their ``scores``) as response records."""
+        rows = [
+            {**self.record(item), "rank": rank, "score": score}
+            for rank, item, score in zip(
+                range(1, topk + 1), items[:topk].tolist(), scores[:topk].tolist(), strict=False
+            )
+        ]
+        return SimilarItems(product_id=self.product_id, method=self.method, items=rows)
+
+
 class ItemNeighbours:
     """Answers ``similar_items`` for one bundle, through its item-similarity cache."""
 
@@ -56,6 +78,19 @@ class ItemNeighbours:
         live: LiveState | None = None,
     ) -> SimilarItems:
         """Most similar products, the product itself excluded; ties broken by item index."""
+        found = self.candidates(product_id, topk, method, live)
+        return found.answer(found.neighbours, found.scores, topk)
+
+    def candidates(
+        self,
+        product_id: str | int,
+        topk: int = 10,
+        method: str = V.SIMILARITY_AUTO,
+        live: LiveState | None = None,
+    ) -> Neighbourhood:
+        """The product's ranked available neighbours (``max_similar_topk`` of them) after the
+        checks of ``topk``, ``method`` and the product id; :meth:`similar_items` keeps the best
+        ``topk``, a per-user answer re-ranks them first (``Engine.similar_items``)."""
         if not 1 <= int(topk) <= self.limit:
             raise InvalidRequestError(f"topk={topk}: must be between 1 and {self.limit}.")
         if method not in V.SIMILARITY_METHODS:
@@ -85,22 +120,12 @@ class ItemNeighbours:
             if new is not None and used == V.SIMILARITY_CONTENT and self._embeddings is not None:
                 query = self._embeddings[index]
                 neighbours, scores = merge_neighbours(neighbours, scores, new, query, self.limit)
-        records = self.bundle.catalogue.records
-
-        def record(item: int) -> dict[str, Any]:
-            return records[item]
-
+        record: Callable[[int], dict[str, Any]] = self.bundle.catalogue.records.__getitem__
         if live is not None and live.has_catalogue_changes:
             keep = all_available(live.available, live.new_items)[neighbours]
             neighbours, scores = neighbours[keep], scores[keep]
             record = live.record
-        items = [
-            {**record(item), "rank": rank, "score": score}
-            for rank, item, score in zip(
-                range(1, topk + 1), neighbours[:topk].tolist(), scores[:topk].tolist(), strict=False
-            )
-        ]
-        return SimilarItems(product_id=pid, method=used, items=items)
+        return Neighbourhood(pid, used, neighbours, scores, record)
 
     def resolve(self, index: int, method: str) -> str:
         """The concrete method (``cf`` or ``content``) for ``method`` on product ``index``."""

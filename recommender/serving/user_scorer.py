@@ -37,6 +37,12 @@ class LiveFrame:
     popularity_version: int
     users: Sequence[LiveUser | None]
     trainable_fold_in: bool = True
+    # the request's context items (cart, product on screen), oldest first: the newest items of
+    # every batch position's history, also in ``users``' liked items; such profiles are not cached
+    context: np.ndarray | None = None
+    # with a context: per position, whether the live evidence holds an item beyond the stored
+    # positives (a trainable user's CF row, fit on those, is only folded in again then)
+    fresh: Sequence[bool] | None = None
 
 
 class UserScorer:
@@ -95,7 +101,7 @@ class UserScorer:
             keys = [self._profile_key(users[p], live, p) for p in positions]
             key_of = dict(zip(positions, keys, strict=True))
             missing = positions
-            if is_default:
+            if is_default and (live is None or live.context is None):
                 missing = []
                 for position in positions:
                     cached = profiles.get(key_of[position], count)
@@ -135,7 +141,7 @@ class UserScorer:
                 cf_rows = hist.cf_rows[rows[missing]] if segment == V.SEGMENT_TRAINABLE else None
                 computed = self._compute(segment, histories, weights, cf_rows, model)
             scores[missing] = computed
-            if is_default:
+            if is_default and (live is None or live.context is None):
                 for i, position in enumerate(missing):
                     vector = computed[i].copy()
                     vector.setflags(write=False)
@@ -152,6 +158,8 @@ class UserScorer:
     @staticmethod
     def _has_live_positives(live: LiveFrame | None, position: int) -> bool:
         entry = None if live is None else live.users[position]
+        if live is not None and live.fresh is not None:
+            return live.fresh[position]
         return entry is not None and entry.liked.size > 0
 
     @staticmethod
@@ -170,6 +178,8 @@ class UserScorer:
         entry = None if live is None else live.users[position]
         if entry is None or not entry.liked.size:
             return stored
+        if live is not None and live.context is not None:  # the context items last (newest)
+            stored = stored[~np.isin(stored, live.context)]
         liked = entry.liked
         if liked.size * stored.size <= _BROADCAST_LIMIT:  # small: ~5 us, where np.isin costs ~50
             extra = liked[(liked[:, None] != stored[None, :]).all(axis=1)]

@@ -357,6 +357,8 @@
     if (low !== "") filters.price_min = Number(low);
     if (high !== "") filters.price_max = Number(high);
     if (Object.keys(filters).length) body.filters = filters;
+    const context = $("context-items").value.split(",").map((id) => id.trim()).filter(Boolean);
+    if (context.length) body.context_items = context;
     if ($("custom-weights").checked) {
       body.rerank_weights = Object.fromEntries(SIGNALS.map((s) => [s, Number($(`w-${s}`).value)]));
     }
@@ -630,7 +632,7 @@
       resetSliders(state.lastSegment || "trainable");
       scheduleLookup();
     });
-    for (const id of ["topk", "exclude-seen", "rerank", "f-brand", "f-category", "f-skin", "f-price-min", "f-price-max"]) {
+    for (const id of ["topk", "exclude-seen", "rerank", "context-items", "f-brand", "f-category", "f-skin", "f-price-min", "f-price-max"]) {
       $(id).addEventListener("change", scheduleLookup);
     }
     $("refresh-seconds").textContent = String(REFRESH_MS / 1000);

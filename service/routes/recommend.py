@@ -51,6 +51,8 @@ def _options(
         "weights": body.rerank_weights,
         "explain": body.explain if isinstance(body, RecommendRequest) else False,
     }
+    if isinstance(body, RecommendRequest) and body.context_items:
+        loose["context_items"] = body.context_items
     return engine.options(**merged_options(loose, choice))
 
 

@@ -25,10 +25,14 @@ router = APIRouter(tags=["recommendations"], route_class=JsonBodyRoute)
     responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "unknown product"}},
 )
 async def similar_items(body: SimilarItemsRequest, request: Request) -> OrjsonResponse:
-    """Products most similar to one product (CF factors; embeddings for unbought ones)."""
+    """Products most similar to one product (CF factors; embeddings for unbought ones);
+    with ``user_id`` re-ranked for that user, their seen products left out."""
     state = get_state(request)
     started = time.perf_counter()
-    result = state.engine.similar_items(body.product_id, body.topk, body.method)
+    filters = None if body.filters is None else body.filters.model_dump(exclude_none=True)
+    result = state.engine.similar_items(
+        body.product_id, body.topk, body.method, user_id=body.user_id, filters=filters
+    )
     return OrjsonResponse(
         {
             "product_id": body.product_id,

@@ -175,6 +175,18 @@ def test_console_in_chromium(server: Server, browser, tmp_path: Path) -> None:
         assert shown_history == [item["product_id"] for item in history["items"]]
         assert bool(shown_history) == (segment != "unknown")
 
+    # the cart of an anonymous visitor as context_items: the cold hybrid, the cart left out
+    context = driver.find_element("id", "context-items")
+    context.send_keys("p00001, p00002")
+    _look_up(driver, "visitor-with-a-cart")
+    body = _request_shown(driver)
+    assert body["context_items"] == ["p00001", "p00002"]
+    answer = _answer(server, body)
+    assert (answer["segment"], answer["fallback_method"]) == ("cold", "cold_hybrid")
+    assert _rendered(driver) == [r["product_id"] for r in answer["recommendations"]]
+    assert not {"p00001", "p00002"} & set(_rendered(driver))
+    context.clear()
+
     # back to the trainable user; the least weighted signal's slider to its maximum (the keyboard
     # End key, as an operator would) changes the ranking
     _look_up(driver, trainable)
