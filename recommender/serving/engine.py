@@ -372,12 +372,12 @@ class Engine:
 
     # ------------------------------------------------------------------ ranking
     def _rank(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
-        if len(users) > 1 and not options.explain:  # a chunk: scored together (.batch_scoring)
-            return rank_chunk(self, users, options)
+        if len(users) > 1 and not options.explain and not options.context:
+            return rank_chunk(self, users, options)  # a chunk: scored together (.batch_scoring)
         return self._rank_each(users, options)
 
     def _rank_each(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
-        """The general path: any batch, live events and ``explain`` included."""
+        """The general path: any batch, live events, ``explain`` and ``context_items`` included."""
         bundle = self.bundle
         topk, rerank = options.topk, options.rerank
         live = self.live

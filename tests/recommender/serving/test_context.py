@@ -206,3 +206,15 @@ def test_similar_items_honour_filters_with_and_without_a_user():
     # an unknown user has seen nothing: every neighbour stays, re-ranked by popularity/quality
     stranger = engine.similar_items("p4", topk=50, user_id="stranger")
     assert sorted(ids(stranger)) == sorted(every)
+
+
+def test_a_batch_with_context_ranks_each_user_as_a_single_call_does():
+    """A batch with ``context_items`` takes the general path (the chunk scorer knows no
+    context): every user's answer equals their single call with the same context."""
+    engine = make_engine()
+    users = ["t0", "c1", "stranger"]
+    batch = engine.recommend_batch(users, topk=6, context_items=["p5", "p7"])
+    for user, result in zip(users, batch, strict=True):
+        single = engine.recommend(user, topk=6, context_items=["p5", "p7"])
+        assert (ids(result), scores(result)) == (ids(single), scores(single))
+        assert "p5" not in ids(result) and "p7" not in ids(result)
