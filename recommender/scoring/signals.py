@@ -127,8 +127,14 @@ def history_entries(
     """The batch's histories as flat ``(rows, items, weights)``: each (user, item) once, keeping
     an item's largest weight, sorted by user then item (the order a sparse history matrix stores).
 
-    A handful of numpy calls whatever the batch size; every signal below starts from it.
+    A handful of numpy calls whatever the batch size; every signal below starts from it. One
+    user without weights (a request) is one sort of the history: the same arrays.
     """
+    if len(histories) == 1 and weights is None:
+        items = np.sort(np.asarray(histories[0], dtype=np.int64))
+        if items.size > 1 and not (items[1:] != items[:-1]).all():
+            items = items[_new_user(items)]
+        return np.zeros(items.size, dtype=np.int64), items, np.ones(items.size, dtype=np.float64)
     lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
     rows = np.repeat(np.arange(len(histories), dtype=np.int64), lengths)
     items = (
@@ -259,8 +265,14 @@ def content_scores(
         if profiles.shape[0] == 1:  # as two rows, like cf_scores
             return _as_float32((np.repeat(profiles, 2, axis=0) @ embeddings.T)[:1])
         return _as_float32(profiles @ embeddings.T)
-    out = np.zeros((len(histories), cosine.shape[1]), dtype=np.float32)
     rows, items, w = history_entries(histories, weights) if entries is None else entries
+    if len(histories) == 1 and rows.size:  # one user: the arithmetic below without the groups
+        sums = _user_sums(cosine, items, None if weights is None else w, np.zeros(1, np.int64))
+        squared = np.add.reduceat(w * sums[0, items], [0])
+        if squared[0] > 0:
+            return (sums / np.sqrt(squared)[:, None]).astype(np.float32)
+        return np.zeros((1, cosine.shape[1]), dtype=np.float32)
+    out = np.zeros((len(histories), cosine.shape[1]), dtype=np.float32)
     if not rows.size:
         return out
     new_user = _new_user(rows)

@@ -391,6 +391,8 @@ class Engine:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Best ``width`` eligible items per row, best first: (b, width) items and scores."""
         n = scores.shape[1]
+        if len(rows) == 1:
+            return self._candidates_one(scores[0], int(rows[0]), mask, exclude_seen, width, lives)
         # float64 ranking keys, negated for argpartition: index·1e-11 − score breaks ties by item
         # index (scores are rounded to 1e-6, so the offset, < 1e-7 for n < 10K, never reorders
         # distinct scores); excluded items get +inf
@@ -414,6 +416,39 @@ class Engine:
         cand_keys = cand_keys[batch_rows, order]
         cand_scores = np.where(np.isfinite(cand_keys), scores[batch_rows, candidates], -np.inf)
         return candidates, cand_scores
+
+    def _candidates_one(
+        self,
+        scores: np.ndarray,
+        row: int,
+        mask: np.ndarray | None,
+        exclude_seen: bool,
+        width: int,
+        lives: Sequence[LiveUser | None] | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_candidates` of one user on 1-D arrays: the same keys, partition and sort
+        (a request's ranking is a batch of one's), in half the numpy calls."""
+        n = scores.shape[0]
+        keys = np.subtract(self._tiebreak[:n], scores, dtype=np.float64)
+        if mask is not None:
+            keys[~mask] = np.inf
+        if exclude_seen:
+            if row >= 0:
+                hist = self.bundle.histories
+                keys[hist.indices[hist.indptr[row] : hist.indptr[row + 1]]] = np.inf
+            entry = lives[0] if lives else None
+            if entry is not None and entry.seen.size:
+                keys[entry.seen] = np.inf
+        if width < n:
+            candidates = np.argpartition(keys, width - 1)[:width]
+        else:
+            candidates = np.arange(n)
+        cand_keys = keys[candidates]
+        order = np.argsort(cand_keys, kind="stable")
+        candidates = candidates[order]
+        cand_keys = cand_keys[order]
+        cand_scores = np.where(np.isfinite(cand_keys), scores[candidates], -np.inf)
+        return candidates[None, :], cand_scores[None, :]
 
     def _static_candidates(
         self,

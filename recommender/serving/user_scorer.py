@@ -134,10 +134,16 @@ class UserScorer:
             else:
                 cf_rows = hist.cf_rows[rows[missing]] if segment == V.SEGMENT_TRAINABLE else None
                 computed = self._compute(segment, histories, weights, cf_rows, model)
-            scores[missing] = computed
+            # one request: its vector is the answer (no copy into ``scores``)
+            alone = len(missing) == len(users) and computed.shape == scores.shape
+            if alone:
+                computed.setflags(write=False)
+                scores = computed
+            else:
+                scores[missing] = computed
             if is_default:
                 for i, position in enumerate(missing):
-                    vector = computed[i].copy()
+                    vector = computed[i] if alone and len(missing) == 1 else computed[i].copy()
                     vector.setflags(write=False)
                     profiles.put(key_of[position], vector)
             if debug:
@@ -216,6 +222,8 @@ class UserScorer:
             cf_rows,
             recency_decay=self.bundle.hybrid.recency_decay,
         )
+        if raw.dtype == np.float32 and raw.flags.writeable:  # a new array: rounded in place
+            return np.round(raw, V.SCORE_DECIMALS, out=raw)
         return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
     def route(
