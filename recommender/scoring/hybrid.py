@@ -32,11 +32,13 @@ def normalise(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
     """
     x = np.asarray(scores, dtype=np.float32)
     squeeze = x.ndim == 1
-    x = np.atleast_2d(x)
+    if x.ndim < 2:
+        x = np.atleast_2d(x)
     if method == "minmax":
         lo = x.min(axis=1, keepdims=True)
         span = x.max(axis=1, keepdims=True) - lo
-        if (span > 0).all():  # every row has a spread (the usual request): the same division
+        spread = span.item() > 0 if span.size == 1 else bool((span > 0).all())
+        if spread:  # every row has a spread (the usual request): the same division, in place
             out = x - lo
             np.divide(out, span, out=out)
         else:

@@ -179,8 +179,9 @@ def _user_sums(
         gathered = matrix[items[entries]]
         return gathered if w is None else gathered * w[entries, None]
 
-    if len(starts) == 1:
-        return rows(np.arange(len(items))).astype(np.float64).sum(axis=0, keepdims=True)
+    if len(starts) == 1:  # every entry, in order
+        gathered = matrix[items] if w is None else matrix[items] * w[:, None]
+        return gathered.astype(np.float64).sum(axis=0, keepdims=True)
     lengths = np.diff(np.append(starts, len(items)))
     longest_first = np.argsort(-lengths, kind="stable")  # users with a j-th entry: a prefix
     starts, lengths = starts[longest_first], lengths[longest_first]
@@ -202,8 +203,10 @@ def _history_sums(
     """``(b, k)`` float64: per user, the (``weights``-weighted) sum of ``matrix`` rows over the
     history's distinct items (a repeated item keeps its largest weight): one gather and a
     per-user sum for the whole batch."""
-    out = np.zeros((len(histories), matrix.shape[1]), dtype=np.float64)
     rows, items, w = history_entries(histories, weights) if entries is None else entries
+    if len(histories) == 1 and rows.size:
+        return _user_sums(matrix, items, None if weights is None else w, np.zeros(1, np.int64))
+    out = np.zeros((len(histories), matrix.shape[1]), dtype=np.float64)
     if not rows.size:
         return out
     starts = np.flatnonzero(_new_user(rows))
@@ -227,7 +230,13 @@ def item_similarity_scores(
     b, n = len(histories), similarity.shape[1]
     out = np.zeros(b * n, dtype=np.float32)
     rows, items, w = history_entries(histories, weights) if entries is None else entries
-    if rows.size:
+    if b == 1 and rows.size == 1:  # one user, one item: its CSR row (distinct columns) added
+        start, end = similarity.indptr[items[0] : items[0] + 2]
+        values = similarity.data[start:end]
+        if weights is not None:
+            values = values * w.astype(np.float32)
+        out[similarity.indices[start:end]] += values
+    elif rows.size:
         indptr = similarity.indptr
         starts = indptr[items]
         lengths = indptr[items + 1] - starts

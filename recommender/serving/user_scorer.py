@@ -143,7 +143,7 @@ class UserScorer:
                 scores[missing] = computed
             if is_default:
                 for i, position in enumerate(missing):
-                    vector = computed[i] if alone and len(missing) == 1 else computed[i].copy()
+                    vector = computed[i].copy()  # owns its data (the cache counts its bytes)
                     vector.setflags(write=False)
                     profiles.put(key_of[position], vector)
             if debug:
