@@ -100,6 +100,26 @@ def _seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray
     return np.repeat(known, lengths), hist.indices[entries]
 
 
+def _chosen(
+    picks: np.ndarray, candidates: np.ndarray, cand_scores: np.ndarray
+) -> tuple[list[list[int]], list[list[float]], list[int]]:
+    """Per row: the picked items, their scores rounded to ``V.SCORE_DECIMALS`` and how many were
+    picked (``picks``: positions into the candidates, ``-1`` after a row ran out)."""
+    if len(picks) == 1:  # one request: the picks are a prefix, read on 1-D views
+        count = int(np.count_nonzero(picks[0] >= 0))
+        taken = picks[0, :count]
+        scores = np.round(cand_scores[0, taken].astype(np.float64), V.SCORE_DECIMALS)
+        return [candidates[0, taken].tolist()], [scores.tolist()], [count]
+    batch_rows = np.arange(len(picks))[:, None]
+    valid = picks >= 0
+    safe = np.where(valid, picks, 0)
+    chosen_items = candidates[batch_rows, safe].tolist()
+    chosen_scores = np.round(
+        cand_scores[batch_rows, safe].astype(np.float64), V.SCORE_DECIMALS
+    ).tolist()
+    return chosen_items, chosen_scores, valid.sum(axis=1).tolist()
+
+
 class _LiveRecords(Sequence[dict[str, Any]]):
     """The catalogue's response records with live updates (price, name ...) applied."""
 
@@ -337,7 +357,8 @@ class Engine:
         default_unknown = used.get(V.SEGMENT_UNKNOWN) == bundle.hybrid.for_segment(
             V.SEGMENT_UNKNOWN
         )
-        nothing_seen = bool((rows < 0).all()) and not any(lives or ())
+        nobody_known = rows[0] < 0 if len(rows) == 1 else bool((rows < 0).all())
+        nothing_seen = nobody_known and not any(lives or ())
         if default_unknown and nothing_seen:  # nobody has seen items to exclude
             candidates, cand_scores = self._static_candidates(
                 len(users), mask, width, unknown_order, frame
@@ -346,7 +367,6 @@ class Engine:
             candidates, cand_scores = self._candidates(
                 scores, rows, mask, options.exclude_seen, width, lives
             )
-        batch_rows = np.arange(len(users))[:, None]
         wanted = self.settings.rerank.diversity if options.diversity is None else options.diversity
         diversity = wanted if rerank else 0.0
         sims = None
@@ -358,13 +378,7 @@ class Engine:
         live_records = None
         if live is not None and live.has_catalogue_changes:
             live_records = _LiveRecords(live)
-        valid = picks >= 0
-        safe = np.where(valid, picks, 0)
-        chosen_items = candidates[batch_rows, safe].tolist()
-        chosen_scores = np.round(
-            cand_scores[batch_rows, safe].astype(np.float64), V.SCORE_DECIMALS
-        ).tolist()
-        counts = valid.sum(axis=1).tolist()
+        chosen_items, chosen_scores, counts = _chosen(picks, candidates, cand_scores)
         results: list[Recommendation] = []
         for b, user in enumerate(users):
             count = counts[b]

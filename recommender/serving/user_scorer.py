@@ -234,8 +234,13 @@ class UserScorer:
         but keeps their row, so their seen items are still excluded). A user without a CF row
         whose live events hold a positive is ``cold``: their new items are their profile."""
         hist = self.bundle.histories
-        rows = np.fromiter((hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
-        segments = [hist.segment(int(row)) for row in rows]
+        if len(users) == 1:  # one request: no generator
+            rows = np.array([hist.index.get(users[0], -1)], dtype=np.int64)
+        else:
+            rows = np.fromiter(
+                (hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users)
+            )
+        segments = [hist.segment(row) for row in rows.tolist()]
         if live is not None:
             for position, entry in enumerate(live):
                 if (
