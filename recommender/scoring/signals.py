@@ -230,12 +230,12 @@ def item_similarity_scores(
     b, n = len(histories), similarity.shape[1]
     out = np.zeros(b * n, dtype=np.float32)
     rows, items, w = history_entries(histories, weights) if entries is None else entries
-    if b == 1 and rows.size == 1:  # one user, one item: its CSR row (distinct columns) added
+    if b == 1 and rows.size == 1:  # one user, one item: its CSR row, added as below
         start, end = similarity.indptr[items[0] : items[0] + 2]
         values = similarity.data[start:end]
         if weights is not None:
             values = values * w.astype(np.float32)
-        out[similarity.indices[start:end]] += values
+        np.add.at(out, similarity.indices[start:end], values)
     elif rows.size:
         indptr = similarity.indptr
         starts = indptr[items]

@@ -110,3 +110,19 @@ def test_combine_sums_in_place_without_touching_its_inputs():
     )
     np.testing.assert_array_equal(cf, before[0])
     np.testing.assert_array_equal(static, before[1])
+
+
+def test_one_item_history_adds_a_repeated_column_twice():
+    """A CSR row that stores a column twice (non-canonical) is summed, as the batch path does."""
+    similarity = sp.csr_matrix(
+        (
+            np.array([0.5, 0.25, 0.125], dtype=np.float32),
+            np.array([3, 3, 9]),
+            np.array([0, 0, 3, 3]),
+        ),
+        shape=(3, 10),
+    )
+    alone = item_similarity_scores([np.array([1])], similarity)
+    batch = item_similarity_scores([np.array([0]), np.array([1])], similarity)
+    np.testing.assert_array_equal(alone[0], batch[1])
+    assert alone[0, 3] == np.float32(0.75) and alone[0, 9] == np.float32(0.125)
