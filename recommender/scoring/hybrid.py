@@ -32,11 +32,17 @@ def normalise(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
     """
     x = np.asarray(scores, dtype=np.float32)
     squeeze = x.ndim == 1
-    x = np.atleast_2d(x)
+    if x.ndim < 2:
+        x = np.atleast_2d(x)
     if method == "minmax":
         lo = x.min(axis=1, keepdims=True)
         span = x.max(axis=1, keepdims=True) - lo
-        out = np.divide(x - lo, span, out=np.zeros_like(x), where=span > 0)
+        spread = span.item() > 0 if span.size == 1 else bool((span > 0).all())
+        if spread:  # every row has a spread (the usual request): the same division, in place
+            out = x - lo
+            np.divide(out, span, out=out)
+        else:
+            out = np.divide(x - lo, span, out=np.zeros_like(x), where=span > 0)
     elif method == "rank":
         out = _tied_ranks(x) / np.float32(max(x.shape[1] - 1, 1))
     else:
@@ -107,9 +113,15 @@ def combine(
     for name, weight in weights.items():
         if weight <= 0 or name not in signals:
             continue
-        values = signals[name] if name in prenormalised else normalise(signals[name], method)
-        term = np.float32(weight) * values
-        total = term if total is None else total + term
+        fresh = name not in prenormalised  # normalise() returned a new array: scaled in place
+        values = normalise(signals[name], method) if fresh else signals[name]
+        term = np.multiply(values, np.float32(weight), out=values if fresh else None)
+        if total is None:
+            total = term
+        elif total.shape == term.shape:  # both new arrays of this call: summed in place
+            np.add(total, term, out=total)
+        else:
+            total = total + term
     if total is None:
         first = next(iter(signals.values()))
         return np.zeros(np.atleast_2d(first).shape, dtype=np.float32)

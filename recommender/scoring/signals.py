@@ -127,8 +127,14 @@ def history_entries(
     """The batch's histories as flat ``(rows, items, weights)``: each (user, item) once, keeping
     an item's largest weight, sorted by user then item (the order a sparse history matrix stores).
 
-    A handful of numpy calls whatever the batch size; every signal below starts from it.
+    A handful of numpy calls whatever the batch size; every signal below starts from it. One
+    user without weights (a request) is one sort of the history: the same arrays.
     """
+    if len(histories) == 1 and weights is None:
+        items = np.sort(np.asarray(histories[0], dtype=np.int64))
+        if items.size > 1 and not (items[1:] != items[:-1]).all():
+            items = items[_new_user(items)]
+        return np.zeros(items.size, dtype=np.int64), items, np.ones(items.size, dtype=np.float64)
     lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
     rows = np.repeat(np.arange(len(histories), dtype=np.int64), lengths)
     items = (
@@ -173,8 +179,9 @@ def _user_sums(
         gathered = matrix[items[entries]]
         return gathered if w is None else gathered * w[entries, None]
 
-    if len(starts) == 1:
-        return rows(np.arange(len(items))).astype(np.float64).sum(axis=0, keepdims=True)
+    if len(starts) == 1:  # every entry, in order
+        gathered = matrix[items] if w is None else matrix[items] * w[:, None]
+        return gathered.astype(np.float64).sum(axis=0, keepdims=True)
     lengths = np.diff(np.append(starts, len(items)))
     longest_first = np.argsort(-lengths, kind="stable")  # users with a j-th entry: a prefix
     starts, lengths = starts[longest_first], lengths[longest_first]
@@ -196,8 +203,10 @@ def _history_sums(
     """``(b, k)`` float64: per user, the (``weights``-weighted) sum of ``matrix`` rows over the
     history's distinct items (a repeated item keeps its largest weight): one gather and a
     per-user sum for the whole batch."""
-    out = np.zeros((len(histories), matrix.shape[1]), dtype=np.float64)
     rows, items, w = history_entries(histories, weights) if entries is None else entries
+    if len(histories) == 1 and rows.size:
+        return _user_sums(matrix, items, None if weights is None else w, np.zeros(1, np.int64))
+    out = np.zeros((len(histories), matrix.shape[1]), dtype=np.float64)
     if not rows.size:
         return out
     starts = np.flatnonzero(_new_user(rows))
@@ -221,7 +230,13 @@ def item_similarity_scores(
     b, n = len(histories), similarity.shape[1]
     out = np.zeros(b * n, dtype=np.float32)
     rows, items, w = history_entries(histories, weights) if entries is None else entries
-    if rows.size:
+    if b == 1 and rows.size == 1:  # one user, one item: its CSR row, added as below
+        start, end = similarity.indptr[items[0] : items[0] + 2]
+        values = similarity.data[start:end]
+        if weights is not None:
+            values = values * w.astype(np.float32)
+        np.add.at(out, similarity.indices[start:end], values)
+    elif rows.size:
         indptr = similarity.indptr
         starts = indptr[items]
         lengths = indptr[items + 1] - starts
@@ -259,8 +274,14 @@ def content_scores(
         if profiles.shape[0] == 1:  # as two rows, like cf_scores
             return _as_float32((np.repeat(profiles, 2, axis=0) @ embeddings.T)[:1])
         return _as_float32(profiles @ embeddings.T)
-    out = np.zeros((len(histories), cosine.shape[1]), dtype=np.float32)
     rows, items, w = history_entries(histories, weights) if entries is None else entries
+    if len(histories) == 1 and rows.size:  # one user: the arithmetic below without the groups
+        sums = _user_sums(cosine, items, None if weights is None else w, np.zeros(1, np.int64))
+        squared = np.add.reduceat(w * sums[0, items], [0])
+        if squared[0] > 0:
+            return (sums / np.sqrt(squared)[:, None]).astype(np.float32)
+        return np.zeros((1, cosine.shape[1]), dtype=np.float32)
+    out = np.zeros((len(histories), cosine.shape[1]), dtype=np.float32)
     if not rows.size:
         return out
     new_user = _new_user(rows)

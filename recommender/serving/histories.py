@@ -166,10 +166,11 @@ class UserHistories:
 
     def liked(self, row: int) -> np.ndarray:
         """Positive item indices of user row ``row``, in time order: the history that is scored."""
-        items = self.items(row)
+        start, end = self.indptr[row : row + 2]
+        items = self.indices[start:end]
         if self.positive is None:
             return items
-        return items[self.positive[self.indptr[row] : self.indptr[row + 1]]]
+        return items[self.positive[start:end]]
 
     def seen_coordinates(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(batch positions, item indices) of every seen item of ``rows`` (-1 = unknown user)."""

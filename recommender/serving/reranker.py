@@ -111,7 +111,12 @@ def _mmr_one(
     relevance: np.ndarray, valid: np.ndarray, sims: np.ndarray, k: int, lam: np.float32
 ) -> np.ndarray:
     """:func:`mmr_order` of one row: candidates are best first, so the valid ones are a prefix
-    and its first and last entries are the highest and lowest relevance."""
+    and its first and last entries are the highest and lowest relevance.
+
+    Keeps ``value = gain − penalty`` itself: ``gain − max(p, s) = min(gain − p, gain − s)``
+    exactly (a float subtraction is monotone in what it subtracts), so with ``gain − λ·sims``
+    formed once a step is an argmax and one ``minimum``: the same picks in half the calls.
+    """
     count = int(valid.sum())
     order = np.full(k, -1, dtype=np.int64)
     if not count:
@@ -120,14 +125,13 @@ def _mmr_one(
     lo, hi = rel[count - 1], rel[0]
     span = hi - lo if hi > lo else np.float32(1.0)
     gain = ((1 - lam) * (rel - lo) / span).astype(np.float32)
-    penalty = np.zeros(count, dtype=np.float32)
-    scratch = np.empty(count, dtype=np.float32)
-    scaled = lam * sims[:count, :count]
+    after = gain - lam * sims[:count, :count]  # row j: gain − λ·cos(·, j), once j is selected
+    value = gain.copy()  # gain − penalty, penalty 0 before any selection
     for step in range(min(k, count)):
-        pick = int(np.subtract(gain, penalty, out=scratch).argmax())
+        pick = int(value.argmax())
         order[step] = pick
-        gain[pick] = -np.inf
-        np.maximum(penalty, scaled[pick], out=penalty)
+        np.minimum(value, after[pick], out=value)
+        value[pick] = -np.inf
     return order
 
 

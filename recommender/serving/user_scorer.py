@@ -140,10 +140,16 @@ class UserScorer:
             else:
                 cf_rows = hist.cf_rows[rows[missing]] if segment == V.SEGMENT_TRAINABLE else None
                 computed = self._compute(segment, histories, weights, cf_rows, model)
-            scores[missing] = computed
+            # one request: its vector is the answer (no copy into ``scores``)
+            alone = len(missing) == len(users) and computed.shape == scores.shape
+            if alone:
+                computed.setflags(write=False)
+                scores = computed
+            else:
+                scores[missing] = computed
             if is_default and (live is None or live.context is None):
                 for i, position in enumerate(missing):
-                    vector = computed[i].copy()
+                    vector = computed[i].copy()  # owns its data (the cache counts its bytes)
                     vector.setflags(write=False)
                     profiles.put(key_of[position], vector)
             if debug:
@@ -226,6 +232,8 @@ class UserScorer:
             cf_rows,
             recency_decay=self.bundle.hybrid.recency_decay,
         )
+        if raw.dtype == np.float32 and raw.flags.writeable:  # a new array: rounded in place
+            return np.round(raw, V.SCORE_DECIMALS, out=raw)
         return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
     def route(
@@ -236,8 +244,13 @@ class UserScorer:
         but keeps their row, so their seen items are still excluded). A user without a CF row
         whose live events hold a positive is ``cold``: their new items are their profile."""
         hist = self.bundle.histories
-        rows = np.fromiter((hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users))
-        segments = [hist.segment(int(row)) for row in rows]
+        if len(users) == 1:  # one request: no generator
+            rows = np.array([hist.index.get(users[0], -1)], dtype=np.int64)
+        else:
+            rows = np.fromiter(
+                (hist.index.get(u, -1) for u in users), dtype=np.int64, count=len(users)
+            )
+        segments = [hist.segment(row) for row in rows.tolist()]
         if live is not None:
             for position, entry in enumerate(live):
                 if (

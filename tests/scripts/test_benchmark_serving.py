@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
@@ -39,3 +42,47 @@ def test_percentile():
 def test_one_percentile_and_one_traffic_mix_for_every_script():
     assert percentile is _client.percentile
     assert load_test.build_plan is _client.build_plan and load_test.MIXES is _client.MIXES
+
+
+@pytest.mark.slow
+def test_engine_only_reports_the_engine_times_and_their_targets(
+    embedded_dir, registry_dir, tmp_path
+):
+    out = tmp_path / "engine.json"
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(repo / "scripts" / "benchmark_serving.py"),
+            "--engine-only",
+            "--processed",
+            str(embedded_dir),
+            "--registry",
+            str(registry_dir),
+            "--distinct",
+            "100",
+            "--compare",
+            "5",
+            "--engine-users",
+            "10",
+            "--batch-runs",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=repo,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    engine = report["engine_in_process"]
+    assert engine["trainable_ms_per_user"] > 0 and engine["cold_ms_per_user"] > 0
+    assert engine["known_ms_per_user"] > 0 and engine["batch_over_one_by_one"] > 0
+    assert set(report["targets"]) == {
+        "batch <= 1/5 of one by one (engine)",
+        "engine <= 0.25 ms per uncached known user",
+    }
+    assert "engine <= 0.25 ms per uncached known user" in done.stdout
+    assert "mixes" not in report  # no server was started

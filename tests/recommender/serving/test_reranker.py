@@ -79,3 +79,24 @@ def test_check_weights():
     for bad in ({"cf": -1}, {"nope": 1}, {"cf": 0}, {"cf": float("nan")}, {"cf": "1"}, {}):
         with pytest.raises(InvalidRequestError):
             check_weights(bad)
+
+
+def test_mmr_one_row_picks_as_its_row_of_a_batch():
+    """The one-row MMR (``gain − penalty`` kept as one minimum) against the batch arithmetic, with
+    ties, negative cosines and rows that run out."""
+    rng = np.random.default_rng(5)
+    embeddings = rng.normal(size=(60, 4)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    embeddings[7] = embeddings[3]  # a duplicate direction
+    for trial in range(40):
+        cands = np.stack([rng.choice(60, 30, replace=False) for _ in range(4)])
+        rel = np.sort(np.round(rng.random((4, 30)), 2).astype(np.float32), axis=1)[:, ::-1].copy()
+        rel[1, 20:] = -np.inf
+        rel[2, 1:] = -np.inf
+        rel[3] = 0.5  # all tied
+        sim = candidate_similarity(cands, embeddings, None)
+        for diversity in (0.1, 0.5, 0.9):
+            both = mmr_order(rel, sim, 10, diversity)
+            for row in range(4):
+                alone = mmr_order(rel[row : row + 1], sim[row : row + 1], 10, diversity)
+                assert alone[0].tolist() == both[row].tolist(), (trial, row, diversity)
