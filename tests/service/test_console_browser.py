@@ -98,9 +98,19 @@ def _wait_for_answer(driver, after: int, user: str) -> None:
     WebDriverWait(driver, WAIT_S).until(answered)
 
 
+def _attributes(driver, selector: str, name: str) -> list[str]:
+    """Attribute ``name`` of every element matching ``selector``, read in one script call: a
+    snapshot, never a list that a re-render replaces between two WebDriver calls (stale)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]),"
+        " (e) => e.getAttribute(arguments[1]));",
+        selector,
+        name,
+    )
+
+
 def _rendered(driver) -> list[str]:
-    items = driver.find_elements("css selector", "#recommendations > li")
-    return [item.get_attribute("data-product-id") for item in items]
+    return _attributes(driver, "#recommendations > li", "data-product-id")
 
 
 def _request_shown(driver) -> dict:
@@ -135,10 +145,7 @@ def test_console_in_chromium(server: Server, browser, tmp_path: Path) -> None:
         lambda d: d.find_element("id", "fact-model-id").text == info["model_id"]
     )
     assert "Bảng điều khiển gợi ý" in driver.find_element("tag name", "h1").text
-    shown_samples = {
-        b.get_attribute("data-user-id")
-        for b in driver.find_elements("css selector", "button.sample")
-    }
+    shown_samples = set(_attributes(driver, "button.sample", "data-user-id"))
     assert {trainable, cold} <= shown_samples
 
     for user, segment, strategy in (
@@ -160,18 +167,12 @@ def test_console_in_chromium(server: Server, browser, tmp_path: Path) -> None:
         assert _rendered(driver) == [r["product_id"] for r in answer["recommendations"]], user
         recommendations = driver.find_element("id", "recommendations")
         assert recommendations.get_attribute("data-segment") == segment
-        first = driver.find_element("css selector", "#recommendations > li")
-        signals = {
-            b.get_attribute("data-signal") for b in first.find_elements("css selector", ".bar")
-        }
+        signals = set(_attributes(driver, "#recommendations > li:first-child .bar", "data-signal"))
         assert signals == set(answer["recommendations"][0]["explain"]["signals"])
         history = requests.get(
             f"{server.url}/user_history", params={"user_id": user, "limit": 20}, timeout=10
         ).json()
-        shown_history = [
-            li.get_attribute("data-product-id")
-            for li in driver.find_elements("css selector", "#history > li")
-        ]
+        shown_history = _attributes(driver, "#history > li", "data-product-id")
         assert shown_history == [item["product_id"] for item in history["items"]]
         assert bool(shown_history) == (segment != "unknown")
 
@@ -223,10 +224,7 @@ def test_console_in_chromium(server: Server, browser, tmp_path: Path) -> None:
     similar = requests.post(
         f"{server.url}/similar_items", json={"product_id": product, "topk": 8}, timeout=10
     ).json()
-    shown_similar = [
-        li.get_attribute("data-product-id")
-        for li in driver.find_elements("css selector", "#similar > li")
-    ]
+    shown_similar = _attributes(driver, "#similar > li", "data-product-id")
     assert shown_similar == [item["product_id"] for item in similar["similar_items"]]
 
     # live health has been refreshed from /stats; no error in the page (CSP violations included)
