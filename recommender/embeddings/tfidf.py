@@ -24,6 +24,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from tqdm import tqdm
 
 from recommender.embeddings.base import TextEncoder
 from recommender.errors import EncoderError, ModelLoadError
@@ -154,11 +155,16 @@ class TfidfEncoder(TextEncoder):
         }
 
     # -- text -> sparse features ---------------------------------------------------------------
-    def _words(self, texts: list[str]) -> list[str]:
+    def _words(self, texts: list[str], bar: bool = False) -> list[str]:
+        """Normalised (and segmented) texts; ``bar``: a tqdm bar with an ETA on a terminal (the
+        catalogue fit of a build, where pyvi takes most of the embed time; never while serving)."""
         if not self.segment_words:
             return [normalise_text(t) for t in texts]
+        shown = tqdm(
+            texts, desc="tfidf: segmenting", unit="text", disable=None if bar else True, leave=False
+        )
         # pyvi uses capitalisation, so segment the cased text and lower-case afterwards.
-        return [segment(normalise_text(t, lowercase=False)).lower() for t in texts]
+        return [segment(normalise_text(t, lowercase=False)).lower() for t in shown]
 
     def _new_vectorizers(self, word_vocab: Any = None, char_vocab: Any = None) -> None:
         self._word = CountVectorizer(
@@ -202,7 +208,7 @@ class TfidfEncoder(TextEncoder):
 
     def _features(self, texts: list[str], fit: bool) -> sp.csr_matrix:
         assert self._word is not None
-        words = self._words(texts)
+        words = self._words(texts, bar=fit)
         if fit:
             try:
                 word_counts = self._word.fit_transform(words)

@@ -55,6 +55,7 @@ from recommender.scoring.factors import FactorModel
 from recommender.training.crossfit import cross_fitted_data
 from recommender.training.hybrid_tuning import tune_hybrid
 from recommender.training.live_validation import live_model, live_stream, tune_live
+from recommender.training.progress import done_line
 from recommender.training.tuning import fit_model, tune, tune_item_knn, tune_popularity
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,8 @@ def run_training(
             training_seconds=time.perf_counter() - started,
             live_fold_in=live.live_fold_in,
         )
+        seconds = time.perf_counter() - started
+        progress(f"  {done_line(f'{model_type} (grid, hybrid, live validation, refit)', seconds)}")
     best = max(models, key=lambda m: _validation_value(models[m]))
     progress(f"evaluating on test (best by validation: {best})")
     clock = time.perf_counter()
