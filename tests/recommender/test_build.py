@@ -29,7 +29,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("build")
     config = base / "config"
     config.mkdir()
-    (config / "training.yaml").write_text(yaml.safe_dump(fast_settings().model_dump()))
+    # one process: the bars are captured from this process's stderr (forked workers draw theirs
+    # on the inherited terminal; tests/recommender/training/test_parallel.py pins their results)
+    settings = fast_settings().model_copy(update={"model_workers": 1})
+    (config / "training.yaml").write_text(yaml.safe_dump(settings.model_dump()))
     paths = {
         "raw": base / "raw",
         "processed": base / "processed",
