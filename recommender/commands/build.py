@@ -18,7 +18,7 @@ from recommender.embeddings import build_product_embeddings
 from recommender.evaluation.report import format_table
 from recommender.registry import Registry
 from recommender.training.pipeline import run_training
-from recommender.training.progress import write
+from recommender.training.progress import done_line, write
 from recommender.training.publish import register_run
 
 HELP = (
@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Phases:
-    """One line per build phase with the time since the build started; durations at the end."""
+    """Per build phase a line when it starts (time since the build started) and one when it ends
+    (``      prepare done in 2.3s``), so a log off a terminal shows where the time went."""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -63,6 +64,7 @@ class _Phases:
         if self._current is not None:
             name, began = self._current
             self.durations[name] = now - began
+            write(f"      {done_line(name, now - began)}")
         return now
 
     def summary(self) -> str:

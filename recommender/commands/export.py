@@ -28,6 +28,7 @@ from recommender.config import load_serving_settings
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidDataError
 from recommender.storage import atomic_write
+from recommender.training.progress import done_line
 
 HELP = (
     "Write the top-K recommendations of every known user (or of the users in --users) to a "
@@ -135,7 +136,8 @@ def _chunks(users: Sequence[str], size: int) -> Iterator[list[str]]:
 
 
 def _progress(total: int, stream: Any) -> Any:
-    """A tqdm bar on a terminal; otherwise none (the phase lines tell the story)."""
+    """A tqdm bar with an ETA (users done/total, rate) on a terminal; otherwise none (the phase
+    lines, each with its elapsed seconds, tell the story)."""
     from tqdm import tqdm
 
     return tqdm(total=total, unit="user", file=stream, disable=not stream.isatty())
@@ -160,6 +162,7 @@ def export(
     began = time.perf_counter()
     print(f"[1/3] loading the model from {settings.paths.registry_dir}", file=stream, flush=True)
     engine = Engine(load_bundle(settings), ServingCaches.from_settings(settings.cache), settings)
+    print(f"      {done_line('loading', time.perf_counter() - began)}", file=stream, flush=True)
     options = engine.options(topk=topk) if topk is not None else engine.options()
     targets = list(users) if users is not None else list(engine.bundle.histories.user_ids)
     limits = settings.requests
@@ -183,8 +186,10 @@ def export(
                 rows += table.num_rows
                 bar.update(count)
 
+    ranking = time.perf_counter()
     atomic_write(out, write)
     seconds = time.perf_counter() - began
+    print(f"      {done_line('ranking', time.perf_counter() - ranking)}", file=stream, flush=True)
     summary = {
         "users": len(targets),
         "rows": rows,

@@ -173,4 +173,6 @@ class TrainingSettings(_Strict):
     # "all": register factors refit on train + val + test (evaluated as the train + val fit);
     # "train+val": register the evaluated fit itself (training/pipeline.py)
     deployed_fit: Literal["all", "train+val"] = "all"
+    # processes that tune the model types side by side (training/parallel.py); 1 = one after another
+    model_workers: int = Field(2, ge=1, le=16)
     event_input: EventsInputSettings = EventsInputSettings()

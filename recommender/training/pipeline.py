@@ -56,6 +56,8 @@ from recommender.scoring.factors import FactorModel
 from recommender.training.crossfit import cross_fitted_data
 from recommender.training.hybrid_tuning import tune_hybrid
 from recommender.training.live_validation import live_model, live_stream, tune_live
+from recommender.training.parallel import parallel_map
+from recommender.training.progress import done_line
 from recommender.training.tuning import fit_model, tune, tune_item_knn, tune_popularity
 
 log = logging.getLogger(__name__)
@@ -160,8 +162,9 @@ def run_training(
     progress(
         f"signals of {len(fold_inputs)} cross-fitted folds in {time.perf_counter() - clock:.1f}s"
     )
-    models: dict[str, TrainedModel] = {}
-    for model_type in _fitting_types(model_types, len(data.item_ids), settings, progress):
+
+    def train_one(model_type: str, progress: Progress) -> TrainedModel:
+        """Tune ``model_type`` (grid, hybrid, live validation) and refit it on train + val."""
         started = time.perf_counter()
         progress(f"tuning {model_type} on validation")
         tuned = tune(model_type, train_matrix, validation, settings, ties, progress)
@@ -196,7 +199,7 @@ def run_training(
         )
         refit = fit_model(model_type, full_matrix, tuned.params)
         refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
-        models[model_type] = TrainedModel(
+        trained = TrainedModel(
             factors=refit,
             hybrid=live.hybrid,
             validation={
@@ -209,6 +212,13 @@ def run_training(
             training_seconds=time.perf_counter() - started,
             live_fold_in=live.live_fold_in,
         )
+        seconds = time.perf_counter() - started
+        progress(f"  {done_line(f'{model_type} (grid, hybrid, live validation, refit)', seconds)}")
+        return trained
+
+    types = _fitting_types(model_types, len(data.item_ids), settings, progress)
+    trained_models = parallel_map(train_one, types, settings.model_workers, progress)
+    models = dict(zip(types, trained_models, strict=True))
     best = max(models, key=lambda m: _validation_value(models[m]))
     progress(f"evaluating on test (best by validation: {best})")
     clock = time.perf_counter()

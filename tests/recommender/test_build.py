@@ -29,7 +29,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("build")
     config = base / "config"
     config.mkdir()
-    (config / "training.yaml").write_text(yaml.safe_dump(fast_settings().model_dump()))
+    # one process: the bars are captured from this process's stderr (forked workers draw theirs
+    # on the inherited terminal; tests/recommender/training/test_parallel.py pins their results)
+    settings = fast_settings().model_copy(update={"model_workers": 1})
+    (config / "training.yaml").write_text(yaml.safe_dump(settings.model_dump()))
     paths = {
         "raw": base / "raw",
         "processed": base / "processed",
@@ -66,9 +69,15 @@ def test_build_reports_each_phase_with_elapsed_time_and_bars_with_an_eta(built) 
     names = [part.rsplit(" ", 1)[0] for part in done.group(1).split(", ")]
     assert names == ["demo data", "prepare", "embed", "train", "report", "register", "promote"]
     assert re.search(r"item-kNN and popularity tuned in \d+\.\ds", out)
+    # off a terminal (stdout here): every phase ends with one line and its elapsed seconds, in order
+    ended = re.findall(r"^ {6}(\S.*) done in \d+\.\ds$", out, flags=re.MULTILINE)
+    assert ended == names
+    for model_type in V.MODEL_TYPES:  # each model's training (grid, hybrid, live, refit) too
+        pattern = rf"^ +{model_type} \(grid, hybrid, live validation, refit\) done in \d+\.\ds$"
+        assert re.search(pattern, out, flags=re.MULTILINE), model_type
     bars = built["stderr"].read_text()
     # each grid opens a bar with its size (the ETA itself: tests/recommender/training/test_progress)
-    for grid in ("als grid", "bpr grid", r"hybrid weights \(\w+\)"):
+    for grid in ("tfidf: segmenting", "als grid", "bpr grid", r"hybrid weights \(\w+\)"):
         assert re.search(grid + r": +0%\|.*\| 0/\d+ \[", bars), (grid, bars[-2000:])
 
 

@@ -4,6 +4,7 @@ written atomically; a bad users file is a clear error."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -47,9 +48,28 @@ def test_every_known_user_exactly_as_the_batch_answers(settings, engine, tmp_pat
     got = pd.read_parquet(out)
     pd.testing.assert_frame_equal(got, expected_rows(engine, users, 5))
     assert summary["users"] == len(users) and summary["rows"] == len(got)
-    lines = stream.getvalue().splitlines()  # not a terminal: one line per phase, no bar
-    assert [line[:5] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
+    lines = stream.getvalue().splitlines()  # not a terminal: lines per phase with seconds, no bar
+    assert [line[:5] for line in lines] == ["[1/3]", "     ", "[2/3]", "     ", "[3/3]"]
+    assert re.fullmatch(r" {6}loading done in \d+\.\ds", lines[1])
+    assert re.fullmatch(r" {6}ranking done in \d+\.\ds", lines[3])
     assert "users/s" in lines[-1]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_bar_over_the_users(settings, engine, tmp_path):
+    users = list(engine.bundle.histories.user_ids[:300])
+    screen = _Terminal()
+    export_cmd.export(
+        settings, tmp_path / "recs.parquet", users, 5, workers=1, chunk=50, stream=screen
+    )
+    # tqdm's bar with the users done/total; its final draw "300/300 [elapsed<remaining, rate]"
+    assert re.search(
+        r"100%\|.*\| 300/300 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+user/s\]", screen.getvalue()
+    )
 
 
 def test_two_processes_write_the_same_file(settings, engine, tmp_path):
