@@ -28,7 +28,8 @@ from typing import Any, TypeVar, get_args
 import optuna
 from pydantic import BaseModel
 
-from recommender.config.training import SearchSpace, TuningSettings
+from recommender.config.training import SearchSpace, TrainingSettings, TuningSettings
+from recommender.errors import InvalidRequestError
 from recommender.training.progress import grid_bar
 
 log = logging.getLogger(__name__)
@@ -241,3 +242,25 @@ def _run_one(
         "seconds": round(seconds, 3),
     }
     return value, record
+
+
+def with_budget(settings: TrainingSettings, trials: str | None, demo: bool) -> TrainingSettings:
+    """``settings`` with the ``--trials`` budget: ``N`` trials per study, ``full`` the configured
+    ``tuning.trials``/``side_trials``; without it a demo build takes ``tuning.demo_trials`` (so
+    ``make serve``'s first build stays quick) and any other build the configured budget."""
+    tuning = settings.tuning
+    if trials == "full" or (trials is None and (not demo or tuning.demo_trials is None)):
+        return settings
+    if trials is None:
+        assert tuning.demo_trials is not None
+        update = {
+            "trials": tuning.demo_trials,
+            "side_trials": min(tuning.demo_trials, tuning.side_trials),
+        }
+    else:
+        if not trials.isdigit() or int(trials) < 1:
+            raise InvalidRequestError(
+                f"--trials {trials!r}: expected a positive number of trials per study or 'full'"
+            )
+        update = {"trials": int(trials), "side_trials": int(trials)}
+    return settings.model_copy(update={"tuning": tuning.model_copy(update=update)})
