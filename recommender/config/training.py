@@ -92,18 +92,22 @@ class ALSSettings(_Strict):
     params: ALSParams = ALSParams()
     grid: dict[str, list[int | float]] = Field(default_factory=dict)  # tuning.method: grid
     search: SearchSpace = Field(default_factory=dict)  # tuning.method: optuna
+    # points tried right after ``params`` (known-good elsewhere): a small budget starts from them
+    starts: list[dict[str, int | float | str]] = Field(default_factory=list)
 
 
 class BPRSettings(_Strict):
     params: BPRParams = BPRParams()
     grid: dict[str, list[int | float | str]] = Field(default_factory=dict)  # str: negative_sampling
     search: SearchSpace = Field(default_factory=dict)
+    starts: list[dict[str, int | float | str]] = Field(default_factory=list)
 
 
 class EASESettings(_Strict):
     params: EASEParams = EASEParams()
     grid: dict[str, list[float]] = Field(default_factory=dict)
     search: SearchSpace = Field(default_factory=dict)
+    starts: list[dict[str, int | float | str]] = Field(default_factory=list)
     # EASE inverts an n × n matrix and serves a dense n × n float32 B (4 n² bytes: 16 MB at 2K
     # items, 1.6 GB at 20K): above this many catalogue items it is skipped (0: never fitted)
     max_items: int = Field(20000, ge=0)
@@ -206,7 +210,9 @@ class TrainingSettings(_Strict):
     popularity: PopularityParams = PopularityParams()
     popularity_grid: dict[str, list[float | None]] = Field(default_factory=dict)
     item_knn_search: SearchSpace = Field(default_factory=dict)
+    item_knn_starts: list[dict[str, int | float]] = Field(default_factory=list)
     popularity_search: SearchSpace = Field(default_factory=dict)
+    popularity_starts: list[dict[str, float]] = Field(default_factory=list)
     tuning: TuningSettings = TuningSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     gate: GateSettings = GateSettings()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_args
@@ -130,8 +130,15 @@ def run_study(
     seed: int,
     trials: int,
     prunable: bool = False,
+    warmup_steps: int = 2,
+    starts: Sequence[Mapping[str, Any]] = (),
 ) -> StudyResult:
-    """Search ``space`` over ``base`` for the largest ``objective`` (ties: the earlier trial)."""
+    """Search ``space`` over ``base`` for the largest ``objective`` (ties: the earlier trial).
+
+    ``prunable``: the objective reports intermediate values; a report at a step below
+    ``warmup_steps`` is never pruned (the first check of a slow starter is no verdict).
+    ``starts``: points (subsets of the searched keys) enqueued right after the configured one.
+    """
     check_space(space, type(base), f"{name} search")
     if not space:  # nothing to search: the configured point, once
         trials = 1
@@ -140,10 +147,11 @@ def run_study(
         n_startup_trials=tuning.startup_trials,
         multivariate=True,
         constant_liar=True,
-        warn_independent_sampling=False,
     )
     pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=tuning.startup_trials, n_warmup_steps=1)
+        optuna.pruners.MedianPruner(
+            n_startup_trials=tuning.startup_trials, n_warmup_steps=warmup_steps
+        )
         if tuning.pruning and prunable
         else optuna.pruners.NopPruner()
     )
@@ -161,6 +169,9 @@ def run_study(
         records.append({**record, "params": {k: getattr(base, k) for k in space}})
         best = (value, base)
         remaining -= 1
+    for start in starts:
+        check_space({key: [] for key in start}, type(base), f"{name} starts")
+        study.enqueue_trial(dict(start), skip_if_exists=True)
     bar = grid_bar(iter(()), f"{name} search", total=trials, unit="trial")
     bar.update(len(records))
     stopped_by = "trials"
@@ -216,7 +227,7 @@ def _run_one(
     intermediate: dict[int, float] = {}
 
     def report(step: int, value: float) -> None:
-        intermediate[step] = round(value, 6)
+        intermediate[step] = value
         if trial is None:
             return
         trial.report(value, step)
@@ -237,7 +248,7 @@ def _run_one(
     record = {
         "number": number,
         "state": state,
-        "value": None if math.isnan(value) else round(value, 6),
+        "value": None if math.isnan(value) else value,
         "intermediate": intermediate,
         "seconds": round(seconds, 3),
     }

@@ -126,6 +126,16 @@ def fit_model(
     return fit_bpr(user_items, params, on_chunk, every)
 
 
+def model_starts(settings: TrainingSettings, model_type: str) -> list[dict[str, Any]]:
+    """The configured start points of ``model_type``'s study."""
+    starts = {
+        V.MODEL_ALS: settings.als.starts,
+        V.MODEL_BPR: settings.bpr.starts,
+        V.MODEL_EASE: settings.ease.starts,
+    }
+    return [dict(point) for point in starts[model_type]]
+
+
 def model_search(settings: TrainingSettings, model_type: str) -> dict[str, Any]:
     """The configured Optuna search space of ``model_type``."""
     spaces: dict[str, dict[str, Any]] = {
@@ -221,6 +231,8 @@ def search_model(
             settings.seed,
             tuning.trials,
             prunable=model_type in (V.MODEL_ALS, V.MODEL_BPR),
+            warmup_steps=every + 1,  # the first check (after `every`) never prunes
+            starts=model_starts(settings, model_type),
         )
     progress(_study_line(study))
     points = [
@@ -286,7 +298,9 @@ def search_item_knn(
         return mean_metric(rank, validation, V.SEGMENT_TRAINABLE, OBJECTIVE, ties)
 
     if optuna:
-        study = _side_study("item_knn", settings.item_knn, space, evaluate, settings)
+        study = _side_study(
+            "item_knn", settings.item_knn, space, evaluate, settings, settings.item_knn_starts
+        )
         progress(_study_line(study))
         assert isinstance(study.best, ItemKNNParams)
         return study.best, study
@@ -344,7 +358,9 @@ def search_popularity(
         return mean_metric(rank, validation, V.SEGMENT_UNKNOWN, OBJECTIVE, ties)
 
     if optuna:
-        study = _side_study("popularity", settings.popularity, space, score, settings)
+        study = _side_study(
+            "popularity", settings.popularity, space, score, settings, settings.popularity_starts
+        )
         progress(_study_line(study))
         assert isinstance(study.best, PopularityParams)
         return study.best, study
@@ -357,6 +373,7 @@ def _side_study(
     space: Mapping[str, Any],
     evaluate: Callable[[P], float],
     settings: TrainingSettings,
+    starts: Sequence[Mapping[str, Any]] = (),
 ) -> StudyResult:
     """A study of a side signal (no intermediate values: nothing to prune)."""
     tuning = settings.tuning
@@ -369,6 +386,7 @@ def _side_study(
             tuning,
             settings.seed,
             tuning.side_trials,
+            starts=starts,
         )
 
 
