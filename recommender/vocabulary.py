@@ -136,6 +136,7 @@ ROW_ITEM_KNN: Final = "item_knn"
 ROW_CONTENT: Final = "content"
 ROW_HYBRID: Final = "hybrid"
 EVALUATION_FILE: Final = "evaluation.json"
+STUDY_FILE: Final = "study.json"  # every tuning trial of a model (training/search.py)
 REGISTRY_LOCK_FILE: Final = ".registry.lock"
 
 # --- /similar_items methods (serving) ----------------------------------------------------------

@@ -20,6 +20,7 @@ from recommender.registry import Registry
 from recommender.training.pipeline import run_training
 from recommender.training.progress import done_line, write
 from recommender.training.publish import register_run
+from recommender.training.search import with_budget
 
 HELP = (
     "Build everything from raw data: prepare -> embed -> train (ALS, BPR and EASE, tuned on "
@@ -42,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--products", type=int, default=DEFAULT_PRODUCTS, help="demo products")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="demo seed")
     parser.add_argument("--config-dir", default=None, help="directory of training.yaml")
+    parser.add_argument(
+        "--trials",
+        default=None,
+        metavar="N|full",
+        help="trials per tuning study (tuning.method optuna): N, or full = tuning.trials / "
+        "side_trials of training.yaml (default: full; build --source demo: tuning.demo_trials)",
+    )
     add_events_argument(parser)
 
 
@@ -82,6 +90,7 @@ def _clock(seconds: float) -> str:
 def run(args: argparse.Namespace) -> int:
     types = model_types(args.model)
     settings = load_training_settings(args.config_dir)
+    settings = with_budget(settings, args.trials, demo=args.source == "demo")
     phases = _Phases()
     source_dir = Path(args.input)
     if args.source == "demo" and (not source_dir.is_dir() or not any(source_dir.iterdir())):

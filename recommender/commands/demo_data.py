@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PROFILES,
         default="default",
         help="default: most users buy once; dense: half the users are active with >= 20 "
-        "products each" + default,
+        "products each; ratings: half active with >= 50 products and graded 1-5 ratings" + default,
     )
 
 

@@ -13,6 +13,7 @@ from recommender.evaluation.report import format_table
 from recommender.registry import Registry
 from recommender.training.pipeline import run_training
 from recommender.training.publish import register_run
+from recommender.training.search import with_budget
 
 HELP = (
     "Tune ALS and/or BPR on the validation split, refit on train+val, evaluate every baseline and "
@@ -34,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--registry", default=V.DEFAULT_REGISTRY_DIR, help="registry (default: %(default)s)"
     )
     parser.add_argument("--config-dir", default=None, help="directory of training.yaml")
+    parser.add_argument(
+        "--trials",
+        default=None,
+        metavar="N|full",
+        help="trials per tuning study (tuning.method optuna): N, or full = tuning.trials / "
+        "side_trials of training.yaml (default: full; build --source demo: tuning.demo_trials)",
+    )
 
 
 def model_types(choice: str) -> tuple[str, ...]:
@@ -48,6 +56,7 @@ def model_types(choice: str) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     types = model_types(args.model)
     settings = load_training_settings(args.config_dir)
+    settings = with_budget(settings, args.trials, demo=False)
     started = time.perf_counter()
     data = load_processed(args.processed)
     result = run_training(data, settings, types, progress=print)

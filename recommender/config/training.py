@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
@@ -66,19 +66,48 @@ class PopularityParams(_Strict):
     half_life_days: float | None = Field(None, gt=0)
 
 
+class SearchRange(_Strict):
+    """A numeric range of the Optuna search (int or float by the parameter's type)."""
+
+    low: float
+    high: float
+    log: bool = False  # sample log-uniformly (factors, regularisation, learning rates)
+    step: float | None = None  # int ranges: multiples of step from low (iterations: pruning steps)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if self.high < self.low or (self.log and self.low <= 0):
+            raise ValueError(
+                f"search range low={self.low} high={self.high} log={self.log}: need low <= high "
+                "and low > 0 when log is true"
+            )
+        return self
+
+
+# a parameter's search space: a range, or a list of choices (categorical)
+SearchSpace = dict[str, SearchRange | list[int | float | str | None]]
+
+
 class ALSSettings(_Strict):
     params: ALSParams = ALSParams()
-    grid: dict[str, list[int | float]] = Field(default_factory=dict)
+    grid: dict[str, list[int | float]] = Field(default_factory=dict)  # tuning.method: grid
+    search: SearchSpace = Field(default_factory=dict)  # tuning.method: optuna
+    # points tried right after ``params`` (known-good elsewhere): a small budget starts from them
+    starts: list[dict[str, int | float | str]] = Field(default_factory=list)
 
 
 class BPRSettings(_Strict):
     params: BPRParams = BPRParams()
     grid: dict[str, list[int | float | str]] = Field(default_factory=dict)  # str: negative_sampling
+    search: SearchSpace = Field(default_factory=dict)
+    starts: list[dict[str, int | float | str]] = Field(default_factory=list)
 
 
 class EASESettings(_Strict):
     params: EASEParams = EASEParams()
     grid: dict[str, list[float]] = Field(default_factory=dict)
+    search: SearchSpace = Field(default_factory=dict)
+    starts: list[dict[str, int | float | str]] = Field(default_factory=list)
     # EASE inverts an n × n matrix and serves a dense n × n float32 B (4 n² bytes: 16 MB at 2K
     # items, 1.6 GB at 20K): above this many catalogue items it is skipped (0: never fitted)
     max_items: int = Field(20000, ge=0)
@@ -120,6 +149,22 @@ class HybridTuningSettings(_Strict):
     live_popularity_shares: list[Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: [0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
     )
+
+
+class TuningSettings(_Strict):
+    """How hyperparameters are searched on validation (training/search.py, training/tuning.py)."""
+
+    # optuna: a seeded TPE search of each ``search`` space; grid: every point of each ``grid``
+    # (config/training.yaml says optuna; settings built in code keep their explicit grids)
+    method: Literal["optuna", "grid"] = "grid"
+    trials: int = Field(40, ge=1)  # per CF model study (ALS, BPR, EASE)
+    side_trials: int = Field(16, ge=1)  # per side study (item-kNN, popularity half-life)
+    demo_trials: int | None = Field(None, ge=1)  # `build --source demo`: this budget instead
+    timeout_seconds: float = Field(900.0, gt=0)  # per study: no new trial starts after this
+    n_jobs: int = Field(2, ge=1)  # trials fitted at once (each single-threaded)
+    startup_trials: int = Field(6, ge=0)  # random trials before TPE models the results
+    pruning: bool = True  # MedianPruner on intermediate validation NDCG@10
+    report_every: dict[str, int] = Field(default_factory=lambda: {"als": 5, "bpr": 50})
 
 
 class GateSettings(_Strict):
@@ -167,6 +212,11 @@ class TrainingSettings(_Strict):
     item_knn_grid: dict[str, list[int | float]] = Field(default_factory=dict)
     popularity: PopularityParams = PopularityParams()
     popularity_grid: dict[str, list[float | None]] = Field(default_factory=dict)
+    item_knn_search: SearchSpace = Field(default_factory=dict)
+    item_knn_starts: list[dict[str, int | float]] = Field(default_factory=list)
+    popularity_search: SearchSpace = Field(default_factory=dict)
+    popularity_starts: list[dict[str, float]] = Field(default_factory=list)
+    tuning: TuningSettings = TuningSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     gate: GateSettings = GateSettings()
     hybrid: HybridTuningSettings = HybridTuningSettings()

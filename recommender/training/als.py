@@ -10,6 +10,7 @@ weight less confidence than unobserved ones; so we build ``1 + alpha · w`` here
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,11 +35,22 @@ def confidences_for(weights: np.ndarray, alpha: float) -> np.ndarray:
     return 1.0 + alpha * np.asarray(weights, dtype=np.float64)
 
 
-def fit_als(user_items: sp.csr_matrix, params: ALSParams, num_threads: int = 0) -> FactorModel:
+# on_chunk(iterations_done, user_factors, item_factors): tuning's intermediate validation value
+OnChunk = Callable[[int, np.ndarray, np.ndarray], None]
+
+
+def fit_als(
+    user_items: sp.csr_matrix,
+    params: ALSParams,
+    num_threads: int = 0,
+    on_chunk: OnChunk | None = None,
+    every: int = 0,
+) -> FactorModel:
     """Fit ALS on ``user_items`` ``(n_trainable, n_items)`` weights; factors are float32.
 
     The result is deterministic for a given ``params.random_state`` (ALS user/item steps are
-    independent per row, so threads do not change the numbers).
+    independent per row, so threads do not change the numbers). ``on_chunk`` is called after every
+    ``every`` iterations but the last (it may raise to stop the fit: a pruned tuning trial).
     """
     n_users, n_items = user_items.shape
     start = time.perf_counter()
@@ -53,7 +65,16 @@ def fit_als(user_items: sp.csr_matrix, params: ALSParams, num_threads: int = 0) 
             num_threads=num_threads,
             dtype=np.float32,
         )
-        model.fit(confidence_matrix(user_items, params.alpha), show_progress=False)
+
+        def callback(iteration: int, _seconds: float, _loss: float | None) -> None:
+            done = iteration + 1
+            last = done >= params.iterations
+            if on_chunk is not None and every > 0 and done % every == 0 and not last:
+                on_chunk(done, model.user_factors, model.item_factors)
+
+        model.fit(
+            confidence_matrix(user_items, params.alpha), show_progress=False, callback=callback
+        )
     seconds = time.perf_counter() - start
     user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
     item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)

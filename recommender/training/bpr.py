@@ -13,6 +13,7 @@ Both are in the tuning grid and the validation split picks (``recommender.traini
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,11 +27,17 @@ from recommender.scoring.factors import FactorModel, check_factor_shapes
 from recommender.training.bpr_uniform import fit_uniform
 
 
-def fit_bpr(user_items: sp.csr_matrix, params: BPRParams) -> FactorModel:
+def fit_bpr(
+    user_items: sp.csr_matrix,
+    params: BPRParams,
+    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    every: int = 0,
+) -> FactorModel:
     """Fit BPR on the binarised ``user_items`` ``(n_trainable, n_items)``.
 
     Factors are float32 with ``d = factors + 1`` (last column: 1 for users, bias for items).
     Deterministic for a given ``params.random_state`` (implicit runs single-threaded for that).
+    ``on_chunk``/``every``: intermediate factors for tuning's pruning (uniform sampler only).
     """
     n_users, n_items = user_items.shape
     binary = binarise(user_items)
@@ -45,6 +52,8 @@ def fit_bpr(user_items: sp.csr_matrix, params: BPRParams) -> FactorModel:
             params.regularization,
             params.iterations,
             params.random_state,
+            on_chunk,
+            every,
         )
     seconds = time.perf_counter() - start
     check_factor_shapes(user_factors, item_factors, n_users, n_items, params.factors + 1)

@@ -24,6 +24,8 @@ a random interaction), which is exactly what this sampler exists to avoid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 import scipy.sparse as sp
@@ -61,7 +63,7 @@ def _has(indptr: np.ndarray, indices: np.ndarray, user: int, item: int) -> bool:
     return lo < indptr[user + 1] and indices[lo] == item
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def sgd_epochs(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -75,6 +77,28 @@ def sgd_epochs(
     seed: np.uint64,
 ) -> None:  # pragma: no cover - compiled; tests check it against a numpy step
     """Run ``epochs`` × ``nnz`` SGD steps on the positives ``(users[k], indices[k])`` in place."""
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = seed
+    sgd_epochs_from(
+        indptr, indices, users, p, q, bias, learning_rate, regularization, epochs, state
+    )
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def sgd_epochs_from(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    users: np.ndarray,
+    p: np.ndarray,
+    q: np.ndarray,
+    bias: np.ndarray,
+    learning_rate: float,
+    regularization: float,
+    epochs: int,
+    state: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`sgd_epochs` continuing the random stream in ``state`` (advanced in place), so
+    epochs run in chunks (tuning's pruning checks) give the same factors as one call."""
     n_samples = users.shape[0]
     n_items = q.shape[0]
     f = q.shape[1]
@@ -82,8 +106,6 @@ def sgd_epochs(
     reg = q.dtype.type(regularization)
     one = q.dtype.type(1.0)
     bound = q.dtype.type(35.0)
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = seed
     # (user << 32 | item) per positive: one load per draw
     pairs = (users << np.int64(32)) | indices
     diff = np.empty(f, dtype=q.dtype)
@@ -118,8 +140,14 @@ def fit_uniform(
     regularization: float,
     iterations: int,
     random_state: int,
+    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    every: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(U, V)`` float32 with implicit's layout (users' last column 1, items' last the bias)."""
+    """``(U, V)`` float32 with implicit's layout (users' last column 1, items' last the bias).
+
+    ``on_chunk(epochs_done, U, V)`` is called after every ``every`` epochs but the last (tuning's
+    intermediate values; it may raise to stop the fit); the factors do not depend on ``every``.
+    """
     binary = sp.csr_matrix(binary)
     binary.sort_indices()
     rng = np.random.default_rng(random_state)
@@ -131,9 +159,12 @@ def fit_uniform(
     indptr = binary.indptr.astype(np.int64)
     indices = binary.indices.astype(np.int64)
     users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
-    seed = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
-    if users.size and n_items:
-        sgd_epochs(
+    state = np.array([rng.integers(0, 2**63, dtype=np.int64)], dtype=np.uint64)
+    chunk = every if on_chunk is not None and every > 0 else int(iterations)
+    done = 0
+    while users.size and n_items and done < iterations:
+        epochs = min(chunk, int(iterations) - done)
+        sgd_epochs_from(
             indptr,
             indices,
             users,
@@ -142,9 +173,16 @@ def fit_uniform(
             bias,
             float(learning_rate),
             float(regularization),
-            int(iterations),
-            seed,
+            epochs,
+            state,
         )
-    user_factors = np.hstack([p, np.ones((n_users, 1))]).astype(np.float32)
+        done += epochs
+        if on_chunk is not None and done < iterations:
+            on_chunk(done, *_layout(p, q, bias))
+    return _layout(p, q, bias)
+
+
+def _layout(p: np.ndarray, q: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    user_factors = np.hstack([p, np.ones((p.shape[0], 1))]).astype(np.float32)
     item_factors = np.hstack([q, bias[:, None]]).astype(np.float32)
     return user_factors, item_factors

@@ -21,23 +21,23 @@ from recommender.data.matrix import binarise
 from recommender.scoring.factors import FactorModel
 
 
-def ease_weights(user_items: sp.csr_matrix, regularization: float) -> np.ndarray:
+def ease_weights(user_items: sp.csr_matrix, regularization: float, threads: int = 2) -> np.ndarray:
     """EASE's ``B`` ``(n, n)`` float32 from the binarised ``user_items`` (users × items)."""
     binary = binarise(user_items)
     gram = np.asarray((binary.T @ binary).toarray(), dtype=np.float64)
     gram[np.diag_indices_from(gram)] += regularization
-    with threadpool_limits(2, "blas"):  # both cores, never more: the machine is shared
+    with threadpool_limits(threads, "blas"):  # both cores, never more (1 in parallel tuning)
         precision = np.linalg.inv(gram)
     weights = precision / -np.diag(precision)[None, :]
     weights[np.diag_indices_from(weights)] = 0.0
     return np.ascontiguousarray(weights, dtype=np.float32)
 
 
-def fit_ease(user_items: sp.csr_matrix, params: EASEParams) -> FactorModel:
+def fit_ease(user_items: sp.csr_matrix, params: EASEParams, threads: int = 2) -> FactorModel:
     """A :class:`FactorModel` carrying ``B`` (``item_item``) and zero-column factor matrices."""
     n_users, n_items = user_items.shape
     start = time.perf_counter()
-    weights = ease_weights(user_items, params.regularization)
+    weights = ease_weights(user_items, params.regularization, threads)
     return FactorModel(
         model_type=V.MODEL_EASE,
         user_factors=np.zeros((n_users, 0), dtype=np.float32),

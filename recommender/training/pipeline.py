@@ -58,7 +58,8 @@ from recommender.training.hybrid_tuning import tune_hybrid
 from recommender.training.live_validation import live_model, live_stream, tune_live
 from recommender.training.parallel import parallel_map
 from recommender.training.progress import done_line
-from recommender.training.tuning import fit_model, tune, tune_item_knn, tune_popularity
+from recommender.training.search import StudyResult
+from recommender.training.tuning import fit_model, search_item_knn, search_popularity, tune
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -75,6 +76,7 @@ class TrainedModel:
     deployed: FactorModel | None = None  # refit on every split; None when deployed_fit is train+val
     # live validation's choice for events.trainable_fold_in (None: nothing to decide it on)
     live_fold_in: bool | None = None
+    study: StudyResult | None = None  # tuning.method optuna: the model's search (study.json)
 
     @property
     def served(self) -> FactorModel:
@@ -100,6 +102,16 @@ class TrainingRun:
     report: dict[str, Any]
     data_cutoff: float | None = None  # newest interaction (UTC seconds) the model was built from
     events_seq: int = 0  # last event-store sequence the data was prepared from (0: none read)
+    # the side signals' Optuna studies ("item_knn", "popularity"); empty with tuning.method grid
+    side_studies: dict[str, StudyResult] = dataclasses.field(default_factory=dict)
+
+    def study_json(self, model_type: str) -> dict[str, Any]:
+        """``study.json`` of ``model_type``: its own study and the side studies, every trial."""
+        studies = dict(self.side_studies)
+        own = self.models[model_type].study
+        if own is not None:
+            studies[model_type] = own
+        return {name: study.to_dict() for name, study in studies.items()}
 
 
 def hybrid_row(model_type: str) -> str:
@@ -144,8 +156,13 @@ def run_training(
         f"cold {len(test.segment_indices(V.SEGMENT_COLD))})"
     )
     clock = time.perf_counter()
-    item_knn = tune_item_knn(data, validation, settings, ties, progress)
-    popularity = tune_popularity(data, validation, settings, ties, progress)
+    item_knn, knn_study = search_item_knn(data, validation, settings, ties, progress)
+    popularity, popularity_study = search_popularity(data, validation, settings, ties, progress)
+    side_studies = {
+        name: study
+        for name, study in (("item_knn", knn_study), ("popularity", popularity_study))
+        if study is not None
+    }
     progress(f"item-kNN and popularity tuned in {time.perf_counter() - clock:.1f}s")
     clock = time.perf_counter()
     train_matrix = user_item_matrix(data, history_splits(V.STAGE_VALIDATION))
@@ -205,12 +222,14 @@ def run_training(
             validation={
                 "cf_ndcg@10": tuned.score,
                 "grid": [dataclasses.asdict(p) for p in tuned.points],
+                "study": None if tuned.study is None else tuned.study.summary(),
                 "hybrid": hybrid.validation,
                 "hybrid_before_live": hybrid.config.to_dict(),
                 "live": live.report,
             },
             training_seconds=time.perf_counter() - started,
             live_fold_in=live.live_fold_in,
+            study=tuned.study,
         )
         seconds = time.perf_counter() - started
         progress(f"  {done_line(f'{model_type} (grid, hybrid, live validation, refit)', seconds)}")
@@ -248,6 +267,7 @@ def run_training(
             "best_model": best,
             "item_knn": item_knn.model_dump(),
             "popularity": popularity.model_dump(),
+            "studies": {name: study.summary() for name, study in side_studies.items()},
             "hybrid": {m: t.hybrid.to_dict() for m, t in models.items()},
             "validation": {m: t.validation for m, t in models.items()},
             "training_seconds": {m: round(t.training_seconds, 2) for m, t in models.items()},
@@ -266,6 +286,7 @@ def run_training(
         report=report,
         data_cutoff=data_cutoff(data),
         events_seq=int(data.stats.get("events", {}).get("latest_seq", 0) or 0),
+        side_studies=side_studies,
     )
 
 

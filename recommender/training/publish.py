@@ -42,6 +42,8 @@ def model_metadata(
         "live_fold_in": trained.live_fold_in,
         "metrics": {**metrics_summary(report), **fit_labels(trained)},
         "validation": trained.validation,
+        # the Optuna studies in brief (every trial: study.json beside the model)
+        "studies": {name: body["summary"] for name, body in _study_summaries(run, trained)},
         "training_seconds": round(trained.training_seconds, 3),
         "fit_seconds": round(trained.served.training_seconds, 3),
         "confidence": "1 + alpha * weight" if trained.factors.model_type == V.MODEL_ALS else None,
@@ -70,10 +72,23 @@ def register_run(
             data_version=run.data_version,
             embedding_version=run.embedding_version,
             metrics=summary,
-            extra_json={V.EVALUATION_FILE: report},
+            extra_json={V.EVALUATION_FILE: report, **_study_file(run, model_type)},
             item_item=trained.served.item_item,
         )
     return records
+
+
+def _study_summaries(run: TrainingRun, trained: TrainedModel) -> list[tuple[str, dict[str, Any]]]:
+    studies = dict(run.side_studies)
+    if trained.study is not None:
+        studies[trained.factors.model_type] = trained.study
+    return [(name, {"summary": study.summary()}) for name, study in studies.items()]
+
+
+def _study_file(run: TrainingRun, model_type: str) -> dict[str, Any]:
+    """``{study.json: ...}`` when anything was searched with Optuna, else nothing."""
+    body = run.study_json(model_type)
+    return {V.STUDY_FILE: body} if body else {}
 
 
 def _iso(seconds: float | None) -> str | None:

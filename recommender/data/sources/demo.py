@@ -64,9 +64,12 @@ MAX_PER_USER = 40
 # the dense variant (``profile="dense"``): half the users are active, each with at least
 # DENSE_MIN_PER_USER distinct products (drawn with a margin, since a repeat is dropped; one whose
 # distinct products still fall short keeps only its first, see _dense_floor)
-PROFILES = ("default", "dense")
+# ``profile="ratings"``: the same with RATINGS_MIN_PER_USER products each and graded 1-5 ratings
+# (a ratings-site shop, where a tuning sized for review data fails; scripts/benchmark_tuning.py)
+PROFILES = ("default", "dense", "ratings")
 DENSE_SINGLE_SHARE = 0.5
 DENSE_MIN_PER_USER = 20
+RATINGS_MIN_PER_USER = 50
 DENSE_DRAW_MARGIN = 12
 DENSE_MAX_PER_USER = 80
 START = np.datetime64("2023-01-01T00:00:00", "s")
@@ -267,11 +270,13 @@ def _relabel_reserved(interactions: pd.DataFrame) -> pd.Series:
 def _counts(users: int, profile: str, rng: np.random.Generator) -> np.ndarray:
     """Interactions drawn per user: mostly one-time visitors (default) or dense active users."""
     n_per_user = np.ones(users, dtype=np.int64)
-    if profile == "dense":
+    if profile in ("dense", "ratings"):
+        floor = _floor(profile)
         multi = rng.random(users) >= DENSE_SINGLE_SHARE
         extra = rng.geometric(REPEAT_P, int(multi.sum())) - 1
         n_per_user[multi] = np.minimum(
-            DENSE_MIN_PER_USER + DENSE_DRAW_MARGIN + extra, DENSE_MAX_PER_USER
+            floor + DENSE_DRAW_MARGIN * floor // DENSE_MIN_PER_USER + extra,
+            DENSE_MAX_PER_USER * floor // DENSE_MIN_PER_USER,
         )
         return n_per_user
     multi = rng.random(users) >= SINGLE_SHARE
@@ -279,13 +284,17 @@ def _counts(users: int, profile: str, rng: np.random.Generator) -> np.ndarray:
     return n_per_user
 
 
-def _dense_floor(interactions: pd.DataFrame) -> pd.DataFrame:
-    """Keep an active user's rows only if they name at least :data:`DENSE_MIN_PER_USER` distinct
-    products, else only the first: every active user of the dense shop is dense."""
+def _floor(profile: str) -> int:
+    return RATINGS_MIN_PER_USER if profile == "ratings" else DENSE_MIN_PER_USER
+
+
+def _dense_floor(interactions: pd.DataFrame, floor: int = DENSE_MIN_PER_USER) -> pd.DataFrame:
+    """Keep an active user's rows only if they name at least ``floor`` distinct products, else
+    only the first: every active user of the dense shop is dense."""
     users = interactions[V.USER_ID]
     size = users.map(users.value_counts())
     first = interactions.groupby(V.USER_ID, sort=False).cumcount() == 0
-    keep = first | (size >= DENSE_MIN_PER_USER)
+    keep = first | (size >= floor)
     return interactions[keep.to_numpy()].reset_index(drop=True)
 
 
@@ -323,6 +332,9 @@ def generate(
     low = rng.random(len(items)) < p_low
     ratings = np.full(len(items), 5.0)
     ratings[low] = 4.0 - rng.choice(4, size=int(low.sum()), p=LOW_STAR_SPLIT)
+    if profile == "ratings":  # graded: stars follow the skin match and quality, with noise
+        fit = 3.4 + 1.6 * catalogue.quality[items] - 1.8 * mismatch
+        ratings = np.clip(np.rint(fit + rng.normal(0.0, 0.9, len(items))), 1.0, 5.0)
 
     interactions = pd.DataFrame(
         {
@@ -334,8 +346,8 @@ def generate(
             V.SOURCE: NAME,
         }
     ).drop_duplicates([V.USER_ID, V.PRODUCT_ID], keep="first", ignore_index=True)
-    if profile == "dense":
-        interactions = _dense_floor(interactions)
+    if profile in ("dense", "ratings"):
+        interactions = _dense_floor(interactions, _floor(profile))
     interactions[V.USER_ID] = _relabel_reserved(interactions)
 
     counts = np.bincount(items, minlength=products)

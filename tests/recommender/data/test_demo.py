@@ -173,3 +173,16 @@ def test_unknown_profile_is_refused():
 
     with pytest.raises(InvalidDataError, match="profile must be one of"):
         generate(users=10, products=10, profile="sparse")
+
+
+def test_ratings_profile_gives_active_users_50_products_with_graded_ratings():
+    from recommender.data.sources.demo import RATINGS_MIN_PER_USER, generate
+
+    tables = generate(users=1500, products=2000, seed=3, profile="ratings")
+    per_user = tables.interactions.groupby(V.USER_ID).size()
+    active = per_user[per_user > 1]
+    assert active.min() >= RATINGS_MIN_PER_USER == 50
+    assert 0.3 < len(active) / 1500 < 0.6  # about half drawn active; repeats drop a few
+    shares = tables.interactions[V.RATING].value_counts(normalize=True)
+    assert set(shares.index) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert 0.2 < shares[5.0] < 0.6 and shares[[1.0, 2.0, 3.0]].sum() > 0.2  # graded, not all 5s
