@@ -22,10 +22,21 @@ R = TypeVar("R")
 
 _job: Callable[[Any, Callable[[str], None]], Any] | None = None  # set in the parent before fork
 _lines: Any = None  # the fork context's SimpleQueue of progress lines
+_in_worker = False  # set in each forked worker
+
+
+def worker_threads(threads: int) -> int:
+    """``threads`` here; 1 in a forked worker. The workers already fill the cores, and GNU
+    OpenMP (implicit's ALS) deadlocks in a forked child that starts a team of 2+ threads after
+    its parent ran one (a child with one thread is safe: tests/recommender/training/
+    test_parallel.py::test_a_worker_fits_als_after_the_parent_ran_openmp)."""
+    return 1 if _in_worker else threads
 
 
 def _run(item: Any) -> Any:
+    global _in_worker
     assert _job is not None and _lines is not None
+    _in_worker = True
     return _job(item, _lines.put)
 
 

@@ -43,6 +43,7 @@ from recommender.scoring.factors import FactorModel
 from recommender.training.als import fit_als
 from recommender.training.bpr import fit_bpr
 from recommender.training.ease import fit_ease
+from recommender.training.parallel import worker_threads
 from recommender.training.progress import grid_bar
 from recommender.training.search import Report, StudyResult, run_study
 
@@ -114,14 +115,16 @@ def fit_model(
     """Fit ``model_type`` with ``params`` on ``user_items`` (users × items).
 
     ``threads``: ALS/EASE threads (0 = ALS: all, EASE: 2); ``on_chunk`` every ``every``
-    iterations (ALS) or epochs (uniform BPR): intermediate factors for pruning.
+    iterations (ALS) or epochs (uniform BPR): intermediate factors for pruning. In a forked
+    training worker every fit takes one thread (:func:`worker_threads`).
     """
+    threads = worker_threads(threads)
     if model_type == V.MODEL_ALS:
         assert isinstance(params, ALSParams)
         return fit_als(user_items, params, threads, on_chunk, every)
     if model_type == V.MODEL_EASE:
         assert isinstance(params, EASEParams)
-        return fit_ease(user_items, params, threads or 2)
+        return fit_ease(user_items, params, threads or worker_threads(2))
     assert isinstance(params, BPRParams)
     return fit_bpr(user_items, params, on_chunk, every)
 

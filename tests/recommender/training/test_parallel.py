@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,3 +64,39 @@ def test_parallel_map_keeps_the_order_and_relays_lines(workers: int) -> None:
     said: list[str] = []
     assert parallel_map(_square, [1, 2, 3, 4], workers, said.append) == [1, 4, 9, 16]
     assert sorted(said) == [f"squaring {x}" for x in (1, 2, 3, 4)]
+
+
+_OPENMP_THEN_FORK = """
+import numpy as np, scipy.sparse as sp
+from recommender import vocabulary as V
+from recommender.config.training import ALSParams
+from recommender.training.parallel import parallel_map
+from recommender.training.tuning import fit_model
+
+def fit(seed, say):
+    matrix = sp.random(300, 80, density=0.05, format="csr", dtype=np.float32, random_state=seed)
+    return fit_model(V.MODEL_ALS, matrix, ALSParams(factors=4, iterations=2)).item_factors.shape
+
+assert fit(0, print) == (80, 4)  # the parent's OpenMP team (all cores)
+print(parallel_map(fit, [1, 2], 2, print))
+"""
+
+
+def test_a_worker_fits_als_after_the_parent_ran_openmp() -> None:
+    """The parent runs implicit's ALS on all cores' OpenMP threads, then forks: a worker's fit
+    with the default thread count deadlocked in GNU OpenMP. Workers fit on one thread (run in a
+    subprocess so that a deadlock fails the test instead of hanging the suite)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _OPENMP_THEN_FORK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[(80, 4), (80, 4)]"
