@@ -68,6 +68,8 @@ class UserIndex(Mapping[str, int]):
         if not isinstance(user_id, str):
             return -1
         key = user_id.encode("utf-8")
+        if len(key) > self.sorted_ids.itemsize:  # longer than every id (and searchsorted would
+            return -1  # copy the whole array to the key's wider dtype: O(n) a lookup)
         at = int(np.searchsorted(self.sorted_ids, key))
         if at < len(self.sorted_ids) and self.sorted_ids[at] == key:
             return int(self.rows[at])
@@ -78,9 +80,13 @@ class UserIndex(Mapping[str, int]):
         instead of a binary search per id."""
         if not user_ids or not len(self.sorted_ids):
             return np.full(len(user_ids), -1, dtype=np.int64)
-        keys = np.array([u.encode("utf-8") for u in user_ids], dtype=np.bytes_)
+        encoded = [u.encode("utf-8") for u in user_ids]
+        fits = np.array([len(k) <= self.sorted_ids.itemsize for k in encoded])
+        # keys in the ids' own width (a wider key dtype would copy the whole id array); a longer
+        # key, truncated by the cast, is no id (``fits``)
+        keys = np.array(encoded, dtype=np.bytes_).astype(self.sorted_ids.dtype)
         at = np.minimum(np.searchsorted(self.sorted_ids, keys), len(self.sorted_ids) - 1)
-        found = self.sorted_ids[at] == keys
+        found = fits & (self.sorted_ids[at] == keys)
         return np.where(found, self.rows[at], -1).astype(np.int64)
 
     def __getitem__(self, user_id: str) -> int:

@@ -138,6 +138,8 @@ def test_shared_user_index_finds_every_id_by_binary_search(tmp_path) -> None:
     assert list(users) == ids and users[2] == "Nguyễn" and users[1:3] == ["u1", "Nguyễn"]
     with pytest.raises(KeyError):
         index["missing"]
-    asked = ["a", "u", "Nguyễn", "u1000", "999999", "", "u10", "zzzzzzzzzzzz"]
+    # "Nguyễn!!" is wider than every id: cast to the ids' width it would read "Nguyễn"
+    asked = ["a", "u", "Nguyễn", "u1000", "999999", "", "u10", "zzzzzzzzzzzz", "Nguyễn!!"]
+    assert index.get("Nguyễn!!", -1) == -1 and "Nguyễn!!" not in index
     assert index.rows_of(asked).tolist() == [index.get(u, -1) for u in asked]
     assert index.rows_of([]).tolist() == []
