@@ -139,7 +139,17 @@ def engine_times(
     processed: Path, registry: Path, users: dict[str, list[str]], count: int
 ) -> dict[str, Any]:
     """In-process engine CPU time (ms) per uncached user by segment, and of one 1,000-user batch
-    against the same users one by one (fresh caches for each measurement)."""
+    against the same users one by one (fresh caches for each measurement), on one BLAS/OpenMP
+    thread as the server runs (service/__init__.py): spinning BLAS threads doubled a batch's CPU."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _engine_times(processed, registry, users, count)
+
+
+def _engine_times(
+    processed: Path, registry: Path, users: dict[str, list[str]], count: int
+) -> dict[str, Any]:
     from recommender.config.serving import ServingSettings
     from recommender.serving import Engine, ServingCaches
     from recommender.serving.bundle import load_bundle
