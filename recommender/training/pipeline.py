@@ -181,7 +181,7 @@ def run_training(
     )
 
     def train_one(model_type: str, progress: Progress) -> TrainedModel:
-        """Tune ``model_type`` (grid, hybrid, live validation) and refit it on train + val."""
+        """Tune ``model_type`` (search, hybrid, live validation) and refit it on train + val."""
         started = time.perf_counter()
         progress(f"tuning {model_type} on validation")
         tuned = tune(model_type, train_matrix, validation, settings, ties, progress)
@@ -232,7 +232,8 @@ def run_training(
             study=tuned.study,
         )
         seconds = time.perf_counter() - started
-        progress(f"  {done_line(f'{model_type} (grid, hybrid, live validation, refit)', seconds)}")
+        label = f"{model_type} (search, hybrid, live validation, refit)"
+        progress(f"  {done_line(label, seconds)}")
         return trained
 
     types = _fitting_types(model_types, len(data.item_ids), settings, progress)

@@ -73,7 +73,7 @@ def test_build_reports_each_phase_with_elapsed_time_and_bars_with_an_eta(built) 
     ended = re.findall(r"^ {6}(\S.*) done in \d+\.\ds$", out, flags=re.MULTILINE)
     assert ended == names
     for model_type in V.MODEL_TYPES:  # each model's training (grid, hybrid, live, refit) too
-        pattern = rf"^ +{model_type} \(grid, hybrid, live validation, refit\) done in \d+\.\ds$"
+        pattern = rf"^ +{model_type} \(search, hybrid, live validation, refit\) done in \d+\.\ds$"
         assert re.search(pattern, out, flags=re.MULTILINE), model_type
     bars = built["stderr"].read_text()
     # each grid opens a bar with its size (the ETA itself: tests/recommender/training/test_progress)
