@@ -164,19 +164,31 @@ def fit_uniform(
     done = 0
     while users.size and n_items and done < iterations:
         epochs = min(chunk, int(iterations) - done)
-        sgd_epochs_from(
-            indptr,
-            indices,
-            users,
-            p,
-            q,
-            bias,
-            float(learning_rate),
-            float(regularization),
-            epochs,
-            state,
-        )
+        try:
+            sgd_epochs_from(
+                indptr,
+                indices,
+                users,
+                p,
+                q,
+                bias,
+                float(learning_rate),
+                float(regularization),
+                epochs,
+                state,
+            )
+        except ZeroDivisionError as exc:  # fastmath: a non-finite score divides by "zero"
+            raise FloatingPointError(
+                f"BPR diverged (non-finite factors) within epochs {done + 1}-{done + epochs} at "
+                f"learning_rate={learning_rate}, regularization={regularization}; lower the "
+                "learning rate"
+            ) from exc
         done += epochs
+        if not (np.isfinite(p).all() and np.isfinite(q).all()):
+            raise FloatingPointError(
+                f"BPR diverged (non-finite factors) within epochs 1-{done} at learning_rate="
+                f"{learning_rate}, regularization={regularization}; lower the learning rate"
+            )
         if on_chunk is not None and done < iterations:
             on_chunk(done, *_layout(p, q, bias))
     return _layout(p, q, bias)

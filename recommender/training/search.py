@@ -240,7 +240,7 @@ def _run_one(
         value = float(objective(point, report))
     except optuna.TrialPruned:
         state = STATE_PRUNED
-    except (ValueError, FloatingPointError, MemoryError) as exc:  # a point the model cannot fit
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # a point the model cannot fit
         log.warning("%s trial %s failed: %s", name, number, exc)
         state = STATE_FAILED
     seconds = time.perf_counter() - clock

@@ -30,6 +30,7 @@ from recommender.training.pipeline import run_training
 from recommender.training.publish import register_run
 from recommender.training.search import (
     STATE_COMPLETE,
+    STATE_FAILED,
     STATE_PRUNED,
     Report,
     _expressible,
@@ -239,3 +240,24 @@ def test_start_points_follow_the_configured_one() -> None:
         {"factors": 32, "regularization": 0.1},
     ]
     assert study.trials[2]["params"]["factors"] == 4
+
+
+def test_a_diverging_bpr_point_fails_its_trial_and_the_study_goes_on() -> None:
+    """A learning rate at the top of a wide range can make BPR diverge: the fit says so clearly
+    (numba's fastmath division had raised a bare ZeroDivisionError that ended the whole build),
+    and the search records that trial as failed and keeps the others."""
+    matrix = sp.random(300, 60, density=0.1, format="csr", dtype=np.float32, random_state=0)
+    matrix.data[:] = 1
+    with pytest.raises(FloatingPointError, match=r"BPR diverged .*learning_rate=50.0.*lower"):
+        fit_uniform(matrix, 16, 50.0, 0.0, 50, 42)
+
+    def objective(params: BPRParams, report: Report) -> float:
+        factors = fit_uniform(matrix, 8, params.learning_rate, 0.0, 20, 42)
+        return float(np.abs(factors[1]).mean())
+
+    space = {"learning_rate": SearchRange(low=0.01, high=100.0, log=True)}
+    tuning = TuningSettings(trials=8, n_jobs=2, startup_trials=8)
+    study = run_study("bpr", BPRParams(learning_rate=0.05), space, objective, tuning, 3, 8)
+    states = [t["state"] for t in study.trials]
+    assert STATE_FAILED in states and STATE_COMPLETE in states and len(states) == 8
+    assert study.best.learning_rate < 5.0
