@@ -76,12 +76,14 @@ def is_personalised(answer: Any) -> bool:
     )
 
 
-def verdict(seconds: float | None, target: float) -> str:
-    """``PASS``/``MISS`` line for the measured time (None: never answered)."""
+def verdict(seconds: float | None, target: float, what: str = "") -> str:
+    """``PASS``/``MISS`` line for the measured time (None: never answered); ``what`` says what
+    the time includes (e.g. ``make install``)."""
     if seconds is None:
         return f"MISS  no personalised answer (target {target:.0f}s)"
     word = "PASS" if seconds <= target else "MISS"
-    return f"{word}  first personalised answer after {_clock(seconds)} (target {_clock(target)})"
+    shown = f"{_clock(seconds)}{f' ({what})' if what else ''}"
+    return f"{word}  first personalised answer after {shown} (target {_clock(target)})"
 
 
 def _clock(seconds: float) -> str:
@@ -216,10 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average after: {report['load_average_after']}")
     print(f"build: {report['build_summary']}")
     print(json.dumps({k: report[k] for k in ("milestones_s", "load_average_before")}))
-    print(verdict(personalised, args.target_s))
+    waited, what = personalised, ""
+    if personalised is not None and "install_s" in report:  # the newcomer waits for both
+        waited, what = personalised + report["install_s"], "make install included"
+    print(verdict(waited, args.target_s, what))
     if holder is not None:
         holder.cleanup()
-    return 0 if personalised is not None and personalised <= args.target_s else 1
+    return 0 if waited is not None and waited <= args.target_s else 1
 
 
 if __name__ == "__main__":

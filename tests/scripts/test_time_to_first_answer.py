@@ -53,6 +53,10 @@ def test_a_command_that_never_serves_has_no_milestone(tmp_path: Path) -> None:
 def test_verdict_against_six_minutes() -> None:
     assert ttfa.verdict(359.6, 360) == "PASS  first personalised answer after 6:00 (target 6:00)"
     assert ttfa.verdict(361, 360) == "MISS  first personalised answer after 6:01 (target 6:00)"
+    assert (
+        ttfa.verdict(307, 360, "make install included")
+        == "PASS  first personalised answer after 5:07 (make install included) (target 6:00)"
+    )
 
 
 def test_only_a_cf_answer_with_items_counts() -> None:
