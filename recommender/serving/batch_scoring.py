@@ -28,13 +28,11 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.scoring import ScoringModel, compute_signals
 from recommender.scoring.hybrid import normalise
-from recommender.serving.filters import eligibility_mask
 from recommender.serving.histories import UserIndex
 from recommender.serving.live_state import trainable_fold_in
-from recommender.serving.new_products import eligibility
 from recommender.serving.options import RecommendOptions
 from recommender.serving.ranked import Ranked
-from recommender.serving.reranker import candidate_similarity, mmr_order, segment_weights
+from recommender.serving.reranker import segment_weights
 from recommender.serving.user_scorer import LiveFrame
 
 if TYPE_CHECKING:
@@ -248,14 +246,7 @@ def _rank_plain(
                 segment,
                 (time.perf_counter() - began) * 1000,
             )
-    mask = eligibility_mask(
-        bundle.catalogue, options.filters, price=None if live is None else live.price
-    )
-    if live is not None and live.has_catalogue_changes:
-        mask = live.available if mask is None else mask & live.available
-    if n > bundle.n_items and live is not None:
-        mask = eligibility(mask, live.new_items, options.filters, bundle.n_items)
-        mask = None if mask is None else mask[:n]
+    mask = engine._eligible(options, live, n)
     topk, rerank = options.topk, options.rerank
     width = min(n, topk * settings.rerank.candidate_multiplier if rerank else topk)
     scored = np.flatnonzero(~static_rows)
@@ -272,21 +263,7 @@ def _rank_plain(
             positions, items = seen_coordinates(hist, rows[scored])
             keys[positions, items] = -np.inf
         candidates[scored], cand_scores[scored] = top_candidates(keys, width, engine._tiebreak[:n])
-    wanted = settings.rerank.diversity if options.diversity is None else options.diversity
-    diversity = wanted if rerank else 0.0
-    sims = None
-    if diversity > 0 and model.embeddings is not None:
-        cosine = bundle.item_cosine if n == bundle.n_items else None
-        sims = candidate_similarity(candidates, model.embeddings, cosine)
-    picks = mmr_order(cand_scores, sims, topk, diversity)
-    batch_rows = np.arange(b)[:, None]
-    valid = picks >= 0
-    safe = np.where(valid, picks, 0)
-    chosen_items = candidates[batch_rows, safe].tolist()
-    chosen_scores = np.round(
-        cand_scores[batch_rows, safe].astype(np.float64), V.SCORE_DECIMALS
-    ).tolist()
-    counts = valid.sum(axis=1).tolist()
+    chosen_items, chosen_scores, counts = engine._pick(candidates, cand_scores, options, model)
     records = bundle.catalogue.records
     live_records = _LiveRecords(live) if live is not None and live.has_catalogue_changes else None
     names = [_SEGMENT_NAMES[c] for c in codes.tolist()]

@@ -396,6 +396,40 @@ class Engine:
             return rank_chunk(self, users, options)  # a chunk: scored together (.batch_scoring)
         return self._rank_each(users, options)
 
+    def _eligible(
+        self, options: RecommendOptions, live: LiveState | None, n: int
+    ) -> np.ndarray | None:
+        """Items a request may get (None = all): its filters, live availability and prices, and
+        the new products after the model's ``n`` items (shared by both ranking paths)."""
+        bundle = self.bundle
+        mask = eligibility_mask(
+            bundle.catalogue, options.filters, price=None if live is None else live.price
+        )
+        if live is not None and live.has_catalogue_changes:
+            mask = live.available if mask is None else mask & live.available
+        if n > bundle.n_items and live is not None:
+            mask = eligibility(mask, live.new_items, options.filters, bundle.n_items)
+            mask = None if mask is None else mask[:n]  # (a snapshot newer than the frame)
+        return mask
+
+    def _pick(
+        self,
+        candidates: np.ndarray,
+        cand_scores: np.ndarray,
+        options: RecommendOptions,
+        model: ScoringModel,
+    ) -> tuple[list[list[int]], list[list[float]], list[int]]:
+        """MMR over each row's candidates (diversity as requested, 0 without ``rerank``), then
+        :func:`_chosen` (shared by both ranking paths)."""
+        wanted = self.settings.rerank.diversity if options.diversity is None else options.diversity
+        diversity = wanted if options.rerank else 0.0
+        sims = None
+        if diversity > 0 and model.embeddings is not None:
+            cosine = self.bundle.item_cosine if model.n_items == self.bundle.n_items else None
+            sims = candidate_similarity(candidates, model.embeddings, cosine)
+        picks = mmr_order(cand_scores, sims, options.topk, diversity)
+        return _chosen(picks, candidates, cand_scores)
+
     def _rank_each(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
         """The general path: any batch, live events, ``explain`` and ``context_items`` included."""
         bundle = self.bundle
@@ -427,15 +461,8 @@ class Engine:
         rows, segments = self.scorer.route(users, lives)
         scores, used = self.scorer.score(users, rows, segments, options.weight_map, live=frame)
         relevance = scores
-        mask = eligibility_mask(
-            bundle.catalogue, options.filters, price=None if live is None else live.price
-        )
-        if live is not None and live.has_catalogue_changes:
-            mask = live.available if mask is None else mask & live.available
         n = model.n_items  # the model's items, then the new products when there are some
-        if n > bundle.n_items and live is not None:
-            mask = eligibility(mask, live.new_items, options.filters, bundle.n_items)
-            mask = None if mask is None else mask[:n]  # (a snapshot newer than the frame)
+        mask = self._eligible(options, live, n)
         width = min(n, topk * self.settings.rerank.candidate_multiplier if rerank else topk)
         default_unknown = used.get(V.SEGMENT_UNKNOWN) == bundle.hybrid.for_segment(
             V.SEGMENT_UNKNOWN
@@ -450,18 +477,11 @@ class Engine:
             candidates, cand_scores = self._candidates(
                 scores, rows, mask, options.exclude_seen, width, lives
             )
-        wanted = self.settings.rerank.diversity if options.diversity is None else options.diversity
-        diversity = wanted if rerank else 0.0
-        sims = None
-        if diversity > 0 and model.embeddings is not None:
-            cosine = bundle.item_cosine if n == bundle.n_items else None
-            sims = candidate_similarity(candidates, model.embeddings, cosine)
-        picks = mmr_order(cand_scores, sims, topk, diversity)
+        chosen_items, chosen_scores, counts = self._pick(candidates, cand_scores, options, model)
         records = bundle.catalogue.records
         live_records = None
         if live is not None and live.has_catalogue_changes:
             live_records = _LiveRecords(live)
-        chosen_items, chosen_scores, counts = _chosen(picks, candidates, cand_scores)
         results: list[Recommendation] = []
         for b, user in enumerate(users):
             count = counts[b]
