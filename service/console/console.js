@@ -367,13 +367,21 @@
 
   function scheduleLookup() {
     clearTimeout(state.debounce);
-    state.debounce = setTimeout(lookup, 250);
+    document.body.dataset.state = "busy";
+    state.debounce = setTimeout(() => {
+      state.debounce = null;
+      lookup();
+    }, 250);
   }
 
   async function lookup() {
     const body = requestBody();
-    if (!body.user_id) return;
+    if (!body.user_id) {
+      if (!state.debounce && document.body.dataset.state === "busy") document.body.dataset.state = "ready";
+      return;
+    }
     const seq = ++state.seq;
+    document.body.dataset.state = "busy";
     const list = $("recommendations");
     $("request-body").textContent = JSON.stringify(body, null, 1);
     const [rec, history] = await Promise.all([
@@ -400,7 +408,8 @@
     }
     renderHistory(history);
     list.dataset.seq = String(seq);
-    document.body.dataset.state = "ready";
+    // "ready" only when no lookup is scheduled or under way: the list answers the request shown
+    if (!state.debounce) document.body.dataset.state = "ready";
   }
 
   function remember(record) {

@@ -93,7 +93,8 @@ def _wait_for_answer(driver, after: int, user: str) -> None:
 
     def answered(d) -> bool:
         element = d.find_element("id", "recommendations")
-        return _seq(d) > after and element.get_attribute("data-user") == user
+        settled = d.find_element("tag name", "body").get_attribute("data-state") == "ready"
+        return settled and _seq(d) > after and element.get_attribute("data-user") == user
 
     WebDriverWait(driver, WAIT_S).until(answered)
 
