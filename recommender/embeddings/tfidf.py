@@ -288,6 +288,13 @@ class TfidfEncoder(TextEncoder):
             blocks.append(char_block * self.char_weight)
         return sp.csr_matrix(sp.hstack(blocks, format="csr"))
 
+    def features(self, texts: list[str]) -> sp.csr_matrix:
+        """The fitted sparse TF-IDF rows of ``texts`` before the SVD ``(len, n_features)``: what
+        ``scripts/content_baseline.py`` compares with the projected embeddings."""
+        if not self._fitted or self._word is None:
+            raise EncoderError("tfidf encoder: fit() before features().")
+        return self._features(texts, fit=False)
+
     # -- interface -------------------------------------------------------------------------------
     def _fit(self, texts: list[str]) -> None:
         self._new_vectorizers()

@@ -201,3 +201,16 @@ def test_large_catalogues_fit_the_svd_on_a_seeded_sample_in_float32(
     vectors = encoder.encode(texts)
     assert vectors.shape == (200, 8)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_features_are_the_rows_the_projection_encodes(fitted: TfidfEncoder) -> None:
+    """``features`` (what scripts/content_baseline.py scores without the SVD) is the sparse
+    TF-IDF that ``encode`` projects (then scales to unit rows); an unfitted encoder says so."""
+    x = fitted.features(CATALOGUE)
+    assert x.shape == (8, fitted._n_features)
+    assert fitted._projection is not None
+    projected = x.astype(np.float32) @ fitted._projection
+    expected = projected / np.linalg.norm(projected, axis=1, keepdims=True)  # encode: unit rows
+    np.testing.assert_allclose(fitted.encode(CATALOGUE), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(EncoderError, match=r"fit\(\) before features"):
+        TfidfEncoder().features(["kem"])
