@@ -191,6 +191,21 @@ def group_members(pgid: int) -> list[str]:
     return members
 
 
+def wait_for_every_worker(server: Server, workers: int, timeout: float = 60.0) -> None:
+    """Until /health has answered 200 from ``workers`` distinct pids: a worker answers only once
+    its startup (and with it the drain's SIGTERM handler) is done, and on a loaded machine the
+    second worker can come up seconds after the first (a SIGTERM before that skips its drain)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(pids) < workers and time.monotonic() < deadline:
+        health = requests.get(f"{server.url}/health", headers={"Connection": "close"}, timeout=5)
+        if health.status_code == 200:
+            pids.add(health.json()["pid"])
+        else:
+            time.sleep(0.1)
+    assert len(pids) == workers, f"only {len(pids)} of {workers} workers answered /health"
+
+
 @pytest.mark.parametrize(
     ("kind", "workers"), [("uvicorn", 1), ("uvicorn", 2), ("gunicorn-conf", 2)]
 )
@@ -205,8 +220,7 @@ def test_sigterm_under_load_loses_no_request(
     with live_server(
         embedded_dir, registry_dir, log_dir=tmp_path, kind=kind, workers=workers, env=env
     ) as server:
-        for _ in range(10):  # every worker is up: a few answers in a row
-            assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
+        wait_for_every_worker(server, workers)
         load = Load(server, users)
         code, waited = load.run()
         time.sleep(0.5)
