@@ -97,7 +97,8 @@ def served_with_context(
     """``(b, n)`` scores the engine serves known users whose model history is ``stored`` when
     ``context`` is sent: the history with the context newest; the stored CF row unless the
     context holds an item beyond ``stored`` and the model folds live evidence in
-    (``fold_trainable``), then the CF vector folded in from that history."""
+    (``fold_trainable``), then the CF vector folded in from that history
+    (:attr:`~recommender.scoring.ScoringModel.refold_model`: an ALS model's own user step)."""
     norm, decay, times = hybrid.normalisation, hybrid.recency_decay, users.request_times
     weights = hybrid.for_segment(V.SEGMENT_TRAINABLE)
     merged = with_context(stored, context)
@@ -111,7 +112,7 @@ def served_with_context(
         if where.size:
             rows = None if refold else users.cf_rows[where]
             out[where] = score_users(
-                model,
+                model.refold_model if refold else model,
                 segment,
                 [merged[i] for i in where],
                 weights,
