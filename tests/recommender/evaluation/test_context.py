@@ -10,6 +10,8 @@ from recommender.config.serving import ServingSettings
 from recommender.config.training import EvaluationSettings
 from recommender.evaluation.context import (
     ROW_ANONYMOUS_CONTEXT,
+    ROW_CF_FULL,
+    ROW_CF_REFOLD,
     ROW_CONTEXT,
     ROW_FULL,
     evaluate_context,
@@ -95,6 +97,9 @@ def test_the_report_checks_both_protocols_and_prints_pass_or_miss():
         assert out["checks"]["known"]["passed"] is True
         assert set(out["checks"]) == {"known", "known_new_item", "anonymous"}
         assert ROW_ANONYMOUS_CONTEXT in out["anonymous"]
+        assert {ROW_CF_FULL, ROW_CF_REFOLD} <= set(out["known"])
+        assert set(out["cf_refold_vs_stored_row"]) == {"mean", "low", "high"}
     text = format_context_report(report)
     assert text.count("PASS") + text.count("MISS") == 6
     assert "| realistic | known | hybrid (full history) |" in text
+    assert text.count("CF only, refolded with the new item − stored row") == 2
