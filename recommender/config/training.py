@@ -149,6 +149,12 @@ class HybridTuningSettings(_Strict):
     live_popularity_shares: list[Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: [0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
     )
+    # ALS: a trainable user's CF vector refolded from live evidence / context items is the ALS
+    # user step with the newest item's confidence weight times one of these (live validation
+    # chooses; the first wins ties; empty = refold like a cold user)
+    refold_newest_boosts: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [1.0, 2.0, 4.0]
+    )
 
 
 class TuningSettings(_Strict):

@@ -51,6 +51,10 @@ ROW_NEW_WITHOUT = "previous item not in the model, no context"
 ROW_NEW_CONTEXT = "previous item not in the model, sent as context"
 ROW_POPULARITY = "popularity (no history)"
 ROW_ANONYMOUS_CONTEXT = "previous item as context"
+# informational: the CF signal alone, the stored row against the refold the engine serves a
+# trainable user whose context item is new to the model (always refolded, whatever live_fold_in)
+ROW_CF_FULL = "CF only, stored row (full history)"
+ROW_CF_REFOLD = "CF only, previous item not in the model, refolded with it"
 
 
 def with_context(
@@ -97,7 +101,8 @@ def served_with_context(
     """``(b, n)`` scores the engine serves known users whose model history is ``stored`` when
     ``context`` is sent: the history with the context newest; the stored CF row unless the
     context holds an item beyond ``stored`` and the model folds live evidence in
-    (``fold_trainable``), then the CF vector folded in from that history."""
+    (``fold_trainable``), then the CF vector folded in from that history
+    (:attr:`~recommender.scoring.ScoringModel.refold_model`: an ALS model's own user step)."""
     norm, decay, times = hybrid.normalisation, hybrid.recency_decay, users.request_times
     weights = hybrid.for_segment(V.SEGMENT_TRAINABLE)
     merged = with_context(stored, context)
@@ -111,7 +116,7 @@ def served_with_context(
         if where.size:
             rows = None if refold else users.cf_rows[where]
             out[where] = score_users(
-                model,
+                model.refold_model if refold else model,
                 segment,
                 [merged[i] for i in where],
                 weights,
@@ -145,6 +150,15 @@ def _score_rows(
     before = [h[:-1] for h in users.histories]
     without = score_users(model, V.SEGMENT_COLD, before, trainable, norm, None, decay, times)
     new_context = served_with_context(model, hybrid, users, before, context, fold_trainable)
+    cf_only = HybridConfig(
+        weights={V.SEGMENT_TRAINABLE: {V.SIGNAL_CF: 1.0}},
+        normalisation=norm,
+        recency_decay=decay,
+    )
+    cf_full = score_users(
+        model, V.SEGMENT_TRAINABLE, users.histories, {V.SIGNAL_CF: 1.0}, norm, users.cf_rows
+    )
+    cf_refold = served_with_context(model, cf_only, users, before, context, True)
     known = {
         ROW_FULL: _per_user(full, users, users.seen, ties),
         ROW_CONTEXT: _per_user(known_context, users, seen, ties),
@@ -155,6 +169,8 @@ def _score_rows(
             ties,
         ),
         ROW_NEW_CONTEXT: _per_user(new_context, users, seen, ties),
+        ROW_CF_FULL: _per_user(cf_full, users, users.seen, ties),
+        ROW_CF_REFOLD: _per_user(cf_refold, users, seen, ties),
     }
     empty = [_EMPTY] * len(users)
     popularity = score_users(
@@ -227,6 +243,9 @@ def evaluate_context(
         pop = rows.anonymous[ROW_POPULARITY][METRIC]
         ctx = rows.anonymous[ROW_ANONYMOUS_CONTEXT][METRIC]
         known_diff = paired_difference(served, base, samples, seed)
+        out["cf_refold_vs_stored_row"] = paired_difference(
+            rows.known[ROW_CF_REFOLD][METRIC], rows.known[ROW_CF_FULL][METRIC], samples, seed
+        )
         out["context_gain_for_a_new_item"] = paired_difference(
             rows.known[ROW_NEW_CONTEXT][METRIC], rows.known[ROW_NEW_WITHOUT][METRIC], samples, seed
         )
@@ -283,6 +302,10 @@ def format_context_report(report: dict[str, Any]) -> str:
         lines.append(
             f"{protocol}: previous item not in the model, context − no context "
             f"{interval(gain, signed=True)} (informational)"
+        )
+        lines.append(
+            f"{protocol}: CF only, refolded with the new item − stored row "
+            f"{interval(out['cf_refold_vs_stored_row'], signed=True)} (informational)"
         )
     for protocol, out in report["protocols"].items():
         checks = out["checks"]

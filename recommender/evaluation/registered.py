@@ -23,7 +23,7 @@ from recommender.evaluation.rankers import (
 from recommender.evaluation.report import build_report
 from recommender.evaluation.side_signals import load_aligned_embeddings, stage_signals
 from recommender.registry import LoadedModel
-from recommender.scoring import HybridConfig, ScoringModel
+from recommender.scoring import HybridConfig, Refold, ScoringModel
 
 
 def served_model(data: ProcessedData, loaded: LoadedModel) -> tuple[ScoringModel, HybridConfig]:
@@ -42,6 +42,7 @@ def served_model(data: ProcessedData, loaded: LoadedModel) -> tuple[ScoringModel
         quality=side.quality,
         popularity_history=side.popularity_history,
         item_item=loaded.item_item,
+        refold=Refold.from_dict(meta.get("refold")),
     )
     return model, HybridConfig.from_dict(meta.get("hybrid"))
 

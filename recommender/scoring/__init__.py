@@ -16,7 +16,13 @@ from recommender.scoring.hybrid import (
 )
 from recommender.scoring.item_knn import fit_item_knn, session_items
 from recommender.scoring.popularity import PopularityHistory, popularity_scores, quality_scores
-from recommender.scoring.scorer import ScoringModel, compute_signals, score_users, signal_breakdown
+from recommender.scoring.scorer import (
+    Refold,
+    ScoringModel,
+    compute_signals,
+    score_users,
+    signal_breakdown,
+)
 from recommender.scoring.signals import (
     cf_scores,
     content_scores,
@@ -30,6 +36,7 @@ __all__ = [
     "NORMALISATIONS",
     "HybridConfig",
     "PopularityHistory",
+    "Refold",
     "ScoringModel",
     "cf_scores",
     "combine",

@@ -33,6 +33,7 @@ from recommender.errors import InvalidDataError, InvalidRequestError, ModelLoadE
 from recommender.scoring import (
     HybridConfig,
     PopularityHistory,
+    Refold,
     ScoringModel,
     fit_item_knn,
     popularity_scores,
@@ -519,6 +520,7 @@ def build_bundle(
         quality=quality,
         item_cosine=None if cosine is None else _read_only(cosine),
         item_item=item_item,
+        refold=Refold.from_dict(metadata.get("refold")),
     )
     unknown = score_users(
         model,
@@ -544,6 +546,7 @@ def build_bundle(
         "popularity_half_life_days": (metadata.get("popularity") or {}).get("half_life_days"),
         # the build's live validation: fold a trainable user's CF vector in from the live history
         "live_fold_in": metadata.get("live_fold_in"),
+        "refold": metadata.get("refold"),
         "n_users": histories.n_users,
         "n_trainable_users": histories.n_trainable,
         "n_items": n,

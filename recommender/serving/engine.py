@@ -617,8 +617,9 @@ class Engine:
         )
         if refolded:
             segment, cf_row = V.SEGMENT_COLD, None
+        model = self.bundle.model if frame is None else frame.model
         signals = signal_breakdown(
-            self.bundle.model if frame is None else frame.model,
+            model.refold_model if refolded else model,
             segment,
             history,
             self.bundle.hybrid.normalisation,

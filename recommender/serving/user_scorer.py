@@ -125,7 +125,8 @@ class UserScorer:
             refold_trainable = live is not None and live.trainable_fold_in
             if segment == V.SEGMENT_TRAINABLE and refold_trainable and any(refold):
                 # live positives: the CF vector is folded in from the full history instead of
-                # the stored row, which predates them (the other signals as for any trainable)
+                # the stored row, which predates them (the other signals as for any trainable);
+                # an ALS model refolds with its own user step (ScoringModel.refold_model)
                 computed = np.empty((len(missing), bundle.n_items), dtype=np.float32)
                 stale = [i for i, r in enumerate(refold) if not r]
                 fresh = [i for i, r in enumerate(refold) if r]
@@ -135,7 +136,7 @@ class UserScorer:
                         segment, [histories[i] for i in stale], weights, cf, model
                     )
                 computed[fresh] = self._compute(
-                    V.SEGMENT_COLD, [histories[i] for i in fresh], weights, None, model
+                    V.SEGMENT_COLD, [histories[i] for i in fresh], weights, None, model.refold_model
                 )
             else:
                 cf_rows = hist.cf_rows[rows[missing]] if segment == V.SEGMENT_TRAINABLE else None

@@ -27,14 +27,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from recommender import vocabulary as V
-from recommender.config.training import ItemKNNParams, PopularityParams, TrainingSettings
+from recommender.config.training import (
+    ALSParams,
+    ItemKNNParams,
+    PopularityParams,
+    TrainingSettings,
+)
 from recommender.data.matrix import item_codes, user_item_matrix
 from recommender.data.processed import ProcessedData, unix_seconds
 from recommender.evaluation.protocol import EvaluationSet, history_splits
@@ -44,7 +49,7 @@ from recommender.evaluation.side_signals import (
     stage_popularity,
     stage_signals,
 )
-from recommender.scoring import HybridConfig, ScoringModel
+from recommender.scoring import HybridConfig, Refold, ScoringModel
 from recommender.training.hybrid_tuning import _Objective, _Pooled, segment_signals
 from recommender.training.tuning import Params, fit_model
 
@@ -74,6 +79,7 @@ class LiveChoice:
     hybrid: HybridConfig
     live_fold_in: bool | None  # None: no trainable event with live positives to decide on
     report: dict[str, Any]
+    refold: Refold | None = None  # how a trainable user's CF vector is refolded (None: as cold)
 
 
 def live_stream(data: ProcessedData, fraction: float) -> LiveStream | None:
@@ -205,16 +211,37 @@ def toward_popularity(weights: Mapping[str, float], share: float) -> dict[str, f
     return {s: round(w, 6) for s, w in moved.items() if w > 1e-9}
 
 
+def refold_candidates(model_type: str, params: object, boosts: Sequence[float]) -> list[Refold]:
+    """The refolds live validation chooses from: ALS's user step with each newest-item boost
+    (other model types refold like a cold user: none)."""
+    if model_type != V.MODEL_ALS or not isinstance(params, ALSParams):
+        return []
+    return [Refold(float(params.regularization), float(params.alpha), float(b)) for b in boosts]
+
+
+def choose_refold(
+    candidates: Sequence[tuple[Refold | None, np.ndarray]],
+) -> tuple[Refold | None, np.ndarray]:
+    """The refold with the best mean per-event NDCG; an earlier candidate wins ties."""
+    best = candidates[0]
+    for candidate in candidates[1:]:
+        if candidate[1].mean() > best[1].mean() + 1e-12:
+            best = candidate
+    return best
+
+
 def tune_live(
     stream: LiveStream | None,
     model: ScoringModel | None,
     hybrid: HybridConfig,
     settings: TrainingSettings,
     ties: np.ndarray,
+    refolds: Sequence[Refold] = (),
 ) -> LiveChoice:
-    """``live_fold_in`` and the per-segment popularity floors of ``hybrid`` (see module doc)."""
+    """``live_fold_in``, the refold (one of ``refolds`` or the cold fold-in) and the
+    per-segment popularity floors of ``hybrid`` (see module doc)."""
     if stream is None or model is None:
-        return LiveChoice(hybrid, None, {"events": 0})
+        return LiveChoice(hybrid, None, {"events": 0}, refolds[0] if refolds else None)
     tuning = settings.hybrid
     events, method, decay = stream.events, hybrid.normalisation, hybrid.recency_decay
     report: dict[str, Any] = {
@@ -223,9 +250,11 @@ def tune_live(
         "events": len(events),
     }
 
-    def objective(positions: np.ndarray, segment: str, scored_as: str) -> _Objective:
-        signals = segment_signals(model, segment)
-        return _Objective(model, events.subset(positions), scored_as, signals, method, ties, decay)
+    def objective(
+        positions: np.ndarray, segment: str, scored_as: str, on: ScoringModel = model
+    ) -> _Objective:
+        signals = segment_signals(on, segment)
+        return _Objective(on, events.subset(positions), scored_as, signals, method, ties, decay)
 
     trainable = np.flatnonzero(events.cf_rows >= 0)
     cold = np.flatnonzero(events.cf_rows < 0)
@@ -233,21 +262,43 @@ def tune_live(
     stale = trainable[stream.live_counts[trainable] == 0]
     weights_t = hybrid.for_segment(V.SEGMENT_TRAINABLE)
     fold_in: bool | None = None
+    chosen_refold = refolds[0] if refolds else None
     if refold.size:
         stored = objective(refold, V.SEGMENT_TRAINABLE, V.SEGMENT_TRAINABLE).per_user(weights_t)
-        folded = objective(refold, V.SEGMENT_TRAINABLE, V.SEGMENT_COLD).per_user(weights_t)
+        candidates: list[tuple[Refold | None, np.ndarray]] = [
+            (
+                r,
+                objective(
+                    refold, V.SEGMENT_TRAINABLE, V.SEGMENT_COLD, _refolding(model, r)
+                ).per_user(weights_t),
+            )
+            for r in refolds
+        ]
+        cold_fold = objective(refold, V.SEGMENT_TRAINABLE, V.SEGMENT_COLD).per_user(weights_t)
+        candidates.append((None, cold_fold))
+        chosen_refold, folded = choose_refold(candidates)
         fold_in = choose_fold_in(stored, folded)
         report["fold_in"] = {
             "events": int(refold.size),
             "stored_row_ndcg@10": round(float(stored.mean()), 6),
             "fold_in_ndcg@10": round(float(folded.mean()), 6),
+            "cold_fold_in_ndcg@10": round(float(cold_fold.mean()), 6),
+            "refold_ndcg@10": {
+                str(r.newest_boost): round(float(v.mean()), 6)
+                for r, v in candidates
+                if r is not None
+            },
+            "refold": None if chosen_refold is None else chosen_refold.to_dict(),
             "live_fold_in": fold_in,
         }
     refold_path = V.SEGMENT_COLD if fold_in else V.SEGMENT_TRAINABLE  # the CF path serving takes
+    refold_model = _refolding(model, chosen_refold) if fold_in else model
     parts = {
         V.SEGMENT_TRAINABLE: [
             objective(stale, V.SEGMENT_TRAINABLE, V.SEGMENT_TRAINABLE) if stale.size else None,
-            objective(refold, V.SEGMENT_TRAINABLE, refold_path) if refold.size else None,
+            objective(refold, V.SEGMENT_TRAINABLE, refold_path, refold_model)
+            if refold.size
+            else None,
         ],
         V.SEGMENT_COLD: [objective(cold, V.SEGMENT_COLD, V.SEGMENT_COLD) if cold.size else None],
     }
@@ -273,4 +324,9 @@ def tune_live(
         }
     log.info("live validation: %s", report)
     chosen = dataclasses.replace(hybrid, weights=weights)
-    return LiveChoice(chosen, fold_in, report)
+    return LiveChoice(chosen, fold_in, report, chosen_refold)
+
+
+def _refolding(model: ScoringModel, refold: Refold | None) -> ScoringModel:
+    """The model a trainable user's refold is scored on under ``refold`` (None: cold fold-in)."""
+    return dataclasses.replace(model, refold=refold).refold_model

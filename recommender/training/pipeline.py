@@ -51,11 +51,16 @@ from recommender.evaluation.side_signals import (
     scoring_model,
     stage_signals,
 )
-from recommender.scoring import HybridConfig
+from recommender.scoring import HybridConfig, Refold
 from recommender.scoring.factors import FactorModel
 from recommender.training.crossfit import cross_fitted_data
 from recommender.training.hybrid_tuning import tune_hybrid
-from recommender.training.live_validation import live_model, live_stream, tune_live
+from recommender.training.live_validation import (
+    live_model,
+    live_stream,
+    refold_candidates,
+    tune_live,
+)
 from recommender.training.parallel import parallel_map
 from recommender.training.progress import done_line
 from recommender.training.search import StudyResult
@@ -77,6 +82,8 @@ class TrainedModel:
     # live validation's choice for events.trainable_fold_in (None: nothing to decide it on)
     live_fold_in: bool | None = None
     study: StudyResult | None = None  # tuning.method optuna: the model's search (study.json)
+    # how a trainable user's CF vector is refolded from live evidence (None: as a cold user)
+    refold: Refold | None = None
 
     @property
     def served(self) -> FactorModel:
@@ -209,7 +216,8 @@ def run_training(
                 aligned,
                 hybrid.fold_in_regularization,
             )
-        live = tune_live(stream, pre_cut, hybrid.config, settings, ties)
+        refolds = refold_candidates(model_type, tuned.params, settings.hybrid.refold_newest_boosts)
+        live = tune_live(stream, pre_cut, hybrid.config, settings, ties, refolds)
         progress(
             f"  {model_type}: live validation {_live_summary(live.report)}; hybrid "
             f"{live.hybrid.to_dict()} ({time.perf_counter() - live_started:.1f}s)"
@@ -230,6 +238,7 @@ def run_training(
             training_seconds=time.perf_counter() - started,
             live_fold_in=live.live_fold_in,
             study=tuned.study,
+            refold=live.refold,
         )
         seconds = time.perf_counter() - started
         label = f"{model_type} (search, hybrid, live validation, refit)"
@@ -337,6 +346,8 @@ def _live_summary(report: dict[str, Any]) -> str:
             f"fold-in {fold['fold_in_ndcg@10']:.4f} vs stored row "
             f"{fold['stored_row_ndcg@10']:.4f} -> live_fold_in {fold['live_fold_in']}"
         )
+        if fold.get("refold"):
+            parts.append(f"refold: ALS user step, newest boost {fold['refold']['newest_boost']:g}")
     for segment in (V.SEGMENT_TRAINABLE, V.SEGMENT_COLD):
         body = report.get(segment)
         if body:

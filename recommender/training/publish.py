@@ -40,6 +40,8 @@ def model_metadata(
         # the live validation's choice (training/live_validation.py); events.trainable_fold_in
         # overrides it when set; null when there was nothing to decide on
         "live_fold_in": trained.live_fold_in,
+        # ALS: the user step a trainable user's CF vector is refolded with (scoring.Refold)
+        "refold": None if trained.refold is None else trained.refold.to_dict(),
         "metrics": {**metrics_summary(report), **fit_labels(trained)},
         "validation": trained.validation,
         # the Optuna studies in brief (every trial: study.json beside the model)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.config.training import EvaluationSettings
 from recommender.evaluation.context import (
     ROW_ANONYMOUS_CONTEXT,
+    ROW_CF_FULL,
+    ROW_CF_REFOLD,
     ROW_CONTEXT,
     ROW_FULL,
     evaluate_context,
@@ -57,14 +60,22 @@ def test_with_context_moves_or_appends_the_context_last():
     assert [m.tolist() for m in merged] == [[3, 2, 1], [5, 9]]
 
 
-def test_the_evaluated_context_ranking_is_the_engines():
-    engine = make_engine(hybrid=HYBRID)
+@pytest.mark.parametrize(
+    "refold", [None, {"regularization": 0.3, "alpha": 4.0, "newest_boost": 2.0}]
+)
+def test_the_evaluated_context_ranking_is_the_engines(refold):
+    """Also with an ALS model's refold (its user step): the evaluation scores what is served."""
+    metadata = {"refold": refold}
+    engine = make_engine(hybrid=HYBRID, metadata=metadata)
     model = engine.bundle.model
+    assert (model.refold_model is model) is (refold is None)
     users = synthetic_set(engine, ["t5", "t1"], [20, 20])
     for cart, fold in ((20, True), (2, True), (20, False)):
         context = [np.array([cart])] * 2
         scores = served_with_context(model, HYBRID, users, users.histories, context, fold)
-        served = make_engine(ServingSettings(events={"trainable_fold_in": fold}), hybrid=HYBRID)
+        served = make_engine(
+            ServingSettings(events={"trainable_fold_in": fold}), hybrid=HYBRID, metadata=metadata
+        )
         for position, user in enumerate(users.user_ids):
             got = served.recommend(user, topk=N_ITEMS - 6, rerank=False, context_items=[f"p{cart}"])
             excluded = {*TRAINABLE[user], cart}
@@ -86,6 +97,9 @@ def test_the_report_checks_both_protocols_and_prints_pass_or_miss():
         assert out["checks"]["known"]["passed"] is True
         assert set(out["checks"]) == {"known", "known_new_item", "anonymous"}
         assert ROW_ANONYMOUS_CONTEXT in out["anonymous"]
+        assert {ROW_CF_FULL, ROW_CF_REFOLD} <= set(out["known"])
+        assert set(out["cf_refold_vs_stored_row"]) == {"mean", "low", "high"}
     text = format_context_report(report)
     assert text.count("PASS") + text.count("MISS") == 6
     assert "| realistic | known | hybrid (full history) |" in text
+    assert text.count("CF only, refolded with the new item − stored row") == 2

@@ -176,3 +176,48 @@ def test_history_sums_and_item_similarity_match_a_sparse_history_matrix():
     np.testing.assert_allclose(
         _history_sums(histories[:1], matrix, weights[:1])[0], matrix[1] + 0.5 * matrix[3]
     )
+
+
+def test_a_refold_is_the_als_user_step_with_the_newest_item_boosted():
+    """A trainable user's refold (ScoringModel.refold_model): ALS's λ and confidences
+    ``1 + alpha · r``, the newest item's recency weight ``r`` times the boost."""
+    import scipy.sparse as sparse
+
+    from recommender import vocabulary as voc
+    from recommender.scoring import Refold, ScoringModel, compute_signals
+
+    rng = np.random.default_rng(5)
+    items = rng.normal(size=(12, 3)).astype(np.float32)
+    refold = Refold(regularization=0.4, alpha=5.0, newest_boost=2.0)
+    model = ScoringModel.build(
+        item_factors=items,
+        user_factors=np.zeros((0, 3), dtype=np.float32),
+        fold_in_regularization=10.0,
+        item_similarity=sparse.csr_matrix((12, 12), dtype=np.float32),
+        embeddings=None,
+        popularity=np.ones(12, dtype=np.float32),
+        quality=np.ones(12, dtype=np.float32),
+        refold=refold,
+    )
+    history = np.array([4, 9, 2])
+    r = np.array([0.25, 0.5, 1.0 * 2.0])  # decay 0.5, the newest (2) boosted x2
+    c = 1.0 + 5.0 * r
+    v = items[history].astype(np.float64)
+    a = items.astype(np.float64).T @ items + 0.4 * np.eye(3) + (v.T * (c - 1.0)) @ v
+    expected = items.astype(np.float64) @ np.linalg.solve(a, v.T @ c)
+    got = compute_signals(model.refold_model, voc.SEGMENT_COLD, [history], ["cf"], None, 0.5)
+    np.testing.assert_allclose(got["cf"][0], expected, rtol=1e-4, atol=1e-5)
+    assert model.refold_model.fold_in_regularization == 0.4
+    # a cold user keeps the cold fold-in (λ 10, the recency weights as confidences)
+    cold = compute_signals(model, voc.SEGMENT_COLD, [history], ["cf"], None, 0.5)["cf"][0]
+    w = np.array([0.25, 0.5, 1.0])
+    a_cold = items.astype(np.float64).T @ items + 10.0 * np.eye(3) + (v.T * (w - 1.0)) @ v
+    np.testing.assert_allclose(
+        cold, items.astype(np.float64) @ np.linalg.solve(a_cold, v.T @ w), rtol=1e-4, atol=1e-5
+    )
+    # no refold configured: the refold is the cold fold-in
+    plain = ScoringModel.build(
+        items, np.zeros((0, 3)), 10.0, sparse.csr_matrix((12, 12)), None, np.ones(12), np.ones(12)
+    )
+    assert plain.refold_model is plain
+    assert Refold.from_dict(refold.to_dict()) == refold and Refold.from_dict(None) is None

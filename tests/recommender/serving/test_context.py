@@ -218,3 +218,33 @@ def test_a_batch_with_context_ranks_each_user_as_a_single_call_does():
         single = engine.recommend(user, topk=6, context_items=["p5", "p7"])
         assert (ids(result), scores(result)) == (ids(single), scores(single))
         assert "p5" not in ids(result) and "p7" not in ids(result)
+
+
+def test_an_als_model_refolds_a_trainable_user_with_its_own_user_step():
+    """With the build's ``refold`` (ALS's λ, alpha and the chosen newest-item boost), a context
+    item beyond the stored positives refolds t5's CF vector with the ALS user step, not the
+    cold fold-in; a context of stored positives keeps the stored row."""
+    weights = {V.SIGNAL_CF: 1.0, V.SIGNAL_ITEM_SIMILARITY: 0.5}
+    hybrid = HybridConfig(weights={V.SEGMENT_TRAINABLE: weights}, recency_decay=0.5)
+    refold = {"regularization": 0.3, "alpha": 4.0, "newest_boost": 2.0}
+    engine = make_engine(hybrid=hybrid, metadata={"refold": refold})
+    model = engine.bundle.model
+    assert engine.bundle.info["refold"] == refold
+    assert model.refold_model.fold_in_regularization == 0.3
+    k = N_ITEMS - 5
+    added = [np.array([2, 13, 14, 0, 20])]
+    step = score_users(model.refold_model, V.SEGMENT_COLD, added, weights, "minmax", None, 0.5)
+    cold = score_users(model, V.SEGMENT_COLD, added, weights, "minmax", None, 0.5)
+    expected = reference(np.round(step[0], 6), [*TRAINABLE["t5"], 20], k)
+    assert expected != reference(np.round(cold[0], 6), [*TRAINABLE["t5"], 20], k)
+    got = engine.recommend("t5", topk=k, rerank=False, context_items=["p20"])
+    assert ids(got) == expected
+    explained = engine.recommend("t5", topk=3, rerank=False, explain=True, context_items=["p20"])
+    for item in explained.items:
+        total = sum(part["contribution"] for part in item["explain"]["signals"].values())
+        assert total == pytest.approx(item["explain"]["relevance"], abs=1e-4)
+    row = np.array([engine.bundle.histories.cf_rows[engine.bundle.histories.index["t5"]]])
+    moved = [np.array([13, 14, 0, 2])]
+    stored = score_users(model, V.SEGMENT_TRAINABLE, moved, weights, "minmax", row, 0.5)[0]
+    got = engine.recommend("t5", topk=k, rerank=False, context_items=["p2"])
+    assert ids(got) == reference(np.round(stored, 6), TRAINABLE["t5"], k)

@@ -134,6 +134,18 @@ def test_the_build_records_its_live_choice_and_serves_those_weights(
     loaded = Registry(tmp_path / "cf").load(record.model_id)
     assert loaded.metadata["live_fold_in"] is expected
     assert loaded.metadata["validation"]["live"]["fold_in"] == fold
+    # the refold: ALS's user step with the boost live validation chose, recorded and served
+    params = model.factors.params
+    assert model.refold is not None and loaded.metadata["refold"] == fold["refold"]
+    assert fold["refold"] == {
+        "regularization": params.regularization,
+        "alpha": params.alpha,
+        "newest_boost": model.refold.newest_boost,
+    }
+    best = max(fold["refold_ndcg@10"].values())
+    assert fold["refold_ndcg@10"][str(model.refold.newest_boost)] == best
+    assert fold["fold_in_ndcg@10"] == best >= fold["cold_fold_in_ndcg@10"]
+    assert set(fold["refold_ndcg@10"]) == {"1.0", "2.0", "4.0"}
 
 
 def test_live_fraction_zero_turns_the_live_validation_off(trending: ProcessedData) -> None:
@@ -144,3 +156,18 @@ def test_live_fraction_zero_turns_the_live_validation_off(trending: ProcessedDat
     model = run_training(trending, off, (V.MODEL_ALS,), embeddings=False).models[V.MODEL_ALS]
     assert model.live_fold_in is None and model.validation["live"] == {"events": 0}
     assert model.hybrid.to_dict() == model.validation["hybrid_before_live"]
+
+
+def test_the_refold_is_chosen_among_als_user_steps_first_wins_ties() -> None:
+    from recommender.config.training import ALSParams, BPRParams
+    from recommender.scoring import Refold
+    from recommender.training.live_validation import choose_refold, refold_candidates
+
+    als = ALSParams(factors=8, regularization=0.5, alpha=3.0, iterations=5)
+    candidates = refold_candidates(V.MODEL_ALS, als, [1.0, 2.0])
+    assert candidates == [Refold(0.5, 3.0, 1.0), Refold(0.5, 3.0, 2.0)]
+    assert refold_candidates(V.MODEL_BPR, BPRParams(), [1.0, 2.0]) == []
+    tie = [(candidates[0], np.array([0.2, 0.4])), (candidates[1], np.array([0.4, 0.2]))]
+    assert choose_refold([*tie, (None, np.array([0.3, 0.3]))])[0] == candidates[0]
+    better = [*tie, (None, np.array([0.5, 0.3]))]
+    assert choose_refold(better)[0] is None
