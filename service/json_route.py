@@ -10,7 +10,8 @@ JSON parser (``Model.model_validate_json``) and calling the endpoint directly. E
 contract: invalid JSON, a wrong Content-Type or invalid fields raise ``RequestValidationError``
 (422 ``invalid_request`` in :mod:`service.errors`), with ``body`` as the first ``loc`` part as
 FastAPI reports it. Routes with dependencies or any other parameter shape fall back to FastAPI's
-handler.
+handler. The lean handler needs nothing from the router, so :class:`service.direct.DirectRoutes`
+calls it without the router's walk.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class JsonBodyRoute(APIRoute):
                 raise RequestValidationError(errors) from None
             return await endpoint(**{body_name: body, request_name: request})
 
+        setattr(handler, DIRECT_ATTR, True)
         return handler
 
 
