@@ -265,13 +265,17 @@ def test_plain_options_are_parsed_once_per_model_and_others_every_time(admin_tok
         for user in ("t0", "t1", "c1", "nobody"):
             assert client.post("/recommend", json={"user_id": user, "topk": 5}).status_code == 200
         assert len(parsed) == 1
-        assert client.post("/batch_recommend", json={"user_ids": ["t0"], "topk": 5}).json()[
-            "results"
-        ][0]["recommendations"] == first["recommendations"]
+        assert (
+            client.post("/batch_recommend", json={"user_ids": ["t0"], "topk": 5}).json()["results"][
+                0
+            ]["recommendations"]
+            == first["recommendations"]
+        )
         assert len(parsed) == 1  # the batch's plain options are the same value
         for _ in range(2):
             refused = client.post("/recommend", json={"user_id": "t0", "topk": 100_000})
-            assert refused.status_code == 422 and "topk=100000" in refused.json()["error"]["message"]
+            assert refused.status_code == 422
+            assert "topk=100000" in refused.json()["error"]["message"]
         assert len(parsed) == 3
         filtered = {"user_id": "t0", "topk": 5, "filters": {"brand": ["A"]}}
         for _ in range(2):
