@@ -24,7 +24,11 @@ starts cold), each mix right after ``GET /health`` on the same server:
   segment, and 1,000 users as one batch ÷ the same users one by one;
 - resident memory (RSS) of every worker process and the load average before and after (client
   and server share the machine, so other jobs move every number: compare runs only under
-  similar load).
+  similar load);
+- the server's CPU time per request of every mix (``server_cpu_ms_per_request``, from
+  ``/proc``) and ``health_cpu_over_recommend_cpu``, /health's over the mix's: what the
+  throughput ratio tends to when the server has a core to itself — on a loaded machine a far
+  steadier number than throughput (and ``reference_cpu_over_ours`` for the peer).
 
 Targets (2-core machine, issue 12): uncached ≥ 0.5× health and p99 ≤ 3× health's; cached
 ≥ 0.8× health and p99 ≤ 2× health's; ≥ 1.0× the implicit peer; batch of 1,000 uncached < 100 ms
@@ -257,11 +261,45 @@ async def load(url: str, method: str, bodies: list[Any], concurrency: int) -> di
     }
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by every process of process group ``pgid`` (the
+    server's master and workers: ServerProcess starts them in a session of their own)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ..., utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def measured(
+    server: _ServerProcess, url: str, method: str, bodies: list[Any], concurrency: int
+) -> dict[str, Any]:
+    """:func:`load` plus the server's CPU per request: on a shared machine throughput moves with
+    whatever else runs, while the server's own CPU time per request hardly does."""
+    before = group_cpu_s(server.process.pid)
+    result = asyncio.run(load(url, method, bodies, concurrency))
+    cpu = group_cpu_s(server.process.pid) - before
+    result["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, result["requests"]), 4)
+    return result
+
+
 def ratio_of(rec: dict[str, Any], health: dict[str, Any]) -> dict[str, float]:
-    """Throughput and p99 of a /recommend mix relative to /health's measured just before."""
+    """Throughput and p99 of a /recommend mix relative to /health's measured just before, and
+    /health's server CPU per request over the mix's (the throughput ratio of a server that has
+    a core to itself: what the first ratio tends to on an idle machine, if the server limits)."""
     return {
         "throughput_over_health": round(rec["throughput_rps"] / health["throughput_rps"], 3),
         "p99_over_health_p99": round(rec["p99_ms"] / max(health["p99_ms"], 1e-9), 3),
+        "health_cpu_over_recommend_cpu": round(
+            health["server_cpu_ms_per_request"] / max(rec["server_cpu_ms_per_request"], 1e-9), 3
+        ),
     }
 
 
@@ -278,13 +316,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         health = f"{server.url}/health"
         recommend = f"{server.url}/recommend"
         asyncio.run(load(health, "GET", [None] * 500, args.concurrency))  # connections
-        health_u = asyncio.run(load(health, "GET", [None] * args.requests, args.concurrency))
-        rec_u = asyncio.run(load(recommend, "POST", uncached, args.concurrency))
+        health_u = measured(server, health, "GET", [None] * args.requests, args.concurrency)
+        rec_u = measured(server, recommend, "POST", uncached, args.concurrency)
         mixes["uncached"] = {"health": health_u, "recommend": rec_u, **ratio_of(rec_u, health_u)}
-        ours_peer = asyncio.run(load(recommend, "POST", peer, args.concurrency))
+        ours_peer = measured(server, recommend, "POST", peer, args.concurrency)
         asyncio.run(load(recommend, "POST", bodies[:500], args.concurrency))  # warm the mix
-        health_c = asyncio.run(load(health, "GET", [None] * args.requests, args.concurrency))
-        rec_c = asyncio.run(load(recommend, "POST", bodies, args.concurrency))
+        health_c = measured(server, health, "GET", [None] * args.requests, args.concurrency)
+        rec_c = measured(server, recommend, "POST", bodies, args.concurrency)
         mixes["cached"] = {"health": health_c, "recommend": rec_c, **ratio_of(rec_c, health_c)}
         batch_ms, batch_wall = [], []
         for run_index in range(args.batch_runs):
@@ -306,7 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reference.wait_ready()
         ref_url = f"{reference.url}/recommend"
         asyncio.run(load(ref_url, "POST", peer[:200], args.concurrency))  # connections, imports
-        theirs = asyncio.run(load(ref_url, "POST", peer, args.concurrency))
+        theirs = measured(reference, ref_url, "POST", peer, args.concurrency)
     finally:
         reference.stop()
     engine = engine_times(args.processed, args.registry, users, args.engine_users)
@@ -324,6 +362,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ours": ours_peer,
             "implicit_reference": theirs,
             "ours_over_reference": round(ours_peer["throughput_rps"] / theirs["throughput_rps"], 3),
+            "reference_cpu_over_ours": round(
+                theirs["server_cpu_ms_per_request"]
+                / max(ours_peer["server_cpu_ms_per_request"], 1e-9),
+                3,
+            ),
         },
         "batch_1000_uncached_server_ms": {
             "first": batch_ms[0],

@@ -34,7 +34,7 @@ from service.metrics import Metrics
 from service.middleware import RequestGuard
 from service.openapi import install_openapi
 from service.responses import OrjsonResponse
-from service.routes import ROUTERS, events
+from service.routes import ROUTERS, events, recommend, similar
 from service.shutdown import CloseWhileDraining, Drain
 
 logger = logging.getLogger("service")
@@ -143,7 +143,8 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(DirectRoutes, routes=events.router.routes)  # innermost: service.direct
+    direct = [*events.router.routes, *recommend.router.routes, *similar.router.routes]
+    app.add_middleware(DirectRoutes, routes=direct)  # innermost: service.direct
     app.add_middleware(
         RequestGuard, metrics=app.state.metrics, max_body_bytes=settings.requests.max_body_bytes
     )

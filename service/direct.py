@@ -1,12 +1,16 @@
-"""Direct dispatch of the ingest route: ``POST /events`` without the router's walk.
+"""Direct dispatch of the hot routes: ``POST /events``, ``/recommend``, ``/batch_recommend`` and
+``/similar_items`` without the router's walk.
 
-Why: at thousands of single-event POSTs per second, FastAPI's router (matching every route in
-turn, then its request/response wrapper and the exception middleware around it) cost about as
-much server CPU per request as the ingest itself (``scripts/profile_server.py --endpoint
-events``). :class:`DirectRoutes` sits innermost among the user middleware — inside CORS, the drain
-guard and :class:`~service.middleware.RequestGuard`, so metrics, the body limit and draining are
+Why: FastAPI's router (matching every route in turn, then its request/response wrapper, the
+exception middleware and the exit-stack middleware around it) cost about as much server CPU per
+request as the ingest itself (``scripts/profile_server.py --endpoint events``), and about a
+third of an uncached ``/recommend``'s service-layer time. :class:`DirectRoutes` sits innermost
+among the user middleware — inside CORS, the drain guard and
+:class:`~service.middleware.RequestGuard`, so metrics, the body limit and draining are
 unchanged — and hands an exact ``(method, path)`` match straight to the route's own lean handler
-(:class:`~service.json_route.RequestRoute`: the ingest token check, then the endpoint).
+(:class:`~service.json_route.RequestRoute`: the ingest token check, then the endpoint;
+:class:`~service.json_route.JsonBodyRoute`: the body validated by pydantic-core, then the
+endpoint).
 
 Errors keep the contract: an exception is answered by the app's own handler for its type
 (:func:`service.errors.install_error_handlers`, looked up along the exception's MRO, as
@@ -35,9 +39,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 class DirectRoutes:
     """Dispatch exact ``(method, path)`` matches of ``routes`` to their lean handlers.
 
-    ``routes`` are the route objects of a router the app includes without a prefix or
-    dependencies of its own (``service.routes.events.router.routes``); a route with path
-    parameters or a handler that needs the router is left to the router.
+    ``routes`` are the route objects of routers the app includes without a prefix or
+    dependencies of their own (``service.routes.events.router.routes`` and the recommendation
+    routers'); a route with path parameters or a handler that needs the router is left to the
+    router.
     """
 
     def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]) -> None:

@@ -19,7 +19,7 @@ import orjson
 from recommender.serving import Engine, Recommendation
 from service.responses import ORJSON_OPTIONS
 
-_SCORE = b',"score":'
+_RANKS = [b'%d,"score":' % rank for rank in range(1001)]  # the bytes between rank and score
 _SEGMENT_KEYS: dict[str, bytes] = {}  # segment -> its ``"segment":...,"recommendations":`` bytes
 _TABLES: weakref.WeakKeyDictionary[Engine, RecordJson] = weakref.WeakKeyDictionary()
 
@@ -56,24 +56,26 @@ def record_json(engine: Engine) -> RecordJson:
 def items_json(result: Recommendation, table: RecordJson) -> bytes:
     """The ``recommendations`` array of ``result`` as JSON."""
     ranked = result.ranked
-    if ranked.explains is None and ranked.source is table.records:
-        fragments = [table.fragment(item) for item in ranked.indices]
-        if None not in fragments:
-            scores = orjson.dumps(ranked.scores)[1:-1].split(b",") if ranked.scores else []
-            return b"".join(
-                (
-                    b"[",
-                    b",".join(
-                        [
-                            b"%s%d%s%s}" % (fragment, rank, _SCORE, score)
-                            for rank, fragment, score in zip(
-                                range(1, len(scores) + 1), fragments, scores, strict=True
-                            )
-                        ]
-                    ),
-                    b"]",
-                )
-            )
+    if (
+        ranked.explains is None
+        and ranked.source is table.records
+        and len(ranked.indices) < len(_RANKS)
+    ):
+        fragments = table._fragments
+        parts: list[bytes] = []
+        # scores encoded by orjson in one call (its float formatting), then split per item
+        scores = orjson.dumps(ranked.scores)[1:-1].split(b",") if ranked.scores else []
+        ranks = _RANKS[1 : len(scores) + 1]
+        for rank, item, score in zip(ranks, ranked.indices, scores, strict=True):
+            fragment = fragments[item] or table.fragment(item)
+            if fragment is None:
+                break
+            parts += (fragment, rank, score, b"},")
+        else:
+            if not parts:
+                return b"[]"
+            parts[-1] = b"}]"
+            return b"[" + b"".join(parts)
     return orjson.dumps(result.items, option=ORJSON_OPTIONS)
 
 

@@ -10,7 +10,8 @@ JSON parser (``Model.model_validate_json``) and calling the endpoint directly. E
 contract: invalid JSON, a wrong Content-Type or invalid fields raise ``RequestValidationError``
 (422 ``invalid_request`` in :mod:`service.errors`), with ``body`` as the first ``loc`` part as
 FastAPI reports it. Routes with dependencies or any other parameter shape fall back to FastAPI's
-handler.
+handler. The lean handler needs nothing from the router, so :class:`service.direct.DirectRoutes`
+calls it without the router's walk.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 _JSON_TYPES = (b"application/json",)
 DIRECT_ATTR = "direct_dispatch"  # on a handler that needs nothing from the router (service.direct)
@@ -32,6 +34,24 @@ DIRECT_ATTR = "direct_dispatch"  # on a handler that needs nothing from the rout
 def _is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
     return media in _JSON_TYPES or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+async def _read_body(request: Request) -> bytes:
+    """The whole body: what ``Request.body()`` returns, without its async generator (a JSON
+    body mostly comes in one message). A disconnect before the end raises ``ClientDisconnect``,
+    as Starlette does (499 in :mod:`service.errors`)."""
+    receive = request.receive
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            body = message.get("body", b"")
+            if not message.get("more_body", False):
+                return b"".join((*chunks, body)) if chunks else body
+            chunks.append(body)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def _content_type(request: Request) -> bytes | None:
@@ -74,7 +94,7 @@ class JsonBodyRoute(APIRoute):
                         }
                     ]
                 )
-            raw = await request.body()
+            raw = await _read_body(request)
             try:
                 body = body_model.model_validate_json(raw)
             except ValidationError as exc:
@@ -84,6 +104,7 @@ class JsonBodyRoute(APIRoute):
                 raise RequestValidationError(errors) from None
             return await endpoint(**{body_name: body, request_name: request})
 
+        setattr(handler, DIRECT_ATTR, True)
         return handler
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,19 +41,40 @@ def _filters(spec: RecommendFilters | None) -> Filters | None:
     return None if spec is None else Filters.from_mapping(spec.model_dump(exclude_none=True))
 
 
+PlainKey = tuple[int | None, bool, bool | None, bool]  # topk, exclude_seen, rerank, explain
+# per engine (model version): the options of requests without filters, weights, context or A/B
+# variant, parsed once; bounded by the valid keys (an invalid one raises and is not kept)
+_PLAIN: weakref.WeakKeyDictionary[Engine, dict[PlainKey, RecommendOptions]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _options(
     engine: Engine, body: RecommendRequest | BatchRecommendRequest, choice: Choice | None = None
 ) -> RecommendOptions:
+    context = body.context_items if isinstance(body, RecommendRequest) else None
+    explain = body.explain if isinstance(body, RecommendRequest) else False
+    if choice is None and body.filters is None and body.rerank_weights is None and not context:
+        plain = _PLAIN.get(engine)
+        if plain is None:
+            plain = _PLAIN.setdefault(engine, {})
+        key = (body.topk, body.exclude_seen, body.rerank, explain)
+        options = plain.get(key)
+        if options is None:
+            options = plain[key] = engine.options(
+                topk=body.topk, exclude_seen=body.exclude_seen, rerank=body.rerank, explain=explain
+            )
+        return options
     loose: dict[str, Any] = {
         "topk": body.topk,
         "exclude_seen": body.exclude_seen,
         "filters": _filters(body.filters),
         "rerank": body.rerank,
         "weights": body.rerank_weights,
-        "explain": body.explain if isinstance(body, RecommendRequest) else False,
+        "explain": explain,
     }
-    if isinstance(body, RecommendRequest) and body.context_items:
-        loose["context_items"] = body.context_items
+    if context:
+        loose["context_items"] = context
     return engine.options(**merged_options(loose, choice))
 
 

@@ -86,3 +86,26 @@ def test_engine_only_reports_the_engine_times_and_their_targets(
     }
     assert "engine <= 0.25 ms per uncached known user" in done.stdout
     assert "mixes" not in report  # no server was started
+
+
+def test_group_cpu_counts_the_cpu_of_the_server_process_group_only():
+    from benchmark_serving import group_cpu_s
+
+    burn = (
+        "import sys, time\n"
+        "while time.process_time() < 0.3: pass\n"  # bounded by its own CPU, not the clock
+        "print('done', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", burn],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,  # as ServerProcess starts a server: its own process group
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"done\n"
+        assert 0.25 <= group_cpu_s(child.pid) < 30  # clock ticks of 10 ms, rounded down
+        assert group_cpu_s(2**22 + 7) == 0.0  # above the kernel's pid_max: no such group
+    finally:
+        child.communicate(b"", timeout=60)

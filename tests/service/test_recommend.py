@@ -245,3 +245,43 @@ def test_batch_size_limit_comes_from_config():
         assert ok.status_code == 200 and ok.json()["count"] == 1000
         over = client.post("/batch_recommend", json={"user_ids": [str(i) for i in range(1001)]})
         assert over.status_code == 422
+
+
+def test_plain_options_are_parsed_once_per_model_and_others_every_time(admin_token, monkeypatch):
+    """Requests without filters, weights, context or A/B variant share one parsed options value
+    per model version; an invalid one is refused every time, never kept."""
+    from recommender.serving.options import RecommendOptions
+
+    parsed: list[dict] = []
+    original = RecommendOptions.parse.__func__  # type: ignore[attr-defined]
+
+    def counting(cls, settings, **loose):  # type: ignore[no-untyped-def]
+        parsed.append(loose)
+        return original(cls, settings, **loose)
+
+    monkeypatch.setattr(RecommendOptions, "parse", classmethod(counting))
+    with make_client() as client:
+        first = client.post("/recommend", json={"user_id": "t0", "topk": 5}).json()
+        for user in ("t0", "t1", "c1", "nobody"):
+            assert client.post("/recommend", json={"user_id": user, "topk": 5}).status_code == 200
+        assert len(parsed) == 1
+        assert (
+            client.post("/batch_recommend", json={"user_ids": ["t0"], "topk": 5}).json()["results"][
+                0
+            ]["recommendations"]
+            == first["recommendations"]
+        )
+        assert len(parsed) == 1  # the batch's plain options are the same value
+        for _ in range(2):
+            refused = client.post("/recommend", json={"user_id": "t0", "topk": 100_000})
+            assert refused.status_code == 422
+            assert "topk=100000" in refused.json()["error"]["message"]
+        assert len(parsed) == 3
+        filtered = {"user_id": "t0", "topk": 5, "filters": {"brand": ["A"]}}
+        for _ in range(2):
+            assert client.post("/recommend", json=filtered).status_code == 200
+        assert len(parsed) == 5
+        assert client.post("/reload_model", headers=admin_token).status_code == 200
+        again = client.post("/recommend", json={"user_id": "t0", "topk": 5}).json()
+        assert len(parsed) == 6  # a new model version parses its own
+        assert again["recommendations"] == first["recommendations"]
