@@ -6,6 +6,7 @@ on a :class:`ScoringModel`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -134,6 +135,26 @@ class ScoringModel:
             item_cosine=item_cosine,
             item_item=None if item_item is None else np.asarray(item_item, dtype=np.float32),
         )
+
+
+def with_popularity(
+    model: ScoringModel, popularity: np.ndarray, history: PopularityHistory | None = None
+) -> ScoringModel:
+    """``model`` with another popularity vector ``(n,)`` (and history, evaluation only): the
+    stale gate's model (:class:`~recommender.scoring.hybrid.HybridConfig`); the other arrays are
+    shared, the static normalisations recomputed."""
+    popularity = np.ascontiguousarray(popularity, dtype=np.float32)
+    if popularity.shape != model.popularity.shape:
+        raise ValueError(
+            f"with_popularity: {popularity.shape} popularity for {model.n_items} catalogue items"
+        )
+    static = {
+        method: {**signals, V.SIGNAL_POPULARITY: normalise(popularity, method)}
+        for method, signals in model.static_normalised.items()
+    }
+    return dataclasses.replace(
+        model, popularity=popularity, popularity_history=history, static_normalised=static
+    )
 
 
 def compute_signals(
