@@ -110,3 +110,19 @@ def test_without_a_gate_there_is_no_stale_model():
     assert engine.bundle.stale_model is None
     rows = np.arange(len(KNOWN))
     assert not engine.scorer.stale(rows, engine.bundle.model).any()
+
+
+def test_explain_shows_the_popularity_a_stale_user_was_scored_with():
+    engine = gated_engine(2e9)  # every known user is past the gate
+    result = engine.recommend("t0", topk=4, explain=True, rerank=False)
+    stale = engine.bundle.stale_model
+    assert stale is not None
+    index = engine.bundle.catalogue.index
+    for item in result.items:
+        explain = item["explain"]
+        popularity = explain["signals"][V.SIGNAL_POPULARITY]["value"]
+        value = stale.static_normalised["minmax"][V.SIGNAL_POPULARITY][index[item[V.PRODUCT_ID]]]
+        assert popularity == round(float(value), 6)
+        assert explain["relevance"] == pytest.approx(popularity, abs=1e-4)
+    plain = engine.recommend("t0", topk=4, rerank=False)  # explain ranks as the answer does
+    assert [i[V.PRODUCT_ID] for i in result.items] == [i[V.PRODUCT_ID] for i in plain.items]
