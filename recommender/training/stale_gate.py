@@ -27,7 +27,7 @@ from recommender.data.processed import ProcessedData
 from recommender.evaluation.protocol import EvaluationSet
 from recommender.evaluation.rankers import stale_users
 from recommender.evaluation.side_signals import stale_model
-from recommender.scoring import HybridConfig, ScoringModel
+from recommender.scoring import HybridConfig, ScoringModel, compute_signals, normalise
 from recommender.training.hybrid_tuning import _Objective, _sample, segment_signals
 
 log = logging.getLogger(__name__)
@@ -48,43 +48,57 @@ def tune_stale_gate(
     if hours <= 0 or not settings.stale_half_lives:
         return config, report
     gated = dataclasses.replace(config, stale_after_hours=float(hours))
+    weighted = [
+        s for s in GATED_SEGMENTS if config.for_segment(s).get(V.SIGNAL_POPULARITY, 0.0) > 0
+    ]
+    if not weighted:  # popularity weighs nothing for users with history: the gate cannot matter
+        report["skipped"] = "no popularity weight in the trainable or cold weights"
+        return config, report
     per_fold = max(1, settings.max_users // len(folds))
-    parts: list[tuple[ScoringModel, EvaluationSet, str, ProcessedData]] = []
-    for k, (model, users, data) in enumerate(folds):
-        for segment in GATED_SEGMENTS:
+    parts: list[tuple[_Objective, int, str]] = []  # objective, fold, segment
+    for k, (model, users, _) in enumerate(folds):
+        for segment in weighted:
             sample = _sample(users, segment, per_fold, seed + k, settings.cold_population)
             stale = np.flatnonzero(stale_users(sample, segment, gated))
             if stale.size:
-                parts.append((model, sample.subset(stale), segment, data))
-    report["users"] = sum(len(users) for _, users, _, _ in parts)
+                signals = segment_signals(model, segment)
+                objective = _Objective(
+                    model,
+                    sample.subset(stale),
+                    segment,
+                    signals,
+                    config.normalisation,
+                    ties,
+                    config.recency_decay,
+                )
+                parts.append((objective, k, segment))
+    report["users"] = sum(len(objective.users) for objective, _, _ in parts)
     if report["users"] < 2:
         return config, report
 
-    def values(half_life: float | None, gate: bool) -> np.ndarray:
-        out = []
-        for model, users, segment, data in parts:
-            if gate:
-                model = stale_model(model, data, V.STAGE_VALIDATION, half_life)
-            objective = _Objective(
-                model,
-                users,
-                segment,
-                segment_signals(model, segment),
-                config.normalisation,
-                ties,
-                config.recency_decay,
-            )
-            out.append(objective.per_user(config.for_segment(segment)))
-        return np.concatenate(out)
+    def values() -> np.ndarray:
+        return np.concatenate([o.per_user(config.for_segment(s)) for o, _, s in parts])
 
-    base = values(None, gate=False)
+    base = values()
+    own = [objective.normalised[V.SIGNAL_POPULARITY] for objective, _, _ in parts]
     report["ungated_ndcg@10"] = round(float(base.mean()), 6)
     report["by_half_life"] = {}
     chosen: float | None = None
     chosen_mean = float(base.mean())
     found = False
     for half_life in settings.stale_half_lives:
-        trial = values(half_life, gate=True)
+        # only popularity changes: swap it into each objective (one history per fold)
+        slow = [stale_model(m, data, V.STAGE_VALIDATION, half_life) for m, _, data in folds]
+        for objective, k, _ in parts:
+            raw = compute_signals(
+                slow[k],
+                objective.segment,
+                objective.users.histories,
+                [V.SIGNAL_POPULARITY],
+                request_times=objective.users.request_times,
+            )[V.SIGNAL_POPULARITY]
+            objective.normalised[V.SIGNAL_POPULARITY] = normalise(raw, config.normalisation)
+        trial = values()
         gain = trial - base
         error = float(gain.std(ddof=1) / np.sqrt(gain.size))
         mean = float(trial.mean())
@@ -92,6 +106,8 @@ def tune_stale_gate(
         significant = gain.mean() > 1e-9 and gain.mean() >= settings.min_z * error
         if significant and mean > chosen_mean + 1e-12:
             chosen, chosen_mean, found = half_life, mean, True
+    for (objective, _, _), popularity in zip(parts, own, strict=True):
+        objective.normalised[V.SIGNAL_POPULARITY] = popularity
     log.info("stale gate (%s h): %s", hours, report)
     if not found:
         return config, report

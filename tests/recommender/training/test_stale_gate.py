@@ -13,6 +13,7 @@ from recommender.evaluation.rankers import hybrid_ranker, stale_users
 from recommender.evaluation.side_signals import scoring_model, stage_signals, stale_model
 from recommender.scoring import HybridConfig, score_users
 from recommender.training.pipeline import run_training
+from recommender.training.stale_gate import tune_stale_gate
 from tests.fixtures.models import fast_settings
 from tests.recommender.training.synthetic import synthetic_data
 
@@ -94,3 +95,23 @@ def test_the_gate_is_off_with_zero_hours_or_no_half_lives(trending: ProcessedDat
         model = run_training(trending, settings, (V.MODEL_ALS,), embeddings=False).models["als"]
         assert model.hybrid.stale_after_hours is None
         assert model.validation["stale_gate"]["gated"] is False
+
+
+def test_without_a_popularity_weight_the_gate_is_not_searched() -> None:
+    """The demo shop's case: CF and item-kNN carry users with history, so no half-life can
+    change their ranking and the search (minutes on 50,000 users) is skipped."""
+    config = HybridConfig(
+        weights={
+            V.SEGMENT_TRAINABLE: {V.SIGNAL_CF: 0.95, V.SIGNAL_CONTENT: 0.05},
+            V.SEGMENT_COLD: {V.SIGNAL_CF: 0.75, V.SIGNAL_ITEM_SIMILARITY: 0.25},
+            V.SEGMENT_UNKNOWN: {V.SIGNAL_POPULARITY: 1.0},
+        }
+    )
+    settings = gate_settings(24.0, [7.0, 14.0]).hybrid
+    chosen, report = tune_stale_gate([], config, settings, 0, np.arange(3))
+    assert chosen is config
+    assert report == {
+        "after_hours": 24.0,
+        "gated": False,
+        "skipped": "no popularity weight in the trainable or cold weights",
+    }
