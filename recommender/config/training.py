@@ -155,6 +155,11 @@ class HybridTuningSettings(_Strict):
     refold_newest_boosts: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [1.0, 2.0, 4.0]
     )
+    # the stale gate (training/stale_gate.py): users whose newest positive is more than this many
+    # hours old get popularity of one of these half-lives (days; null = all-time), kept when it
+    # validates; 0 or an empty list = off
+    stale_after_hours: float = Field(0.0, ge=0)
+    stale_half_lives: list[Annotated[float, Field(gt=0)] | None] = Field(default_factory=list)
 
 
 class TuningSettings(_Strict):

@@ -46,13 +46,40 @@ def signal_ranker(model: ScoringModel, signal: str) -> Ranker:
     return rank
 
 
-def hybrid_ranker(model: ScoringModel, config: HybridConfig) -> Ranker:
-    """The tuned hybrid of ``config`` for each segment."""
+def stale_users(batch: EvaluationSet, segment: str, config: HybridConfig) -> np.ndarray:
+    """``(b,)`` bool: users the stale gate of ``config`` applies to (their newest positive more
+    than ``stale_after_hours`` before the request; never ``unknown`` users, who have none)."""
+    limit = config.stale_seconds
+    if limit is None or segment == V.SEGMENT_UNKNOWN or batch.previous_gaps is None:
+        return np.zeros(len(batch), dtype=bool)
+    gaps = batch.previous_gaps
+    return np.isfinite(gaps) & (gaps > limit)
+
+
+def hybrid_ranker(
+    model: ScoringModel, config: HybridConfig, stale_model: ScoringModel | None = None
+) -> Ranker:
+    """The tuned hybrid of ``config`` for each segment; users past the stale gate are scored on
+    ``stale_model`` (``model`` with the gate's popularity, :func:`~recommender.scoring.
+    with_popularity`) when given, as serving does."""
 
     def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
+        if stale_model is None:
+            return plain(model, batch, segment)
+        stale = stale_users(batch, segment, config)
+        if not stale.any():
+            return plain(model, batch, segment)
+        out = np.empty((len(batch), batch.n_items), dtype=np.float32)
+        for chosen, scored_on in ((~stale, model), (stale, stale_model)):
+            positions = np.flatnonzero(chosen)
+            if positions.size:
+                out[positions] = plain(scored_on, batch.subset(positions), segment)
+        return out
+
+    def plain(scored_on: ScoringModel, batch: EvaluationSet, segment: str) -> np.ndarray:
         rows = batch.cf_rows if segment == V.SEGMENT_TRAINABLE else None
         return score_users(
-            model,
+            scored_on,
             segment,
             batch.histories,
             config.for_segment(segment),

@@ -21,7 +21,11 @@ from recommender.evaluation.rankers import (
     signal_ranker,
 )
 from recommender.evaluation.report import build_report
-from recommender.evaluation.side_signals import load_aligned_embeddings, stage_signals
+from recommender.evaluation.side_signals import (
+    load_aligned_embeddings,
+    stage_signals,
+    stale_model,
+)
 from recommender.registry import LoadedModel
 from recommender.scoring import HybridConfig, Refold, ScoringModel
 
@@ -54,7 +58,10 @@ def evaluate_registered(
     model, hybrid = served_model(data, loaded)
     rankers: dict[str, Ranker] = dict(baseline_rankers(model, settings.seed))
     rankers[loaded.record.model_type] = signal_ranker(model, V.SIGNAL_CF)
-    rankers[V.ROW_HYBRID] = hybrid_ranker(model, hybrid)
+    gated = hybrid.stale_after_hours is not None
+    half_life = hybrid.stale_popularity_half_life_days
+    stale = stale_model(model, data, V.STAGE_TEST, half_life) if gated else None
+    rankers[V.ROW_HYBRID] = hybrid_ranker(model, hybrid, stale)
     ev = settings.evaluation
     test = sample_users(build_evaluation_set(data, V.STAGE_TEST), ev.max_users, ev.seed)
     tables = evaluate_protocols(

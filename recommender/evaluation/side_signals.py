@@ -27,6 +27,7 @@ from recommender.scoring import (
     fit_item_knn,
     quality_scores,
     session_items,
+    with_popularity,
 )
 from recommender.scoring.factors import FactorModel
 
@@ -173,3 +174,15 @@ def scoring_model(
         popularity_history=side.popularity_history,
         item_item=None if factors is None else factors.item_item,
     )
+
+
+def stale_model(
+    model: ScoringModel, data: ProcessedData, stage: str, half_life_days: float | None
+) -> ScoringModel:
+    """``model`` with popularity of ``half_life_days`` from ``stage``'s history splits of
+    ``data`` (as of each request in evaluation): the stale gate's model (see
+    :class:`~recommender.scoring.HybridConfig`)."""
+    history = stage_popularity(
+        data, history_splits(stage), PopularityParams(half_life_days=half_life_days)
+    )
+    return with_popularity(model, history.latest(), history)

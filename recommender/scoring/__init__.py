@@ -1,10 +1,10 @@
 """Scoring: the signals and the hybrid shared by evaluation and serving.
 
 Offers :class:`ScoringModel`, :func:`score_users`, :func:`compute_signals`,
-:func:`signal_breakdown`, :class:`HybridConfig`, :func:`combine`, :func:`normalise`,
-:func:`validate_weights`, the signal functions (:func:`recency_weights` for history decay),
-:func:`fit_item_knn`, :func:`popularity_scores`, :class:`PopularityHistory` (popularity as of
-a moment) and :func:`quality_scores`.
+:func:`signal_breakdown`, :func:`with_popularity`, :class:`HybridConfig`, :func:`combine`,
+:func:`normalise`, :func:`validate_weights`, the signal functions (:func:`recency_weights` for
+history decay), :func:`fit_item_knn`, :func:`popularity_scores`, :class:`PopularityHistory`
+(popularity as of a moment) and :func:`quality_scores`.
 """
 
 from recommender.scoring.hybrid import (
@@ -22,6 +22,7 @@ from recommender.scoring.scorer import (
     compute_signals,
     score_users,
     signal_breakdown,
+    with_popularity,
 )
 from recommender.scoring.signals import (
     cf_scores,
@@ -54,4 +55,5 @@ __all__ = [
     "score_users",
     "signal_breakdown",
     "validate_weights",
+    "with_popularity",
 ]

@@ -201,6 +201,26 @@ class ScoringModel:
         )
 
 
+def with_popularity(
+    model: ScoringModel, popularity: np.ndarray, history: PopularityHistory | None = None
+) -> ScoringModel:
+    """``model`` with another popularity vector ``(n,)`` (and history, evaluation only): the
+    stale gate's model (:class:`~recommender.scoring.hybrid.HybridConfig`); the other arrays are
+    shared, the static normalisations recomputed."""
+    popularity = np.ascontiguousarray(popularity, dtype=np.float32)
+    if popularity.shape != model.popularity.shape:
+        raise ValueError(
+            f"with_popularity: {popularity.shape} popularity for {model.n_items} catalogue items"
+        )
+    static = {
+        method: {**signals, V.SIGNAL_POPULARITY: normalise(popularity, method)}
+        for method, signals in model.static_normalised.items()
+    }
+    return dataclasses.replace(
+        model, popularity=popularity, popularity_history=history, static_normalised=static
+    )
+
+
 def compute_signals(
     model: ScoringModel,
     segment: str,

@@ -238,7 +238,20 @@ def _rank_plain(
             continue
         histories = liked_histories(hist, rows[positions])
         cf_rows = np.asarray(hist.cf_rows)[rows[positions]] if code == 2 else None
-        scores[positions] = chunk_scores(engine, model, segment, histories, weights, cf_rows)
+        past_gate = engine.scorer.stale(rows[positions], model)
+        for gated in (False, True):  # the stale gate's users on its model (UserScorer.score)
+            part = np.flatnonzero(past_gate == gated)
+            if not part.size:
+                continue
+            scored_on = bundle.stale_model if gated and bundle.stale_model is not None else model
+            scores[positions[part]] = chunk_scores(
+                engine,
+                scored_on,
+                segment,
+                histories if part.size == positions.size else [histories[i] for i in part],
+                weights,
+                None if cf_rows is None else cf_rows[part],
+            )
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch: scored %d %s users together in %.2f ms",

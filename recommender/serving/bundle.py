@@ -14,6 +14,7 @@ saying what to rebuild.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from recommender.scoring import (
     popularity_scores,
     quality_scores,
     score_users,
+    with_popularity,
 )
 from recommender.serving.array_store import (
     StoredArrays,
@@ -77,6 +79,8 @@ class ModelBundle:
         item_cosine: ``(n, n)`` float32 embedding cosine for MMR, precomputed when the catalogue
             has at most :data:`MAX_PRECOMPUTED_COSINE` products (16 MB at 2,000), else ``None``.
         marker: the registry marker this bundle was loaded at.
+        stale_model: ``model`` with the stale gate's popularity (``hybrid.stale_after_hours``),
+            for users whose newest positive is older than the gate; None without a gate.
     """
 
     model: ScoringModel
@@ -91,6 +95,7 @@ class ModelBundle:
     unknown_order: np.ndarray
     item_cosine: np.ndarray | None
     marker: str | None
+    stale_model: ScoringModel | None = None
 
     @property
     def model_id(self) -> str:
@@ -182,10 +187,9 @@ def hybrid_config(settings: ServingSettings, metadata: Mapping[str, Any]) -> Hyb
     if settings.rerank.weights is None:
         return tuned
     try:
-        return HybridConfig(
+        return dataclasses.replace(
+            tuned,
             weights={**tuned.weights, **{k: dict(v) for k, v in settings.rerank.weights.items()}},
-            normalisation=tuned.normalisation,
-            recency_decay=tuned.recency_decay,
         )
     except InvalidRequestError as exc:
         raise ModelLoadError(f"config rerank.weights is invalid: {exc}") from exc
@@ -403,6 +407,14 @@ def _popularity(
     """Popularity "now": decayed by the model's tuned half-life as of the newest interaction
     (evaluation scored it as of each request's time), all-time counts without timestamps."""
     half_life = (metadata.get("popularity") or {}).get("half_life_days")
+    return popularity_now(histories, user_items, half_life)
+
+
+def popularity_now(
+    histories: UserHistories, user_items: sp.csr_matrix, half_life: float | None
+) -> np.ndarray:
+    """``(n,)`` popularity of the positives of ``histories`` with ``half_life`` days as of the
+    newest interaction (all-time counts without timestamps)."""
     if histories.seconds is None or not histories.seconds.size:
         return popularity_scores(user_items)
     liked = histories.positive_mask()
@@ -530,6 +542,11 @@ def build_bundle(
         hybrid.normalisation,
     )[0]
     unknown_scores = np.round(unknown, V.SCORE_DECIMALS).astype(np.float32)
+    stale = None
+    if hybrid.stale_after_hours is not None and histories.seconds is not None:
+        half_life = hybrid.stale_popularity_half_life_days
+        stale_pop = popularity_now(histories, histories.user_items(n), half_life)
+        stale = with_popularity(model, stale_pop)
     info = {
         "model_id": str(metadata.get("model_id", "unknown")),
         "model_type": metadata.get("model_type"),
@@ -566,6 +583,7 @@ def build_bundle(
         unknown_order=_read_only(np.lexsort((np.arange(n), -unknown_scores))),
         item_cosine=model.item_cosine,
         marker=marker,
+        stale_model=stale,
     )
     return bundle
 

@@ -212,7 +212,7 @@ class Engine:
             # users without history share one entry; a known user has seen items of their own
             known = user in self.bundle.histories.index or live_user is not None
             owner = user if known else None
-            key = (owner, opts.digest + self._live_key(live_user))
+            key = (owner, opts.digest + self._live_key(live_user) + self._gate_key(user, live_user))
             ranked = self.caches.results.get(key)
             if log.isEnabledFor(logging.DEBUG):
                 hit = "hit" if ranked is not None else "miss"
@@ -358,6 +358,16 @@ class Engine:
         if not (version or live.popularity_version or live.catalogue_version):
             return b""
         return struct.pack("<qqq", version, live.popularity_version, live.catalogue_version)
+
+    def _gate_key(self, user: str, live_user: LiveUser | None) -> bytes:
+        """``b"stale"`` when ``user`` is past the stale gate (answers differ on each side of it,
+        and a user crosses it with no event), else empty."""
+        bundle = self.bundle
+        if bundle.stale_model is None or (live_user is not None and live_user.liked.size):
+            return b""
+        model = bundle.model if self.live is None else self._live_frame_model()[1]
+        row = np.array([bundle.histories.index.get(user, -1)], dtype=np.int64)
+        return b"stale" if self.scorer.stale(row, model)[0] else b""
 
     def _live_frame_model(self) -> tuple[int, ScoringModel, np.ndarray, np.ndarray]:
         """(popularity version, model, unknown scores, unknown order) under live popularity,
@@ -618,6 +628,9 @@ class Engine:
         if refolded:
             segment, cf_row = V.SEGMENT_COLD, None
         model = self.bundle.model if frame is None else frame.model
+        stale = self.bundle.stale_model
+        if stale is not None and self.scorer.stale(np.array([row]), model, frame, [position])[0]:
+            model = stale  # scored past the stale gate: its popularity
         signals = signal_breakdown(
             model.refold_model if refolded else model,
             segment,

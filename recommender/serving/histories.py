@@ -153,6 +153,17 @@ class UserHistories:
         out.setflags(write=False)
         return out
 
+    @cached_property
+    def newest_positive_seconds(self) -> np.ndarray:
+        """``(n_users,)`` float64 Unix seconds of each user's newest positive (``-inf``: none, or
+        no timestamps): the stale gate's clock (:class:`~recommender.scoring.HybridConfig`)."""
+        out = np.full(self.n_users, -np.inf, dtype=np.float64)
+        if self.seconds is not None and self.seconds.size:
+            keep = self.positive_mask()
+            np.maximum.at(out, self.entry_users()[keep], np.asarray(self.seconds)[keep])
+        out.setflags(write=False)
+        return out
+
     def segment(self, row: int) -> str:
         """Routing segment of user row ``row`` (-1 = never seen).
 

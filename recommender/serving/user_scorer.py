@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +48,45 @@ class LiveFrame:
 class UserScorer:
     """Segments and score matrices of users for one bundle, through its user-profile cache."""
 
-    def __init__(self, bundle: ModelBundle, cache: CountingCache) -> None:
+    def __init__(
+        self, bundle: ModelBundle, cache: CountingCache, clock: Callable[[], float] = time.time
+    ) -> None:
         self.bundle = bundle
         self.cache = cache
+        self.clock = clock  # "now" of the stale gate (Unix seconds)
         self._unknown_memo: dict[tuple, np.ndarray] = {}
+
+    def stale(
+        self,
+        rows: np.ndarray,
+        model: ScoringModel,
+        live: LiveFrame | None = None,
+        positions: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """``(len(rows),)`` bool: which users the stale gate scores on ``bundle.stale_model``.
+
+        Those with a stored newest positive more than ``hybrid.stale_after_hours`` before now,
+        scored on the built model (live popularity or new products: the live model for all),
+        without live positives or context items (those are the newest, i.e. recent).
+        ``positions``: each row's batch position in ``live`` (default 0..b-1).
+        """
+        bundle = self.bundle
+        limit = bundle.hybrid.stale_seconds
+        out = np.zeros(len(rows), dtype=bool)
+        if bundle.stale_model is None or limit is None or model is not bundle.model:
+            return out
+        if live is not None and live.context is not None:
+            return out
+        rows = np.asarray(rows, dtype=np.int64)
+        known = rows >= 0
+        newest = bundle.histories.newest_positive_seconds[np.where(known, rows, 0)]
+        out = known & np.isfinite(newest) & (self.clock() - newest > limit)
+        if live is not None:
+            places = range(len(rows)) if positions is None else positions
+            for i, position in enumerate(places):
+                if out[i] and self._has_live_positives(live, position):
+                    out[i] = False
+        return out
 
     def score(
         self,
@@ -74,15 +109,19 @@ class UserScorer:
         model = bundle.model if live is None else live.model
         scores = np.empty((len(users), model.n_items), dtype=np.float32)  # + new products
         used: dict[str, dict[str, float]] = {}
-        groups: dict[str, list[int]] = {}
+        past_gate = self.stale(rows, model, live)
+        groups: dict[tuple[str, bool], list[int]] = {}
         for position, segment in enumerate(segments):
-            groups.setdefault(segment, []).append(position)
+            gated = bool(past_gate[position]) and segment != V.SEGMENT_UNKNOWN
+            groups.setdefault((segment, gated), []).append(position)
         profiles = self.cache
         debug = log.isEnabledFor(logging.DEBUG)
-        for segment, positions in groups.items():
+        base_model = model
+        for (segment, gated), positions in groups.items():
             began = time.perf_counter() if debug else 0.0
             weights, is_default = segment_weights(bundle.hybrid, segment, requested)
             used[segment] = weights
+            model = bundle.stale_model if gated and bundle.stale_model is not None else base_model
             if segment == V.SEGMENT_UNKNOWN:
                 if live is not None:
                     default = live.unknown_scores
@@ -98,7 +137,7 @@ class UserScorer:
                         "default" if is_default else "request",
                     )
                 continue
-            keys = [self._profile_key(users[p], live, p) for p in positions]
+            keys = [self._profile_key(users[p], live, p, gated) for p in positions]
             key_of = dict(zip(positions, keys, strict=True))
             missing = positions
             if is_default and (live is None or live.context is None):
@@ -170,13 +209,15 @@ class UserScorer:
         return entry is not None and entry.liked.size > 0
 
     @staticmethod
-    def _profile_key(user: str, live: LiveFrame | None, position: int) -> str:
-        """The user's profile cache key: the id alone until live events change the profile."""
+    def _profile_key(user: str, live: LiveFrame | None, position: int, stale: bool = False) -> str:
+        """The user's profile cache key: the id alone until live events change the profile
+        (a stale-gated profile, scored on other popularity, carries a suffix)."""
+        suffix = "\x1fstale" if stale else ""
         if live is None or (live.users[position] is None and live.popularity_version == 0):
-            return user
+            return user + suffix
         entry = live.users[position]
         version = 0 if entry is None else entry.version
-        return f"{user}\x1f{version}\x1f{live.popularity_version}"
+        return f"{user}\x1f{version}\x1f{live.popularity_version}{suffix}"
 
     def history(self, row: int, live: LiveFrame | None, position: int) -> np.ndarray:
         """The scored history: the model's positives, then live positives not among them."""

@@ -50,6 +50,7 @@ from recommender.evaluation.side_signals import (
     load_aligned_embeddings,
     scoring_model,
     stage_signals,
+    stale_model,
 )
 from recommender.scoring import HybridConfig, Refold
 from recommender.scoring.factors import FactorModel
@@ -64,6 +65,7 @@ from recommender.training.live_validation import (
 from recommender.training.parallel import parallel_map
 from recommender.training.progress import done_line
 from recommender.training.search import StudyResult
+from recommender.training.stale_gate import tune_stale_gate
 from recommender.training.tuning import fit_model, search_item_knn, search_popularity, tune
 
 log = logging.getLogger(__name__)
@@ -173,13 +175,14 @@ def run_training(
     progress(f"item-kNN and popularity tuned in {time.perf_counter() - clock:.1f}s")
     clock = time.perf_counter()
     train_matrix = user_item_matrix(data, history_splits(V.STAGE_VALIDATION))
+    variants = cross_fitted_data(data, settings.hybrid.folds, seed)
     fold_inputs = [
         (
             user_item_matrix(variant, history_splits(V.STAGE_VALIDATION)),
             stage_signals(variant, V.STAGE_VALIDATION, item_knn, aligned, popularity),
             sample_users(build_evaluation_set(variant, V.STAGE_VALIDATION), limit, sample_seed),
         )
-        for variant in cross_fitted_data(data, settings.hybrid.folds, seed)
+        for variant in variants
     ]
     full_matrix = user_item_matrix(data, history_splits(V.STAGE_TEST))
     stream = live_stream(data, settings.hybrid.live_fraction)
@@ -192,9 +195,10 @@ def run_training(
         started = time.perf_counter()
         progress(f"tuning {model_type} on validation")
         tuned = tune(model_type, train_matrix, validation, settings, ties, progress)
+        fitted = [fit_model(model_type, matrix, tuned.params) for matrix, _, _ in fold_inputs]
         folds = [
-            (scoring_model(fit_model(model_type, matrix, tuned.params), side), ev)
-            for matrix, side, ev in fold_inputs
+            (scoring_model(factors, side), ev)
+            for factors, (_, side, ev) in zip(fitted, fold_inputs, strict=True)
         ]
         grid_done = time.perf_counter()
         hybrid = tune_hybrid(folds, settings.hybrid, seed)
@@ -222,11 +226,18 @@ def run_training(
             f"  {model_type}: live validation {_live_summary(live.report)}; hybrid "
             f"{live.hybrid.to_dict()} ({time.perf_counter() - live_started:.1f}s)"
         )
+        reg = hybrid.fold_in_regularization
+        gate_folds = [
+            (scoring_model(factors, side, reg), ev, variant)
+            for factors, (_, side, ev), variant in zip(fitted, fold_inputs, variants, strict=True)
+        ]
+        final, gate = tune_stale_gate(gate_folds, live.hybrid, settings.hybrid, seed, ties)
+        progress(f"  {model_type}: stale gate {gate}")
         refit = fit_model(model_type, full_matrix, tuned.params)
         refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
         trained = TrainedModel(
             factors=refit,
-            hybrid=live.hybrid,
+            hybrid=final,
             validation={
                 "cf_ndcg@10": tuned.score,
                 "grid": [dataclasses.asdict(p) for p in tuned.points],
@@ -234,6 +245,7 @@ def run_training(
                 "hybrid": hybrid.validation,
                 "hybrid_before_live": hybrid.config.to_dict(),
                 "live": live.report,
+                "stale_gate": gate,
             },
             training_seconds=time.perf_counter() - started,
             live_fold_in=live.live_fold_in,
@@ -258,7 +270,10 @@ def run_training(
         rankers[model_type] = signal_ranker(scoring_model(trained.factors, test_side), V.SIGNAL_CF)
     for model_type, trained in models.items():
         served = scoring_model(trained.factors, test_side)
-        rankers[hybrid_row(model_type)] = hybrid_ranker(served, trained.hybrid)
+        gated = trained.hybrid.stale_after_hours is not None
+        half_life = trained.hybrid.stale_popularity_half_life_days
+        stale = stale_model(served, data, V.STAGE_TEST, half_life) if gated else None
+        rankers[hybrid_row(model_type)] = hybrid_ranker(served, trained.hybrid, stale)
     ev = settings.evaluation
     tables = evaluate_protocols(
         rankers, test, V.SEGMENTS, ev, test_side.embeddings, best_single_candidates(list(rankers))

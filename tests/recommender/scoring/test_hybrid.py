@@ -154,3 +154,19 @@ def test_score_users_recency_decay_weighs_the_newest_item_most():
     cf_flat = score_users(model, V.SEGMENT_COLD, history, {"cf": 1.0})
     cf_decay = score_users(model, V.SEGMENT_COLD, history, {"cf": 1.0}, recency_decay=0.5)
     assert not np.allclose(cf_flat, cf_decay)
+
+
+def test_the_stale_gate_round_trips_and_is_checked():
+    gated = HybridConfig(stale_after_hours=24.0, stale_popularity_half_life_days=14.0)
+    assert gated.stale_seconds == 86400.0
+    data = gated.to_dict()
+    assert data["stale_after_hours"] == 24.0 and data["stale_popularity_half_life_days"] == 14.0
+    assert HybridConfig.from_dict(data) == gated
+    all_time = HybridConfig(stale_after_hours=12.0)  # the gate with all-time popularity
+    assert HybridConfig.from_dict(all_time.to_dict()) == all_time
+    old = {k: v for k, v in gated.to_dict().items() if not k.startswith("stale")}
+    assert HybridConfig.from_dict(old).stale_seconds is None  # models stored before the gate
+    with pytest.raises(InvalidRequestError, match="stale_after_hours must be > 0"):
+        HybridConfig(stale_after_hours=0.0)
+    with pytest.raises(InvalidRequestError, match="stale_popularity_half_life_days must be > 0"):
+        HybridConfig(stale_after_hours=24.0, stale_popularity_half_life_days=-1.0)
