@@ -287,7 +287,12 @@ def _anchor_rule(
     if searched not in per_user or anchor not in per_user:
         return None, "validation", None
     z = paired_z(per_user[searched], per_user[anchor])
-    top = {"number": searched, "value": points[searched][0], "z": round(z, 3)}
+    # z is null in study.json when infinite (every user gains the same): JSON has no infinity
+    top = {
+        "number": searched,
+        "value": points[searched][0],
+        "z": round(z, 3) if z < math.inf else None,
+    }
     return (searched, "validation", top) if z >= min_z else (anchor, "anchor", top)
 
 
