@@ -315,10 +315,7 @@ def test_paired_z_is_the_mean_gain_over_its_standard_error() -> None:
     assert paired_z(np.zeros(3), np.zeros(3)) == 0.0
 
 
-def test_shipped_starts_hold_the_old_grid_winners_of_demo_and_hasaki() -> None:
+def test_shipped_ease_starts_hold_the_old_grid_winners_of_demo_and_hasaki() -> None:
     settings = load_training_settings(None)
     assert settings.tuning.min_z == 0.0  # opt-in (README: measured both ways)
-    assert {"factors": 16, "regularization": 100.0, "alpha": 30.0, "iterations": 15} in (
-        settings.als.starts
-    )
-    assert {"regularization": 10.0} in settings.ease.starts
+    assert settings.ease.starts == [{"regularization": 300.0}, {"regularization": 10.0}]
