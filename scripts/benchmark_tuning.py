@@ -18,7 +18,7 @@ point of ``search`` and of ``today`` are refit on ``train + val`` and scored on 
 ≥ today's. Times are wall seconds on this machine (the study runs ``tuning.n_jobs`` trials at once).
 Beside each target: the paired per-user difference (search − reference on validation, search −
 today on test) with its 95% bootstrap interval, which says whether a MISS is more than noise
-(Hasaki: 667 validation and 1,785 test users).
+(Hasaki: 538 validation and 1,174 test users).
 """
 
 from __future__ import annotations

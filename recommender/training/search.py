@@ -14,7 +14,7 @@ which stops the study between batches).
 The configured defaults (``params``) are the first trial when the space can express them, so a
 study never ends below the configured point; otherwise they are scored as trial ``default``.
 
-Choosing the winner: the top validation value of 40 trials is partly noise (on Hasaki's 667
+Choosing the winner: the top validation value of 40 trials is partly noise (on Hasaki's 538
 validation users a searched ALS point scored 0.1825 against the old grid winner's 0.1799, and
 0.137 against 0.1838 on test). When the objective returns per-user values and ``tuning.min_z`` > 0
 (opt-in, README: measured both ways), the
