@@ -176,6 +176,10 @@ class TuningSettings(_Strict):
     startup_trials: int = Field(6, ge=0)  # random trials before TPE models the results
     pruning: bool = True  # MedianPruner on intermediate validation NDCG@10
     report_every: dict[str, int] = Field(default_factory=lambda: {"als": 5, "bpr": 50})
+    # a searched point replaces the best start point (``params`` or ``starts``) only when its
+    # paired per-user validation gain is >= min_z standard errors (0: the top validation value
+    # wins); why: the top of 40 noisy validation values overfits small shops (training/search.py)
+    min_z: float = Field(0.0, ge=0)
 
 
 class GateSettings(_Strict):

@@ -261,9 +261,18 @@ def mean_metric(
     ranker: Ranker, eval_set: EvaluationSet, segment: str, metric: str, ties: np.ndarray
 ) -> float:
     """Mean of one metric (e.g. ``"ndcg@10"``) for ``ranker`` on ``segment``; tuning's objective."""
+    values = per_user_metric(ranker, eval_set, segment, metric, ties)
+    return float(values.mean()) if len(values) else 0.0
+
+
+def per_user_metric(
+    ranker: Ranker, eval_set: EvaluationSet, segment: str, metric: str, ties: np.ndarray
+) -> np.ndarray:
+    """One metric per user of ``segment`` (in ``eval_set``'s order; empty when the segment is, or
+    the ranker has nothing for it): what a paired comparison of two tuning points needs."""
     users = eval_set.subset(eval_set.segment_indices(segment))
     if len(users) == 0:
-        return 0.0
+        return np.zeros(0)
     k = int(metric.split("@")[1])
     result = rank_segment(ranker, users, segment, [k], ties)
-    return float(result.per_user[metric].mean()) if result is not None else 0.0
+    return result.per_user[metric] if result is not None else np.zeros(0)

@@ -34,7 +34,7 @@ from recommender.config.training import (
 )
 from recommender.data.matrix import all_users_matrix
 from recommender.data.processed import ProcessedData
-from recommender.evaluation.evaluator import mean_metric
+from recommender.evaluation.evaluator import mean_metric, per_user_metric
 from recommender.evaluation.protocol import EvaluationSet, history_splits
 from recommender.evaluation.side_signals import stage_item_similarity, stage_popularity
 from recommender.scoring import cf_scores, item_similarity_scores
@@ -214,7 +214,7 @@ def search_model(
     threads = 1 if tuning.n_jobs > 1 else 0
     every = tuning.report_every.get(model_type, 0)
 
-    def objective(params: Params, report: Report) -> float:
+    def objective(params: Params, report: Report) -> np.ndarray:
         def on_chunk(done: int, users: np.ndarray, items: np.ndarray) -> None:
             def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
                 return cf_scores(users[batch.cf_rows], items)
@@ -222,7 +222,8 @@ def search_model(
             report(done, mean_metric(rank, validation, V.SEGMENT_TRAINABLE, OBJECTIVE, ties))
 
         model = fit_model(model_type, train_matrix, params, threads, on_chunk, every)
-        return mean_metric(cf_ranker(model), validation, V.SEGMENT_TRAINABLE, OBJECTIVE, ties)
+        # per user: the anchor rule (tuning.min_z) tests the winner's gain for significance
+        return per_user_metric(cf_ranker(model), validation, V.SEGMENT_TRAINABLE, OBJECTIVE, ties)
 
     with threadpool_limits(1 if tuning.n_jobs > 1 else None):
         study = run_study(
@@ -255,6 +256,12 @@ def _study_line(study: StudyResult) -> str:
         f"  {study.name} search: {s['trials']} trials ({s['pruned']} pruned, {s['failed']} "
         f"failed, stopped by {s['stopped_by']}) in {s['seconds']:.1f}s; best validation "
         f"{OBJECTIVE} {study.best_value:.4f} {s['best_params']}"
+        + (
+            f" (start point kept: the top searched trial's {s['top_searched']['value']:.4f} is "
+            f"z={s['top_searched']['z']:.2f} above it, under tuning.min_z)"
+            if s["chosen_by"] == "anchor"
+            else ""
+        )
     )
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scripts._server import REPO
 
 
@@ -28,4 +30,10 @@ def test_benchmark_tuning_compares_search_with_both_grids(
     assert row["reference"]["validation"] >= row["today"]["validation"]
     lines = [line for line in done.stdout.splitlines() if line[:4] in ("PASS", "MISS")]
     assert len(lines) == 2 and "reference grid" in lines[0] and "today's grid" in lines[1]
+    # each target carries the paired per-user difference behind it (is a MISS more than noise?)
+    assert all("paired difference" in line for line in lines)
+    for stage, rival in (("validation", "reference"), ("test", "today")):
+        difference = row["differences"][stage]
+        assert difference["mean"] == pytest.approx(row["search"][stage] - row[rival][stage])
+        assert difference["low"] <= difference["mean"] <= difference["high"]
     assert done.returncode == (0 if all(out["targets"].values()) else 1)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +35,10 @@ from recommender.training.search import (
     STATE_FAILED,
     STATE_PRUNED,
     Report,
+    StudyResult,
     _expressible,
     check_space,
+    paired_z,
     run_study,
     with_budget,
 )
@@ -261,3 +265,57 @@ def test_a_diverging_bpr_point_fails_its_trial_and_the_study_goes_on() -> None:
     states = [t["state"] for t in study.trials]
     assert STATE_FAILED in states and STATE_COMPLETE in states and len(states) == 8
     assert study.best.learning_rate < 5.0
+
+
+def _noisy_gain(amplitude: float) -> Callable[[ALSParams, Report], np.ndarray]:
+    """Per-user values: 0.5 plus a smooth gain peaking away from the anchor (factors 8, reg 10),
+    plus ``amplitude`` × a ±1 pattern for every other point (noise that a mean hides)."""
+    pattern = np.where(np.arange(200) % 2 == 0, 1.0, -1.0)
+
+    def objective(params: ALSParams, report: Report) -> np.ndarray:
+        gain = 0.01 * np.exp(-((np.log2(params.factors) - 5) ** 2))
+        anchor = params.factors == 8 and params.regularization == 10.0
+        return 0.5 + gain + (0.0 if anchor else amplitude) * pattern
+
+    return objective
+
+
+def _anchor_study(amplitude: float, min_z: float) -> tuple[ALSParams, StudyResult]:
+    tuning = TuningSettings(trials=12, n_jobs=2, startup_trials=4, min_z=min_z)
+    base = ALSParams(factors=8, regularization=10.0)
+    study = run_study("als", base, SPACE, _noisy_gain(amplitude), tuning, 0, 12)
+    return base, study
+
+
+def test_a_searched_point_within_validation_noise_keeps_the_start_point() -> None:
+    """The top of many noisy validation values is partly luck: a searched point must beat the best
+    anchor (params, starts) by min_z paired standard errors to replace it."""
+    base, study = _anchor_study(amplitude=0.2, min_z=2.0)
+    top = max(t["value"] for t in study.trials if t["state"] == STATE_COMPLETE)
+    assert study.best == base and study.chosen_by == "anchor"
+    assert study.best_value == study.trials[0]["value"] < top
+    summary = study.summary()
+    assert summary["chosen_by"] == "anchor" and summary["top_searched"]["value"] == top
+    assert 0 < summary["top_searched"]["z"] < 2.0
+    # the same gain without the noise is significant: the searched point wins
+    _, clean = _anchor_study(amplitude=0.0, min_z=2.0)
+    assert clean.chosen_by == "validation" and clean.best.factors != 8
+    assert clean.best_value == max(t["value"] for t in clean.trials)
+    assert clean.summary()["top_searched"]["z"] is None  # infinite: JSON has no infinity
+    # min_z 0: the top validation value wins, as before
+    _, plain = _anchor_study(amplitude=0.2, min_z=0.0)
+    assert plain.chosen_by == "validation" and plain.best_value == top
+    assert plain.summary()["top_searched"] is None
+
+
+def test_paired_z_is_the_mean_gain_over_its_standard_error() -> None:
+    gain = np.array([1.0, 2.0, 3.0, 4.0])
+    assert paired_z(gain, np.zeros(4)) == pytest.approx(2.5 / (np.std(gain, ddof=1) / 2))
+    assert paired_z(np.ones(3), np.zeros(3)) == math.inf
+    assert paired_z(np.zeros(3), np.zeros(3)) == 0.0
+
+
+def test_shipped_ease_starts_hold_the_old_grid_winners_of_demo_and_hasaki() -> None:
+    settings = load_training_settings(None)
+    assert settings.tuning.min_z == 0.0  # opt-in (README: measured both ways)
+    assert settings.ease.starts == [{"regularization": 300.0}, {"regularization": 10.0}]
