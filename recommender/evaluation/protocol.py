@@ -298,12 +298,12 @@ def _top_k_segmented(
     if whole < n:
         maxima = np.hstack([maxima, scores[:, whole:].max(axis=1, keepdims=True)])
     maxima = np.sort(maxima, axis=1)  # NaN last
-    lengths = np.zeros(b, dtype=np.int64) if exclude is None else np.array([len(e) for e in exclude])
-    depth = k + lengths
+    depth = np.full(b, k, dtype=np.int64)
+    if exclude is not None:
+        depth += np.array([len(e) for e in exclude], dtype=np.int64)
     slow = (depth > maxima.shape[1]) | np.isnan(maxima[:, -1])
-    level = np.take_along_axis(
-        maxima, np.clip(maxima.shape[1] - depth, 0, None)[:, None], axis=1
-    )[:, 0].astype(np.float64)
+    column = np.clip(maxima.shape[1] - depth, 0, None)
+    level = maxima[np.arange(b), column].astype(np.float64)
     level[slow] = np.nan  # compares false: no candidates
     rows, cols = np.nonzero(scores >= level[:, None])
     if exclude is not None:
@@ -376,7 +376,10 @@ def _top_k_permuted(work: np.ndarray, k: int, tie_order: np.ndarray) -> np.ndarr
     rows so that which of the tied items enter the top k stays exactly what it was."""
     b, n = work.shape
     permuted = np.asarray(work, dtype=np.float64)[:, tie_order]
-    part = np.argpartition(-permuted, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (b, 1))
+    if k < n:
+        part = np.argpartition(-permuted, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(n), (b, 1))
     vals = np.take_along_axis(permuted, part, axis=1)
     order = np.lexsort((part, -vals), axis=1)
     return tie_order[np.take_along_axis(part, order, axis=1)]

@@ -98,7 +98,9 @@ def _top_k_before(
         rank_of = np.empty(n, dtype=np.int64)
         rank_of[ties] = np.arange(n)
         rows = np.repeat(np.arange(b), [len(e) for e in exclude])
-        cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude] or [np.zeros(0, int)])
+        cols = np.concatenate(
+            [np.asarray(e, dtype=np.int64) for e in exclude] or [np.zeros(0, int)]
+        )
         work[rows, rank_of[cols]] = -np.inf
     part = np.argpartition(-work, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (b, 1))
     vals = np.take_along_axis(work, part, axis=1)
