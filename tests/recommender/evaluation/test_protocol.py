@@ -195,3 +195,25 @@ def test_training_scores_at_most_max_users_per_stage(data, monkeypatch) -> None:
     result = run_training(data, settings, [V.MODEL_ALS], embeddings=False)
     assert len(build_evaluation_set(data, V.STAGE_TEST)) > 40
     assert result.report["segments"][V.SEGMENT_UNKNOWN]["users"] == 40
+
+
+def test_tuning_trials_score_fewer_users_on_a_large_catalogue(data) -> None:
+    """evaluation.max_tuning_pairs bounds the validation users the trials rank (users × items);
+    the test table keeps max_users."""
+    from recommender.config import load_training_settings
+    from recommender.training.pipeline import run_training
+
+    settings = load_training_settings()
+    pairs = 30 * len(data.item_ids)
+    settings = settings.model_copy(
+        update={
+            "evaluation": settings.evaluation.model_copy(
+                update={"max_users": 40, "max_tuning_pairs": pairs}
+            ),
+            "hybrid": settings.hybrid.model_copy(update={"folds": 1, "live_fraction": 0.0}),
+        }
+    )
+    said: list[str] = []
+    result = run_training(data, settings, [V.MODEL_ALS], said.append, embeddings=False)
+    assert any(line.startswith("validation users 30, test users 40") for line in said)
+    assert result.report["segments"][V.SEGMENT_UNKNOWN]["users"] == 40
