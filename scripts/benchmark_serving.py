@@ -4,7 +4,7 @@ Usage::
 
     python scripts/benchmark_serving.py [--processed data/processed] [--registry artifacts/cf]
         [--workers 1] [--concurrency 16] [--requests 4000] [--distinct 20000]
-        [--compare 2000] [--json report.json] [--engine-only]
+        [--compare 2000] [--json report.json] [--engine-only] [--scale]
 
 Measures, on one freshly started ``uvicorn service.api:app`` (warm-up off, so every cache
 starts cold), each mix right after ``GET /health`` on the same server:
@@ -33,7 +33,8 @@ starts cold), each mix right after ``GET /health`` on the same server:
 Targets (2-core machine, issue 12): uncached ≥ 0.5× health and p99 ≤ 3× health's; cached
 ≥ 0.8× health and p99 ≤ 2× health's; ≥ 1.0× the implicit peer; batch of 1,000 uncached < 100 ms
 and ≤ 1/5 of the engine time of the same users one by one; engine ≤ 0.25 ms per uncached known
-user; startup < 5 s.
+user; startup < 5 s. With ``--scale`` (the 1M users × 50K products shop, built first when missing,
+see ``scripts/_scale.py``): engine ≤ 2 ms per uncached known user, ready < 15 s.
 """
 
 from __future__ import annotations
@@ -55,19 +56,20 @@ import aiohttp
 import pyarrow.parquet as pq
 import requests
 from _client import (
-    DEFAULT_PROCESSED_DIR,
-    DEFAULT_REGISTRY_DIR,
     build_plan,
     discover_users,
     filter_values,
     percentile,
     report_targets,
 )
+from _scale import add_shop_arguments, resolve_shop
 from _server import REPO, free_port, server_command, server_env
 from _server import ServerProcess as _ServerProcess
 
 __all__ = ["ReferenceApp", "ServerProcess", "distinct_users", "percentile", "user_mix"]
 REFERENCE_APP = "reference_implicit_app:app"
+ENGINE_MS, SCALE_ENGINE_MS = 0.25, 2.0  # per uncached known user: demo shop, 1M × 50K shop
+STARTUP_S, SCALE_STARTUP_S = 5.0, 15.0  # process start -> ready
 
 
 def rss_mb(pid: int) -> float | None:
@@ -390,16 +392,29 @@ def engine_only(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=2))
     ok = {
         "batch <= 1/5 of one by one (engine)": engine["batch_over_one_by_one"] <= 0.2,
-        "engine <= 0.25 ms per uncached known user": engine.get("known_ms_per_user", 1e9) <= 0.25,
+        _engine_target(args): engine.get("known_ms_per_user", 1e9) <= _engine_ms(args),
     }
     report_targets(ok, report, args.json)
     return 0
 
 
+def _engine_ms(args: argparse.Namespace) -> float:
+    """Issue 12's engine target per uncached known user: 0.25 ms (demo), 2 ms at 50K products."""
+    return SCALE_ENGINE_MS if args.scale else ENGINE_MS
+
+
+def _engine_target(args: argparse.Namespace) -> str:
+    return f"engine <= {_engine_ms(args):g} ms per uncached known user"
+
+
+def _startup_s(args: argparse.Namespace) -> float:
+    """Ready after start-up: 5 s on the demo shop, 15 s on the 1M × 50K shop (issue 12)."""
+    return SCALE_STARTUP_S if args.scale else STARTUP_S
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--processed", type=Path, default=REPO / DEFAULT_PROCESSED_DIR)
-    parser.add_argument("--registry", type=Path, default=REPO / DEFAULT_REGISTRY_DIR)
+    add_shop_arguments(parser)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--requests", type=int, default=4000)
@@ -415,6 +430,7 @@ def main() -> int:
         help="only the in-process engine times (no server, no HTTP): seconds instead of minutes",
     )
     args = parser.parse_args()
+    resolve_shop(args)
     if args.engine_only:
         return engine_only(args)
     report = run(args)
@@ -429,8 +445,8 @@ def main() -> int:
         "uncached >= 1.0x the implicit reference": report["peer"]["ours_over_reference"] >= 1.0,
         "batch 1000 uncached < 100 ms": report["batch_1000_uncached_server_ms"]["median"] < 100,
         "batch <= 1/5 of one by one (engine)": engine["batch_over_one_by_one"] <= 0.2,
-        "engine <= 0.25 ms per uncached known user": engine.get("known_ms_per_user", 1e9) <= 0.25,
-        "startup < 5 s": report["startup_to_ready_s"] < 5,
+        _engine_target(args): engine.get("known_ms_per_user", 1e9) <= _engine_ms(args),
+        f"startup < {_startup_s(args):g} s": report["startup_to_ready_s"] < _startup_s(args),
     }
     report_targets(ok, report, args.json)
     return 0

@@ -126,6 +126,17 @@ class EvaluationSettings(_Strict):
     # users a stage (validation, test) is scored on: a seeded sample above this, every user at or
     # below it (0 = always every user); bounds grid search and test evaluation at 1M users
     max_users: int = Field(20_000, ge=0)
+    # validation users x catalogue items a tuning trial ranks (0 = no bound): large catalogues
+    # tune on fewer users (5,000 at 50K products), small shops keep max_users
+    max_tuning_pairs: int = Field(250_000_000, ge=0)
+
+    def tuning_users(self, n_items: int) -> int:
+        """Validation users the tuning trials score (0 = every user): ``max_users``, or fewer
+        when that many users × ``n_items`` would exceed ``max_tuning_pairs``."""
+        if not self.max_tuning_pairs:
+            return self.max_users
+        bound = max(1, self.max_tuning_pairs // max(n_items, 1))
+        return bound if self.max_users == 0 else min(self.max_users, bound)
 
 
 class HybridTuningSettings(_Strict):

@@ -228,6 +228,14 @@ def sample_users(eval_set: EvaluationSet, max_users: int, seed: int) -> Evaluati
     return eval_set.subset(np.sort(rng.choice(len(eval_set), size=max_users, replace=False)))
 
 
+# rows ranked at once inside top_k_items: bounds its working copies (~32 MB of float64 each)
+_RANK_BLOCK_ELEMENTS = 1 << 22
+# catalogues of at least this many items rank through segment maxima (_top_k_segmented)
+_SEGMENTED_MIN_ITEMS = 4096
+_SEGMENT = 64
+_MAX_CANDIDATES_PER_ROW = 4096
+
+
 def top_k_items(
     scores: np.ndarray, k: int, exclude: list[np.ndarray] | None, tie_order: np.ndarray
 ) -> np.ndarray:
@@ -236,18 +244,142 @@ def top_k_items(
 
     ``tie_order`` is a fixed permutation of the items: equal scores are ordered by it, so an item's
     position in the catalogue (often sorted by popularity upstream) cannot break ties in its favour.
+    NaN scores rank as ``-inf``.
+
+    Each row's k-th best score is found by ``np.partition`` on the unpermuted scores (in their own
+    float32/float64 dtype, which compares exactly as float64). Where that score decides no tie
+    (every item scoring it is in the top k), the top k are simply the items at or above it; the
+    rows where it does (more items score it than places are left) take
+    :func:`_top_k_permuted`, the former whole-matrix method, so results equal it row for row.
     """
     b, n = scores.shape
     k = min(k, n)
-    work = np.array(scores, dtype=np.float64, copy=True)[:, tie_order]
+    if b == 0 or k <= 0:
+        return np.zeros((b, max(k, 0)), dtype=tie_order.dtype)
+    rank_of = np.empty(n, dtype=np.int64)
+    rank_of[tie_order] = np.arange(n)
+    step = max(1, _RANK_BLOCK_ELEMENTS // n)
+    blocks = []
+    for begin in range(0, b, step):
+        block = scores[begin : begin + step]
+        excluded = None if exclude is None else exclude[begin : begin + step]
+        if n >= _SEGMENTED_MIN_ITEMS:
+            blocks.append(_top_k_segmented(block, k, excluded, tie_order, rank_of))
+        else:
+            blocks.append(_top_k_block(block, k, excluded, tie_order, rank_of))
+    return np.vstack(blocks)
+
+
+def _exclusion_pairs(exclude: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, items) of every excluded item."""
+    rows = np.repeat(np.arange(len(exclude)), [len(e) for e in exclude])
+    cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude] or [_NO_ITEMS])
+    return rows, cols
+
+
+def _top_k_segmented(
+    scores: np.ndarray,
+    k: int,
+    exclude: list[np.ndarray] | None,
+    tie_order: np.ndarray,
+    rank_of: np.ndarray,
+) -> np.ndarray:
+    """:func:`top_k_items` of one block of rows of a large catalogue, without copying it.
+
+    Each row is cut into segments of ``_SEGMENT`` items; with ``e`` excluded items, the
+    ``(k + e)``-th largest segment maximum ``L`` has at least ``k`` eligible items at or above it,
+    so the top k are among the few items scoring ``>= L``: only those are sorted. Rows where that
+    does not hold cheaply (NaN, too few segments, too many candidates, a tie at the k-th place
+    beyond the top k) take :func:`_top_k_block`, which gives the same answer the slow way.
+    """
+    b, n = scores.shape
+    whole = n // _SEGMENT * _SEGMENT
+    maxima = scores[:, :whole].reshape(b, -1, _SEGMENT).max(axis=2)
+    if whole < n:
+        maxima = np.hstack([maxima, scores[:, whole:].max(axis=1, keepdims=True)])
+    maxima = np.sort(maxima, axis=1)  # NaN last
+    depth = np.full(b, k, dtype=np.int64)
     if exclude is not None:
-        rank_of = np.empty(n, dtype=np.int64)
-        rank_of[tie_order] = np.arange(n)
-        rows = np.repeat(np.arange(b), [len(e) for e in exclude])
-        cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude] or [_NO_ITEMS])
-        work[rows, rank_of[cols]] = -np.inf
-    part = np.argpartition(-work, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (b, 1))
-    vals = np.take_along_axis(work, part, axis=1)
+        depth += np.array([len(e) for e in exclude], dtype=np.int64)
+    slow = (depth > maxima.shape[1]) | np.isnan(maxima[:, -1])
+    column = np.clip(maxima.shape[1] - depth, 0, None)
+    level = maxima[np.arange(b), column].astype(np.float64)
+    level[slow] = np.nan  # compares false: no candidates
+    rows, cols = np.nonzero(scores >= level[:, None])
+    if exclude is not None:
+        ex_rows, ex_cols = _exclusion_pairs(exclude)
+        keep = ~np.isin(rows * n + cols, ex_rows * n + ex_cols)
+        rows, cols = rows[keep], cols[keep]
+    counts = np.bincount(rows, minlength=b)
+    slow |= (counts < k) | (counts > _MAX_CANDIDATES_PER_ROW)
+    keep = ~slow[rows]
+    rows, cols = rows[keep], cols[keep]
+    values = scores[rows, cols].astype(np.float64)
+    order = np.lexsort((rank_of[cols], -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    starts = np.searchsorted(rows, np.arange(b))
+    place = np.arange(rows.size) - starts[rows]
+    kth = np.full(b, np.nan)
+    kth[rows[place == k - 1]] = values[place == k - 1]
+    beyond = place == k
+    slow[rows[beyond][values[beyond] == kth[rows[beyond]]]] = True  # a tie crosses the cut
+    best = np.zeros((b, k), dtype=tie_order.dtype)
+    taken = (place < k) & ~slow[rows]
+    best[~slow] = cols[taken].reshape(-1, k)
+    if slow.any():
+        picked = np.flatnonzero(slow)
+        rest = None if exclude is None else [exclude[p] for p in picked]
+        best[slow] = _top_k_block(scores[picked], k, rest, tie_order, rank_of)
+    return best
+
+
+def _working_copy(scores: np.ndarray, exclude: list[np.ndarray] | None) -> np.ndarray:
+    """A float copy of ``scores`` with NaN and the excluded items at ``-inf``."""
+    dtype = scores.dtype if scores.dtype in (np.float32, np.float64) else np.float64
+    work = np.array(scores, dtype=dtype, copy=True)
+    np.copyto(work, -np.inf, where=np.isnan(work))
+    if exclude is not None:
+        rows, cols = _exclusion_pairs(exclude)
+        work[rows, cols] = -np.inf
+    return work
+
+
+def _top_k_block(
+    scores: np.ndarray,
+    k: int,
+    exclude: list[np.ndarray] | None,
+    tie_order: np.ndarray,
+    rank_of: np.ndarray,
+) -> np.ndarray:
+    """:func:`top_k_items` of one block of rows."""
+    work = _working_copy(scores, exclude)
+    b, n = work.shape
+    kth = np.partition(work, n - k, axis=1)[:, n - k] if k < n else work.min(axis=1)
+    above = work > kth[:, None]
+    at_kth = work == kth[:, None]
+    places = k - np.count_nonzero(above, axis=1)
+    contested = np.count_nonzero(at_kth, axis=1) > places
+    at_kth[contested] = False
+    rows, cols = np.nonzero(above | at_kth)
+    order = np.lexsort((rank_of[cols], -work[rows, cols], rows))
+    best = np.zeros((b, k), dtype=tie_order.dtype)
+    clear = np.flatnonzero(~contested)
+    best[clear] = cols[order][np.isin(rows[order], clear)].reshape(-1, k)
+    if contested.any():
+        best[contested] = _top_k_permuted(work[contested], k, tie_order)
+    return best
+
+
+def _top_k_permuted(work: np.ndarray, k: int, tie_order: np.ndarray) -> np.ndarray:
+    """Top ``k`` of rows whose k-th score is tied beyond the top k: ``np.argpartition`` over the
+    scores in ``tie_order`` (as float64), the method every ranking used before, kept for these
+    rows so that which of the tied items enter the top k stays exactly what it was."""
+    b, n = work.shape
+    permuted = np.asarray(work, dtype=np.float64)[:, tie_order]
+    if k < n:
+        part = np.argpartition(-permuted, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(n), (b, 1))
+    vals = np.take_along_axis(permuted, part, axis=1)
     order = np.lexsort((part, -vals), axis=1)
-    best = np.take_along_axis(part, order, axis=1)
-    return tie_order[best]
+    return tie_order[np.take_along_axis(part, order, axis=1)]

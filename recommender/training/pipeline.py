@@ -156,7 +156,10 @@ def run_training(
     aligned = load_aligned_embeddings(data) if embeddings is True else embeddings or None
     seed = settings.seed
     limit, sample_seed = settings.evaluation.max_users, settings.evaluation.seed
-    validation = sample_users(build_evaluation_set(data, V.STAGE_VALIDATION), limit, sample_seed)
+    trial_limit = settings.evaluation.tuning_users(len(data.item_ids))
+    validation = sample_users(
+        build_evaluation_set(data, V.STAGE_VALIDATION), trial_limit, sample_seed
+    )
     test = sample_users(build_evaluation_set(data, V.STAGE_TEST), limit, sample_seed)
     ties = tie_order(len(data.item_ids), seed)
     progress(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import _client  # noqa: E402
+import benchmark_serving  # noqa: E402
 import load_test  # noqa: E402
 from benchmark_serving import percentile, user_mix  # noqa: E402
 
@@ -42,6 +44,14 @@ def test_percentile():
 def test_one_percentile_and_one_traffic_mix_for_every_script():
     assert percentile is _client.percentile
     assert load_test.build_plan is _client.build_plan and load_test.MIXES is _client.MIXES
+
+
+def test_scale_targets_are_issue_12s_at_1m_users_by_50k_products():
+    """--scale: 2 ms per uncached known user and ready within 15 s; the demo shop keeps 0.25 / 5."""
+    scale, demo = argparse.Namespace(scale=True), argparse.Namespace(scale=False)
+    assert benchmark_serving._engine_target(scale) == "engine <= 2 ms per uncached known user"
+    assert benchmark_serving._engine_target(demo) == "engine <= 0.25 ms per uncached known user"
+    assert (benchmark_serving._startup_s(scale), benchmark_serving._startup_s(demo)) == (15, 5)
 
 
 @pytest.mark.slow

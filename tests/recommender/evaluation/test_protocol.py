@@ -87,6 +87,64 @@ def test_top_k_breaks_ties_by_fixed_permutation_not_index() -> None:
     assert top_k_items(scores, 6, None, ties).tolist() == [ties.tolist()]
 
 
+def _top_k_before(
+    scores: np.ndarray, k: int, exclude: list[np.ndarray] | None, ties: np.ndarray
+) -> np.ndarray:
+    """top_k_items as it was before the segmented fast path (the reference it must equal)."""
+    b, n = scores.shape
+    k = min(k, n)
+    work = np.array(scores, dtype=np.float64, copy=True)[:, ties]
+    if exclude is not None:
+        rank_of = np.empty(n, dtype=np.int64)
+        rank_of[ties] = np.arange(n)
+        rows = np.repeat(np.arange(b), [len(e) for e in exclude])
+        cols = np.concatenate(
+            [np.asarray(e, dtype=np.int64) for e in exclude] or [np.zeros(0, int)]
+        )
+        work[rows, rank_of[cols]] = -np.inf
+    part = np.argpartition(-work, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (b, 1))
+    vals = np.take_along_axis(work, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    return ties[np.take_along_axis(part, order, axis=1)]
+
+
+@pytest.mark.parametrize("n_items", [7, 300, 2_000, 4_096, 9_001])
+def test_top_k_equals_the_former_ranking_row_for_row(n_items: int) -> None:
+    """Same ids in the same order as the former whole-matrix argpartition, for small catalogues
+    and the segmented path (>= 4,096 items), float32 and float64, with heavy ties (few score
+    levels, mostly-zero rows like item-kNN's), exclusions and k up to the catalogue size."""
+    rng = np.random.default_rng(n_items)
+    for trial in range(24):
+        b = int(rng.integers(1, 40))
+        k = int(rng.choice([1, 5, 10, 20, n_items, n_items + 3]))
+        levels = int(rng.choice([1, 2, 5, 1_000, 1_000_000]))
+        scores = rng.integers(0, levels, size=(b, n_items)).astype(np.float64)
+        if trial % 3 == 0:
+            scores *= rng.random((b, n_items)) < 0.001  # a few non-zero items per row
+        elif trial % 3 == 1:
+            scores = scores * rng.random((b, n_items))
+        dtype = np.float32 if trial % 2 else np.float64
+        scores = scores.astype(dtype)
+        ties = rng.permutation(n_items)
+        exclude = None
+        if trial % 4:
+            sizes = rng.integers(0, min(n_items, 80) + 1, size=b)
+            exclude = [rng.choice(n_items, size=int(s), replace=False) for s in sizes]
+        expected = _top_k_before(scores, k, exclude, ties)
+        assert top_k_items(scores, k, exclude, ties).tolist() == expected.tolist()
+
+
+def test_top_k_ranks_nan_below_every_number() -> None:
+    """A NaN score (a ranker's 0/0) never enters the top k while numbers remain."""
+    n = 5_000
+    scores = np.tile(np.linspace(0.0, 1.0, n), (2, 1))
+    scores[0, n - 1] = np.nan
+    scores[1, :] = np.nan
+    scores[1, [10, 11, 12]] = [3.0, 2.0, 1.0]
+    top = top_k_items(scores, 2, [np.array([n - 2]), np.array([11])], np.arange(n))
+    assert top.tolist() == [[n - 3, n - 4], [10, 12]]
+
+
 def test_request_time_is_the_target_time_and_popularity_looks_no_later(data) -> None:
     """Each user is scored "as of" its held-out interaction: popularity counts only the stage's
     history interactions strictly before that moment."""
@@ -136,4 +194,26 @@ def test_training_scores_at_most_max_users_per_stage(data, monkeypatch) -> None:
     )
     result = run_training(data, settings, [V.MODEL_ALS], embeddings=False)
     assert len(build_evaluation_set(data, V.STAGE_TEST)) > 40
+    assert result.report["segments"][V.SEGMENT_UNKNOWN]["users"] == 40
+
+
+def test_tuning_trials_score_fewer_users_on_a_large_catalogue(data) -> None:
+    """evaluation.max_tuning_pairs bounds the validation users the trials rank (users × items);
+    the test table keeps max_users."""
+    from recommender.config import load_training_settings
+    from recommender.training.pipeline import run_training
+
+    settings = load_training_settings()
+    pairs = 30 * len(data.item_ids)
+    settings = settings.model_copy(
+        update={
+            "evaluation": settings.evaluation.model_copy(
+                update={"max_users": 40, "max_tuning_pairs": pairs}
+            ),
+            "hybrid": settings.hybrid.model_copy(update={"folds": 1, "live_fraction": 0.0}),
+        }
+    )
+    said: list[str] = []
+    result = run_training(data, settings, [V.MODEL_ALS], said.append, embeddings=False)
+    assert any(line.startswith("validation users 30, test users 40") for line in said)
     assert result.report["segments"][V.SEGMENT_UNKNOWN]["users"] == 40
