@@ -22,6 +22,7 @@ from recommender.scoring.scorer import (
     compute_signals,
     score_users,
     signal_breakdown,
+    with_fold_in_regularization,
     with_popularity,
 )
 from recommender.scoring.signals import (
@@ -55,5 +56,6 @@ __all__ = [
     "score_users",
     "signal_breakdown",
     "validate_weights",
+    "with_fold_in_regularization",
     "with_popularity",
 ]

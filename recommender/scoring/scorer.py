@@ -221,6 +221,18 @@ def with_popularity(
     )
 
 
+def with_fold_in_regularization(model: ScoringModel, regularization: float) -> ScoringModel:
+    """``model`` with another fold-in λ, its precomputed ``(VᵀV + λI)⁻¹`` recomputed with it: a
+    ``dataclasses.replace`` of the λ alone would leave the inverse of the old λ, which unit-
+    confidence fold-ins (no recency decay) use."""
+    regularization = float(regularization)
+    return dataclasses.replace(
+        model,
+        fold_in_regularization=regularization,
+        fold_in_inverse=fold_in_inverse(model.gram, regularization),
+    )
+
+
 def compute_signals(
     model: ScoringModel,
     segment: str,

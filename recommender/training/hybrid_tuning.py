@@ -44,7 +44,14 @@ from recommender.config.training import HybridTuningSettings
 from recommender.evaluation import metrics as M
 from recommender.evaluation.evaluator import mean_metric, tie_order
 from recommender.evaluation.protocol import EvaluationSet, top_k_items
-from recommender.scoring import HybridConfig, ScoringModel, compute_signals, normalise, score_users
+from recommender.scoring import (
+    HybridConfig,
+    ScoringModel,
+    compute_signals,
+    normalise,
+    score_users,
+    with_fold_in_regularization,
+)
 from recommender.training.progress import grid_bar
 
 log = logging.getLogger(__name__)
@@ -230,7 +237,7 @@ def _choose_fold_in(
     for reg in grid_bar(candidates, "hybrid fold-in grid"):
         values, count = 0.0, 0
         for model, users in cold:
-            trial = dataclasses.replace(model, fold_in_regularization=float(reg))
+            trial = with_fold_in_regularization(model, float(reg))
 
             def ranker(batch: EvaluationSet, segment: str, m: ScoringModel = trial) -> np.ndarray:
                 return score_users(m, segment, batch.histories, {V.SIGNAL_CF: 1.0})
@@ -265,7 +272,7 @@ def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int
     candidates = sorted({own, *settings.fold_in_regularization})
     fold_in = _choose_fold_in(samples, candidates, ties)
     fold_in = own if fold_in is None else fold_in
-    samples = [(dataclasses.replace(m, fold_in_regularization=fold_in), s) for m, s in samples]
+    samples = [(with_fold_in_regularization(m, fold_in), s) for m, s in samples]
     best: tuple[float, str, Weights, dict[str, dict[str, object]]] | None = None
     for method in settings.normalisations:
         weights: Weights = {}

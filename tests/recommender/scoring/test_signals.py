@@ -221,3 +221,29 @@ def test_a_refold_is_the_als_user_step_with_the_newest_item_boosted():
     )
     assert plain.refold_model is plain
     assert Refold.from_dict(refold.to_dict()) == refold and Refold.from_dict(None) is None
+
+
+def test_another_fold_in_lambda_recomputes_the_precomputed_inverse():
+    """A unit-confidence fold-in (no recency decay) uses the model's precomputed inverse, so
+    changing λ must recompute it: the hybrid tuner's fold-in grid had scored every λ with the
+    inverse of the model's own."""
+    from scipy import sparse
+
+    from recommender import vocabulary as voc
+    from recommender.scoring import ScoringModel, compute_signals, with_fold_in_regularization
+
+    rng = np.random.default_rng(11)
+    items = rng.normal(size=(12, 3)).astype(np.float32)
+    parts = (sparse.csr_matrix((12, 12), dtype=np.float32), None, np.ones(12), np.ones(12))
+    base = ScoringModel.build(items, np.zeros((0, 3)), 10.0, *parts)
+    moved = with_fold_in_regularization(base, 0.2)
+    history = [np.array([4, 9, 2])]
+    v = items[history[0]].astype(np.float64)
+    expected = items.astype(np.float64) @ np.linalg.solve(
+        items.astype(np.float64).T @ items + 0.2 * np.eye(3), v.sum(axis=0)
+    )
+    got = compute_signals(moved, voc.SEGMENT_COLD, history, ["cf"], None, 1.0)["cf"][0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    fresh = ScoringModel.build(items, np.zeros((0, 3)), 0.2, *parts)
+    np.testing.assert_array_equal(moved.fold_in_inverse, fresh.fold_in_inverse)
+    assert moved.fold_in_regularization == 0.2 and base.fold_in_regularization == 10.0
