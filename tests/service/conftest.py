@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from recommender.config.serving import ServingSettings
@@ -84,3 +85,17 @@ def client() -> Iterator[TestClient]:
 def admin_token(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv(ADMIN_ENV, TOKEN)
     return {"X-Admin-Token": TOKEN}
+
+
+@pytest.fixture()
+def route_matches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of every route the router tried to match, in order."""
+    tried: list[str] = []
+    original = APIRoute.matches
+
+    def counting(self: APIRoute, scope):  # type: ignore[no-untyped-def]
+        tried.append(self.path)
+        return original(self, scope)
+
+    monkeypatch.setattr(APIRoute, "matches", counting)
+    return tried

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from recommender.errors import StoreUnavailableError
@@ -24,20 +23,6 @@ def client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[TestClie
     monkeypatch.setenv("RECSYS_INGEST_TOKEN", INGEST)
     with make_client(events={"sqlite_path": str(tmp_path / "events.sqlite3")}) as test_client:
         yield test_client
-
-
-@pytest.fixture()
-def route_matches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths of every route the router tried to match, in order."""
-    tried: list[str] = []
-    original = APIRoute.matches
-
-    def counting(self: APIRoute, scope):  # type: ignore[no-untyped-def]
-        tried.append(self.path)
-        return original(self, scope)
-
-    monkeypatch.setattr(APIRoute, "matches", counting)
-    return tried
 
 
 def test_post_events_skips_the_router_and_other_requests_do_not(client, route_matches):

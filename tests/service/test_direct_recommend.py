@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,20 +35,6 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, TestC
         monkeypatch.setattr(service.api, "DirectRoutes", Routed)
         with make_client(requests=limit) as routed:
             yield direct, routed
-
-
-@pytest.fixture()
-def route_matches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths of every route the router tried to match, in order."""
-    tried: list[str] = []
-    original = APIRoute.matches
-
-    def counting(self: APIRoute, scope):  # type: ignore[no-untyped-def]
-        tried.append(self.path)
-        return original(self, scope)
-
-    monkeypatch.setattr(APIRoute, "matches", counting)
-    return tried
 
 
 def _stable(value: Any) -> Any:
