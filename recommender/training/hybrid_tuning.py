@@ -180,6 +180,13 @@ def _ascend(
     return best, float(best_users.mean()), singles
 
 
+def significant_gain(gain: np.ndarray, min_z: float) -> bool:
+    """Whether a paired per-user ``gain`` is positive and at least ``min_z`` standard errors (one
+    user: positive is enough): the rule every validation choice of the hybrid follows."""
+    error = gain.std(ddof=1) / np.sqrt(gain.size) if gain.size > 1 else 0.0
+    return bool(gain.mean() > 1e-9 and gain.mean() >= min_z * error)
+
+
 def _climb(
     objective: _Objective | _Pooled,
     best: dict[str, float],
@@ -195,9 +202,7 @@ def _climb(
             for t in steps:
                 trial = {s: (1.0 - t) * w + t * float(s == signal) for s, w in best.items()}
                 users = objective.per_user(trial)
-                gain = users - best_users
-                error = gain.std(ddof=1) / np.sqrt(gain.size) if gain.size > 1 else 0.0
-                significant = gain.mean() > 1e-9 and gain.mean() >= min_z * error
+                significant = significant_gain(users - best_users, min_z)
                 if significant and (chosen is None or users.mean() > chosen[1].mean()):
                     chosen = (trial, users)
         if chosen is None:

@@ -28,7 +28,12 @@ from recommender.evaluation.protocol import EvaluationSet
 from recommender.evaluation.rankers import stale_users
 from recommender.evaluation.side_signals import stale_model
 from recommender.scoring import HybridConfig, ScoringModel, compute_signals, normalise
-from recommender.training.hybrid_tuning import _Objective, _sample, segment_signals
+from recommender.training.hybrid_tuning import (
+    _Objective,
+    _sample,
+    segment_signals,
+    significant_gain,
+)
 
 log = logging.getLogger(__name__)
 GATED_SEGMENTS = (V.SEGMENT_TRAINABLE, V.SEGMENT_COLD)
@@ -99,12 +104,9 @@ def tune_stale_gate(
             )[V.SIGNAL_POPULARITY]
             objective.normalised[V.SIGNAL_POPULARITY] = normalise(raw, config.normalisation)
         trial = values()
-        gain = trial - base
-        error = float(gain.std(ddof=1) / np.sqrt(gain.size))
         mean = float(trial.mean())
         report["by_half_life"][str(half_life)] = round(mean, 6)
-        significant = gain.mean() > 1e-9 and gain.mean() >= settings.min_z * error
-        if significant and mean > chosen_mean + 1e-12:
+        if significant_gain(trial - base, settings.min_z) and mean > chosen_mean + 1e-12:
             chosen, chosen_mean, found = half_life, mean, True
     for (objective, _, _), popularity in zip(parts, own, strict=True):
         objective.normalised[V.SIGNAL_POPULARITY] = popularity
