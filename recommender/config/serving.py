@@ -28,6 +28,11 @@ class CacheSettings(_Strict):
     user_profile: CacheSpec = CacheSpec(max_size=50_000, ttl_seconds=3600.0)
     item_similarity: CacheSpec = CacheSpec(max_size=5_000, ttl_seconds=3600.0)
     results: CacheSpec = CacheSpec(max_size=10_000, ttl_seconds=300.0)
+    # "repeat" (the shipped serving_config.yaml's): a user's profile and answer are stored on
+    # their second request within the doorkeeper's memory (most storefront visitors come once:
+    # storing their first is wasted work); "always": on the first (a library Engine's default,
+    # so that code building its own settings caches as it always did)
+    admission: Literal["always", "repeat"] = "always"
 
 
 class WarmupSettings(_Strict):

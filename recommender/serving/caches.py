@@ -14,6 +14,11 @@ running total, ``bytes`` in :meth:`CountingCache.stats`), and :meth:`ServingCach
 sets the largest entry the model and the request limits allow (``entry_max_bytes``), so
 ``max_bytes = max_size × entry_max_bytes`` is the most a full cache can hold.
 
+Admission (``cache.admission: repeat``, the default): the user-profile and results caches store
+a key only when it was offered before, remembered by a :class:`Doorkeeper` (TinyLFU's idea:
+most of a storefront's distinct visitors come once, so storing their first answer costs a write,
+its sizing and an eviction for nothing). A repeat visitor is cached from their second request.
+
 One :class:`ServingCaches` belongs to one model version: a reload builds a new, empty one, so a
 cache can never serve scores of the previous model. Access is lock-protected because the warm-up
 thread fills the caches while requests read them.
@@ -110,18 +115,57 @@ class _CountingTTLCache(TTLCache):
         return expired
 
 
-class CountingCache:
-    """A named, thread-safe TTL/LRU cache with hit, miss and eviction counters."""
+class Doorkeeper:
+    """The keys offered recently: two generations of at most ``size`` keys each (the newer is
+    filled, then becomes the older when full), so it remembers the last ``size`` to
+    ``2·size`` distinct keys in bounded memory, at a set lookup per offer. Not thread-safe on
+    its own (its cache's lock guards it)."""
 
-    def __init__(self, name: str, spec: CacheSpec, sizer: Sizer = generic_entry_bytes) -> None:
+    def __init__(self, size: int) -> None:
+        self.size = max(1, int(size))
+        self._new: set[Hashable] = set()
+        self._old: set[Hashable] = set()
+
+    def seen_before(self, key: Hashable) -> bool:
+        """Whether ``key`` was offered before (and remembered); remembers it when not."""
+        if key in self._new or key in self._old:
+            return True
+        if len(self._new) >= self.size:
+            self._old, self._new = self._new, set()
+        self._new.add(key)
+        return False
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old)
+
+    def clear(self) -> None:
+        self._new.clear()
+        self._old.clear()
+
+
+class CountingCache:
+    """A named, thread-safe TTL/LRU cache with hit, miss and eviction counters; with
+    ``admission`` a key is stored on its second :meth:`put` only (see :class:`Doorkeeper`)."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: CacheSpec,
+        sizer: Sizer = generic_entry_bytes,
+        admission: bool = False,
+    ) -> None:
         self.name = name
         self.max_size = int(spec.max_size)
         self.ttl_seconds = float(spec.ttl_seconds)
         self.entry_max_bytes: int | None = None  # set by ServingCaches.bound_entries
         self._cache = _CountingTTLCache(self.max_size, self.ttl_seconds, sizer)
         self._lock = threading.Lock()
+        # remembers as many keys as the cache holds entries: a key evicted from it is still
+        # likely to be remembered, so a returning visitor is stored again on their next request
+        self.doorkeeper = Doorkeeper(self.max_size) if admission else None
         self.hits = 0
         self.misses = 0
+        self.not_admitted = 0
 
     def get(self, key: Hashable, count: bool = True) -> Any | None:
         """The cached value or ``None``, counted as a hit or a miss unless ``count`` is False."""
@@ -135,10 +179,28 @@ class CountingCache:
                 self.hits += 1
             return value
 
-    def put(self, key: Hashable, value: Any) -> None:
-        """Store ``value`` (the least recently used entry goes when the cache is full)."""
+    def admits(self, key: Hashable) -> bool:
+        """Whether a :meth:`put` of ``key`` would store it now (remembering the key when
+        admission holds it back, as that put would): lets a caller skip building the value."""
         with self._lock:
+            return self._admits(key)
+
+    def _admits(self, key: Hashable) -> bool:
+        keeper = self.doorkeeper
+        if keeper is None or keeper.seen_before(key):
+            return True
+        self.not_admitted += 1
+        return False
+
+    def put(self, key: Hashable, value: Any, force: bool = False) -> bool:
+        """Store ``value`` (the least recently used entry goes when the cache is full), unless
+        admission holds a first-seen key back; ``force`` (warm-up, or after :meth:`admits`)
+        stores it anyway. Whether it was stored."""
+        with self._lock:
+            if not force and not self._admits(key):
+                return False
             self._cache[key] = value
+            return True
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
@@ -149,9 +211,12 @@ class CountingCache:
             return len(self._cache)
 
     def clear(self) -> None:
-        """Drop every entry (counters are kept: they describe the process's history)."""
+        """Drop every entry and remembered key (counters are kept: they describe the
+        process's history)."""
         with self._lock:
             self._cache.clear()
+            if self.doorkeeper is not None:
+                self.doorkeeper.clear()
 
     @property
     def bytes(self) -> int:
@@ -161,7 +226,8 @@ class CountingCache:
 
     def stats(self) -> dict[str, Any]:
         """Size, capacity, counters and memory: ``bytes`` now, ``entry_max_bytes`` (largest
-        entry) and ``max_bytes`` (``max_size × entry_max_bytes``, the bound) when known."""
+        entry) and ``max_bytes`` (``max_size × entry_max_bytes``, the bound) when known;
+        ``not_admitted``: first-seen keys held back by admission (``admission`` on/off)."""
         with self._lock:
             total = self.hits + self.misses
             bound = self.entry_max_bytes
@@ -176,6 +242,8 @@ class CountingCache:
                 "bytes": self._cache.bytes,
                 "entry_max_bytes": bound,
                 "max_bytes": None if bound is None else bound * self.max_size,
+                "admission": self.doorkeeper is not None,
+                "not_admitted": self.not_admitted,
             }
 
 
@@ -217,12 +285,17 @@ class ServingCaches:
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> ServingCaches:
+        """The caches ``settings`` describe; admission applies to the per-user caches (a
+        product's neighbours are asked for by many users: stored at once)."""
+        repeat = settings.admission == "repeat"
         return cls(
-            user_profiles=CountingCache("user_profile", settings.user_profile, profile_entry_bytes),
+            user_profiles=CountingCache(
+                "user_profile", settings.user_profile, profile_entry_bytes, repeat
+            ),
             item_similarity=CountingCache(
                 "item_similarity", settings.item_similarity, neighbour_entry_bytes
             ),
-            results=CountingCache("results", settings.results, result_entry_bytes),
+            results=CountingCache("results", settings.results, result_entry_bytes, repeat),
         )
 
     def bound_entries(

@@ -189,9 +189,12 @@ class UserScorer:
                 scores[missing] = computed
             if is_default and (live is None or live.context is None):
                 for i, position in enumerate(missing):
+                    key = key_of[position]
+                    if count and not profiles.admits(key):  # a first visit (warm-up: stored)
+                        continue
                     vector = computed[i].copy()  # owns its data (the cache counts its bytes)
                     vector.setflags(write=False)
-                    profiles.put(key_of[position], vector)
+                    profiles.put(key, vector, force=True)
             if debug:
                 log.debug(
                     "computed %d %s profiles in %.2f ms",

@@ -1,4 +1,5 @@
-"""Caches: hits/misses/evictions, bypass for request weights, warm-up bounds, config sizes."""
+"""Caches: hits/misses/evictions, bypass for request weights, warm-up bounds, config sizes,
+admission of repeat visitors."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from recommender.config.serving import CacheSpec, ServingSettings
 from recommender.serving import CountingCache
-from recommender.serving.caches import profile_entry_bytes, result_entry_bytes
+from recommender.serving.caches import Doorkeeper, profile_entry_bytes, result_entry_bytes
 from recommender.serving.ranked import Ranked
 from tests.recommender.serving.conftest import COLD, N_ITEMS, TRAINABLE, make_engine
 
@@ -36,6 +37,8 @@ def test_counting_cache_counts_and_evicts_lru():
         "bytes": 2 * (200 + sys.getsizeof("a") + sys.getsizeof(1)),  # a and c
         "entry_max_bytes": None,
         "max_bytes": None,
+        "admission": False,
+        "not_admitted": 0,
     }
     cache.clear()
     assert len(cache) == 0 and cache.stats()["hits"] == 1 and cache.bytes == 0
@@ -86,6 +89,59 @@ def test_results_cache_equals_fresh_computation():
         assert (
             cached.recommend(user, topk=7).items == fresh.recommend_batch([user], topk=7)[0].items
         )
+
+
+def test_doorkeeper_remembers_the_last_keys_in_two_generations():
+    keeper = Doorkeeper(2)
+    assert [keeper.seen_before(k) for k in ("a", "b", "a")] == [False, False, True]
+    assert keeper.seen_before("c") is False  # the newer generation was full: a, b are older now
+    assert keeper.seen_before("b") is True and keeper.seen_before("d") is False
+    assert keeper.seen_before("e") is False  # {c, d} becomes the older: a and b are forgotten
+    assert keeper.seen_before("a") is False and len(keeper) == 4  # {c, d} and {e, a}
+
+
+def test_admission_stores_a_key_on_its_second_put():
+    cache = CountingCache("x", CacheSpec(max_size=10, ttl_seconds=60), admission=True)
+    assert cache.put("a", 1) is False and "a" not in cache
+    assert cache.put("a", 1) is True and cache.get("a") == 1
+    assert cache.put("b", 2, force=True) is True and "b" in cache  # warm-up: stored at once
+    assert cache.stats()["not_admitted"] == 1 and cache.stats()["admission"] is True
+    cache.clear()  # the remembered keys go with the entries
+    assert cache.put("a", 1) is False
+
+
+def _repeat_engine():
+    settings = ServingSettings.model_validate({"cache": {"admission": "repeat"}})
+    return make_engine(settings)
+
+
+def test_repeat_admission_caches_a_user_from_their_second_request():
+    engine, fresh = _repeat_engine(), make_engine()
+    profiles, results = engine.caches.user_profiles, engine.caches.results
+    for user in ("t0", "c0"):
+        first = engine.recommend(user, topk=7)
+        assert not any(key[0] == user for key in results._cache) and user not in profiles
+        second = engine.recommend(user, topk=7)  # computed again, now stored
+        assert user in profiles and (user, engine.options(topk=7).digest) in results
+        third = engine.recommend(user, topk=7)  # answered from the results cache
+        assert third.ranked is results.get((user, engine.options(topk=7).digest), count=False)
+        expected = fresh.recommend(user, topk=7)
+        for answer in (first, second, third):
+            assert answer.items == expected.items
+            assert [i["score"] for i in answer.items] == [i["score"] for i in expected.items]
+    assert profiles.not_admitted == 2 and results.not_admitted == 2
+
+
+def test_repeat_admission_keeps_warm_up_and_shared_visitor_entries():
+    engine = _repeat_engine()
+    engine.warm_up()
+    assert len(engine.caches.user_profiles) == len(TRAINABLE) + len(COLD)  # warm-up is stored
+    engine.recommend("t3")
+    assert engine.caches.user_profiles.hits == 1
+    engine.recommend("visitor-1", topk=4)
+    engine.recommend("visitor-2", topk=4)  # visitors share one key: the second stores it
+    again = engine.recommend("visitor-3", topk=4)
+    assert engine.caches.results.hits == 1 and again.segment == "unknown"
 
 
 def test_request_weights_bypass_the_profile_cache():
