@@ -57,6 +57,10 @@ class UserIndex(Mapping[str, int]):
     def __init__(self, sorted_ids: np.ndarray, rows: np.ndarray) -> None:
         self.sorted_ids = sorted_ids
         self.rows = rows
+        # the last id looked up and its row: one request asks for its user's row up to four
+        # times (results key, segment, stale gate, routing); a tuple is swapped atomically, so
+        # threads never see an id with another's row
+        self._last: tuple[str, int] = ("", -1)
 
     @classmethod
     def of(cls, encoded: np.ndarray) -> UserIndex:
@@ -67,13 +71,18 @@ class UserIndex(Mapping[str, int]):
     def _row(self, user_id: object) -> int:
         if not isinstance(user_id, str):
             return -1
+        last = self._last
+        if last[0] == user_id and user_id:
+            return last[1]
         key = user_id.encode("utf-8")
         if len(key) > self.sorted_ids.itemsize:  # longer than every id (and searchsorted would
             return -1  # copy the whole array to the key's wider dtype: O(n) a lookup)
         at = int(np.searchsorted(self.sorted_ids, key))
+        row = -1
         if at < len(self.sorted_ids) and self.sorted_ids[at] == key:
-            return int(self.rows[at])
-        return -1
+            row = int(self.rows[at])
+        self._last = (user_id, row)
+        return row
 
     def rows_of(self, user_ids: Sequence[str]) -> np.ndarray:
         """``(n,)`` int64 rows of many ids (-1 unknown): one ``searchsorted`` for a whole batch

@@ -143,3 +143,6 @@ def test_shared_user_index_finds_every_id_by_binary_search(tmp_path) -> None:
     assert index.get("Nguyễn!!", -1) == -1 and "Nguyễn!!" not in index
     assert index.rows_of(asked).tolist() == [index.get(u, -1) for u in asked]
     assert index.rows_of([]).tolist() == []
+    # the memo of the last lookup answers a repeat, and never another id's row
+    for user in ("u1", "u1", "u10", "missing", "missing", "u1", "a", "a"):
+        assert index.get(user, -1) == (ids.index(user) if user in ids else -1)
