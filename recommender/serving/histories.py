@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -77,7 +77,7 @@ class UserIndex(Mapping[str, int]):
         key = user_id.encode("utf-8")
         if len(key) > self.sorted_ids.itemsize:  # longer than every id (and searchsorted would
             return -1  # copy the whole array to the key's wider dtype: O(n) a lookup)
-        at = int(np.searchsorted(self.sorted_ids, key))
+        at = int(self.sorted_ids.searchsorted(key))  # the method: no dispatch wrapper
         row = -1
         if at < len(self.sorted_ids) and self.sorted_ids[at] == key:
             row = int(self.rows[at])
@@ -106,6 +106,12 @@ class UserIndex(Mapping[str, int]):
 
     def __contains__(self, user_id: object) -> bool:
         return self._row(user_id) >= 0
+
+    def get(self, user_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        """The row of ``user_id``, else ``default`` (without Mapping.get's raised KeyError:
+        most visitors are unknown)."""
+        row = self._row(user_id)
+        return default if row < 0 else row
 
     def __len__(self) -> int:
         return len(self.sorted_ids)
