@@ -78,8 +78,7 @@ def timed(
 
 def recall(exact: dict[str, list[int]], approx: dict[str, list[int]], k: int) -> float:
     hits = [
-        len(set(exact[u][:k]) & set(approx[u][:k])) / max(1, min(k, len(exact[u])))
-        for u in exact
+        len(set(exact[u][:k]) & set(approx[u][:k])) / max(1, min(k, len(exact[u]))) for u in exact
     ]
     return sum(hits) / max(1, len(hits))
 

@@ -8,6 +8,8 @@ history decay), :func:`fit_item_knn`, :func:`popularity_scores`, :class:`Popular
 (:class:`CandidateSearch` over :class:`VectorIndex` es, :func:`with_candidates`).
 """
 
+from recommender.scoring.ann import IndexParams, VectorIndex
+from recommender.scoring.candidates import CandidateSearch, candidate_scores
 from recommender.scoring.hybrid import (
     NORMALISATIONS,
     HybridConfig,
@@ -27,8 +29,6 @@ from recommender.scoring.scorer import (
     with_fold_in_regularization,
     with_popularity,
 )
-from recommender.scoring.ann import IndexParams, VectorIndex
-from recommender.scoring.candidates import CandidateSearch, candidate_scores
 from recommender.scoring.signals import (
     cf_scores,
     content_scores,

@@ -55,9 +55,7 @@ class VectorIndex:
         return int(self._index.ndim)
 
     @classmethod
-    def build(
-        cls, vectors: np.ndarray, params: IndexParams, threads: int = 1
-    ) -> VectorIndex:
+    def build(cls, vectors: np.ndarray, params: IndexParams, threads: int = 1) -> VectorIndex:
         """Insert every row of ``vectors`` ``(n, d)`` (key = row index)."""
         from usearch.index import Index
 
@@ -87,7 +85,7 @@ class VectorIndex:
         index = Index.restore(str(path), view=True)
         if index is None:
             raise ValueError(f"{path} is not a usearch index")
-        index.expansion_search = params.expansion_search
+        index.expansion_search = params.expansion_search  # type: ignore[misc]  # has a setter
         return cls(index, len(index), params)
 
     def search(self, queries: np.ndarray, count: int) -> list[np.ndarray]:

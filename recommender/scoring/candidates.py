@@ -88,6 +88,17 @@ def _neighbours(row: np.ndarray, count: int) -> np.ndarray:
     return hit
 
 
+class CandidateSearchFailed(RuntimeError):
+    """An index could not answer (e.g. its file became unreadable): score exactly instead."""
+
+
+def _search(index: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+    try:
+        return index.search(queries, count)
+    except (RuntimeError, ValueError, OSError, MemoryError) as exc:
+        raise CandidateSearchFailed(str(exc)) from exc
+
+
 def candidate_scores(
     model: ScoringModel,
     segment: str,
@@ -102,6 +113,9 @@ def candidate_scores(
 
     Same arguments and signals as :func:`~recommender.scoring.score_users` (users with a
     history: ``trainable`` / ``cold``); ``model.candidates`` must be set.
+
+    Raises:
+        CandidateSearchFailed: an index did not answer (the caller scores exactly).
     """
     from recommender.scoring.scorer import cf_vectors  # scorer dispatches here
 
@@ -126,7 +140,7 @@ def candidate_scores(
         users = users.astype(np.float32, copy=False)
         if search.cf is not None:
             vectors[V.SIGNAL_CF] = users
-            for found, hits in zip(sources, search.cf.search(users, count), strict=True):
+            for found, hits in zip(sources, _search(search.cf, users, count), strict=True):
                 found.append(hits)
         else:
             full[V.SIGNAL_CF] = cf_scores(users, model.item_factors, model.item_factors_t)
@@ -137,7 +151,7 @@ def candidate_scores(
         vectors[V.SIGNAL_CONTENT] = profiles.astype(np.float32)
         if search.content is not None:
             queries = vectors[V.SIGNAL_CONTENT]
-            for found, hits in zip(sources, search.content.search(queries, count), strict=True):
+            for found, hits in zip(sources, _search(search.content, queries, count), strict=True):
                 found.append(hits)
         else:
             full[V.SIGNAL_CONTENT] = vectors.pop(V.SIGNAL_CONTENT) @ model.embeddings.T
@@ -165,7 +179,8 @@ def candidate_scores(
                 assert matrix is not None
                 signals[name] = matrix[items] @ vectors[name][row]
             elif name == V.SIGNAL_POPULARITY:
-                signals[name] = popularity[items] if popularity.ndim == 1 else popularity[row, items]
+                static = popularity.ndim == 1
+                signals[name] = popularity[items] if static else popularity[row, items]
             elif name == V.SIGNAL_QUALITY:
                 signals[name] = model.quality[items]
         if not signals:  # only weighted signals the model lacks: no preference, as exact

@@ -487,6 +487,15 @@ class Engine:
             candidates, cand_scores = self._candidates(
                 scores, rows, mask, options.exclude_seen, width, lives
             )
+            if model.candidates is not None and self._short(cand_scores, topk, width).any():
+                # filters (or exclusions) left fewer than topk of the ANN candidates: exact
+                scores, used = self.scorer.score(
+                    users, rows, segments, options.weight_map, live=frame, exact=True
+                )
+                relevance = scores
+                candidates, cand_scores = self._candidates(
+                    scores, rows, mask, options.exclude_seen, width, lives
+                )
         chosen_items, chosen_scores, counts = self._pick(candidates, cand_scores, options, model)
         records = bundle.catalogue.records
         live_records = None
@@ -510,6 +519,12 @@ class Engine:
             ranked = Ranked(chosen, chosen_scores[b][:count], source, explains)
             results.append(Recommendation(user_id=user, segment=segments[b], ranked=ranked))
         return results
+
+    @staticmethod
+    def _short(cand_scores: np.ndarray, topk: int, width: int) -> np.ndarray:
+        """``(b,)`` bool: rows with fewer than ``topk`` rankable items among their candidates
+        (the candidate stage then falls back to exact scoring for them)."""
+        return np.count_nonzero(cand_scores > -np.inf, axis=1) < min(topk, width)
 
     def _candidates(
         self,
