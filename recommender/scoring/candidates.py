@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender import vocabulary as V
-from recommender.scoring.ann import VectorIndex
+from recommender.config.candidates import CandidateSettings
+from recommender.scoring.ann import IndexParams, VectorIndex
 from recommender.scoring.ease import ease_scores
 from recommender.scoring.hybrid import combine
 from recommender.scoring.signals import (
@@ -71,6 +72,58 @@ class CandidateSearch:
                     f"{name} index holds {index.n_items} × {index.ndim}, the model "
                     f"{n_items} items × {ndim}"
                 )
+
+
+def index_params(settings: CandidateSettings) -> IndexParams:
+    """The HNSW settings of ``settings``."""
+    return IndexParams(
+        connectivity=settings.connectivity,
+        expansion_add=settings.expansion_add,
+        expansion_search=settings.expansion_search,
+        dtype=settings.dtype,
+    )
+
+
+def indexed_vectors(model: ScoringModel, settings: CandidateSettings) -> dict[str, np.ndarray]:
+    """The matrices to index: the embeddings (content), the item factors when CF has at least
+    ``cf_min_factors`` (below that a product over the catalogue is cheaper than a search)."""
+    out: dict[str, np.ndarray] = {}
+    if model.embeddings is not None:
+        out[V.SIGNAL_CONTENT] = model.embeddings
+    factors = int(model.item_factors.shape[1])
+    if model.item_item is None and factors >= settings.cf_min_factors:
+        out[V.SIGNAL_CF] = model.item_factors
+    return out
+
+
+def build_search(
+    model: ScoringModel,
+    settings: CandidateSettings,
+    built: dict[str, VectorIndex] | None = None,
+) -> CandidateSearch | None:
+    """An in-memory :class:`CandidateSearch` for ``model`` when ``settings`` enable it for its
+    catalogue (evaluation; serving maps stored files). ``built``: indexes already built for the
+    same vectors (the content index of several models), reused and filled in."""
+    if not settings.enabled(model.n_items):
+        return None
+    vectors = indexed_vectors(model, settings)
+    if not vectors:
+        return None
+    built = {} if built is None else built
+    params = index_params(settings)
+    indexes = {}
+    for name, matrix in vectors.items():
+        reuse = built.get(name)
+        if reuse is None or name == V.SIGNAL_CF:  # factors differ between models
+            reuse = VectorIndex.build(matrix, params, settings.build_threads)
+            if name == V.SIGNAL_CONTENT:
+                built[name] = reuse
+        indexes[name] = reuse
+    return CandidateSearch(
+        content=indexes.get(V.SIGNAL_CONTENT),
+        cf=indexes.get(V.SIGNAL_CF),
+        per_source=settings.per_source,
+    )
 
 
 def _top(values: np.ndarray, count: int) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.config.serving import CandidateSettings
 from recommender.scoring import CandidateSearch, IndexParams, ScoringModel, VectorIndex
+from recommender.scoring.candidates import index_params, indexed_vectors
 from recommender.serving.array_store import lock_path
 from recommender.storage import atomic_write_json, file_lock, sha256_file, staged_directory
 
@@ -32,28 +33,8 @@ MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 
 
-def _params(settings: CandidateSettings) -> IndexParams:
-    return IndexParams(
-        connectivity=settings.connectivity,
-        expansion_add=settings.expansion_add,
-        expansion_search=settings.expansion_search,
-        dtype=settings.dtype,
-    )
-
-
-def _vectors(model: ScoringModel, settings: CandidateSettings) -> dict[str, np.ndarray]:
-    """The matrices to index: embeddings (content), item factors when CF has enough factors."""
-    out: dict[str, np.ndarray] = {}
-    if model.embeddings is not None:
-        out[V.SIGNAL_CONTENT] = model.embeddings
-    factors = int(model.item_factors.shape[1])
-    if model.item_item is None and factors >= settings.cf_min_factors:
-        out[V.SIGNAL_CF] = model.item_factors
-    return out
-
-
 def _key(arrays_key: Mapping[str, Any], settings: CandidateSettings, names: list[str]) -> dict:
-    params = _params(settings).to_dict()
+    params = index_params(settings).to_dict()
     params.pop("expansion_search")  # a search setting: the same file serves any value
     return {"arrays": dict(arrays_key), "index": params, "indexes": sorted(names)}
 
@@ -96,12 +77,12 @@ def candidate_search(
     read (memory-mapped), else built under the serving arrays' lock and stored; None = exact."""
     if not settings.enabled(model.n_items):
         return None
-    vectors = _vectors(model, settings)
+    vectors = indexed_vectors(model, settings)
     if not vectors:
         return None
     directory = arrays_directory / ANN_DIR
     key = _key(arrays_key, settings, list(vectors))
-    params = _params(settings)
+    params = index_params(settings)
     indexes: dict[str, VectorIndex] | None = None
     try:
         indexes = _read(directory, key, params)

@@ -21,7 +21,6 @@ from recommender.serving import Engine, ServingCaches, array_store, load_bundle
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.candidate_index import ANN_DIR
 
-
 # weights that use every history signal (the test shop's tuned ones leave content out)
 WITH_CONTENT = {
     V.SEGMENT_TRAINABLE: {V.SIGNAL_CF: 0.6, V.SIGNAL_CONTENT: 0.2, V.SIGNAL_ITEM_SIMILARITY: 0.2},
@@ -90,10 +89,13 @@ def test_forced_ann_ranks_like_exact_scoring(processed, registry_dir, weights):
     left = answers(exact, exact_settings, users)
     right = answers(ann, ann_settings, users)
     recall = np.mean(
-        [len(set(ids(a)) & set(ids(b))) / max(1, len(ids(a))) for a, b in zip(left, right)]
+        [
+            len(set(ids(a)) & set(ids(b))) / max(1, len(ids(a)))
+            for a, b in zip(left, right, strict=True)
+        ]
     )
     assert recall >= 0.98
-    assert all(len(ids(b)) == len(ids(a)) for a, b in zip(left, right))
+    assert all(len(ids(b)) == len(ids(a)) for a, b in zip(left, right, strict=True))
     # a batch ranks every user exactly as the single calls do, through the same candidates
     engine = Engine(ann, ServingCaches.from_settings(ann_settings.cache), ann_settings)
     assert [r.as_dict() for r in engine.recommend_batch(users)] == right
@@ -225,7 +227,7 @@ def test_index_build_is_deterministic_and_searches_inner_product(tmp_path):
     queries = vectors[:20]
     found = index.search(queries, 10)
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
-    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
     assert recall >= 0.95
     assert [int(f[0]) for f in found] == list(range(20))  # each vector is its own nearest
     assert index.search(queries[:1], 5)[0].dtype == np.int64
