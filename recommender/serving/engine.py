@@ -326,7 +326,9 @@ class Engine:
             fold = trainable_fold_in(self.settings.events.trainable_fold_in, self.bundle.info)
             frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
         rows, segments = self.scorer.route([user], lives)
-        scores, _ = self.scorer.score([user], rows, segments, None, live=frame)
+        # the neighbours need a relevance each: exact when the model ranks ANN candidates only
+        exact = self.bundle.model.candidates is not None
+        scores, _ = self.scorer.score([user], rows, segments, None, live=frame, exact=exact)
         return scores[0]
 
     def segment_of(self, user_id: str | int) -> str:

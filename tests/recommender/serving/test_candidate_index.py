@@ -231,3 +231,16 @@ def test_index_build_is_deterministic_and_searches_inner_product(tmp_path):
     assert recall >= 0.95
     assert [int(f[0]) for f in found] == list(range(20))  # each vector is its own nearest
     assert index.search(queries[:1], 5)[0].dtype == np.int64
+
+
+def test_similar_items_for_a_user_blend_exact_relevance(processed, registry_dir):
+    exact_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="exact")
+    ann_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
+    user = known_users(exact, 1)[-1]
+    product = exact.catalogue.item_ids[int(exact.popular_order[0])]
+    out = []
+    for bundle, settings in ((exact, exact_settings), (ann, ann_settings)):
+        engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+        out.append(engine.similar_items(product, topk=10, user_id=user))
+    assert out[0] == out[1]  # every neighbour has a relevance (no -inf, no NaN)
