@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from recommender import vocabulary as V  # noqa: E402
-from recommender.config.serving import ServingSettings  # noqa: E402
+from recommender.config.serving import CandidateSettings, ServingSettings  # noqa: E402
 from recommender.serving import Engine, ServingCaches  # noqa: E402
 from recommender.serving.bundle import ModelBundle, load_bundle  # noqa: E402
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "products": n,
         "load_ann_bundle_s": round(open_s, 2),
-        "auto_chooses": "ann" if exact_settings.candidates.enabled(n) else "exact",
+        "auto_chooses": "ann" if CandidateSettings().enabled(n) else "exact",
         "settings": ann_settings.candidates.model_dump(),
     }
     for segment, users in sample_users(exact_bundle, args.users, args.seed).items():

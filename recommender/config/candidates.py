@@ -17,7 +17,7 @@ class CandidateSettings(BaseModel):
 
     mode: Literal["exact", "ann", "auto"] = "auto"
     auto_min_items: int = Field(20_000, ge=1)
-    per_source: int = Field(100, ge=10, le=5000)  # top-C of each candidate source
+    per_source: int = Field(300, ge=10, le=5000)  # top-C of each candidate source (§11.2)
     connectivity: int = Field(16, ge=4, le=128)  # HNSW graph degree
     expansion_add: int = Field(128, ge=8, le=4096)  # build beam width
     expansion_search: int = Field(128, ge=8, le=4096)  # search beam width (recall vs time)

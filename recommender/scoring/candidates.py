@@ -52,7 +52,7 @@ class CandidateSearch:
 
     content: VectorIndex | None
     cf: VectorIndex | None
-    per_source: int = 100
+    per_source: int = 300
 
     @property
     def n_indexed(self) -> int:
