@@ -7,7 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recommender import vocabulary as V
+from recommender.config.candidates import CandidateSettings
 from recommender.config.experiments import ExperimentsSettings
+
+__all__ = ["CandidateSettings", "ServingSettings"]
 
 
 class _Strict(BaseModel):
@@ -150,6 +153,7 @@ class ServingSettings(_Strict):
     requests: RequestSettings = RequestSettings()
     batch: BatchSettings = BatchSettings()
     rerank: RerankSettings = RerankSettings()
+    candidates: CandidateSettings = CandidateSettings()
     reload: ReloadSettings = ReloadSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from recommender.config.candidates import CandidateSettings
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -129,6 +131,9 @@ class EvaluationSettings(_Strict):
     # validation users x catalogue items a tuning trial ranks (0 = no bound): large catalogues
     # tune on fewer users (5,000 at 50K products), small shops keep max_users
     max_tuning_pairs: int = Field(250_000_000, ge=0)
+    # the served ranking's candidate stage: the test table's hybrid rows score through it when
+    # it is on for the catalogue (keep it equal to serving_config.yaml's ``candidates``)
+    candidates: CandidateSettings = CandidateSettings()
 
     def tuning_users(self, n_items: int) -> int:
         """Validation users the tuning trials score (0 = every user): ``max_users``, or fewer

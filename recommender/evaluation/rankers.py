@@ -12,7 +12,13 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.evaluation.evaluator import Ranker
 from recommender.evaluation.protocol import EvaluationSet
-from recommender.scoring import HybridConfig, ScoringModel, score_users
+from recommender.scoring import (
+    CandidateSearch,
+    HybridConfig,
+    ScoringModel,
+    score_users,
+    with_candidates,
+)
 
 
 def random_ranker(seed: int) -> Ranker:
@@ -57,11 +63,19 @@ def stale_users(batch: EvaluationSet, segment: str, config: HybridConfig) -> np.
 
 
 def hybrid_ranker(
-    model: ScoringModel, config: HybridConfig, stale_model: ScoringModel | None = None
+    model: ScoringModel,
+    config: HybridConfig,
+    stale_model: ScoringModel | None = None,
+    candidates: CandidateSearch | None = None,
 ) -> Ranker:
     """The tuned hybrid of ``config`` for each segment; users past the stale gate are scored on
     ``stale_model`` (``model`` with the gate's popularity, :func:`~recommender.scoring.
-    with_popularity`) when given, as serving does."""
+    with_popularity`) when given, as serving does. ``candidates``: the served ANN candidate
+    stage (:func:`~recommender.scoring.candidates.build_search`), so that the row ranks as
+    served."""
+    if candidates is not None:
+        model = with_candidates(model, candidates)
+        stale_model = None if stale_model is None else with_candidates(stale_model, candidates)
 
     def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
         if stale_model is None:

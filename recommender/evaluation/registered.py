@@ -28,6 +28,7 @@ from recommender.evaluation.side_signals import (
 )
 from recommender.registry import LoadedModel
 from recommender.scoring import HybridConfig, Refold, ScoringModel
+from recommender.scoring.candidates import build_search
 
 
 def served_model(data: ProcessedData, loaded: LoadedModel) -> tuple[ScoringModel, HybridConfig]:
@@ -61,7 +62,8 @@ def evaluate_registered(
     gated = hybrid.stale_after_hours is not None
     half_life = hybrid.stale_popularity_half_life_days
     stale = stale_model(model, data, V.STAGE_TEST, half_life) if gated else None
-    rankers[V.ROW_HYBRID] = hybrid_ranker(model, hybrid, stale)
+    search = build_search(model, settings.evaluation.candidates)  # ranks as served
+    rankers[V.ROW_HYBRID] = hybrid_ranker(model, hybrid, stale, search)
     ev = settings.evaluation
     test = sample_users(build_evaluation_set(data, V.STAGE_TEST), ev.max_users, ev.seed)
     tables = evaluate_protocols(

@@ -4,9 +4,12 @@ Offers :class:`ScoringModel`, :func:`score_users`, :func:`compute_signals`,
 :func:`signal_breakdown`, :func:`with_popularity`, :class:`HybridConfig`, :func:`combine`,
 :func:`normalise`, :func:`validate_weights`, the signal functions (:func:`recency_weights` for
 history decay), :func:`fit_item_knn`, :func:`popularity_scores`, :class:`PopularityHistory`
-(popularity as of a moment) and :func:`quality_scores`.
+(popularity as of a moment), :func:`quality_scores`, and the ANN candidate stage
+(:class:`CandidateSearch` over :class:`VectorIndex` es, :func:`with_candidates`).
 """
 
+from recommender.scoring.ann import IndexParams, VectorIndex
+from recommender.scoring.candidates import CandidateSearch, candidate_scores
 from recommender.scoring.hybrid import (
     NORMALISATIONS,
     HybridConfig,
@@ -22,6 +25,7 @@ from recommender.scoring.scorer import (
     compute_signals,
     score_users,
     signal_breakdown,
+    with_candidates,
     with_fold_in_regularization,
     with_popularity,
 )
@@ -36,6 +40,11 @@ from recommender.scoring.signals import (
 
 __all__ = [
     "NORMALISATIONS",
+    "CandidateSearch",
+    "IndexParams",
+    "VectorIndex",
+    "candidate_scores",
+    "with_candidates",
     "HybridConfig",
     "PopularityHistory",
     "Refold",

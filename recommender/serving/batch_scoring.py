@@ -134,9 +134,9 @@ def chunk_scores(
     """``UserScorer._compute`` (``score_users`` rounded) of one segment of a chunk, with the
     min-max normalisation, weighting and rounding done in place on the signal matrices: the
     same float32 operations in the same order (sums commute exactly), without a new ``(b, n)``
-    array per step. Other normalisations go through ``_compute`` itself."""
+    array per step. Other normalisations and the ANN candidate stage go through ``_compute``."""
     hybrid = engine.bundle.hybrid
-    if hybrid.normalisation != "minmax":
+    if hybrid.normalisation != "minmax" or model.candidates is not None:
         return engine.scorer._compute(segment, histories, weights, cf_rows, model)
     wanted = [name for name, w in weights.items() if w > 0]
     signals = compute_signals(
@@ -276,6 +276,9 @@ def _rank_plain(
             positions, items = seen_coordinates(hist, rows[scored])
             keys[positions, items] = -np.inf
         candidates[scored], cand_scores[scored] = top_candidates(keys, width, engine._tiebreak[:n])
+    short = np.zeros(b, dtype=bool)
+    if model.candidates is not None:  # too few ANN candidates left: those users one by one
+        short = engine._short(cand_scores, topk, width) & ~static_rows
     chosen_items, chosen_scores, counts = engine._pick(candidates, cand_scores, options, model)
     records = bundle.catalogue.records
     live_records = _LiveRecords(live) if live is not None and live.has_catalogue_changes else None
@@ -288,4 +291,6 @@ def _rank_plain(
         source = records if live_records is None else {i: live_records[i] for i in chosen}
         ranked = Ranked(chosen, scores_row[:count], source, None)
         results.append(Recommendation(user_id=user, segment=segment, ranked=ranked))
+    for position in np.flatnonzero(short).tolist():  # exact, as a single request falls back
+        results[position] = engine._rank_each([users[position]], options)[0]
     return results

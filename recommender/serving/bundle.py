@@ -40,6 +40,7 @@ from recommender.scoring import (
     popularity_scores,
     quality_scores,
     score_users,
+    with_candidates,
     with_popularity,
 )
 from recommender.serving.array_store import (
@@ -257,6 +258,7 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
         precomputed=stored,
         item_item=loaded.item_item,
     )
+    bundle = _with_candidate_stage(bundle, processed_dir, metadata, settings)
     bundle.info["load_seconds"] = round(time.perf_counter() - started, 3)
     logger.info(
         "loaded model %s (%s, %d users, %d products) in %.2fs",
@@ -267,6 +269,27 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
         bundle.info["load_seconds"],
     )
     return bundle
+
+
+def _with_candidate_stage(
+    bundle: ModelBundle, processed_dir: Path, metadata: Mapping[str, Any], settings: ServingSettings
+) -> ModelBundle:
+    """``bundle`` scored through the ANN candidate stage when ``candidates`` enables it for its
+    catalogue (:mod:`.candidate_index`); unchanged (exact) otherwise or when no index is usable."""
+    from recommender.serving.candidate_index import candidate_search
+
+    key = _arrays_key(processed_dir, metadata, bundle.n_items)
+    directory = arrays_dir(processed_dir, bundle.model_id)
+    search = candidate_search(directory, key, bundle.model, settings.candidates)
+    bundle.info["candidates"] = "exact" if search is None else "ann"
+    if search is None:
+        return bundle
+    stale = bundle.stale_model
+    return dataclasses.replace(
+        bundle,
+        model=with_candidates(bundle.model, search),
+        stale_model=None if stale is None else with_candidates(stale, search),
+    )
 
 
 def store_serving_arrays(

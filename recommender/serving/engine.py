@@ -326,7 +326,9 @@ class Engine:
             fold = trainable_fold_in(self.settings.events.trainable_fold_in, self.bundle.info)
             frame = LiveFrame(model, unknown_scores, version, lives or [], fold)
         rows, segments = self.scorer.route([user], lives)
-        scores, _ = self.scorer.score([user], rows, segments, None, live=frame)
+        # the neighbours need a relevance each: exact when the model ranks ANN candidates only
+        exact = self.bundle.model.candidates is not None
+        scores, _ = self.scorer.score([user], rows, segments, None, live=frame, exact=exact)
         return scores[0]
 
     def segment_of(self, user_id: str | int) -> str:
@@ -487,6 +489,15 @@ class Engine:
             candidates, cand_scores = self._candidates(
                 scores, rows, mask, options.exclude_seen, width, lives
             )
+            if model.candidates is not None and self._short(cand_scores, topk, width).any():
+                # filters (or exclusions) left fewer than topk of the ANN candidates: exact
+                scores, used = self.scorer.score(
+                    users, rows, segments, options.weight_map, live=frame, exact=True
+                )
+                relevance = scores
+                candidates, cand_scores = self._candidates(
+                    scores, rows, mask, options.exclude_seen, width, lives
+                )
         chosen_items, chosen_scores, counts = self._pick(candidates, cand_scores, options, model)
         records = bundle.catalogue.records
         live_records = None
@@ -510,6 +521,12 @@ class Engine:
             ranked = Ranked(chosen, chosen_scores[b][:count], source, explains)
             results.append(Recommendation(user_id=user, segment=segments[b], ranked=ranked))
         return results
+
+    @staticmethod
+    def _short(cand_scores: np.ndarray, topk: int, width: int) -> np.ndarray:
+        """``(b,)`` bool: rows with fewer than ``topk`` rankable items among their candidates
+        (the candidate stage then falls back to exact scoring for them)."""
+        return np.count_nonzero(cand_scores > -np.inf, axis=1) < min(topk, width)
 
     def _candidates(
         self,

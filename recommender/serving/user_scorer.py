@@ -96,6 +96,7 @@ class UserScorer:
         requested: Mapping[str, float] | None,
         count: bool = True,
         live: LiveFrame | None = None,
+        exact: bool = False,
     ) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
         """(b, n) rounded hybrid scores and the weights used per segment.
 
@@ -104,9 +105,13 @@ class UserScorer:
         ``live``: the model with live popularity, and users' live positives appended to their
         history (a trainable user's CF vector is then folded in from the full history); profile
         cache keys then carry the user's live version and the popularity version.
+        ``exact``: over the whole catalogue even when the model has an ANN candidate stage (the
+        fallback when filters leave too few candidates); such profiles bypass the cache.
         """
         bundle, hist = self.bundle, self.bundle.histories
         model = bundle.model if live is None else live.model
+        if exact:
+            model = model.exact_model
         scores = np.empty((len(users), model.n_items), dtype=np.float32)  # + new products
         used: dict[str, dict[str, float]] = {}
         past_gate = self.stale(rows, model, live)
@@ -122,6 +127,8 @@ class UserScorer:
             weights, is_default = segment_weights(bundle.hybrid, segment, requested)
             used[segment] = weights
             model = bundle.stale_model if gated and bundle.stale_model is not None else base_model
+            if exact:
+                model = model.exact_model
             if segment == V.SEGMENT_UNKNOWN:
                 if live is not None:
                     default = live.unknown_scores
@@ -140,7 +147,7 @@ class UserScorer:
             keys = [self._profile_key(users[p], live, p, gated) for p in positions]
             key_of = dict(zip(positions, keys, strict=True))
             missing = positions
-            if is_default and (live is None or live.context is None):
+            if is_default and not exact and (live is None or live.context is None):
                 missing = []
                 for position in positions:
                     cached = profiles.get(key_of[position], count)
@@ -187,7 +194,7 @@ class UserScorer:
                 scores = computed
             else:
                 scores[missing] = computed
-            if is_default and (live is None or live.context is None):
+            if is_default and not exact and (live is None or live.context is None):
                 for i, position in enumerate(missing):
                     key = key_of[position]
                     if count and not profiles.admits(key):  # a first visit (warm-up: stored)

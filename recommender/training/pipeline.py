@@ -52,7 +52,8 @@ from recommender.evaluation.side_signals import (
     stage_signals,
     stale_model,
 )
-from recommender.scoring import HybridConfig, Refold
+from recommender.scoring import HybridConfig, Refold, VectorIndex
+from recommender.scoring.candidates import build_search
 from recommender.scoring.factors import FactorModel
 from recommender.training.crossfit import cross_fitted_data
 from recommender.training.hybrid_tuning import tune_hybrid
@@ -271,12 +272,14 @@ def run_training(
     rankers: dict[str, Ranker] = dict(baseline_rankers(base, seed))
     for model_type, trained in models.items():
         rankers[model_type] = signal_ranker(scoring_model(trained.factors, test_side), V.SIGNAL_CF)
+    indexes: dict[str, VectorIndex] = {}  # the content index, built once for every model
     for model_type, trained in models.items():
         served = scoring_model(trained.factors, test_side)
         gated = trained.hybrid.stale_after_hours is not None
         half_life = trained.hybrid.stale_popularity_half_life_days
         stale = stale_model(served, data, V.STAGE_TEST, half_life) if gated else None
-        rankers[hybrid_row(model_type)] = hybrid_ranker(served, trained.hybrid, stale)
+        search = build_search(served, settings.evaluation.candidates, indexes)  # as served
+        rankers[hybrid_row(model_type)] = hybrid_ranker(served, trained.hybrid, stale, search)
     ev = settings.evaluation
     tables = evaluate_protocols(
         rankers, test, V.SEGMENTS, ev, test_side.embeddings, best_single_candidates(list(rankers))

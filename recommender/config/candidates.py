@@ -1,0 +1,30 @@
+"""Settings of the ANN candidate stage, shared by serving (``candidates``) and evaluation
+(``evaluation.candidates``): the served ranking and its evaluation take the same path."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CandidateSettings(BaseModel):
+    """The ANN candidate stage (recommender.scoring.candidates): ``exact`` scores every user over
+    the whole catalogue; ``ann`` over the union of ANN, item-kNN and popularity candidates;
+    ``auto`` = ``ann`` from ``auto_min_items`` products on (DEPLOYMENT_OPTIMIZATION.md §11.2)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["exact", "ann", "auto"] = "auto"
+    auto_min_items: int = Field(20_000, ge=1)
+    per_source: int = Field(300, ge=10, le=5000)  # top-C of each candidate source (§11.2)
+    connectivity: int = Field(16, ge=4, le=128)  # HNSW graph degree
+    expansion_add: int = Field(128, ge=8, le=4096)  # build beam width
+    expansion_search: int = Field(128, ge=8, le=4096)  # search beam width (recall vs time)
+    dtype: Literal["f32", "f16", "i8"] = "f16"  # stored scalars (f16: half the file)
+    cf_min_factors: int = Field(32, ge=1)  # CF indexed from this many factors; else exact
+    build_threads: int = Field(1, ge=1, le=64)  # 1: the same index file for the same data
+
+    def enabled(self, n_items: int) -> bool:
+        """Whether a catalogue of ``n_items`` products is scored through the candidate stage."""
+        return self.mode == "ann" or (self.mode == "auto" and n_items >= self.auto_min_items)

@@ -1,0 +1,246 @@
+"""The ANN candidate stage on the demo test shop: rankings that match exact scoring, indexes that
+are shared read-only maps, and every failure (missing, corrupt, unanswering index; filters that
+leave too few candidates) served exactly instead of failing a request."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from recommender import vocabulary as V
+from recommender.config.serving import ServingSettings
+from recommender.registry import Registry
+from recommender.scoring import IndexParams, VectorIndex, score_users
+from recommender.serving import Engine, ServingCaches, array_store, load_bundle
+from recommender.serving.bundle import ModelBundle
+from recommender.serving.candidate_index import ANN_DIR
+
+# weights that use every history signal (the test shop's tuned ones leave content out)
+WITH_CONTENT = {
+    V.SEGMENT_TRAINABLE: {V.SIGNAL_CF: 0.6, V.SIGNAL_CONTENT: 0.2, V.SIGNAL_ITEM_SIMILARITY: 0.2},
+    V.SEGMENT_COLD: {
+        V.SIGNAL_CONTENT: 0.4,
+        V.SIGNAL_ITEM_SIMILARITY: 0.3,
+        V.SIGNAL_POPULARITY: 0.3,
+    },
+}
+
+
+def settings_for(
+    processed: Path, registry: Path, weights: dict | None = None, **candidates: Any
+) -> ServingSettings:
+    return ServingSettings.model_validate(
+        {
+            "paths": {"processed_dir": str(processed), "registry_dir": str(registry)},
+            "candidates": candidates,
+            "rerank": {"weights": weights},
+        }
+    )
+
+
+@pytest.fixture()
+def processed(embedded_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the processed data without stored serving arrays or indexes."""
+    target = tmp_path / "processed"
+    shutil.copytree(embedded_dir, target, ignore=shutil.ignore_patterns(array_store.ARRAYS_DIR))
+    return target
+
+
+def ann_dir(processed: Path, registry: Path) -> Path:
+    model_id = Registry(registry).current().model_id
+    return array_store.arrays_dir(processed, model_id) / ANN_DIR
+
+
+def known_users(bundle: ModelBundle, count: int) -> list[str]:
+    """Up to ``count`` trainable and ``count`` cold users."""
+    hist = bundle.histories
+    out: dict[str, list[str]] = {V.SEGMENT_TRAINABLE: [], V.SEGMENT_COLD: []}
+    for row in range(hist.n_users):
+        segment = hist.segment(row)
+        if segment in out and len(out[segment]) < count:
+            out[segment].append(hist.user_ids[row])
+    return out[V.SEGMENT_TRAINABLE] + out[V.SEGMENT_COLD]
+
+
+def answers(bundle: ModelBundle, settings: ServingSettings, users: list[str], **options: Any):
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    return [engine.recommend(u, **options).as_dict() for u in users]
+
+
+def ids(answer: dict[str, Any]) -> list[str]:
+    return [r[V.PRODUCT_ID] for r in answer["recommendations"]]
+
+
+@pytest.mark.parametrize("weights", [None, WITH_CONTENT], ids=["tuned", "with-content"])
+def test_forced_ann_ranks_like_exact_scoring(processed, registry_dir, weights):
+    exact_settings = settings_for(processed, registry_dir, weights, mode="exact")
+    ann_settings = settings_for(processed, registry_dir, weights, mode="ann")
+    exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
+    assert exact.model.candidates is None and exact.info["candidates"] == "exact"
+    assert ann.model.candidates is not None and ann.info["candidates"] == "ann"
+    users = known_users(exact, 150)
+    assert len(users) > 100
+    left = answers(exact, exact_settings, users)
+    right = answers(ann, ann_settings, users)
+    recall = np.mean(
+        [
+            len(set(ids(a)) & set(ids(b))) / max(1, len(ids(a)))
+            for a, b in zip(left, right, strict=True)
+        ]
+    )
+    assert recall >= 0.98
+    assert all(len(ids(b)) == len(ids(a)) for a, b in zip(left, right, strict=True))
+    # a batch ranks every user exactly as the single calls do, through the same candidates
+    engine = Engine(ann, ServingCaches.from_settings(ann_settings.cache), ann_settings)
+    assert [r.as_dict() for r in engine.recommend_batch(users)] == right
+
+
+def test_auto_keeps_a_small_catalogue_exact(processed, registry_dir):
+    default = load_bundle(settings_for(processed, registry_dir))
+    assert default.n_items < ServingSettings().candidates.auto_min_items
+    assert default.model.candidates is None
+    assert not ann_dir(processed, registry_dir).exists()  # nothing built for an exact model
+
+
+def test_non_candidates_are_not_ranked(processed, registry_dir):
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    bundle = load_bundle(settings)
+    hist = bundle.histories
+    row = next(r for r in range(hist.n_users) if hist.segment(r) == V.SEGMENT_COLD)
+    history = hist.liked(row)
+    weights = bundle.hybrid.for_segment(V.SEGMENT_COLD)
+    scores = score_users(
+        bundle.model, V.SEGMENT_COLD, [history], weights, bundle.hybrid.normalisation
+    )[0]
+    finite = np.isfinite(scores)
+    assert 10 <= finite.sum() < bundle.n_items  # the union, not the catalogue
+    assert finite[bundle.model.popularity_order[:10]].all()  # the popular source
+    sim = bundle.model.item_similarity
+    neighbours = np.unique(
+        np.concatenate([sim.indices[sim.indptr[i] : sim.indptr[i + 1]] for i in history])
+    )
+    if neighbours.size <= 10:
+        assert finite[neighbours].all()  # the item-kNN source
+    assert (scores[~finite] == -np.inf).all()
+    # the blend is normalised over the candidates: the best candidate is not at 0
+    assert scores[finite].max() > 0
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    ranked = engine.recommend(hist.user_ids[row], topk=5).ranked.indices
+    assert all(finite[i] for i in ranked)
+
+
+def test_filters_leaving_too_few_candidates_fall_back_to_exact(processed, registry_dir):
+    exact_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="exact")
+    ann_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
+    users = known_users(exact, 20)
+    brand = exact.catalogue.records[-1][V.BRAND]
+    filters = {"brand": brand}
+    left = answers(exact, exact_settings, users, topk=10, filters=filters)
+    right = answers(ann, ann_settings, users, topk=10, filters=filters)
+    assert left == right  # few of 10-per-source candidates are of one brand: all exact
+    engine = Engine(ann, ServingCaches.from_settings(ann_settings.cache), ann_settings)
+    batch = [r.as_dict() for r in engine.recommend_batch(users, topk=10, filters=filters)]
+    assert batch == left
+
+
+def test_index_files_are_shared_read_only_maps(processed, registry_dir):
+    bundle = load_bundle(settings_for(processed, registry_dir, mode="ann"))
+    assert bundle.model.candidates is not None
+    path = ann_dir(processed, registry_dir) / "content.usearch"
+    assert path.is_file()
+    maps = [line.split() for line in Path("/proc/self/maps").read_text().splitlines()]
+    ours = [m for m in maps if len(m) >= 6 and m[5] == str(path.resolve())]
+    assert ours, "the content index is not memory-mapped"
+    assert all("w" not in m[1] for m in ours)  # read-only
+    assert all(m[1][3] == "s" for m in ours)  # shared with every process mapping it
+
+
+def test_missing_or_corrupt_index_is_rebuilt_and_answers_do_not_change(
+    processed, registry_dir, caplog
+):
+    settings = settings_for(processed, registry_dir, mode="ann")
+    first = load_bundle(settings)
+    users = known_users(first, 30)
+    before = answers(first, settings, users)
+    directory = ann_dir(processed, registry_dir)
+    path = directory / "content.usearch"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    raw = bytearray(path.read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 64] = bytes(255 - b for b in raw[middle : middle + 64])
+    path.unlink()  # a new file (the first bundle keeps its map of the old one)
+    path.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING):
+        second = load_bundle(settings)
+    assert "unusable" in caplog.text
+    assert second.model.candidates is not None
+    # threads=1: the rebuilt file is the one built before, byte for byte
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert answers(second, settings, users) == before
+    shutil.rmtree(directory)
+    third = load_bundle(settings)  # missing: built lazily by the first worker
+    assert third.model.candidates is not None and directory.is_dir()
+    assert answers(third, settings, users) == before
+
+
+def test_an_index_that_cannot_answer_is_served_exactly(processed, registry_dir, monkeypatch):
+    exact_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="exact")
+    ann_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann")
+    exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
+    assert ann.hybrid.for_segment(V.SEGMENT_COLD).get(V.SIGNAL_CONTENT, 0) > 0  # searched
+    hist = exact.histories
+    users = [u for u in known_users(exact, 10) if hist.segment(hist.index[u]) == V.SEGMENT_COLD]
+    assert users
+
+    def broken(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+        raise RuntimeError("index file truncated")
+
+    monkeypatch.setattr(VectorIndex, "search", broken)
+    assert answers(ann, ann_settings, users) == answers(exact, exact_settings, users)
+
+
+def test_unbuildable_index_leaves_the_model_exact(processed, registry_dir, monkeypatch):
+    def broken(*args: Any, **kwargs: Any) -> VectorIndex:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(VectorIndex, "build", classmethod(lambda cls, *a, **k: broken()))
+    bundle = load_bundle(settings_for(processed, registry_dir, mode="ann"))
+    assert bundle.model.candidates is None and bundle.info["candidates"] == "exact"
+
+
+def test_index_build_is_deterministic_and_searches_inner_product(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    params = IndexParams(connectivity=8, expansion_add=64, expansion_search=64, dtype="f32")
+    for name in ("a", "b"):
+        VectorIndex.build(vectors, params, threads=1).save(tmp_path / f"{name}.usearch")
+    assert (tmp_path / "a.usearch").read_bytes() == (tmp_path / "b.usearch").read_bytes()
+    index = VectorIndex.open(tmp_path / "a.usearch", params)
+    queries = vectors[:20]
+    found = index.search(queries, 10)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
+    assert recall >= 0.95
+    assert [int(f[0]) for f in found] == list(range(20))  # each vector is its own nearest
+    assert index.search(queries[:1], 5)[0].dtype == np.int64
+
+
+def test_similar_items_for_a_user_blend_exact_relevance(processed, registry_dir):
+    exact_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="exact")
+    ann_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
+    user = known_users(exact, 1)[-1]
+    product = exact.catalogue.item_ids[int(exact.popular_order[0])]
+    out = []
+    for bundle, settings in ((exact, exact_settings), (ann, ann_settings)):
+        engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+        out.append(engine.similar_items(product, topk=10, user_id=user))
+    assert out[0] == out[1]  # every neighbour has a relevance (no -inf, no NaN)
