@@ -145,6 +145,9 @@ class HybridTuningSettings(_Strict):
     # sampled users x catalogue items the weight search ranks per candidate (0 = no bound): a
     # 50K-product catalogue tunes on 400 users, shops up to 10K products keep max_users
     max_tuning_pairs: int = Field(20_000_000, ge=0)
+    # live validation's users x items per segment (0 = no bound): every live user below 100M
+    # (50,000 users at 2K products), 2,000 a segment at 50K (all of them held 18 GB there)
+    max_live_pairs: int = Field(100_000_000, ge=0)
     folds: int = Field(2, ge=1)
     steps: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])
     rounds: int = Field(4, ge=0)
@@ -174,6 +177,10 @@ class HybridTuningSettings(_Strict):
     # validates; 0 or an empty list = off
     stale_after_hours: float = Field(0.0, ge=0)
     stale_half_lives: list[Annotated[float, Field(gt=0)] | None] = Field(default_factory=list)
+
+    def live_users(self, n_items: int) -> int:
+        """Live-validation users scored per segment (0 = all): ``max_live_pairs // n_items``."""
+        return 0 if not self.max_live_pairs else max(1, self.max_live_pairs // max(n_items, 1))
 
     def tuning_users(self, n_items: int) -> int:
         """Users the weight search and the stale gate sample: ``max_users``, or fewer when that

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from recommender.config import load_training_settings
@@ -57,3 +58,17 @@ def test_shipped_config_sets_the_budget_and_the_hybrid_bound() -> None:
     shipped = load_training_settings()
     assert shipped.tuning.build_budget_seconds == 1800.0
     assert shipped.hybrid.tuning_users(50_000) == 400
+
+
+def test_live_validation_users_are_bounded_only_for_large_catalogues() -> None:
+    from recommender.training.live_validation import _bounded
+
+    hybrid = HybridTuningSettings()
+    assert hybrid.live_users(2000) == 50_000  # the demo shop's 50,000 users: all of them
+    assert hybrid.live_users(50_000) == 2000
+    positions = np.arange(0, 30_000, 3)
+    assert _bounded(positions, 0, 1) is positions
+    assert _bounded(positions, 20_000, 1) is positions
+    sample = _bounded(positions, 2000, 1)
+    assert sample.size == 2000 and np.all(np.diff(sample) > 0) and np.isin(sample, positions).all()
+    np.testing.assert_array_equal(sample, _bounded(positions, 2000, 1))  # seeded
