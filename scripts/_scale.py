@@ -54,9 +54,11 @@ def ensure_shop(
     products: int = SCALE_PRODUCTS,
     profile: str = "default",
     root: Path = SCALE_ROOT,
+    directory: Path | None = None,
 ) -> tuple[Path, Path]:
-    """(processed dir, registry dir) of the shop, built first when it does not exist yet."""
-    directory = shop_dir(users, products, profile, root)
+    """(processed dir, registry dir) of the shop, built first when it does not exist yet;
+    ``directory`` (a shop's own ``raw``/``processed``/``cf`` parent) overrides ``root``."""
+    directory = shop_dir(users, products, profile, root) if directory is None else directory
     processed, registry = directory / "processed", directory / "cf"
     if (registry / "registry.json").is_file():
         print(f"reusing the scale shop in {directory}", flush=True)
@@ -84,9 +86,17 @@ def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale", action="store_true", help="use (build first if missing) the 1M × 50K shop"
     )
+    parser.add_argument(
+        "--scale-dir",
+        type=Path,
+        default=None,
+        help="with --scale: the shop directory holding raw/, processed/ and cf/ (default: "
+        "data/scale/1000000x50000), e.g. one shared by several checkouts",
+    )
 
 
 def resolve_shop(args: argparse.Namespace) -> None:
     """With ``--scale``, point ``args.processed`` / ``args.registry`` at the scale shop."""
     if args.scale:
-        args.processed, args.registry = ensure_shop()
+        directory = getattr(args, "scale_dir", None)
+        args.processed, args.registry = ensure_shop(directory=directory)

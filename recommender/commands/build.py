@@ -119,7 +119,13 @@ def run(args: argparse.Namespace) -> int:
     )
     phases.step(3, "train", f"train {', '.join(types)} (grid search + hybrid tuning on validation)")
     data = load_processed(args.processed)
-    result = run_training(data, settings, types, progress=lambda line: write(f"      {line}"))
+    result = run_training(
+        data,
+        settings,
+        types,
+        progress=lambda line: write(f"      {line}"),
+        started=phases.started,
+    )
     phases.step(4, "report", "test evaluation (computed during training)")
     print(format_table(result.report))
     phases.step(5, "register", f"register in {args.registry}")

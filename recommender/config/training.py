@@ -147,6 +147,12 @@ class EvaluationSettings(_Strict):
 class HybridTuningSettings(_Strict):
     normalisations: list[Literal["minmax", "rank"]] = Field(default=["minmax", "rank"])
     max_users: int = Field(2000, ge=1)
+    # sampled users x catalogue items the weight search ranks per candidate (0 = no bound): a
+    # 50K-product catalogue tunes on 400 users, shops up to 10K products keep max_users
+    max_tuning_pairs: int = Field(20_000_000, ge=0)
+    # live validation's users x items per segment (0 = no bound): every live user below 100M
+    # (50,000 users at 2K products), 2,000 a segment at 50K (all of them held 18 GB there)
+    max_live_pairs: int = Field(100_000_000, ge=0)
     folds: int = Field(2, ge=1)
     steps: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])
     rounds: int = Field(4, ge=0)
@@ -177,6 +183,19 @@ class HybridTuningSettings(_Strict):
     stale_after_hours: float = Field(0.0, ge=0)
     stale_half_lives: list[Annotated[float, Field(gt=0)] | None] = Field(default_factory=list)
 
+    def live_users(self, n_items: int) -> int:
+        """Live-validation users scored per segment (0 = all): ``max_live_pairs // n_items``."""
+        return 0 if not self.max_live_pairs else max(1, self.max_live_pairs // max(n_items, 1))
+
+    def tuning_users(self, n_items: int) -> int:
+        """Users the weight search and the stale gate sample: ``max_users``, or fewer when that
+        many users × ``n_items`` would exceed ``max_tuning_pairs``. Why: each candidate weighting
+        ranks every sampled user against the whole catalogue, so at 50K products 2,000 users made
+        the hybrid search the longest phase of a build (~20 min per normalisation)."""
+        if not self.max_tuning_pairs:
+            return self.max_users
+        return max(1, min(self.max_users, self.max_tuning_pairs // max(n_items, 1)))
+
 
 class TuningSettings(_Strict):
     """How hyperparameters are searched on validation (training/search.py, training/tuning.py)."""
@@ -188,6 +207,9 @@ class TuningSettings(_Strict):
     side_trials: int = Field(16, ge=1)  # per side study (item-kNN, popularity half-life)
     demo_trials: int | None = Field(None, ge=1)  # `build --source demo`: this budget instead
     timeout_seconds: float = Field(900.0, gt=0)  # per study: no new trial starts after this
+    # whole train/build (None = off): each study's timeout is also capped at a share of what is
+    # left of it (training/budget.py), so a 1M x 50K build fits; small shops never reach it
+    build_budget_seconds: float | None = Field(None, gt=0)
     n_jobs: int = Field(2, ge=1)  # trials fitted at once (each single-threaded)
     startup_trials: int = Field(6, ge=0)  # random trials before TPE models the results
     pruning: bool = True  # MedianPruner on intermediate validation NDCG@10

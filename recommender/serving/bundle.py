@@ -259,6 +259,8 @@ def load_bundle(settings: ServingSettings, model_id: str | None = None) -> Model
         item_item=loaded.item_item,
     )
     bundle = _with_candidate_stage(bundle, processed_dir, metadata, settings)
+    del processed, loaded
+    _release_reader_memory()
     bundle.info["load_seconds"] = round(time.perf_counter() - started, 3)
     logger.info(
         "loaded model %s (%s, %d users, %d products) in %.2fs",
@@ -290,6 +292,19 @@ def _with_candidate_stage(
         model=with_candidates(bundle.model, search),
         stale_model=None if stale is None else with_candidates(stale, search),
     )
+
+
+def _release_reader_memory() -> None:
+    """Hand pyarrow's freed buffers back to the OS after the processed files were read.
+
+    Why: pyarrow's allocator (mimalloc) keeps the buffers of every table it has read for reuse,
+    and serving reads parquet only at load: on the 50K-product catalogue ~150 MB of private dirty
+    memory stayed in every worker after the products table was freed (measured with
+    ``/proc/self/smaps_rollup``), which memory-mapping the arrays cannot share.
+    """
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def store_serving_arrays(

@@ -262,7 +262,7 @@ def tune_hybrid(folds: Sequence[Fold], settings: HybridTuningSettings, seed: int
     """
     n_items = folds[0][1].n_items
     ties = tie_order(n_items, seed)
-    per_fold = max(1, settings.max_users // len(folds))
+    per_fold = max(1, settings.tuning_users(n_items) // len(folds))
     samples = [
         (
             model,

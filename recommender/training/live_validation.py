@@ -256,8 +256,9 @@ def tune_live(
         signals = segment_signals(on, segment)
         return _Objective(on, events.subset(positions), scored_as, signals, method, ties, decay)
 
-    trainable = np.flatnonzero(events.cf_rows >= 0)
-    cold = np.flatnonzero(events.cf_rows < 0)
+    limit = tuning.live_users(events.n_items)
+    trainable = _bounded(np.flatnonzero(events.cf_rows >= 0), limit, settings.seed)
+    cold = _bounded(np.flatnonzero(events.cf_rows < 0), limit, settings.seed + 1)
     refold = trainable[stream.live_counts[trainable] > 0]
     stale = trainable[stream.live_counts[trainable] == 0]
     weights_t = hybrid.for_segment(V.SEGMENT_TRAINABLE)
@@ -325,6 +326,15 @@ def tune_live(
     log.info("live validation: %s", report)
     chosen = dataclasses.replace(hybrid, weights=weights)
     return LiveChoice(chosen, fold_in, report, chosen_refold)
+
+
+def _bounded(positions: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """``positions``, or a seeded sorted sample of ``limit`` of them (``limit`` 0: all). Why:
+    each objective holds ``(users × n_items)`` float32 per signal; at 1M users × 50K products
+    every live user made ~18 GB."""
+    if not limit or positions.size <= limit:
+        return positions
+    return np.sort(np.random.default_rng(seed).choice(positions, limit, replace=False))
 
 
 def _refolding(model: ScoringModel, refold: Refold | None) -> ScoringModel:

@@ -55,6 +55,7 @@ from recommender.evaluation.side_signals import (
 from recommender.scoring import HybridConfig, Refold, VectorIndex
 from recommender.scoring.candidates import build_search
 from recommender.scoring.factors import FactorModel
+from recommender.training.budget import BuildBudget
 from recommender.training.crossfit import cross_fitted_data
 from recommender.training.hybrid_tuning import tune_hybrid
 from recommender.training.live_validation import (
@@ -151,8 +152,13 @@ def run_training(
     model_types: Sequence[str] = V.MODEL_TYPES,
     progress: Progress = lambda _: None,
     embeddings: AlignedEmbeddings | None | bool = True,
+    started: float | None = None,
 ) -> TrainingRun:
-    """Tune, refit and evaluate ``model_types`` on ``data``; ``embeddings=True`` loads them."""
+    """Tune, refit and evaluate ``model_types`` on ``data``; ``embeddings=True`` loads them.
+
+    ``started``: ``time.perf_counter()`` when the build began (default: now), from which
+    ``tuning.build_budget_seconds`` counts."""
+    budget = BuildBudget(settings.tuning.build_budget_seconds, started)
     check_trainable(data)
     aligned = load_aligned_embeddings(data) if embeddings is True else embeddings or None
     seed = settings.seed
@@ -169,8 +175,12 @@ def run_training(
         f"cold {len(test.segment_indices(V.SEGMENT_COLD))})"
     )
     clock = time.perf_counter()
-    item_knn, knn_study = search_item_knn(data, validation, settings, ties, progress)
-    popularity, popularity_study = search_popularity(data, validation, settings, ties, progress)
+    item_knn, knn_study = search_item_knn(
+        data, validation, budget.for_study(settings, "item_knn"), ties, progress
+    )
+    popularity, popularity_study = search_popularity(
+        data, validation, budget.for_study(settings, "popularity"), ties, progress
+    )
     side_studies = {
         name: study
         for name, study in (("item_knn", knn_study), ("popularity", popularity_study))
@@ -198,7 +208,7 @@ def run_training(
         """Tune ``model_type`` (search, hybrid, live validation) and refit it on train + val."""
         started = time.perf_counter()
         progress(f"tuning {model_type} on validation")
-        tuned = tune(model_type, train_matrix, validation, settings, ties, progress)
+        tuned = tune(model_type, train_matrix, validation, cf_settings, ties, progress)
         fitted = [fit_model(model_type, matrix, tuned.params) for matrix, _, _ in fold_inputs]
         folds = [
             (scoring_model(factors, side), ev)
@@ -262,6 +272,7 @@ def run_training(
         return trained
 
     types = _fitting_types(model_types, len(data.item_ids), settings, progress)
+    cf_settings = budget.for_study(settings, "cf")  # before forking: one deadline for all
     trained_models = parallel_map(train_one, types, settings.model_workers, progress)
     models = dict(zip(types, trained_models, strict=True))
     best = max(models, key=lambda m: _validation_value(models[m]))

@@ -59,7 +59,8 @@ def tune_stale_gate(
     if not weighted:  # popularity weighs nothing for users with history: the gate cannot matter
         report["skipped"] = "no popularity weight in the trainable or cold weights"
         return config, report
-    per_fold = max(1, settings.max_users // len(folds))
+    n_items = folds[0][1].n_items
+    per_fold = max(1, settings.tuning_users(n_items) // len(folds))
     parts: list[tuple[_Objective, int, str]] = []  # objective, fold, segment
     for k, (model, users, _) in enumerate(folds):
         for segment in weighted:

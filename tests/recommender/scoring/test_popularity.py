@@ -63,6 +63,60 @@ def test_matches_a_direct_sum_for_unsorted_repeated_moments(half_life) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def _former_at(history: PopularityHistory, times: np.ndarray) -> np.ndarray:
+    """The former ``at``: a (moments × n) float64 bincount + cumsum, then log1p and divide."""
+    moments, inverse = np.unique(np.asarray(times, dtype=np.int64), return_inverse=True)
+    counts = np.zeros((moments.size, history.n_items))
+    half_life = None if history.half_life_days is None else history.half_life_days * DAY
+    span = np.inf if half_life is None else 500.0 * half_life
+    begin = 0
+    while begin < moments.size:
+        end = int(np.searchsorted(moments, moments[begin] + span, side="right"))
+        chunk = moments[begin:end]
+        last = int(np.searchsorted(history.seconds, chunk[-1], side="left"))
+        seconds, items = history.seconds[:last], history.items[:last]
+        bucket = np.searchsorted(chunk, seconds, side="right")
+        weights = np.ones(seconds.size)
+        if half_life is not None:
+            weights = np.exp2((seconds - chunk[-1]) / half_life)
+        flat = np.bincount(
+            bucket * history.n_items + items,
+            weights=weights,
+            minlength=chunk.size * history.n_items,
+        )
+        block = np.cumsum(flat.reshape(chunk.size, history.n_items), axis=0)
+        if half_life is not None:
+            block *= np.exp2((chunk[-1] - chunk) / half_life)[:, None]
+        counts[begin:end] = block
+        begin = end
+    scores = np.log1p(counts)
+    top = scores.max(axis=1, keepdims=True)
+    scaled = np.divide(scores, top, out=np.zeros_like(scores), where=top > 0)
+    return scaled[inverse.reshape(-1)].astype(np.float32)
+
+
+@pytest.mark.parametrize("half_life", [None, 7.0, 0.5, 0.01])
+@pytest.mark.parametrize("sorted_times", [False, True])
+def test_running_counts_equal_the_former_matrix_bit_for_bit(half_life, sorted_times) -> None:
+    """The per-moment running count makes the same additions in the same order as the former
+    bincount + cumsum over a (moments × n) matrix: every float32 value is equal, so every
+    ranking (ties included) is the former one. Repeated, unsorted and far-apart moments."""
+    rng = np.random.default_rng(11)
+    seconds = rng.integers(0, 900 * DAY, 5_000)
+    items = rng.zipf(1.4, 5_000) % 300
+    times = np.concatenate([rng.integers(0, 950 * DAY, 200), seconds[:40], seconds[:40] + 1])
+    times = np.sort(np.unique(times)) if sorted_times else times
+    history = PopularityHistory.from_events(items, seconds, 300, half_life)
+    got = history.at(times)
+    assert got.dtype == np.float32 and got.shape == (times.size, 300)
+    np.testing.assert_array_equal(got, _former_at(history, times))
+
+
+def test_empty_history_scores_zero() -> None:
+    empty = PopularityHistory.from_events(np.zeros(0), np.zeros(0), 4, None)
+    np.testing.assert_array_equal(empty.latest(), np.zeros(4, dtype=np.float32))
+
+
 def test_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="half_life_days"):
         PopularityHistory.from_events(np.array([0]), np.array([0]), 1, 0.0)

@@ -126,3 +126,27 @@ def test_invalid_config_weights_refused(embedded_dir, registry_dir):
     settings = settings_for(embedded_dir, registry_dir, rerank={"weights": {"cold": {"cf": -1}}})
     with pytest.raises(ModelLoadError, match="rerank.weights"):
         load_bundle(settings)
+
+
+def test_loading_hands_pyarrow_buffers_back(embedded_dir, registry_dir, monkeypatch):
+    """Every worker reads the products table once; its buffers must not stay in pyarrow's pool
+    (private memory per worker that memory-mapping cannot share)."""
+    import pyarrow as pa
+
+    released: list[bool] = []
+    pool = pa.default_memory_pool()
+    monkeypatch.setattr(pa, "default_memory_pool", lambda: _Recording(pool, released))
+    load_bundle(settings_for(embedded_dir, registry_dir))
+    assert released == [True]
+
+
+class _Recording:
+    def __init__(self, pool, calls: list[bool]) -> None:
+        self.pool, self.calls = pool, calls
+
+    def release_unused(self) -> None:
+        self.calls.append(True)
+        self.pool.release_unused()
+
+    def __getattr__(self, name):
+        return getattr(self.pool, name)
