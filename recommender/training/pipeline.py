@@ -248,6 +248,7 @@ def run_training(
         ]
         final, gate = tune_stale_gate(gate_folds, live.hybrid, settings.hybrid, seed, ties)
         progress(f"  {model_type}: stale gate {gate}")
+        promotion_started = time.perf_counter()
         half_life = final.stale_popularity_half_life_days
         promotion_folds = [
             (
@@ -261,6 +262,11 @@ def run_training(
         ]
         promotion_values = validation_per_user(
             promotion_folds, final, settings.evaluation.rebuild_period_days, ties
+        )
+        progress(
+            f"  {model_type}: served hybrid on {promotion_values.size} trainable validation "
+            f"users, ndcg@10 {promotion_values.mean() if promotion_values.size else 0.0:.4f} "
+            f"({time.perf_counter() - promotion_started:.1f}s)"
         )
         refit = fit_model(model_type, full_matrix, tuned.params)
         refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
