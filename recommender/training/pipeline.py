@@ -165,7 +165,7 @@ def run_training(
     seed = settings.seed
     limit, sample_seed = settings.evaluation.max_users, settings.evaluation.seed
     trial_limit = settings.evaluation.tuning_users(len(data.item_ids))
-    validation = _tuning_protocol(
+    validation = tuning_protocol_view(
         sample_users(build_evaluation_set(data, V.STAGE_VALIDATION), trial_limit, sample_seed),
         settings,
     )
@@ -192,7 +192,7 @@ def run_training(
         (
             user_item_matrix(variant, history_splits(V.STAGE_VALIDATION)),
             stage_signals(variant, V.STAGE_VALIDATION, item_knn, aligned, popularity),
-            _tuning_protocol(
+            tuning_protocol_view(
                 sample_users(build_evaluation_set(variant, V.STAGE_VALIDATION), limit, sample_seed),
                 settings,
             ),
@@ -434,7 +434,7 @@ def _fitting_types(
     return kept
 
 
-def _tuning_protocol(users: EvaluationSet, settings: TrainingSettings) -> EvaluationSet:
+def tuning_protocol_view(users: EvaluationSet, settings: TrainingSettings) -> EvaluationSet:
     """``users`` as the validation choices score them (``tuning.protocol``): request times moved
     to the start of their rebuild period for ``realistic``, untouched for ``exact``."""
     if settings.tuning.protocol == PROTOCOL_REALISTIC:

@@ -3,13 +3,16 @@ significant (training/promotion.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from recommender import vocabulary as V
 from recommender.config.training import PromotionSettings, TrainingSettings
 from recommender.data.processed import ProcessedData
-from recommender.training.pipeline import run_training
+from recommender.evaluation.protocol import build_evaluation_set
+from recommender.training.pipeline import run_training, tuning_protocol_view
 from recommender.training.promotion import choose_promoted
 from tests.fixtures.models import fast_settings
 from tests.recommender.training.synthetic import synthetic_data
@@ -111,3 +114,21 @@ def test_the_build_promotes_by_the_rule_and_reports_it(data: ProcessedData) -> N
     # min_z 0 is the old rule (any positive mean gain wins): EASE
     loose = run_training(data, _with_promotion(["als", "ease"], 0.0), types, embeddings=False)
     assert loose.best == "ease" and loose.report["promotion"]["chosen"] == "ease"
+
+
+def test_tuning_protocol_realistic_moves_validation_requests_to_the_rebuild_start(
+    data: ProcessedData,
+) -> None:
+    users = build_evaluation_set(data, V.STAGE_VALIDATION)
+    # the synthetic interactions fall on midnights: move the requests into the day
+    users = dataclasses.replace(users, request_times=users.request_times + 5 * 3600)
+    exact = fast_settings()
+    realistic = exact.model_copy(
+        update={"tuning": exact.tuning.model_copy(update={"protocol": "realistic"})}
+    )
+    assert tuning_protocol_view(users, exact) is users
+    moved = tuning_protocol_view(users, realistic)
+    day = 86_400
+    np.testing.assert_array_equal(moved.request_times, users.request_times // day * day)
+    assert (moved.request_times < users.request_times).all()
+    assert moved.targets is users.targets and moved.histories is users.histories
