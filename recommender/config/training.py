@@ -202,7 +202,7 @@ class GateSettings(_Strict):
 
 
 ModelName = Literal["als", "bpr", "ease"]
-DEFAULT_PROMOTION_ORDER: tuple[ModelName, ...] = ("als", "ease", "bpr")
+DEFAULT_PROMOTION_ORDER: tuple[ModelName, ...] = ("ease", "als", "bpr")
 
 
 class PromotionSettings(_Strict):
