@@ -24,7 +24,8 @@ from recommender.training.search import with_budget
 
 HELP = (
     "Build everything from raw data: prepare -> embed -> train (ALS, BPR and EASE, tuned on "
-    "validation) -> evaluate on test -> register -> promote the validation winner. For --source "
+    "validation) -> evaluate on test -> register -> promote (the configured default model unless "
+    "another is significantly better on validation: promotion in training.yaml). For --source "
     "demo an empty --input directory is first filled with generated demo data."
 )
 

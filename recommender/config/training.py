@@ -218,10 +218,38 @@ class TuningSettings(_Strict):
     # paired per-user validation gain is >= min_z standard errors (0: the top validation value
     # wins); why: the top of 40 noisy validation values overfits small shops (training/search.py)
     min_z: float = Field(0.0, ge=0)
+    # the protocol every validation choice is scored in: exact = popularity as of each held-out
+    # minute; realistic = as of the start of its rebuild period (evaluation.rebuild_period_days),
+    # what a service rebuilt on that schedule serves and what the headline tables report
+    protocol: Literal["exact", "realistic"] = "exact"
 
 
 class GateSettings(_Strict):
     tolerance: float = Field(0.01, ge=0)
+
+
+ModelName = Literal["als", "bpr", "ease"]
+DEFAULT_PROMOTION_ORDER: tuple[ModelName, ...] = ("ease", "als", "bpr")
+
+
+class PromotionSettings(_Strict):
+    """Which trained model ``build`` promotes (training/promotion.py).
+
+    The first of ``order`` that was trained is the default; another candidate replaces it only
+    when its paired per-user validation NDCG@10 gain (trainable hybrid, cross-fitted folds) is
+    >= ``min_z`` standard errors: the best validation value alone is noise on a small shop.
+    """
+
+    order: list[ModelName] = Field(
+        default_factory=lambda: list(DEFAULT_PROMOTION_ORDER), min_length=1
+    )
+    min_z: float = Field(2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PromotionSettings:
+        if len(set(self.order)) != len(self.order):
+            raise ValueError(f"promotion.order lists a model twice: {self.order}")
+        return self
 
 
 EventTypeName = Literal["view", "cart", "purchase", "rating", "remove_from_cart"]
@@ -272,6 +300,7 @@ class TrainingSettings(_Strict):
     tuning: TuningSettings = TuningSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     gate: GateSettings = GateSettings()
+    promotion: PromotionSettings = PromotionSettings()
     hybrid: HybridTuningSettings = HybridTuningSettings()
     # "all": register factors refit on train + val + test (evaluated as the train + val fit);
     # "train+val": register the evaluated fit itself (training/pipeline.py)

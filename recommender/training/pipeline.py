@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams, PopularityParams, TrainingSettings
 from recommender.data.matrix import user_item_matrix
@@ -34,6 +36,8 @@ from recommender.evaluation.evaluator import Ranker, evaluate_protocols, tie_ord
 from recommender.evaluation.protocol import (
     PROTOCOL_EXACT,
     PROTOCOL_REALISTIC,
+    EvaluationSet,
+    as_of_rebuild,
     build_evaluation_set,
     history_splits,
     sample_users,
@@ -66,6 +70,7 @@ from recommender.training.live_validation import (
 )
 from recommender.training.parallel import parallel_map
 from recommender.training.progress import done_line
+from recommender.training.promotion import choose_promoted, validation_per_user
 from recommender.training.search import StudyResult
 from recommender.training.stale_gate import tune_stale_gate
 from recommender.training.tuning import fit_model, search_item_knn, search_popularity, tune
@@ -88,6 +93,9 @@ class TrainedModel:
     study: StudyResult | None = None  # tuning.method optuna: the model's search (study.json)
     # how a trainable user's CF vector is refolded from live evidence (None: as a cold user)
     refold: Refold | None = None
+    # the served hybrid's NDCG@10 per trainable validation user (cross-fitted folds, realistic
+    # protocol; paired across model types): what promotion compares (training/promotion.py)
+    promotion_values: np.ndarray | None = None
 
     @property
     def served(self) -> FactorModel:
@@ -102,7 +110,7 @@ class TrainedModel:
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """Everything ``train`` produced: models, the test report and the validation winner."""
+    """Everything ``train`` produced: models, the test report and the promoted model."""
 
     data_version: str
     embedding_version: str | None
@@ -164,8 +172,9 @@ def run_training(
     seed = settings.seed
     limit, sample_seed = settings.evaluation.max_users, settings.evaluation.seed
     trial_limit = settings.evaluation.tuning_users(len(data.item_ids))
-    validation = sample_users(
-        build_evaluation_set(data, V.STAGE_VALIDATION), trial_limit, sample_seed
+    validation = tuning_protocol_view(
+        sample_users(build_evaluation_set(data, V.STAGE_VALIDATION), trial_limit, sample_seed),
+        settings,
     )
     test = sample_users(build_evaluation_set(data, V.STAGE_TEST), limit, sample_seed)
     ties = tie_order(len(data.item_ids), seed)
@@ -194,7 +203,10 @@ def run_training(
         (
             user_item_matrix(variant, history_splits(V.STAGE_VALIDATION)),
             stage_signals(variant, V.STAGE_VALIDATION, item_knn, aligned, popularity),
-            sample_users(build_evaluation_set(variant, V.STAGE_VALIDATION), limit, sample_seed),
+            tuning_protocol_view(
+                sample_users(build_evaluation_set(variant, V.STAGE_VALIDATION), limit, sample_seed),
+                settings,
+            ),
         )
         for variant in variants
     ]
@@ -247,6 +259,26 @@ def run_training(
         ]
         final, gate = tune_stale_gate(gate_folds, live.hybrid, settings.hybrid, seed, ties)
         progress(f"  {model_type}: stale gate {gate}")
+        promotion_started = time.perf_counter()
+        half_life = final.stale_popularity_half_life_days
+        promotion_folds = [
+            (
+                model,
+                None
+                if final.stale_after_hours is None
+                else stale_model(model, variant, V.STAGE_VALIDATION, half_life),
+                ev,
+            )
+            for model, ev, variant in gate_folds
+        ]
+        promotion_values = validation_per_user(
+            promotion_folds, final, settings.evaluation.rebuild_period_days, ties
+        )
+        progress(
+            f"  {model_type}: served hybrid on {promotion_values.size} trainable validation "
+            f"users, ndcg@10 {promotion_values.mean() if promotion_values.size else 0.0:.4f} "
+            f"({time.perf_counter() - promotion_started:.1f}s)"
+        )
         refit = fit_model(model_type, full_matrix, tuned.params)
         refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
         trained = TrainedModel(
@@ -265,6 +297,7 @@ def run_training(
             live_fold_in=live.live_fold_in,
             study=tuned.study,
             refold=live.refold,
+            promotion_values=promotion_values,
         )
         seconds = time.perf_counter() - started
         label = f"{model_type} (search, hybrid, live validation, refit)"
@@ -275,8 +308,13 @@ def run_training(
     cf_settings = budget.for_study(settings, "cf")  # before forking: one deadline for all
     trained_models = parallel_map(train_one, types, settings.model_workers, progress)
     models = dict(zip(types, trained_models, strict=True))
-    best = max(models, key=lambda m: _validation_value(models[m]))
-    progress(f"evaluating on test (best by validation: {best})")
+    best, promotion = choose_promoted(
+        {m: _promotion_values(t) for m, t in models.items()},
+        settings.promotion.order,
+        settings.promotion.min_z,
+    )
+    progress(f"promotion: {_promotion_summary(promotion)}")
+    progress(f"evaluating on test (promoted by validation: {best})")
     clock = time.perf_counter()
     test_side = stage_signals(data, V.STAGE_TEST, item_knn, aligned, popularity)
     base = scoring_model(None, test_side)
@@ -307,6 +345,7 @@ def run_training(
         bootstrap_samples=ev.bootstrap_samples,
         extra={
             "best_model": best,
+            "promotion": promotion,
             "item_knn": item_knn.model_dump(),
             "popularity": popularity.model_dump(),
             "studies": {name: study.summary() for name, study in side_studies.items()},
@@ -409,6 +448,26 @@ def _fitting_types(
     return kept
 
 
-def _validation_value(model: TrainedModel) -> float:
-    trainable = model.validation["hybrid"].get(V.SEGMENT_TRAINABLE, {})
-    return float(trainable.get("hybrid", model.validation["cf_ndcg@10"]))
+def tuning_protocol_view(users: EvaluationSet, settings: TrainingSettings) -> EvaluationSet:
+    """``users`` as the validation choices score them (``tuning.protocol``): request times moved
+    to the start of their rebuild period for ``realistic``, untouched for ``exact``."""
+    if settings.tuning.protocol == PROTOCOL_REALISTIC:
+        return as_of_rebuild(users, settings.evaluation.rebuild_period_days)
+    return users
+
+
+def _promotion_values(model: TrainedModel) -> np.ndarray:
+    """The model's paired validation values (empty when it was built without them)."""
+    return np.zeros(0) if model.promotion_values is None else model.promotion_values
+
+
+def _promotion_summary(report: dict[str, Any]) -> str:
+    """One line: the default, each candidate's validation value, gain and z, the choice."""
+    parts = []
+    for model, body in report["candidates"].items():
+        z = "" if body["z"] is None else f", z {body['z']:+.2f}"
+        parts.append(f"{model} {body['ndcg@10']:.4f} ({body['gain']:+.4f}{z})")
+    return (
+        f"default {report['default']}, {report['users']} trainable validation users, "
+        f"min_z {report['min_z']:g}: " + "; ".join(parts) + f" -> {report['chosen']}"
+    )

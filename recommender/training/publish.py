@@ -1,4 +1,4 @@
-"""Register the models of a :class:`TrainingRun` (and promote the validation winner).
+"""Register the models of a :class:`TrainingRun` (and promote the one promotion.py chose).
 
 The factors registered are :attr:`TrainedModel.served` (the all-data refit by default); the
 metrics are those of the train + val fit that the test split evaluated, and every place that

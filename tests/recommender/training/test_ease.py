@@ -70,10 +70,11 @@ def test_ease_competes_on_validation_and_is_reported_on_test(demo_run) -> None:
     best = max(grid, key=lambda point: point["score"])
     assert ease.factors.params.regularization == best["params"]["regularization"]
     assert ease.validation["cf_ndcg@10"] == pytest.approx(best["score"])
-    values = {
-        m: t.validation["hybrid"][V.SEGMENT_TRAINABLE]["hybrid"] for m, t in demo_run.models.items()
-    }
-    assert demo_run.best == max(values, key=lambda m: values[m])
+    # EASE competes for promotion by the rule of training/promotion.py on paired values
+    promotion = demo_run.report["promotion"]
+    assert set(promotion["candidates"]) == {V.MODEL_ALS, V.MODEL_BPR, V.MODEL_EASE}
+    assert promotion["default"] == V.MODEL_EASE  # first of the configured order
+    assert demo_run.best == promotion["chosen"]
     rows = demo_run.report["segments"][V.SEGMENT_TRAINABLE]["rows"]
     assert {"ease", "hybrid:ease"} <= set(rows)
     assert demo_run.report["segments"][V.SEGMENT_COLD]["rows"]["ease"]["users"] > 0
