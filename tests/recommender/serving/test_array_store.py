@@ -104,6 +104,7 @@ def test_mapped_bundle_answers_exactly_as_one_computed_in_memory(processed, regi
         metadata,
         hybrid_config(settings, metadata),
         embedding_meta=meta,
+        item_item=None if stored.model.item_item is None else np.array(stored.model.item_item),
     )
     for name in HISTORY_ARRAYS:
         left, right = getattr(stored.histories, name), getattr(computed.histories, name)
