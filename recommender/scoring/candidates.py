@@ -187,7 +187,7 @@ def candidate_scores(
     full: dict[str, np.ndarray] = {}  # (b, n) signals cheap enough over the catalogue
     vectors: dict[str, np.ndarray] = {}  # (b, d) queries of the signals scored by gather
     if V.SIGNAL_CF in wanted and model.item_item is not None:
-        full[V.SIGNAL_CF] = ease_scores(histories, model.item_item, recency)
+        full[V.SIGNAL_CF] = ease_scores(histories, model.item_item, recency, n)
     elif V.SIGNAL_CF in wanted:
         users = np.asarray(cf_vectors(model, segment, histories, user_rows, recency, entries))
         users = users.astype(np.float32, copy=False)

@@ -17,7 +17,30 @@ def ease_scores(
     histories: Sequence[np.ndarray],
     item_item: np.ndarray,
     weights: Sequence[np.ndarray] | None = None,
+    n_items: int | None = None,
 ) -> np.ndarray:
-    """``(b, n)`` float32: per user the sum of ``item_item`` rows over the distinct history items
-    (times ``weights``, e.g. recency weights); an empty history scores zeros."""
-    return np.ascontiguousarray(_history_sums(histories, item_item, weights), dtype=np.float32)
+    """``(b, n_items)`` float32: per user the sum of ``item_item`` rows over the distinct history
+    items (times ``weights``, e.g. recency weights); an empty history scores zeros.
+
+    ``n_items`` (default ``B``'s size) may exceed ``B``'s: products added after the build (the
+    live catalogue) have no ``B`` rows or columns, so they add nothing to a history and score 0.
+    """
+    base = item_item.shape[0]
+    n = base if n_items is None else int(n_items)
+    if n != base:
+        histories, weights = _known_items(histories, weights, base)
+    scores = _history_sums(histories, item_item, weights)
+    if n != base:
+        scores = np.concatenate([scores, np.zeros((scores.shape[0], n - base), scores.dtype)], 1)
+    return np.ascontiguousarray(scores, dtype=np.float32)
+
+
+def _known_items(
+    histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None, base: int
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """Histories (and their weights) without the items at or above ``base`` (no ``B`` rows)."""
+    keeps = [np.asarray(h) < base for h in histories]
+    kept = [np.asarray(h)[k] for h, k in zip(histories, keeps, strict=True)]
+    if weights is None:
+        return kept, None
+    return kept, [np.asarray(w)[k] for w, k in zip(weights, keeps, strict=True)]

@@ -311,7 +311,7 @@ def compute_signals(
     recency = None if recency_decay == 1.0 else recency_weights(histories, recency_decay)
     entries = history_entries(histories, recency) if has_history else None  # shared below
     if V.SIGNAL_CF in wanted and has_history and model.item_item is not None:
-        out[V.SIGNAL_CF] = ease_scores(histories, model.item_item, recency)
+        out[V.SIGNAL_CF] = ease_scores(histories, model.item_item, recency, model.n_items)
     elif V.SIGNAL_CF in wanted and has_history:
         vectors = cf_vectors(model, segment, histories, user_rows, recency, entries)
         out[V.SIGNAL_CF] = cf_scores(vectors, model.item_factors, model.item_factors_t)

@@ -73,7 +73,7 @@ def test_ease_competes_on_validation_and_is_reported_on_test(demo_run) -> None:
     # EASE competes for promotion by the rule of training/promotion.py on paired values
     promotion = demo_run.report["promotion"]
     assert set(promotion["candidates"]) == {V.MODEL_ALS, V.MODEL_BPR, V.MODEL_EASE}
-    assert promotion["default"] == V.MODEL_EASE  # first of the configured order
+    assert promotion["default"] == V.MODEL_ALS  # first of the fixture's promotion.order
     assert demo_run.best == promotion["chosen"]
     rows = demo_run.report["segments"][V.SEGMENT_TRAINABLE]["rows"]
     assert {"ease", "hybrid:ease"} <= set(rows)
