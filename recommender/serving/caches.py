@@ -14,10 +14,11 @@ running total, ``bytes`` in :meth:`CountingCache.stats`), and :meth:`ServingCach
 sets the largest entry the model and the request limits allow (``entry_max_bytes``), so
 ``max_bytes = max_size × entry_max_bytes`` is the most a full cache can hold.
 
-Admission (``cache.admission: repeat``, the default): the user-profile and results caches store
-a key only when it was offered before, remembered by a :class:`Doorkeeper` (TinyLFU's idea:
-most of a storefront's distinct visitors come once, so storing their first answer costs a write,
-its sizing and an eviction for nothing). A repeat visitor is cached from their second request.
+Admission (``cache.admission: repeat``, the shipped config's; the code default ``always`` stores
+every key): the user-profile and results caches store a key only when it was offered before,
+remembered by a :class:`Doorkeeper` (TinyLFU's idea: most of a storefront's distinct visitors come
+once, so storing their first answer costs a write, its sizing and an eviction for nothing). A
+repeat visitor is cached from their second request.
 
 One :class:`ServingCaches` belongs to one model version: a reload builds a new, empty one, so a
 cache can never serve scores of the previous model. Access is lock-protected because the warm-up
