@@ -28,6 +28,7 @@ from recommender.evaluation.protocol import (
 )
 
 Ranker = Callable[[EvaluationSet, str], "np.ndarray | None"]
+PROTOCOLS = (PROTOCOL_REALISTIC, PROTOCOL_EXACT)
 METRICS = ("hr", "ndcg", "mrr")
 BATCH_USERS = 1024
 
@@ -233,10 +234,12 @@ def evaluate_protocols(
     settings: EvaluationSettings,
     embeddings: np.ndarray | None,
     best_single_of: Mapping[str, Sequence[str]] | None = None,
+    protocols: Sequence[str] = PROTOCOLS,
 ) -> dict[str, dict[str, dict[str, dict[str, object]]]]:
     """``{"realistic": table, "exact": table}``: :func:`evaluate_rankers` with popularity as of the
     rebuild period's start (``settings.rebuild_period_days``) and as of each exact request time,
-    both with the same-session / later slices and the hybrids' paired differences."""
+    both with the same-session / later slices and the hybrids' paired differences; ``protocols``
+    picks some of them (a build scores each in its own process)."""
 
     def run(users: EvaluationSet) -> dict[str, dict[str, dict[str, object]]]:
         return evaluate_rankers(
@@ -251,10 +254,11 @@ def evaluate_protocols(
             best_single_of,
         )
 
-    return {
-        PROTOCOL_REALISTIC: run(as_of_rebuild(eval_set, settings.rebuild_period_days)),
-        PROTOCOL_EXACT: run(eval_set),
+    views = {
+        PROTOCOL_REALISTIC: lambda: as_of_rebuild(eval_set, settings.rebuild_period_days),
+        PROTOCOL_EXACT: lambda: eval_set,
     }
+    return {protocol: run(views[protocol]()) for protocol in protocols}
 
 
 def mean_metric(

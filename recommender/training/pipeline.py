@@ -32,7 +32,7 @@ from recommender.config.training import ItemKNNParams, PopularityParams, Trainin
 from recommender.data.matrix import user_item_matrix
 from recommender.data.processed import ProcessedData
 from recommender.errors import EmptyDataError
-from recommender.evaluation.evaluator import Ranker, evaluate_protocols, tie_order
+from recommender.evaluation.evaluator import PROTOCOLS, Ranker, evaluate_protocols, tie_order
 from recommender.evaluation.protocol import (
     PROTOCOL_EXACT,
     PROTOCOL_REALISTIC,
@@ -46,6 +46,7 @@ from recommender.evaluation.rankers import (
     baseline_rankers,
     best_single_candidates,
     hybrid_ranker,
+    random_ranker,
     signal_ranker,
 )
 from recommender.evaluation.report import build_report
@@ -330,12 +331,22 @@ def run_training(
         search = build_search(served, settings.evaluation.candidates, indexes)  # as served
         rankers[hybrid_row(model_type)] = hybrid_ranker(served, trained.hybrid, stale, search)
     ev = settings.evaluation
-    tables = evaluate_protocols(
-        rankers, test, V.SEGMENTS, ev, test_side.embeddings, best_single_candidates(list(rankers))
-    )
+    best_single = best_single_candidates(list(rankers))
+
+    def evaluate_protocol(protocol: str, _: Progress) -> dict[str, dict[str, dict[str, object]]]:
+        # a fresh random row per protocol: its values do not depend on which process ran first
+        rows = {**rankers, V.ROW_RANDOM: random_ranker(seed)}
+        tables = evaluate_protocols(
+            rows, test, V.SEGMENTS, ev, test_side.embeddings, best_single, (protocol,)
+        )
+        return tables[protocol]
+
+    workers = settings.model_workers  # the two protocols side by side: half the wall time
+    scored = parallel_map(evaluate_protocol, PROTOCOLS, workers, progress)
+    tables = dict(zip(PROTOCOLS, scored, strict=True))
     progress(f"test evaluation in {time.perf_counter() - clock:.1f}s")
     if settings.deployed_fit == V.FIT_ALL:
-        models = _refit_on_all(data, models, progress)
+        models = _refit_on_all(data, models, workers, progress)
     report = build_report(
         tables[PROTOCOL_REALISTIC],
         stage=V.STAGE_TEST,
@@ -381,12 +392,14 @@ def data_cutoff(data: ProcessedData) -> float | None:
 
 
 def _refit_on_all(
-    data: ProcessedData, models: dict[str, TrainedModel], progress: Progress
+    data: ProcessedData, models: dict[str, TrainedModel], workers: int, progress: Progress
 ) -> dict[str, TrainedModel]:
-    """Each model refit with its chosen hyperparameters on every split (train + val + test)."""
+    """Each model refit with its chosen hyperparameters on every split (train + val + test), on
+    up to ``workers`` processes."""
     matrix = user_item_matrix(data, V.SPLITS)
-    out: dict[str, TrainedModel] = {}
-    for model_type, trained in models.items():
+
+    def refit(model_type: str, progress: Progress) -> TrainedModel:
+        trained = models[model_type]
         started = time.perf_counter()
         fitted = fit_model(model_type, matrix, trained.factors.params)
         fitted = dataclasses.replace(
@@ -402,10 +415,11 @@ def _refit_on_all(
             )
         seconds = time.perf_counter() - started
         progress(f"  {model_type}: refit on all interactions for deployment in {seconds:.1f}s")
-        out[model_type] = dataclasses.replace(
+        return dataclasses.replace(
             trained, deployed=fitted, training_seconds=trained.training_seconds + seconds
         )
-    return out
+
+    return dict(zip(models, parallel_map(refit, list(models), workers, progress), strict=True))
 
 
 def _live_summary(report: dict[str, Any]) -> str:
