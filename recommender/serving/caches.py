@@ -12,7 +12,9 @@ warm-up report.
 Memory is bounded in bytes as well as entries: each cache sizes every entry it stores (a
 running total, ``bytes`` in :meth:`CountingCache.stats`), and :meth:`ServingCaches.bound_entries`
 sets the largest entry the model and the request limits allow (``entry_max_bytes``), so
-``max_bytes = max_size × entry_max_bytes`` is the most a full cache can hold.
+``max_bytes = max_size × entry_max_bytes`` is the most a full cache can hold; a spec's own
+``max_bytes`` (the user-profile cache's: 256 MiB) lowers ``max_size`` to what fits in it, so the
+bound holds at any catalogue size.
 
 Admission (``cache.admission: repeat``, the shipped config's; the code default ``always`` stores
 every key): the user-profile and results caches store a key only when it was offered before,
@@ -158,7 +160,9 @@ class CountingCache:
         self.name = name
         self.max_size = int(spec.max_size)
         self.ttl_seconds = float(spec.ttl_seconds)
+        self.max_bytes = spec.max_bytes
         self.entry_max_bytes: int | None = None  # set by ServingCaches.bound_entries
+        self._sizer = sizer
         self._cache = _CountingTTLCache(self.max_size, self.ttl_seconds, sizer)
         self._lock = threading.Lock()
         # remembers as many keys as the cache holds entries: a key evicted from it is still
@@ -167,6 +171,21 @@ class CountingCache:
         self.hits = 0
         self.misses = 0
         self.not_admitted = 0
+
+    def bound_entry(self, entry_max_bytes: int) -> None:
+        """Set the largest entry's size; under the spec's ``max_bytes`` the cache then holds no
+        more entries than fit in it (a 50,000-product profile is 200 KB: 50,000 of them would
+        be 10 GB a worker). Called before the cache is used: shrinking it drops its entries."""
+        self.entry_max_bytes = entry_max_bytes
+        if self.max_bytes is None:
+            return
+        fitting = max(1, self.max_bytes // entry_max_bytes)
+        if fitting < self.max_size:
+            with self._lock:
+                self.max_size = fitting
+                self._cache = _CountingTTLCache(fitting, self.ttl_seconds, self._sizer)
+                if self.doorkeeper is not None:
+                    self.doorkeeper = Doorkeeper(fitting)
 
     def get(self, key: Hashable, count: bool = True) -> Any | None:
         """The cached value or ``None``, counted as a hit or a miss unless ``count`` is False."""
@@ -312,13 +331,13 @@ class ServingCaches:
         profile = np.zeros(n_items, dtype=np.float32)
         indices = np.zeros(min(max_neighbours, n_items), dtype=np.int64)
         answer = Ranked(list(range(max_topk)), [0.5] * max_topk, [record])
-        self.user_profiles.entry_max_bytes = profile_entry_bytes(_WIDEST_ID, profile)
-        self.item_similarity.entry_max_bytes = neighbour_entry_bytes(
-            (n_items + 1000, "content"), (indices, indices.astype(np.float64))
+        self.user_profiles.bound_entry(profile_entry_bytes(_WIDEST_ID, profile))
+        self.item_similarity.bound_entry(
+            neighbour_entry_bytes(
+                (n_items + 1000, "content"), (indices, indices.astype(np.float64))
+            )
         )
-        self.results.entry_max_bytes = result_entry_bytes(
-            (_WIDEST_ID, bytes(_DIGEST_BYTES)), answer
-        )
+        self.results.bound_entry(result_entry_bytes((_WIDEST_ID, bytes(_DIGEST_BYTES)), answer))
 
     def clear(self) -> None:
         """Drop every entry of every cache."""

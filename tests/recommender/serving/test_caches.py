@@ -293,3 +293,27 @@ def test_bound_per_entry_follows_model_and_limits():
     for name in ("user_profile", "item_similarity", "results"):
         cache = caches.stats()[name]
         assert cache["max_bytes"] == cache["max_size"] * cache["entry_max_bytes"]
+
+
+def test_max_bytes_caps_the_profiles_a_wide_catalogue_keeps():
+    spec = CacheSpec(max_size=50_000, ttl_seconds=60, max_bytes=1_000_000)
+    profiles = CountingCache("p", spec, profile_entry_bytes, admission=True)
+    wide = np.zeros(50_000, dtype=np.float32)  # a 50K-product profile: ~200 KB
+    profiles.bound_entry(profile_entry_bytes("u" * 128, wide))
+    assert profiles.max_size == 4  # 1 MB / ~200 KB, not 50,000 entries (10 GB)
+    for i in range(10):
+        profiles.put(f"user-{i}", wide.copy(), force=True)
+    assert len(profiles) == 4 and profiles.bytes <= 1_000_000
+    assert profiles.stats()["max_bytes"] <= 1_000_000
+    assert profiles.doorkeeper is not None and profiles.doorkeeper.size == 4
+    # a narrow catalogue keeps max_size: the byte bound is not reached
+    narrow = CountingCache("n", spec.model_copy(update={"max_bytes": 10**9}), profile_entry_bytes)
+    narrow.bound_entry(profile_entry_bytes("u" * 128, np.zeros(10, dtype=np.float32)))
+    assert narrow.max_size == 50_000
+
+
+def test_shipped_profile_cache_is_bounded_in_bytes():
+    engine = make_engine()
+    profiles = engine.caches.user_profiles
+    assert profiles.max_bytes == 256 * 2**20
+    assert profiles.max_size == 50_000  # the test shop's profiles are small: all fit
