@@ -45,7 +45,12 @@ from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_i
 from recommender.serving.new_products import eligibility, live_model
 from recommender.serving.options import OptionArgs, RecommendOptions
 from recommender.serving.ranked import Ranked
-from recommender.serving.reranker import breakdown, candidate_similarity, mmr_order
+from recommender.serving.reranker import (
+    breakdown,
+    candidate_similarity,
+    mmr_order,
+    mmr_order_cosine,
+)
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
 from recommender.serving.user_scorer import LiveFrame, UserScorer
 
@@ -438,6 +443,9 @@ class Engine:
         sims = None
         if diversity > 0 and model.embeddings is not None:
             cosine = self.bundle.item_cosine if model.n_items == self.bundle.n_items else None
+            if cosine is not None and len(candidates) > 1:  # a batch: the rows MMR reads
+                picks = mmr_order_cosine(cand_scores, candidates, cosine, options.topk, diversity)
+                return _chosen(picks, candidates, cand_scores)
             sims = candidate_similarity(candidates, model.embeddings, cosine)
         picks = mmr_order(cand_scores, sims, options.topk, diversity)
         return _chosen(picks, candidates, cand_scores)

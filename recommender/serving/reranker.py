@@ -53,13 +53,15 @@ def segment_weights(
 
 
 def candidate_similarity(
-    candidates: np.ndarray, embeddings: np.ndarray, cosine: np.ndarray | None
+    candidates: np.ndarray, embeddings: np.ndarray | None, cosine: np.ndarray | None
 ) -> np.ndarray:
     """``(b, C, C)`` cosine between each row's candidates: gathered from the precomputed
     ``(n, n)`` ``cosine`` when there is one, else from the embeddings (batched matmul)."""
     if cosine is not None:
         n = cosine.shape[0]
         return np.take(cosine.reshape(-1), candidates[:, :, None] * n + candidates[:, None, :])
+    if embeddings is None:
+        raise ValueError("candidate_similarity needs the embeddings or their cosine")
     vectors = embeddings[candidates]
     return vectors @ vectors.transpose(0, 2, 1)
 
@@ -104,6 +106,42 @@ def mmr_order(
         order[:, step] = np.where(has, pick, -1)
         gain[rows, pick] = -np.inf
         np.maximum(penalty, sims[rows, pick], out=penalty)
+    return order
+
+
+def mmr_order_cosine(
+    relevance: np.ndarray, candidates: np.ndarray, cosine: np.ndarray, k: int, diversity: float
+) -> np.ndarray:
+    """:func:`mmr_order` over :func:`candidate_similarity` of ``candidates`` in the ``(n, n)``
+    ``cosine``, gathering only the rows it reads: a step needs each row's similarities to the
+    item it just picked, ``k − 1`` rows of ``C`` instead of the ``C × C`` block (a batch's 1,000
+    users: ~50K random reads of the 16 MB matrix instead of ~900K). The same float32 values in
+    the same operations, so the same picks."""
+    b, c = relevance.shape
+    k = min(k, c)
+    if b == 1 or diversity <= 0 or c <= 1:
+        sims = None if diversity <= 0 or c <= 1 else candidate_similarity(candidates, None, cosine)
+        return mmr_order(relevance, sims, k, diversity)
+    lam = np.float32(diversity)
+    valid = np.isfinite(relevance)
+    lo = np.where(valid, relevance, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(valid, relevance, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    gain = np.where(valid, (1 - lam) * (relevance - lo) / span, -np.inf).astype(np.float32)
+    penalty = np.zeros((b, c), dtype=np.float32)
+    flat = cosine.reshape(-1)
+    columns = np.asarray(candidates, dtype=np.int64)
+    n = cosine.shape[0]
+    rows = np.arange(b)
+    order = np.full((b, k), -1, dtype=np.int64)
+    for step in range(k):
+        pick = np.argmax(gain - penalty, axis=1)
+        has = np.isfinite(gain[rows, pick])
+        order[:, step] = np.where(has, pick, -1)
+        gain[rows, pick] = -np.inf
+        if step + 1 < k:  # λ · cos(picked, every candidate): the picked items' rows only
+            picked = columns[rows, pick]
+            np.maximum(penalty, lam * flat.take(picked[:, None] * n + columns), out=penalty)
     return order
 
 
