@@ -27,6 +27,7 @@ from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.scoring import ScoringModel, score_users, signal_breakdown
+from recommender.serving.allocator import retain_heap
 from recommender.serving.batch_scoring import rank_chunk
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
@@ -159,6 +160,7 @@ class Engine:
         self.bundle = bundle
         self.caches = caches
         self.settings = settings
+        retain_heap(settings.batch.retain_heap_mb)  # the batch path's arrays reused (.allocator)
         self._embeddings = bundle.model.embeddings
         # long enough for the appended new products too (see .new_products)
         size = bundle.n_items + settings.events.max_new_products
