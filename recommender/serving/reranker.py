@@ -153,7 +153,9 @@ def _mmr_one(
 
     Keeps ``value = gain − penalty`` itself: ``gain − max(p, s) = min(gain − p, gain − s)``
     exactly (a float subtraction is monotone in what it subtracts), so with ``gain − λ·sims``
-    formed once a step is an argmax and one ``minimum``: the same picks in half the calls.
+    formed once a step is an argmax and one ``minimum``: the same picks in half the calls. The
+    diagonal of ``gain − λ·sims`` is ``-inf``, so that ``minimum`` also takes the picked item
+    out (``value[pick] = -inf`` without a call of its own).
     """
     count = int(valid.sum())
     order = np.full(k, -1, dtype=np.int64)
@@ -164,12 +166,14 @@ def _mmr_one(
     span = hi - lo if hi > lo else np.float32(1.0)
     gain = ((1 - lam) * (rel - lo) / span).astype(np.float32)
     after = gain - lam * sims[:count, :count]  # row j: gain − λ·cos(·, j), once j is selected
+    after.reshape(-1)[:: count + 1] = -np.inf  # (a new array: its diagonal is ours to write)
     value = gain.copy()  # gain − penalty, penalty 0 before any selection
-    for step in range(min(k, count)):
+    picks = []
+    for _ in range(min(k, count)):
         pick = int(value.argmax())
-        order[step] = pick
+        picks.append(pick)
         np.minimum(value, after[pick], out=value)
-        value[pick] = -np.inf
+    order[: len(picks)] = picks
     return order
 
 
