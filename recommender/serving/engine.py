@@ -584,29 +584,30 @@ class Engine:
         width: int,
         lives: Sequence[LiveUser | None] | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_candidates` of one user on 1-D arrays: the same keys, partition and sort
-        (a request's ranking is a batch of one's), in half the numpy calls."""
+        """:meth:`_candidates` of one user on 1-D float32 scores: the ``width``-th best score
+        is a threshold (``np.partition``), the items at or above it come in index order and a
+        stable argsort of their negated scores puts them in the order of the float64 keys
+        ``index·1e-11 − score`` (ties by index; see :func:`.batch_scoring.top_candidates`): the
+        same candidates and scores as a batch of one, without a float64 copy of the row.
+        Slots past a row's eligible items hold ``-inf`` (their items are never picked)."""
         n = scores.shape[0]
-        keys = np.subtract(self._tiebreak[:n], scores, dtype=np.float64)
+        ranked = scores.copy()  # a profile may be the cache's own (read-only) vector
         if mask is not None:
-            keys[~mask] = np.inf
+            ranked[~mask] = -np.inf
         if exclude_seen:
             if row >= 0:
                 hist = self.bundle.histories
-                keys[hist.indices[hist.indptr[row] : hist.indptr[row + 1]]] = np.inf
+                ranked[hist.indices[hist.indptr[row] : hist.indptr[row + 1]]] = -np.inf
             entry = lives[0] if lives else None
             if entry is not None and entry.seen.size:
-                keys[entry.seen] = np.inf
+                ranked[entry.seen] = -np.inf
         if width < n:
-            candidates = np.argpartition(keys, width - 1)[:width]
+            items = np.flatnonzero(ranked >= np.partition(ranked, n - width)[n - width])
+            values = ranked[items]
         else:
-            candidates = np.arange(n)
-        cand_keys = keys[candidates]
-        order = np.argsort(cand_keys, kind="stable")
-        candidates = candidates[order]
-        cand_keys = cand_keys[order]
-        cand_scores = np.where(np.isfinite(cand_keys), scores[candidates], -np.inf)
-        return candidates[None, :], cand_scores[None, :]
+            items, values = np.arange(n), ranked
+        order = np.argsort(-values, kind="stable")[:width]
+        return items[order][None, :], values[order][None, :]
 
     def _static_candidates(
         self,
