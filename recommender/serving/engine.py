@@ -602,8 +602,14 @@ class Engine:
             if entry is not None and entry.seen.size:
                 ranked[entry.seen] = -np.inf
         if width < n:
-            items = np.flatnonzero(ranked >= np.partition(ranked, n - width)[n - width])
+            threshold = np.partition(ranked, n - width)[n - width]
+            items = np.flatnonzero(ranked >= threshold)
             values = ranked[items]
+            if items.size > width:  # ties at the threshold: only the lowest-index ones needed
+                tied = np.flatnonzero(values == threshold)
+                keep = np.ones(items.size, dtype=bool)
+                keep[tied[width - (items.size - tied.size) :]] = False
+                items, values = items[keep], values[keep]
         else:
             items, values = np.arange(n), ranked
         order = np.argsort(-values, kind="stable")[:width]
