@@ -63,6 +63,8 @@ class BatchSettings(_Strict):
     max_wait_seconds: float = Field(2.0, ge=0)
     retry_after_seconds: int = Field(1, ge=1)
     chunk_users: int = Field(200, ge=1)
+    # freed batch arrays kept in the heap, MB (0: malloc's defaults): recommender.serving.allocator
+    retain_heap_mb: int = Field(32, ge=0, le=2047)
 
 
 class RerankSettings(_Strict):

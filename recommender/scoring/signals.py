@@ -181,6 +181,8 @@ def _user_sums(
 
     if len(starts) == 1:  # every entry, in order
         gathered = matrix[items] if w is None else matrix[items] * w[:, None]
+        if len(items) == 1:  # one entry (most cold users): its row is the sum
+            return gathered.astype(np.float64)
         return gathered.astype(np.float64).sum(axis=0, keepdims=True)
     lengths = np.diff(np.append(starts, len(items)))
     longest_first = np.argsort(-lengths, kind="stable")  # users with a j-th entry: a prefix

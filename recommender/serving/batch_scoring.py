@@ -94,32 +94,45 @@ def top_candidates(
     """Best ``width`` finite scores per row, best first, ties by item index: ``(b, width)``
     items and scores (``-inf`` and item 0 where a row has fewer).
 
-    One float32 ``np.partition`` gives each row's ``width``-th best score; the items at or above
-    it (``width`` and the ties) are ordered by the engine's float64 key ``index·1e-11 − score``.
-    Distinct rounded scores differ by far more than the index offset, so these are exactly the
-    ``width`` smallest keys of the row.
+    One float32 ``np.partition`` gives each row's ``width``-th best score (its threshold); the
+    items at or above it come in index order from one ``flatnonzero``. Of the items *at* the
+    threshold (ties) a row keeps the first, lowest-index, ones it needs to make ``width``, so every
+    row keeps at most ``width`` items, which one stable argsort of their negated scores orders in
+    a ``(b, width)`` block. That is the order of the engine's float64 key ``index·1e-11 − score``
+    (``tiebreak``, kept for callers): distinct rounded scores differ by far more than the index
+    offset, so these are exactly the ``width`` smallest keys of the row, in key order.
     """
     b, n = scores.shape
     if width < n:
         threshold = np.partition(scores, n - width, axis=1)[:, n - width]
-        rows, items = np.nonzero(scores >= threshold[:, None])
+        keep = scores >= threshold[:, None]
+        if not np.isfinite(threshold).all():  # rows with fewer than width eligible items
+            keep &= scores > -np.inf
     else:
-        rows, items = np.nonzero(scores > -np.inf)
-    values = scores[rows, items]
-    if width < n and not np.isfinite(threshold).all():  # rows with fewer than width eligible
-        finite = values > -np.inf
-        rows, items, values = rows[finite], items[finite], values[finite]
-    keys = np.subtract(tiebreak[items], values, dtype=np.float64)
-    order = np.lexsort((keys, rows))
-    rows, items, values = rows[order], items[order], values[order]
+        keep = scores > -np.inf
+    flat = np.flatnonzero(keep)  # row by row, each row's items in index order
+    if not flat.size:
+        return np.zeros((b, width), dtype=np.int64), np.full((b, width), -np.inf, np.float32)
+    rows = flat // n
+    values = scores.reshape(-1)[flat]
     counts = np.bincount(rows, minlength=b)
+    if width < n and counts.max() > width:  # ties at the threshold: the lowest indices first
+        at_threshold = values == threshold[rows]
+        ties_before = np.cumsum(at_threshold) - at_threshold  # ties in earlier entries
+        firsts = np.cumsum(counts) - counts
+        tie_rank = ties_before - ties_before[firsts[rows]]
+        needed = width - (counts - np.bincount(rows, weights=at_threshold, minlength=b))
+        chosen = ~at_threshold | (tie_rank < needed[rows])
+        flat, rows, values = flat[chosen], rows[chosen], values[chosen]
+        counts = np.bincount(rows, minlength=b)
     firsts = np.cumsum(counts) - counts
-    positions = np.arange(rows.size) - firsts[rows]
-    keep = positions < width
-    candidates = np.zeros((b, width), dtype=np.int64)
-    cand_scores = np.full((b, width), -np.inf, dtype=np.float32)
-    candidates[rows[keep], positions[keep]] = items[keep]
-    cand_scores[rows[keep], positions[keep]] = values[keep]
+    block = np.full((b, width), np.inf, dtype=np.float32)
+    block[rows, np.arange(flat.size) - firsts[rows]] = -values
+    order = np.argsort(block, axis=1, kind="stable")
+    picked = order < counts[:, None]  # the padding sorts last, past a row's count
+    slots = np.where(picked, firsts[:, None] + order, 0)
+    candidates = np.where(picked, flat[slots] - rows[slots] * n, 0)
+    cand_scores = np.where(picked, values[slots], np.float32(-np.inf))
     return candidates, cand_scores
 
 

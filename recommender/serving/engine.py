@@ -27,6 +27,7 @@ from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.scoring import ScoringModel, score_users, signal_breakdown
+from recommender.serving.allocator import retain_heap
 from recommender.serving.batch_scoring import rank_chunk
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
@@ -45,7 +46,12 @@ from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_i
 from recommender.serving.new_products import eligibility, live_model
 from recommender.serving.options import OptionArgs, RecommendOptions
 from recommender.serving.ranked import Ranked
-from recommender.serving.reranker import breakdown, candidate_similarity, mmr_order
+from recommender.serving.reranker import (
+    breakdown,
+    candidate_similarity,
+    mmr_order,
+    mmr_order_cosine,
+)
 from recommender.serving.similarity import ItemNeighbours, SimilarItems
 from recommender.serving.user_scorer import LiveFrame, UserScorer
 
@@ -154,6 +160,7 @@ class Engine:
         self.bundle = bundle
         self.caches = caches
         self.settings = settings
+        retain_heap(settings.batch.retain_heap_mb)  # the batch path's arrays reused (.allocator)
         self._embeddings = bundle.model.embeddings
         # long enough for the appended new products too (see .new_products)
         size = bundle.n_items + settings.events.max_new_products
@@ -438,6 +445,9 @@ class Engine:
         sims = None
         if diversity > 0 and model.embeddings is not None:
             cosine = self.bundle.item_cosine if model.n_items == self.bundle.n_items else None
+            if cosine is not None and len(candidates) > 1:  # a batch: the rows MMR reads
+                picks = mmr_order_cosine(cand_scores, candidates, cosine, options.topk, diversity)
+                return _chosen(picks, candidates, cand_scores)
             sims = candidate_similarity(candidates, model.embeddings, cosine)
         picks = mmr_order(cand_scores, sims, options.topk, diversity)
         return _chosen(picks, candidates, cand_scores)
@@ -574,29 +584,36 @@ class Engine:
         width: int,
         lives: Sequence[LiveUser | None] | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_candidates` of one user on 1-D arrays: the same keys, partition and sort
-        (a request's ranking is a batch of one's), in half the numpy calls."""
+        """:meth:`_candidates` of one user on 1-D float32 scores: the ``width``-th best score
+        is a threshold (``np.partition``), the items at or above it come in index order and a
+        stable argsort of their negated scores puts them in the order of the float64 keys
+        ``index·1e-11 − score`` (ties by index; see :func:`.batch_scoring.top_candidates`): the
+        same candidates and scores as a batch of one, without a float64 copy of the row.
+        Slots past a row's eligible items hold ``-inf`` (their items are never picked)."""
         n = scores.shape[0]
-        keys = np.subtract(self._tiebreak[:n], scores, dtype=np.float64)
+        ranked = scores.copy()  # a profile may be the cache's own (read-only) vector
         if mask is not None:
-            keys[~mask] = np.inf
+            ranked[~mask] = -np.inf
         if exclude_seen:
             if row >= 0:
                 hist = self.bundle.histories
-                keys[hist.indices[hist.indptr[row] : hist.indptr[row + 1]]] = np.inf
+                ranked[hist.indices[hist.indptr[row] : hist.indptr[row + 1]]] = -np.inf
             entry = lives[0] if lives else None
             if entry is not None and entry.seen.size:
-                keys[entry.seen] = np.inf
+                ranked[entry.seen] = -np.inf
         if width < n:
-            candidates = np.argpartition(keys, width - 1)[:width]
+            threshold = np.partition(ranked, n - width)[n - width]
+            items = np.flatnonzero(ranked >= threshold)
+            values = ranked[items]
+            if items.size > width:  # ties at the threshold: only the lowest-index ones needed
+                tied = np.flatnonzero(values == threshold)
+                keep = np.ones(items.size, dtype=bool)
+                keep[tied[width - (items.size - tied.size) :]] = False
+                items, values = items[keep], values[keep]
         else:
-            candidates = np.arange(n)
-        cand_keys = keys[candidates]
-        order = np.argsort(cand_keys, kind="stable")
-        candidates = candidates[order]
-        cand_keys = cand_keys[order]
-        cand_scores = np.where(np.isfinite(cand_keys), scores[candidates], -np.inf)
-        return candidates[None, :], cand_scores[None, :]
+            items, values = np.arange(n), ranked
+        order = np.argsort(-values, kind="stable")[:width]
+        return items[order][None, :], values[order][None, :]
 
     def _static_candidates(
         self,

@@ -53,13 +53,15 @@ def segment_weights(
 
 
 def candidate_similarity(
-    candidates: np.ndarray, embeddings: np.ndarray, cosine: np.ndarray | None
+    candidates: np.ndarray, embeddings: np.ndarray | None, cosine: np.ndarray | None
 ) -> np.ndarray:
     """``(b, C, C)`` cosine between each row's candidates: gathered from the precomputed
     ``(n, n)`` ``cosine`` when there is one, else from the embeddings (batched matmul)."""
     if cosine is not None:
         n = cosine.shape[0]
         return np.take(cosine.reshape(-1), candidates[:, :, None] * n + candidates[:, None, :])
+    if embeddings is None:
+        raise ValueError("candidate_similarity needs the embeddings or their cosine")
     vectors = embeddings[candidates]
     return vectors @ vectors.transpose(0, 2, 1)
 
@@ -107,6 +109,42 @@ def mmr_order(
     return order
 
 
+def mmr_order_cosine(
+    relevance: np.ndarray, candidates: np.ndarray, cosine: np.ndarray, k: int, diversity: float
+) -> np.ndarray:
+    """:func:`mmr_order` over :func:`candidate_similarity` of ``candidates`` in the ``(n, n)``
+    ``cosine``, gathering only the rows it reads: a step needs each row's similarities to the
+    item it just picked, ``k − 1`` rows of ``C`` instead of the ``C × C`` block (a batch's 1,000
+    users: ~50K random reads of the 16 MB matrix instead of ~900K). The same float32 values in
+    the same operations, so the same picks."""
+    b, c = relevance.shape
+    k = min(k, c)
+    if b == 1 or diversity <= 0 or c <= 1:
+        sims = None if diversity <= 0 or c <= 1 else candidate_similarity(candidates, None, cosine)
+        return mmr_order(relevance, sims, k, diversity)
+    lam = np.float32(diversity)
+    valid = np.isfinite(relevance)
+    lo = np.where(valid, relevance, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(valid, relevance, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    gain = np.where(valid, (1 - lam) * (relevance - lo) / span, -np.inf).astype(np.float32)
+    penalty = np.zeros((b, c), dtype=np.float32)
+    flat = cosine.reshape(-1)
+    columns = np.asarray(candidates, dtype=np.int64)
+    n = cosine.shape[0]
+    rows = np.arange(b)
+    order = np.full((b, k), -1, dtype=np.int64)
+    for step in range(k):
+        pick = np.argmax(gain - penalty, axis=1)
+        has = np.isfinite(gain[rows, pick])
+        order[:, step] = np.where(has, pick, -1)
+        gain[rows, pick] = -np.inf
+        if step + 1 < k:  # λ · cos(picked, every candidate): the picked items' rows only
+            picked = columns[rows, pick]
+            np.maximum(penalty, lam * flat.take(picked[:, None] * n + columns), out=penalty)
+    return order
+
+
 def _mmr_one(
     relevance: np.ndarray, valid: np.ndarray, sims: np.ndarray, k: int, lam: np.float32
 ) -> np.ndarray:
@@ -115,7 +153,9 @@ def _mmr_one(
 
     Keeps ``value = gain − penalty`` itself: ``gain − max(p, s) = min(gain − p, gain − s)``
     exactly (a float subtraction is monotone in what it subtracts), so with ``gain − λ·sims``
-    formed once a step is an argmax and one ``minimum``: the same picks in half the calls.
+    formed once a step is an argmax and one ``minimum``: the same picks in half the calls. The
+    diagonal of ``gain − λ·sims`` is ``-inf``, so that ``minimum`` also takes the picked item
+    out (``value[pick] = -inf`` without a call of its own).
     """
     count = int(valid.sum())
     order = np.full(k, -1, dtype=np.int64)
@@ -126,12 +166,14 @@ def _mmr_one(
     span = hi - lo if hi > lo else np.float32(1.0)
     gain = ((1 - lam) * (rel - lo) / span).astype(np.float32)
     after = gain - lam * sims[:count, :count]  # row j: gain − λ·cos(·, j), once j is selected
+    after.reshape(-1)[:: count + 1] = -np.inf  # (a new array: its diagonal is ours to write)
     value = gain.copy()  # gain − penalty, penalty 0 before any selection
-    for step in range(min(k, count)):
+    picks = []
+    for _ in range(min(k, count)):
         pick = int(value.argmax())
-        order[step] = pick
+        picks.append(pick)
         np.minimum(value, after[pick], out=value)
-        value[pick] = -np.inf
+    order[: len(picks)] = picks
     return order
 
 

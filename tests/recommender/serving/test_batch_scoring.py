@@ -49,6 +49,27 @@ def test_top_candidates_are_the_engines_items_in_its_order(width):
     assert (items[~valid] == 0).all()
 
 
+@pytest.mark.parametrize("width", [1, 7, 30])
+def test_top_candidates_keep_the_lowest_indices_of_a_wide_tie(width):
+    """Rows where hundreds of items tie at the threshold (a user without any signal scores every
+    item alike): the lowest-index tied items after the better ones, as the engine's keys order."""
+    rng = np.random.default_rng(3)
+    n = 500
+    scores = np.zeros((6, n), dtype=np.float32)  # row 0: every item tied
+    scores[1, rng.choice(n, 3, replace=False)] = 0.5  # three above a 497-item tie
+    scores[2] = (np.round(rng.random(n) * 2) / 2).astype(np.float32)  # three levels, wide ties
+    scores[3, :200] = -np.inf  # the tie starts past excluded items
+    scores[4] = -np.inf
+    scores[4, [450, 7, 300]] = 0.0  # fewer eligible than width, all tied
+    scores[5] = rng.random(n).astype(np.float32)  # no ties
+    items, values = top_candidates(scores.copy(), width, np.arange(n) * 1e-11)
+    want_items, want_values = engine_top(scores, width)
+    np.testing.assert_array_equal(values, want_values.astype(np.float32))
+    valid = np.isfinite(want_values)
+    np.testing.assert_array_equal(items[valid], want_items[valid])
+    assert items[0].tolist() == list(range(width))
+
+
 def test_routing_and_histories_match_the_per_user_definitions():
     engine = make_engine()
     hist = engine.bundle.histories

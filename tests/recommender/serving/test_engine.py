@@ -340,3 +340,28 @@ def test_a_batch_is_ranked_in_chunks_of_batch_chunk_users(monkeypatch):
     assert sizes == [4, 4, 4]
     assert batch == make_engine().recommend_batch(users, topk=5)
     assert ServingSettings().batch.chunk_users == 200
+
+
+def test_one_users_candidates_are_their_row_of_a_batch():
+    """``_candidates`` of one user (float32 threshold, stable argsort) against the batch keys
+    (float64 ``index·1e-11 − score``, argpartition): the same items and scores in every slot with
+    an eligible item, with wide ties, filters, seen items and rows with fewer than ``width``."""
+    engine = make_engine()
+    hist = engine.bundle.histories
+    row = hist.index["c1"]
+    n = engine.bundle.n_items
+    rng = np.random.default_rng(4)
+    for trial in range(300):
+        levels = int(rng.integers(1, 6))
+        scores = (np.round(rng.random((2, n)) * levels) / levels).astype(np.float32)
+        scores[1] = scores[0]
+        mask = None if trial % 3 == 0 else rng.random(n) > rng.random()
+        width = int(rng.integers(1, n + 4))
+        width = min(width, n)
+        rows = np.array([row, row])
+        exclude = bool(trial % 2)
+        want_items, want_scores = engine._candidates(scores, rows, mask, exclude, width)
+        got_items, got_scores = engine._candidates(scores[:1], rows[:1], mask, exclude, width)
+        assert got_scores.tolist()[0] == want_scores.tolist()[0], trial
+        valid = np.isfinite(want_scores[0])
+        assert got_items[0][valid].tolist() == want_items[0][valid].tolist(), trial

@@ -12,6 +12,7 @@ from recommender.serving.reranker import (
     candidate_similarity,
     check_weights,
     mmr_order,
+    mmr_order_cosine,
     segment_weights,
 )
 
@@ -100,3 +101,28 @@ def test_mmr_one_row_picks_as_its_row_of_a_batch():
             for row in range(4):
                 alone = mmr_order(rel[row : row + 1], sim[row : row + 1], 10, diversity)
                 assert alone[0].tolist() == both[row].tolist(), (trial, row, diversity)
+
+
+def test_mmr_over_the_cosine_rows_picks_as_over_the_whole_block():
+    """``mmr_order_cosine`` (the rows MMR reads, gathered step by step) against ``mmr_order`` over
+    the ``(b, C, C)`` block gathered at once: the same picks, for batches and single rows, with
+    ties, duplicates, negative cosines, rows that run out and padding candidates (item 0)."""
+    rng = np.random.default_rng(11)
+    embeddings = rng.normal(size=(80, 5)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    embeddings[9] = embeddings[2]
+    cosine = (embeddings @ embeddings.T).astype(np.float32)
+    for trial in range(30):
+        b = int(rng.integers(1, 7))
+        cands = np.stack([rng.choice(80, 25, replace=False) for _ in range(b)])
+        rel = np.sort(np.round(rng.random((b, 25)), 2).astype(np.float32), axis=1)[:, ::-1].copy()
+        rel[0, 18:] = -np.inf
+        cands[0, 18:] = 0
+        if b > 2:
+            rel[2] = 0.25
+            rel[1, 1:] = -np.inf
+        for k, diversity in ((10, 0.1), (5, 0.6), (25, 0.9), (3, 0.0)):
+            sims = candidate_similarity(cands, None, cosine)
+            want = mmr_order(rel, sims, k, diversity)
+            got = mmr_order_cosine(rel, cands, cosine, k, diversity)
+            assert got.tolist() == want.tolist(), (trial, k, diversity)
