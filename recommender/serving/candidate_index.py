@@ -98,6 +98,7 @@ def candidate_search(
         content=indexes.get(V.SIGNAL_CONTENT),
         cf=indexes.get(V.SIGNAL_CF),
         per_source=settings.per_source,
+        per_signal=tuple(sorted(settings.per_signal.items())),
     )
     try:
         embedding_dim = None if model.embeddings is None else int(model.embeddings.shape[1])

@@ -20,6 +20,7 @@ from recommender.scoring import IndexParams, VectorIndex, score_users
 from recommender.serving import Engine, ServingCaches, array_store, load_bundle
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.candidate_index import ANN_DIR
+from tests.recommender.serving.reference_candidates import former_candidate_scores
 
 # weights that use every history signal (the test shop's tuned ones leave content out)
 WITH_CONTENT = {
@@ -244,3 +245,125 @@ def test_similar_items_for_a_user_blend_exact_relevance(processed, registry_dir)
         engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
         out.append(engine.similar_items(product, topk=10, user_id=user))
     assert out[0] == out[1]  # every neighbour has a relevance (no -inf, no NaN)
+
+
+def users_of(bundle: ModelBundle, segment: str, count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Histories and rows of up to ``count`` users of ``segment``."""
+    hist = bundle.histories
+    rows = np.array([r for r in range(hist.n_users) if hist.segment(r) == segment][:count])
+    return [hist.liked(int(r)) for r in rows], rows
+
+
+@pytest.mark.parametrize("cf_min_factors", [32, 1], ids=["cf-exact", "cf-indexed"])
+@pytest.mark.parametrize("decay", [1.0, 0.7])
+def test_union_scores_equal_the_former_dense_union_bit_for_bit(
+    processed, registry_dir, cf_min_factors, decay
+):
+    """The sparse item-kNN sums and per-source sizes score every union as the first
+    implementation did (dense rows), single users and a batch, CF exact or indexed."""
+    settings = settings_for(
+        processed,
+        registry_dir,
+        WITH_CONTENT,
+        mode="ann",
+        per_source=10,
+        cf_min_factors=cf_min_factors,
+    )
+    bundle = load_bundle(settings)
+    model = bundle.model
+    assert model.candidates is not None
+    assert (model.candidates.cf is not None) == (cf_min_factors == 1)
+    for segment in (V.SEGMENT_TRAINABLE, V.SEGMENT_COLD):
+        histories, rows = users_of(bundle, segment, 40)
+        trainable = segment == V.SEGMENT_TRAINABLE
+        cf_rows = bundle.histories.cf_rows[rows] if trainable else None
+        weights = WITH_CONTENT[segment]
+        groups = [[i] for i in range(8)] + [list(range(len(histories)))]
+        for group in groups:
+            part = [histories[i] for i in group]
+            part_rows = None if cf_rows is None else cf_rows[group]
+            args = (model, segment, part, weights, "minmax", part_rows)
+            ours = score_users(*args, recency_decay=decay)
+            former = former_candidate_scores(*args, recency_decay=decay)
+            assert np.array_equal(ours, former)
+            assert np.isfinite(ours).sum(axis=1).max() < model.n_items  # a union
+
+
+def test_per_signal_sizes_change_only_that_source(processed, registry_dir):
+    base = load_bundle(
+        settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    )
+    wide = load_bundle(
+        settings_for(
+            processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10,
+            per_signal={"popularity": 40},
+        )
+    )  # fmt: skip
+    histories, _ = users_of(base, V.SEGMENT_COLD, 5)
+    weights = WITH_CONTENT[V.SEGMENT_COLD]
+    for history in histories:
+        narrow = np.isfinite(score_users(base.model, V.SEGMENT_COLD, [history], weights)[0])
+        more = np.isfinite(score_users(wide.model, V.SEGMENT_COLD, [history], weights)[0])
+        popular = base.model.popularity_order
+        assert more[popular[:40]].all() and not narrow[popular[10:40]].all()
+        assert (more | narrow).sum() == more.sum()  # the union only grew
+    with pytest.raises(ValueError, match="per_signal"):
+        settings_for(processed, registry_dir, mode="ann", per_signal={"content": 5})
+
+
+@pytest.mark.parametrize("cf_min_factors", [32, 1], ids=["cf-exact", "cf-indexed"])
+def test_explain_adds_up_to_the_relevance_it_was_ranked_by(processed, registry_dir, cf_min_factors):
+    """Under the candidate stage the breakdown is normalised over the user's union, as served:
+    the contributions add up to the relevance (over the catalogue they do not)."""
+    settings = settings_for(
+        processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10,
+        cf_min_factors=cf_min_factors,
+    )  # fmt: skip
+    bundle = load_bundle(settings)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    checked = 0
+    for user in known_users(bundle, 10):
+        for entry in engine.recommend(user, topk=5, explain=True).as_dict()["recommendations"]:
+            explain = entry["explain"]
+            parts = explain["signals"]
+            total = sum(p["contribution"] for p in parts.values())
+            assert total == pytest.approx(explain["relevance"], abs=1e-5)
+            assert all(0.0 <= p["value"] <= 1.0 for p in parts.values())
+            checked += 1
+    assert checked >= 50
+
+
+def test_cf_index_is_searched_when_the_model_has_enough_factors(
+    processed, registry_dir, monkeypatch
+):
+    """The test model has 8 factors: with ``cf_min_factors`` 8 the CF factors are indexed too
+    (``cf.usearch`` beside the content index) and the answers still match exact scoring."""
+    weights = {**WITH_CONTENT, V.SEGMENT_COLD: {**WITH_CONTENT[V.SEGMENT_COLD], V.SIGNAL_CF: 0.4}}
+    exact_settings = settings_for(processed, registry_dir, weights, mode="exact")
+    ann_settings = settings_for(processed, registry_dir, weights, mode="ann", cf_min_factors=8)
+    exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
+    search = ann.model.candidates
+    assert search is not None and search.cf is not None and search.content is not None
+    assert search.cf.ndim == ann.model.item_factors.shape[1] == 8
+    assert (ann_dir(processed, registry_dir) / "cf.usearch").is_file()
+    calls: list[int] = []
+    original = VectorIndex.search
+
+    def counted(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+        if self is search.cf:
+            calls.append(len(queries))
+        return original(self, queries, count)
+
+    monkeypatch.setattr(VectorIndex, "search", counted)
+    users = known_users(exact, 60)
+    right = answers(ann, ann_settings, users)
+    monkeypatch.undo()
+    assert calls == [1] * len(users)  # one CF search per known user
+    left = answers(exact, exact_settings, users)
+    recall = np.mean(
+        [
+            len(set(ids(a)) & set(ids(b))) / max(1, len(ids(a)))
+            for a, b in zip(left, right, strict=True)
+        ]
+    )
+    assert recall >= 0.98
