@@ -7,7 +7,8 @@ recall@10 of the served top-10 of the ANN path against the exact one (the issue'
 settings on the same stored index (``--per-signal content=100``: one source's size);
 ``--also per_source=200,expansion_search=64,content=100`` (repeatable) times more ANN settings
 against the same exact rankings in the same run. The report says what ``auto`` chooses for the
-catalogue's size.
+catalogue's size. ``--repeat 3`` times every path three times in rotated order and reports
+the medians (a loaded machine's noise between consecutive runs is ±30%).
 
     .venv/bin/python scripts/benchmark_candidates.py --processed data/processed \\
         --registry artifacts/cf --users 300
@@ -19,6 +20,7 @@ import argparse
 import gc
 import json
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -120,13 +122,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         users, warm = group[: args.users], group[args.users :]
         if not users:
             continue
+        paths = [(exact_bundle, exact_settings), *variants]
+        times: list[list[float]] = [[] for _ in paths]
+        ranked: list[dict[str, list[int]]] = [{} for _ in paths]
         with threadpool_limits(1):
-            exact_ms, exact_ranked = timed(exact_bundle, exact_settings, users, warm)
-            results = [timed(bundle, settings, users, warm) for bundle, settings in variants]
+            for turn in range(args.repeat):  # every path once a turn, the order rotated
+                for i in [(turn + j) % len(paths) for j in range(len(paths))]:
+                    ms, ranked[i] = timed(*paths[i], users, warm)
+                    times[i].append(ms)
+        medians = [statistics.median(t) for t in times]
+        exact_ms, exact_ranked = medians[0], ranked[0]
+        results = list(zip(medians[1:], ranked[1:], strict=True))
         ann_ms, ann_ranked = results[0]
         report[segment] = {
             "users": len(users),
             "warm_users": len(warm),
+            "repeats": args.repeat,
             "exact_ms_per_user": round(exact_ms, 3),
             "ann_ms_per_user": round(ann_ms, 3),
             "exact_over_ann": round(exact_ms / ann_ms, 2),
@@ -172,6 +183,9 @@ def main() -> int:
         "--per-signal", default=None, help="a source's own size, e.g. content=100,cf=200"
     )
     parser.add_argument("--also", action="append", help="more ANN settings, same run")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="time every path this often (rotated): median"
+    )
     parser.add_argument("--connectivity", type=int, default=None)
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--cf-min-factors", type=int, default=None)

@@ -19,9 +19,10 @@ is evaluated is what is served.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -110,11 +111,12 @@ def indexed_vectors(model: ScoringModel, settings: CandidateSettings) -> dict[st
 def build_search(
     model: ScoringModel,
     settings: CandidateSettings,
-    built: dict[str, VectorIndex] | None = None,
+    built: dict[str, Any] | None = None,
 ) -> CandidateSearch | None:
     """An in-memory :class:`CandidateSearch` for ``model`` when ``settings`` enable it for its
     catalogue (evaluation; serving maps stored files). ``built``: indexes already built for the
-    same vectors (the content index of several models), reused and filled in."""
+    same vectors (the content index and its neighbour table, shared by several models), reused
+    and filled in."""
     if not settings.enabled(model.n_items):
         return None
     vectors = indexed_vectors(model, settings)
@@ -130,11 +132,30 @@ def build_search(
             if name == V.SIGNAL_CONTENT:
                 built[name] = reuse
         indexes[name] = reuse
-    return CandidateSearch(
+    search = CandidateSearch(
         content=indexes.get(V.SIGNAL_CONTENT),
         cf=indexes.get(V.SIGNAL_CF),
         per_source=settings.per_source,
         per_signal=tuple(sorted(settings.per_signal.items())),
+    )
+    if search.content is None or not settings.content_neighbours:
+        return search
+    key = f"{V.SIGNAL_CONTENT}_neighbours"
+    table = built.get(key)
+    if table is None:
+        table = content_neighbour_table(search, vectors[V.SIGNAL_CONTENT], settings)
+        built[key] = table
+    return dataclasses.replace(search, content_neighbours=table)
+
+
+def content_neighbour_table(
+    search: CandidateSearch, embeddings: np.ndarray, settings: CandidateSettings
+) -> np.ndarray:
+    """Each indexed item's content top-k (k = the content source's size), by the content index
+    itself: what a search of a one-item history's profile returns."""
+    assert search.content is not None
+    return search.content.neighbour_table(
+        embeddings[: search.n_indexed], search.size(V.SIGNAL_CONTENT), settings.build_threads
     )
 
 

@@ -19,7 +19,7 @@ from recommender.registry import Registry
 from recommender.scoring import IndexParams, VectorIndex, score_users
 from recommender.serving import Engine, ServingCaches, array_store, load_bundle
 from recommender.serving.bundle import ModelBundle
-from recommender.serving.candidate_index import ANN_DIR
+from recommender.serving.candidate_index import ANN_DIR, NEIGHBOURS_FILE
 from tests.recommender.serving.reference_candidates import former_candidate_scores
 
 # weights that use every history signal (the test shop's tuned ones leave content out)
@@ -193,7 +193,10 @@ def test_missing_or_corrupt_index_is_rebuilt_and_answers_do_not_change(
 
 def test_an_index_that_cannot_answer_is_served_exactly(processed, registry_dir, monkeypatch):
     exact_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="exact")
-    ann_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann")
+    # content searched per request (the neighbour table would need no search)
+    ann_settings = settings_for(
+        processed, registry_dir, WITH_CONTENT, mode="ann", content_neighbours=False
+    )
     exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
     assert ann.hybrid.for_segment(V.SEGMENT_COLD).get(V.SIGNAL_CONTENT, 0) > 0  # searched
     hist = exact.histories
@@ -267,6 +270,8 @@ def test_union_scores_equal_the_former_dense_union_bit_for_bit(
         WITH_CONTENT,
         mode="ann",
         per_source=10,
+        per_signal={},  # the former code searched content with per_source
+        content_neighbours=False,  # ... per request (the table: the test below)
         cf_min_factors=cf_min_factors,
     )
     bundle = load_bundle(settings)
@@ -296,7 +301,7 @@ def test_per_signal_sizes_change_only_that_source(processed, registry_dir):
     wide = load_bundle(
         settings_for(
             processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10,
-            per_signal={"popularity": 40},
+            per_signal={"content": 100, "popularity": 40},
         )
     )  # fmt: skip
     histories, _ = users_of(base, V.SEGMENT_COLD, 5)
@@ -367,3 +372,66 @@ def test_cf_index_is_searched_when_the_model_has_enough_factors(
         ]
     )
     assert recall >= 0.98
+
+
+def test_content_neighbours_are_a_shared_table_of_what_the_index_finds(processed, registry_dir):
+    """Each item's content top-k is searched once and memory-mapped: a one-item history's
+    content candidates are its item's row, which is the search of that item's embedding."""
+    settings = settings_for(
+        processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10, per_signal={"content": 20}
+    )
+    bundle = load_bundle(settings)
+    search = bundle.model.candidates
+    assert search is not None and search.content is not None
+    table = search.content_neighbours
+    assert table is not None and table.shape == (bundle.n_items, 20) and table.dtype == np.int32
+    path = ann_dir(processed, registry_dir) / NEIGHBOURS_FILE
+    maps = [line.split() for line in Path("/proc/self/maps").read_text().splitlines()]
+    ours = [m for m in maps if len(m) >= 6 and m[5] == str(path.resolve())]
+    assert ours and all("w" not in m[1] for m in ours)  # a read-only map of the stored file
+    embeddings = bundle.model.embeddings
+    assert embeddings is not None
+    for item in (0, 7, bundle.n_items - 1):
+        assert list(table[item]) == list(search.content.search(embeddings[item], 20)[0])
+    hist = bundle.histories
+    weights = WITH_CONTENT[V.SEGMENT_COLD]
+    rows = [r for r in range(hist.n_users) if hist.segment(r) == V.SEGMENT_COLD]
+    single = [r for r in rows if len(hist.liked(r)) == 1][:10]
+    assert single
+    for row in single:
+        (item,) = hist.liked(row)
+        scores = score_users(bundle.model, V.SEGMENT_COLD, [hist.liked(row)], weights)[0]
+        assert np.isfinite(scores[table[item]]).all()
+    # a corrupt table is searched again: the same rows, the same answers
+    users = known_users(bundle, 20)
+    before = answers(bundle, settings, users)
+    raw = bytearray(path.read_bytes())
+    raw[-64:] = bytes(255 - b for b in raw[-64:])
+    path.unlink()
+    path.write_bytes(bytes(raw))
+    again = load_bundle(settings)
+    assert again.model.candidates is not None
+    assert np.array_equal(again.model.candidates.content_neighbours, table)
+    assert answers(again, settings, users) == before
+
+
+def test_without_the_table_content_candidates_are_searched(processed, registry_dir, monkeypatch):
+    settings = settings_for(
+        processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10, content_neighbours=False
+    )
+    bundle = load_bundle(settings)
+    search = bundle.model.candidates
+    assert search is not None and search.content_neighbours is None
+    assert not (ann_dir(processed, registry_dir) / NEIGHBOURS_FILE).exists()
+    calls: list[int] = []
+    original = VectorIndex.search
+
+    def counted(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+        calls.append(count)
+        return original(self, queries, count)
+
+    monkeypatch.setattr(VectorIndex, "search", counted)
+    hist = bundle.histories
+    row = next(r for r in range(hist.n_users) if hist.segment(r) == V.SEGMENT_COLD)
+    score_users(bundle.model, V.SEGMENT_COLD, [hist.liked(row)], WITH_CONTENT[V.SEGMENT_COLD])
+    assert calls == [search.size(V.SIGNAL_CONTENT)] == [100]  # the shipped content size
