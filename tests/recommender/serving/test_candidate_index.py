@@ -16,7 +16,8 @@ import pytest
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.registry import Registry
-from recommender.scoring import IndexParams, VectorIndex, score_users
+from recommender.scoring import IndexParams, VectorIndex, score_users, with_candidates
+from recommender.scoring.candidates import build_search
 from recommender.serving import Engine, ServingCaches, array_store, load_bundle
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.candidate_index import ANN_DIR, NEIGHBOURS_FILE
@@ -435,3 +436,23 @@ def test_without_the_table_content_candidates_are_searched(processed, registry_d
     row = next(r for r in range(hist.n_users) if hist.segment(r) == V.SEGMENT_COLD)
     score_users(bundle.model, V.SEGMENT_COLD, [hist.liked(row)], WITH_CONTENT[V.SEGMENT_COLD])
     assert calls == [search.size(V.SIGNAL_CONTENT)] == [100]  # the shipped content size
+
+
+def test_evaluation_builds_the_same_candidate_stage_in_memory(processed, registry_dir):
+    """Evaluated = served: ``build_search`` (the test table) gives the content neighbour table
+    the serving files hold, and the same union scores."""
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    served = load_bundle(settings)
+    model = served.model.exact_model
+    built: dict[str, Any] = {}
+    search = build_search(model, settings.candidates, built)
+    assert search is not None and search.content_neighbours is not None
+    assert served.model.candidates is not None
+    assert np.array_equal(search.content_neighbours, served.model.candidates.content_neighbours)
+    assert build_search(model, settings.candidates, built).content_neighbours is (  # type: ignore[union-attr]
+        search.content_neighbours
+    )  # reused for the next model of a build
+    histories, _ = users_of(served, V.SEGMENT_COLD, 20)
+    weights = WITH_CONTENT[V.SEGMENT_COLD]
+    evaluated = score_users(with_candidates(model, search), V.SEGMENT_COLD, histories, weights)
+    assert np.array_equal(evaluated, score_users(served.model, V.SEGMENT_COLD, histories, weights))
