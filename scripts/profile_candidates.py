@@ -1,9 +1,10 @@
 """Where the engine's time goes for uncached known users on the ANN candidate path.
 
 One process, one thread: the same users as ``scripts/benchmark_candidates.py`` (seeded), every
-request a profile-cache miss. Prints CPU ms per user of the whole ``Engine.recommend`` and of
-each timed step (wrapped functions: the index searches, the candidate union and its scoring,
-the engine's ranking and MMR), then the top of a cProfile by own time::
+request a profile-cache miss, after as many other users (not timed) to map the pages a warm
+server has mapped. Prints CPU ms per user of the whole ``Engine.recommend`` and of each timed
+step (wrapped functions: the index searches, the candidate union and its scoring, the engine's
+ranking and MMR), then the top of a cProfile by own time::
 
     .venv/bin/python scripts/profile_candidates.py --processed /tmp/shop/processed \\
         --registry /tmp/shop/cf --users 200
@@ -94,10 +95,12 @@ def main() -> int:
     gc.collect()
     gc.freeze()
     report: dict[str, Any] = {}
-    for segment, users in sample_users(bundle, args.users, args.seed).items():
+    for segment, group in sample_users(bundle, 2 * args.users, args.seed).items():
+        users, warm = group[: args.users], group[args.users :]
         engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
         options = engine.options()
-        engine.recommend(users[0], options)
+        for user in warm or users[:1]:  # map the pages a request touches (as a warm server)
+            engine.recommend(user, options)
         engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
         TOTALS.clear()
         profile = cProfile.Profile(time.process_time)
