@@ -4,11 +4,16 @@ At 50,000 products the content signal of a user is a ``(50,000 × 512)`` product
 per request); CF over 64 factors ~4 ms. With a :class:`CandidateSearch` on the model,
 :func:`candidate_scores` forms each user's candidate union instead:
 
-- the ANN top-``C`` of the content profile (and of the CF user vector when CF is indexed;
-  otherwise CF is scored over the catalogue and its exact top-``C`` joins);
+- content: the stored content top-``C`` of each history item (``content_neighbours``, searched
+  once on the content index; a one-item history's row is what a search of its profile gives),
+  or, without that table, the ANN top-``C`` of the content profile;
+- the ANN top-``C`` of the CF user vector when CF is indexed (otherwise CF is scored over the
+  catalogue and its exact top-``C`` joins);
 - the item-kNN neighbours of the history (context items included: they are its newest items),
-  at most the ``C`` most similar;
+  at most the ``C`` most similar, summed from the history items' CSR rows (no ``(n,)`` row);
 - the popularity top-``C``; the items appended after the index was built (new products).
+
+``C`` is each source's size (``per_signal``, else ``per_source``).
 
 Every weighted signal is then scored *exactly* over the union (row gathers of the precomputed
 arrays), normalised over the union and blended. Items outside it get ``-inf``: they are not
