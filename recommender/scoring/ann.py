@@ -101,3 +101,22 @@ class VectorIndex:
         keys = np.asarray(found.keys).astype(np.int64, copy=False)
         counts = np.asarray(found.counts)
         return [keys[row, : int(counts[row])] for row in range(len(queries))]
+
+    def neighbour_table(self, vectors: np.ndarray, count: int, threads: int = 1) -> np.ndarray:
+        """``(len(vectors), k)`` int32: each row's top ``k = min(count, n_items)`` items, best
+        first (searched in blocks of 4,096 rows). A row with fewer matches is padded with its
+        own best item, so every entry is a valid item index."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        count = min(count, self.n_items)
+        out = np.zeros((len(vectors), count), dtype=np.int32)
+        if not count:
+            return out
+        for start in range(0, len(vectors), 4096):
+            block = vectors[start : start + 4096]
+            found = self._index.search(block, count, threads=max(1, threads))
+            keys = np.asarray(found.keys).astype(np.int64, copy=False).reshape(len(block), -1)
+            counts = np.asarray(found.counts).reshape(-1)
+            short = np.arange(count)[None, :] >= counts[:, None]
+            keys = np.where(short, keys[:, :1], keys[:, :count])
+            out[start : start + len(block)] = keys
+        return out

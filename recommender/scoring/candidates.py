@@ -4,11 +4,16 @@ At 50,000 products the content signal of a user is a ``(50,000 × 512)`` product
 per request); CF over 64 factors ~4 ms. With a :class:`CandidateSearch` on the model,
 :func:`candidate_scores` forms each user's candidate union instead:
 
-- the ANN top-``C`` of the content profile (and of the CF user vector when CF is indexed;
-  otherwise CF is scored over the catalogue and its exact top-``C`` joins);
+- content: the stored content top-``C`` of each history item (``content_neighbours``, searched
+  once on the content index; a one-item history's row is what a search of its profile gives),
+  or, without that table, the ANN top-``C`` of the content profile;
+- the ANN top-``C`` of the CF user vector when CF is indexed (otherwise CF is scored over the
+  catalogue and its exact top-``C`` joins);
 - the item-kNN neighbours of the history (context items included: they are its newest items),
-  at most the ``C`` most similar;
+  at most the ``C`` most similar, summed from the history items' CSR rows (no ``(n,)`` row);
 - the popularity top-``C``; the items appended after the index was built (new products).
+
+``C`` is each source's size (``per_signal``, else ``per_source``).
 
 Every weighted signal is then scored *exactly* over the union (row gathers of the precomputed
 arrays), normalised over the union and blended. Items outside it get ``-inf``: they are not
@@ -19,22 +24,24 @@ is evaluated is what is served.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.config.candidates import CandidateSettings
 from recommender.scoring.ann import IndexParams, VectorIndex
 from recommender.scoring.ease import ease_scores
-from recommender.scoring.hybrid import combine
+from recommender.scoring.hybrid import combine, normalise
 from recommender.scoring.signals import (
+    Entries,
     _history_sums,
     cf_scores,
     history_entries,
-    item_similarity_scores,
     recency_weights,
 )
 
@@ -44,7 +51,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CandidateSearch:
-    """The ANN indexes of one model and how many candidates each source brings (``per_source``).
+    """The ANN indexes of one model and how many candidates each source brings (``per_source``,
+    or ``per_signal``'s size for that source: ``cf``, ``content``, ``item_similarity``,
+    ``popularity``).
 
     ``content`` indexes the L2-normalised embeddings, ``cf`` the item factors (inner product;
     None: CF is scored over the catalogue). Both cover the model's first ``n_indexed`` items.
@@ -53,6 +62,14 @@ class CandidateSearch:
     content: VectorIndex | None
     cf: VectorIndex | None
     per_source: int = 300
+    per_signal: tuple[tuple[str, int], ...] = ()  # (source, size) pairs (hashable)
+    # (n_indexed, k) int32: each item's content top-k by the index (itself first), searched
+    # once; a user's content candidates are then their history items' rows (no search)
+    content_neighbours: np.ndarray | None = None
+
+    def size(self, source: str) -> int:
+        """Candidates ``source`` brings to a user's union."""
+        return dict(self.per_signal).get(source, self.per_source)
 
     @property
     def n_indexed(self) -> int:
@@ -99,11 +116,12 @@ def indexed_vectors(model: ScoringModel, settings: CandidateSettings) -> dict[st
 def build_search(
     model: ScoringModel,
     settings: CandidateSettings,
-    built: dict[str, VectorIndex] | None = None,
+    built: dict[str, Any] | None = None,
 ) -> CandidateSearch | None:
     """An in-memory :class:`CandidateSearch` for ``model`` when ``settings`` enable it for its
     catalogue (evaluation; serving maps stored files). ``built``: indexes already built for the
-    same vectors (the content index of several models), reused and filled in."""
+    same vectors (the content index and its neighbour table, shared by several models), reused
+    and filled in."""
     if not settings.enabled(model.n_items):
         return None
     vectors = indexed_vectors(model, settings)
@@ -119,10 +137,30 @@ def build_search(
             if name == V.SIGNAL_CONTENT:
                 built[name] = reuse
         indexes[name] = reuse
-    return CandidateSearch(
+    search = CandidateSearch(
         content=indexes.get(V.SIGNAL_CONTENT),
         cf=indexes.get(V.SIGNAL_CF),
         per_source=settings.per_source,
+        per_signal=tuple(sorted(settings.per_signal.items())),
+    )
+    if search.content is None or not settings.content_neighbours:
+        return search
+    key = f"{V.SIGNAL_CONTENT}_neighbours"
+    table = built.get(key)
+    if table is None:
+        table = content_neighbour_table(search, vectors[V.SIGNAL_CONTENT], settings)
+        built[key] = table
+    return dataclasses.replace(search, content_neighbours=table)
+
+
+def content_neighbour_table(
+    search: CandidateSearch, embeddings: np.ndarray, settings: CandidateSettings
+) -> np.ndarray:
+    """Each indexed item's content top-k (k = the content source's size), by the content index
+    itself: what a search of a one-item history's profile returns."""
+    assert search.content is not None
+    return search.content.neighbour_table(
+        embeddings[: search.n_indexed], search.size(V.SIGNAL_CONTENT), settings.build_threads
     )
 
 
@@ -133,12 +171,81 @@ def _top(values: np.ndarray, count: int) -> np.ndarray:
     return np.argpartition(-values, count - 1)[:count]
 
 
-def _neighbours(row: np.ndarray, count: int) -> np.ndarray:
-    """Items with item-kNN similarity from the history (at most the ``count`` highest)."""
-    hit = np.flatnonzero(row > 0)
-    if hit.size > count:
-        hit = hit[_top(row[hit], count)]
-    return hit
+def _neighbours(items: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """Of ``items`` (sorted) and their item-kNN sums, those with a similarity from the history
+    (at most the ``count`` highest): the items the former dense row's ``row > 0`` gave."""
+    hit = values > 0
+    items, values = items[hit], values[hit]
+    if items.size > count:
+        items = items[_top(values, count)]
+    return items
+
+
+def _similarity_sums(
+    entries: Entries,
+    similarity: sp.csr_matrix,
+    recency: Sequence[np.ndarray] | None,
+    b: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per user, the items with an item-kNN entry from the history (sorted) and their summed
+    similarity: :func:`~recommender.scoring.signals.item_similarity_scores` without its dense
+    ``(b, n)`` row. The same float32 values are added to each item in the same order (one
+    ``np.add.at`` in (user, item) order), so every sum is bit-identical to the dense one."""
+    rows, items, w = entries
+    n = similarity.shape[1]
+    indptr = similarity.indptr
+    starts = indptr[items]
+    lengths = indptr[items + 1] - starts
+    total = int(lengths.sum())
+    if not total:
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        return [empty] * b
+    offsets = starts - np.cumsum(lengths) + lengths  # CSR start − flat start per item
+    positions = np.arange(total, dtype=np.int64) + np.repeat(offsets, lengths)
+    values = similarity.data[positions]
+    if recency is not None:
+        values = values * np.repeat(w.astype(np.float32), lengths)
+    targets = np.repeat(rows * n, lengths) + similarity.indices[positions]
+    keys, inverse = np.unique(targets, return_inverse=True)
+    sums = np.zeros(keys.size, dtype=np.float32)
+    np.add.at(sums, inverse, values.astype(np.float32, copy=False))
+    bounds = np.searchsorted(keys, np.arange(b + 1, dtype=np.int64) * n)
+    return [
+        (keys[lo:hi] - row * n, sums[lo:hi])
+        for row, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+    ]
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``values`` at ``items`` where ``keys`` (sorted) holds them, 0 elsewhere."""
+    if not keys.size:
+        return np.zeros(items.size, dtype=np.float32)
+    at = np.minimum(np.searchsorted(keys, items), keys.size - 1)
+    return np.where(keys[at] == items, values[at], np.float32(0))
+
+
+def _history_neighbours(
+    entries: Entries, neighbours: np.ndarray, b: int, size: int
+) -> list[np.ndarray]:
+    """Per user, the stored content neighbours of their history items: ``ceil(size / h)`` of
+    each of ``h`` items (at least 10), so the content source brings about ``size`` candidates
+    whatever the history's length. One item: its own top-``size``, which is what a search of
+    the profile (the item's embedding) returns."""
+    rows, items, _ = entries
+    indexed = items < neighbours.shape[0]  # new products have no stored row
+    rows, items = rows[indexed], items[indexed]
+    lengths = np.bincount(rows, minlength=b)
+    out = []
+    start = 0
+    for row in range(b):
+        own = items[start : start + lengths[row]]
+        start += lengths[row]
+        if not own.size:
+            out.append(np.zeros(0, dtype=np.int64))
+            continue
+        width = min(neighbours.shape[1], max(10, -(-size // own.size)))
+        out.append(np.asarray(neighbours[own, :width], dtype=np.int64).ravel())
+    return out
 
 
 class CandidateSearchFailed(RuntimeError):
@@ -150,6 +257,111 @@ def _search(index: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndar
         return index.search(queries, count)
     except (RuntimeError, ValueError, OSError, MemoryError) as exc:
         raise CandidateSearchFailed(str(exc)) from exc
+
+
+def candidate_signals(
+    model: ScoringModel,
+    segment: str,
+    histories: Sequence[np.ndarray],
+    sources: Collection[str],
+    signals: Collection[str],
+    user_rows: np.ndarray | None = None,
+    recency_decay: float = 1.0,
+    request_times: np.ndarray | None = None,
+) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Per user: the candidate union (sorted item indices) and the raw ``signals`` over it.
+
+    ``sources``: the weighted signals, each of which brings its top candidates (the popular
+    items and the new products always join). ``signals``: the signals scored over the union
+    (the weighted ones to rank; every signal for an ``explain`` breakdown); a signal the model
+    lacks (content without embeddings) is left out, as in exact scoring. Nothing ``(n,)``-wide
+    is built per user unless a signal is cheaper over the catalogue (EASE, CF below
+    ``cf_min_factors``, content without an index).
+
+    Raises:
+        CandidateSearchFailed: an index did not answer (the caller scores exactly).
+    """
+    from recommender.scoring.scorer import cf_vectors  # scorer dispatches here
+
+    search = model.candidates
+    if search is None:
+        raise ValueError("candidate_signals needs a model with candidates")
+    n, b = model.n_items, len(histories)
+    needed = set(sources) | set(signals)
+    recency = None if recency_decay == 1.0 else recency_weights(histories, recency_decay)
+    entries = history_entries(histories, recency)
+    found: list[list[np.ndarray]] = [
+        [model.popularity_order[: search.size(V.SIGNAL_POPULARITY)]] for _ in range(b)
+    ]
+    if n > search.n_indexed:  # new products: not in the index, always candidates
+        extra = np.arange(search.n_indexed, n, dtype=np.int64)
+        for parts in found:
+            parts.append(extra)
+    full: dict[str, np.ndarray] = {}  # (b, n) signals cheap enough over the catalogue
+    vectors: dict[str, np.ndarray] = {}  # (b, d) queries of the signals scored by gather
+    if V.SIGNAL_CF in needed and model.item_item is not None:
+        full[V.SIGNAL_CF] = ease_scores(histories, model.item_item, recency, n)
+    elif V.SIGNAL_CF in needed:
+        users = np.asarray(cf_vectors(model, segment, histories, user_rows, recency, entries))
+        users = users.astype(np.float32, copy=False)
+        if search.cf is not None:
+            vectors[V.SIGNAL_CF] = users
+            if V.SIGNAL_CF in sources:
+                hits = _search(search.cf, users, search.size(V.SIGNAL_CF))
+                for parts, items in zip(found, hits, strict=True):
+                    parts.append(items)
+        else:
+            full[V.SIGNAL_CF] = cf_scores(users, model.item_factors, model.item_factors_t)
+    if V.SIGNAL_CONTENT in needed and model.embeddings is not None:
+        profiles = _history_sums(histories, model.embeddings, recency, entries)
+        norms = np.linalg.norm(profiles, axis=1, keepdims=True)
+        profiles = np.divide(profiles, norms, out=np.zeros_like(profiles), where=norms > 0)
+        vectors[V.SIGNAL_CONTENT] = profiles.astype(np.float32)
+        if search.content is None:
+            full[V.SIGNAL_CONTENT] = vectors.pop(V.SIGNAL_CONTENT) @ model.embeddings.T
+        elif V.SIGNAL_CONTENT in sources:
+            size = search.size(V.SIGNAL_CONTENT)
+            if search.content_neighbours is not None:
+                hits = _history_neighbours(entries, search.content_neighbours, b, size)
+            else:
+                hits = _search(search.content, vectors[V.SIGNAL_CONTENT], size)
+            for parts, items in zip(found, hits, strict=True):
+                parts.append(items)
+    similar = None
+    if V.SIGNAL_ITEM_SIMILARITY in needed:
+        similar = _similarity_sums(entries, model.item_similarity, recency, b)
+        if V.SIGNAL_ITEM_SIMILARITY in sources:
+            size = search.size(V.SIGNAL_ITEM_SIMILARITY)
+            for parts, (items, sums) in zip(found, similar, strict=True):
+                parts.append(_neighbours(items, sums, size))
+    for name, dense in full.items():
+        if name in sources:
+            for row, parts in enumerate(found):
+                parts.append(_top(dense[row], search.size(name)))
+    popularity = model.popularity
+    history = model.popularity_history
+    if V.SIGNAL_POPULARITY in signals and request_times is not None and history is not None:
+        popularity = history.at(request_times)  # (b, n): as of each request (evaluation)
+    out = []
+    for row, parts in enumerate(found):
+        items = np.unique(np.concatenate(parts))
+        values: dict[str, np.ndarray] = {}
+        for name in signals:
+            if name in full:
+                values[name] = full[name][row, items]
+            elif name in vectors:
+                matrix = model.item_factors if name == V.SIGNAL_CF else model.embeddings
+                assert matrix is not None
+                values[name] = matrix[items] @ vectors[name][row]
+            elif name == V.SIGNAL_ITEM_SIMILARITY and similar is not None:
+                values[name] = _lookup(*similar[row], items)
+            elif name == V.SIGNAL_POPULARITY:
+                static = popularity.ndim == 1
+                values[name] = popularity[items] if static else popularity[row, items]
+            elif name == V.SIGNAL_QUALITY:
+                values[name] = model.quality[items]
+        out.append((items, {k: np.asarray(v, dtype=np.float32) for k, v in values.items()}))
+    return out
 
 
 def candidate_scores(
@@ -170,78 +382,43 @@ def candidate_scores(
     Raises:
         CandidateSearchFailed: an index did not answer (the caller scores exactly).
     """
-    from recommender.scoring.scorer import cf_vectors  # scorer dispatches here
-
-    search = model.candidates
-    if search is None:
-        raise ValueError("candidate_scores needs a model with candidates")
-    n, b, count = model.n_items, len(histories), search.per_source
-    wanted = {name for name, w in weights.items() if w > 0}
-    recency = None if recency_decay == 1.0 else recency_weights(histories, recency_decay)
-    entries = history_entries(histories, recency)
-    sources: list[list[np.ndarray]] = [[model.popularity_order[:count]] for _ in range(b)]
-    if n > search.n_indexed:  # new products: not in the index, always candidates
-        extra = np.arange(search.n_indexed, n, dtype=np.int64)
-        for found in sources:
-            found.append(extra)
-    full: dict[str, np.ndarray] = {}  # (b, n) signals cheap enough over the catalogue
-    vectors: dict[str, np.ndarray] = {}  # (b, d) queries of the signals scored by gather
-    if V.SIGNAL_CF in wanted and model.item_item is not None:
-        full[V.SIGNAL_CF] = ease_scores(histories, model.item_item, recency, n)
-    elif V.SIGNAL_CF in wanted:
-        users = np.asarray(cf_vectors(model, segment, histories, user_rows, recency, entries))
-        users = users.astype(np.float32, copy=False)
-        if search.cf is not None:
-            vectors[V.SIGNAL_CF] = users
-            for found, hits in zip(sources, _search(search.cf, users, count), strict=True):
-                found.append(hits)
-        else:
-            full[V.SIGNAL_CF] = cf_scores(users, model.item_factors, model.item_factors_t)
-    if V.SIGNAL_CONTENT in wanted and model.embeddings is not None:
-        profiles = _history_sums(histories, model.embeddings, recency, entries)
-        norms = np.linalg.norm(profiles, axis=1, keepdims=True)
-        profiles = np.divide(profiles, norms, out=np.zeros_like(profiles), where=norms > 0)
-        vectors[V.SIGNAL_CONTENT] = profiles.astype(np.float32)
-        if search.content is not None:
-            queries = vectors[V.SIGNAL_CONTENT]
-            for found, hits in zip(sources, _search(search.content, queries, count), strict=True):
-                found.append(hits)
-        else:
-            full[V.SIGNAL_CONTENT] = vectors.pop(V.SIGNAL_CONTENT) @ model.embeddings.T
-    if V.SIGNAL_ITEM_SIMILARITY in wanted:
-        full[V.SIGNAL_ITEM_SIMILARITY] = item_similarity_scores(
-            histories, model.item_similarity, recency, entries
-        )
-    for name, values in full.items():
-        pick = _neighbours if name == V.SIGNAL_ITEM_SIMILARITY else _top
-        for row, found in enumerate(sources):
-            found.append(pick(values[row], count))
-    popularity = model.popularity
-    history = model.popularity_history
-    if V.SIGNAL_POPULARITY in wanted and request_times is not None and history is not None:
-        popularity = history.at(request_times)  # (b, n): as of each request (evaluation)
-    out = np.full((b, n), -np.inf, dtype=np.float32)
-    for row, found in enumerate(sources):
-        items = np.unique(np.concatenate(found))
-        signals: dict[str, np.ndarray] = {}
-        for name in wanted:
-            if name in full:
-                signals[name] = full[name][row, items]
-            elif name in vectors:
-                matrix = model.item_factors if name == V.SIGNAL_CF else model.embeddings
-                assert matrix is not None
-                signals[name] = matrix[items] @ vectors[name][row]
-            elif name == V.SIGNAL_POPULARITY:
-                static = popularity.ndim == 1
-                signals[name] = popularity[items] if static else popularity[row, items]
-            elif name == V.SIGNAL_QUALITY:
-                signals[name] = model.quality[items]
+    wanted = [name for name, w in weights.items() if w > 0]
+    unions = candidate_signals(
+        model, segment, histories, wanted, wanted, user_rows, recency_decay, request_times
+    )
+    out = np.full((len(histories), model.n_items), -np.inf, dtype=np.float32)
+    for row, (items, signals) in enumerate(unions):
         if not signals:  # only weighted signals the model lacks: no preference, as exact
             out[row, items] = 0.0
             continue
-        out[row, items] = combine(
-            {k: np.asarray(v, dtype=np.float32)[None, :] for k, v in signals.items()},
-            weights,
-            method,
-        )[0]
+        out[row, items] = combine({k: v[None, :] for k, v in signals.items()}, weights, method)[0]
+    return out
+
+
+def candidate_breakdown(
+    model: ScoringModel,
+    segment: str,
+    history: np.ndarray,
+    weights: Mapping[str, float],
+    method: str = "minmax",
+    user_row: int | None = None,
+    recency_decay: float = 1.0,
+) -> dict[str, np.ndarray]:
+    """Every available signal of ONE user normalised over the union that ranked them under
+    ``weights`` (as :func:`candidate_scores` blends them): signal -> ``(n,)``, 0 outside the
+    union. The ``explain`` breakdown then adds up to the served relevance.
+
+    Raises:
+        CandidateSearchFailed: an index did not answer (the caller breaks down exactly).
+    """
+    wanted = [name for name, w in weights.items() if w > 0]
+    rows = None if user_row is None else np.array([user_row])
+    ((items, signals),) = candidate_signals(
+        model, segment, [history], wanted, V.SIGNALS, rows, recency_decay
+    )
+    out = {}
+    for name, values in signals.items():
+        row = np.zeros(model.n_items, dtype=np.float32)
+        row[items] = normalise(values, method)
+        out[name] = row
     return out

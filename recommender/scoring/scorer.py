@@ -18,7 +18,12 @@ import scipy.sparse as sp
 
 from recommender import vocabulary as V
 from recommender.errors import InvalidRequestError
-from recommender.scoring.candidates import CandidateSearch, CandidateSearchFailed, candidate_scores
+from recommender.scoring.candidates import (
+    CandidateSearch,
+    CandidateSearchFailed,
+    candidate_breakdown,
+    candidate_scores,
+)
 from recommender.scoring.ease import ease_scores
 from recommender.scoring.hybrid import NORMALISATIONS, combine, normalise
 from recommender.scoring.popularity import PopularityHistory
@@ -386,8 +391,22 @@ def signal_breakdown(
     method: str = "minmax",
     user_row: int | None = None,
     recency_decay: float = 1.0,
+    weights: Mapping[str, float] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every available signal for ONE user, normalised as the hybrid sees it: signal -> ``(n,)``."""
+    """Every available signal for ONE user, normalised as the hybrid sees it: signal -> ``(n,)``.
+
+    With ``model.candidates`` and the request's ``weights`` (which decide the candidate union)
+    the signals are normalised over that union, as :func:`score_users` blends them
+    (:func:`~recommender.scoring.candidates.candidate_breakdown`); otherwise over the catalogue.
+    """
+    if model.candidates is not None and segment != V.SEGMENT_UNKNOWN and weights is not None:
+        try:
+            return candidate_breakdown(
+                model, segment, history, weights, method, user_row, recency_decay
+            )
+        except CandidateSearchFailed as exc:  # as score_users: never fail for the optimisation
+            logger.warning("ANN candidate search failed (%s): exact breakdown", exc)
+            model = model.exact_model
     rows = None if user_row is None else np.array([user_row])
     raw = compute_signals(model, segment, [history], V.SIGNALS, rows, recency_decay)
     return {name: np.atleast_2d(normalise(values, method))[0] for name, values in raw.items()}

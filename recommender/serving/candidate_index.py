@@ -1,7 +1,9 @@
 """The ANN indexes of a model's candidate stage, stored beside its serving arrays.
 
-Layout: ``<serving_arrays>/<model_id>/ann/{content.usearch, cf.usearch, manifest.json}``,
-written through :func:`~recommender.storage.staged_directory` (all files appear together) by
+Layout: ``<serving_arrays>/<model_id>/ann/{content.usearch, cf.usearch, manifest.json}``
+(and ``content_neighbours.npy`` + ``.json``: each item's content top-k, searched once on the
+content index, so that a request reads its history items' rows instead of searching), written
+through :func:`~recommender.storage.staged_directory` (all files appear together) by
 ``build`` or by the first worker that finds none, under the serving arrays' lock. Every worker
 memory-maps the files read-only (:meth:`VectorIndex.open`), so N workers share one copy.
 The manifest holds the key (the serving arrays' key, the index settings) and each file's
@@ -11,6 +13,7 @@ served exactly (never an exception: the candidate stage is an optimisation).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -22,14 +25,26 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.config.serving import CandidateSettings
 from recommender.scoring import CandidateSearch, IndexParams, ScoringModel, VectorIndex
-from recommender.scoring.candidates import index_params, indexed_vectors
+from recommender.scoring.candidates import (
+    content_neighbour_table,
+    index_params,
+    indexed_vectors,
+)
 from recommender.serving.array_store import lock_path
-from recommender.storage import atomic_write_json, file_lock, sha256_file, staged_directory
+from recommender.storage import (
+    atomic_save_npy,
+    atomic_write_json,
+    file_lock,
+    sha256_file,
+    staged_directory,
+)
 
 logger = logging.getLogger(__name__)
 
 ANN_DIR = "ann"
 MANIFEST_FILE = "manifest.json"
+NEIGHBOURS_FILE = "content_neighbours.npy"  # (n, k) int32 (CandidateSearch.content_neighbours)
+NEIGHBOURS_META = "content_neighbours.json"  # its key (index digest, k, expansion) and sha256
 FORMAT_VERSION = 1
 
 
@@ -98,6 +113,7 @@ def candidate_search(
         content=indexes.get(V.SIGNAL_CONTENT),
         cf=indexes.get(V.SIGNAL_CF),
         per_source=settings.per_source,
+        per_signal=tuple(sorted(settings.per_signal.items())),
     )
     try:
         embedding_dim = None if model.embeddings is None else int(model.embeddings.shape[1])
@@ -105,7 +121,63 @@ def candidate_search(
     except ValueError as exc:
         logger.warning("ANN indexes in %s do not fit the model (%s): exact scoring", directory, exc)
         return None
+    if search.content is not None and settings.content_neighbours:
+        table = _neighbour_table(directory, search, vectors[V.SIGNAL_CONTENT], settings)
+        if table is not None:
+            search = dataclasses.replace(search, content_neighbours=table)
     return search
+
+
+def _neighbour_key(directory: Path, search: CandidateSearch, settings: CandidateSettings) -> dict:
+    manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return {
+        "format": FORMAT_VERSION,
+        "content": manifest["files"][V.SIGNAL_CONTENT],  # the index the table was searched on
+        "k": min(search.size(V.SIGNAL_CONTENT), search.n_indexed),
+        "expansion_search": settings.expansion_search,
+    }
+
+
+def _read_table(directory: Path, key: Mapping[str, Any]) -> np.ndarray:
+    meta = json.loads((directory / NEIGHBOURS_META).read_text(encoding="utf-8"))
+    if meta.get("key") != dict(key):
+        raise ValueError("searched with other settings or on another index")
+    path = directory / NEIGHBOURS_FILE
+    if sha256_file(path) != meta.get("sha256"):
+        raise ValueError(f"{path} does not match its recorded sha256")
+    table = np.load(path, mmap_mode="r")
+    if table.dtype != np.int32 or table.ndim != 2 or table.shape[1] != key["k"]:
+        raise ValueError(f"{path} holds {table.dtype} {table.shape}")
+    return table
+
+
+def _neighbour_table(
+    directory: Path, search: CandidateSearch, embeddings: np.ndarray, settings: CandidateSettings
+) -> np.ndarray | None:
+    """The content neighbour table beside the indexes (memory-mapped), searched and stored by
+    the first worker that finds none or a stale one; None (a search per request) if that fails."""
+    try:
+        key = _neighbour_key(directory, search, settings)
+        try:
+            return _read_table(directory, key)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("content neighbours in %s unusable (%s): recomputing", directory, exc)
+        with file_lock(lock_path(directory.parent)):
+            try:
+                return _read_table(directory, key)  # another worker may have written it
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            logger.info("searching the content neighbours of %d items", search.n_indexed)
+            table = content_neighbour_table(search, embeddings, settings)
+            atomic_save_npy(directory / NEIGHBOURS_FILE, table)
+            digest = sha256_file(directory / NEIGHBOURS_FILE)
+            atomic_write_json(directory / NEIGHBOURS_META, {"key": key, "sha256": digest})
+        return _read_table(directory, key)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        logger.warning("no content neighbours (%s): content candidates are searched", exc)
+        return None
 
 
 def _build_stored(

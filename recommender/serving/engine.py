@@ -672,6 +672,8 @@ class Engine:
             self.bundle.hybrid.normalisation,
             cf_row,
             recency_decay=self.bundle.hybrid.recency_decay,
+            # ranked over an ANN candidate union (-inf outside it): normalised over that union
+            weights=weights if bool(np.isneginf(relevance).any()) else None,
         )
         parts_per_item = breakdown(signals, weights, np.array(chosen))
         return [

@@ -57,7 +57,7 @@ from recommender.evaluation.side_signals import (
     stage_signals,
     stale_model,
 )
-from recommender.scoring import HybridConfig, Refold, VectorIndex
+from recommender.scoring import HybridConfig, Refold
 from recommender.scoring.candidates import build_search
 from recommender.scoring.factors import FactorModel
 from recommender.training.budget import BuildBudget
@@ -322,7 +322,7 @@ def run_training(
     rankers: dict[str, Ranker] = dict(baseline_rankers(base, seed))
     for model_type, trained in models.items():
         rankers[model_type] = signal_ranker(scoring_model(trained.factors, test_side), V.SIGNAL_CF)
-    indexes: dict[str, VectorIndex] = {}  # the content index, built once for every model
+    indexes: dict[str, Any] = {}  # the content index (+ neighbour table), built once for all
     for model_type, trained in models.items():
         served = scoring_model(trained.factors, test_side)
         gated = trained.hybrid.stale_after_hours is not None

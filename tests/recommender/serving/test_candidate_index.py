@@ -16,10 +16,12 @@ import pytest
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.registry import Registry
-from recommender.scoring import IndexParams, VectorIndex, score_users
+from recommender.scoring import IndexParams, VectorIndex, score_users, with_candidates
+from recommender.scoring.candidates import build_search
 from recommender.serving import Engine, ServingCaches, array_store, load_bundle
 from recommender.serving.bundle import ModelBundle
-from recommender.serving.candidate_index import ANN_DIR
+from recommender.serving.candidate_index import ANN_DIR, NEIGHBOURS_FILE
+from tests.recommender.serving.reference_candidates import former_candidate_scores
 
 # weights that use every history signal (the test shop's tuned ones leave content out)
 WITH_CONTENT = {
@@ -207,7 +209,10 @@ def test_missing_or_corrupt_index_is_rebuilt_and_answers_do_not_change(
 
 def test_an_index_that_cannot_answer_is_served_exactly(processed, registry_dir, monkeypatch):
     exact_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="exact")
-    ann_settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann")
+    # content searched per request (the neighbour table would need no search)
+    ann_settings = settings_for(
+        processed, registry_dir, WITH_CONTENT, mode="ann", content_neighbours=False
+    )
     exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
     assert ann.hybrid.for_segment(V.SEGMENT_COLD).get(V.SIGNAL_CONTENT, 0) > 0  # searched
     hist = exact.histories
@@ -259,3 +264,210 @@ def test_similar_items_for_a_user_blend_exact_relevance(processed, registry_dir)
         engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
         out.append(engine.similar_items(product, topk=10, user_id=user))
     assert out[0] == out[1]  # every neighbour has a relevance (no -inf, no NaN)
+
+
+def users_of(bundle: ModelBundle, segment: str, count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Histories and rows of up to ``count`` users of ``segment``."""
+    hist = bundle.histories
+    rows = np.array([r for r in range(hist.n_users) if hist.segment(r) == segment][:count])
+    return [hist.liked(int(r)) for r in rows], rows
+
+
+@pytest.mark.parametrize("cf_min_factors", [32, 1], ids=["cf-exact", "cf-indexed"])
+@pytest.mark.parametrize("decay", [1.0, 0.7])
+def test_union_scores_equal_the_former_dense_union_bit_for_bit(
+    processed, registry_dir, cf_min_factors, decay
+):
+    """The sparse item-kNN sums and per-source sizes score every union as the first
+    implementation did (dense rows), single users and a batch, CF exact or indexed."""
+    settings = settings_for(
+        processed,
+        registry_dir,
+        WITH_CONTENT,
+        mode="ann",
+        per_source=10,
+        per_signal={},  # the former code searched content with per_source
+        content_neighbours=False,  # ... per request (the table: the test below)
+        cf_min_factors=cf_min_factors,
+    )
+    bundle = load_bundle(settings)
+    model = bundle.model
+    assert model.candidates is not None
+    assert (model.candidates.cf is not None) == (cf_min_factors == 1)
+    for segment in (V.SEGMENT_TRAINABLE, V.SEGMENT_COLD):
+        histories, rows = users_of(bundle, segment, 40)
+        trainable = segment == V.SEGMENT_TRAINABLE
+        cf_rows = bundle.histories.cf_rows[rows] if trainable else None
+        weights = WITH_CONTENT[segment]
+        groups = [[i] for i in range(8)] + [list(range(len(histories)))]
+        for group in groups:
+            part = [histories[i] for i in group]
+            part_rows = None if cf_rows is None else cf_rows[group]
+            args = (model, segment, part, weights, "minmax", part_rows)
+            ours = score_users(*args, recency_decay=decay)
+            former = former_candidate_scores(*args, recency_decay=decay)
+            assert np.array_equal(ours, former)
+            assert np.isfinite(ours).sum(axis=1).max() < model.n_items  # a union
+
+
+def test_per_signal_sizes_change_only_that_source(processed, registry_dir):
+    base = load_bundle(
+        settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    )
+    wide = load_bundle(
+        settings_for(
+            processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10,
+            per_signal={"content": 100, "popularity": 40},
+        )
+    )  # fmt: skip
+    histories, _ = users_of(base, V.SEGMENT_COLD, 5)
+    weights = WITH_CONTENT[V.SEGMENT_COLD]
+    for history in histories:
+        narrow = np.isfinite(score_users(base.model, V.SEGMENT_COLD, [history], weights)[0])
+        more = np.isfinite(score_users(wide.model, V.SEGMENT_COLD, [history], weights)[0])
+        popular = base.model.popularity_order
+        assert more[popular[:40]].all() and not narrow[popular[10:40]].all()
+        assert (more | narrow).sum() == more.sum()  # the union only grew
+    with pytest.raises(ValueError, match="per_signal"):
+        settings_for(processed, registry_dir, mode="ann", per_signal={"content": 5})
+
+
+@pytest.mark.parametrize("cf_min_factors", [32, 1], ids=["cf-exact", "cf-indexed"])
+def test_explain_adds_up_to_the_relevance_it_was_ranked_by(processed, registry_dir, cf_min_factors):
+    """Under the candidate stage the breakdown is normalised over the user's union, as served:
+    the contributions add up to the relevance (over the catalogue they do not)."""
+    settings = settings_for(
+        processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10,
+        cf_min_factors=cf_min_factors,
+    )  # fmt: skip
+    bundle = load_bundle(settings)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    checked = 0
+    for user in known_users(bundle, 10):
+        for entry in engine.recommend(user, topk=5, explain=True).as_dict()["recommendations"]:
+            explain = entry["explain"]
+            parts = explain["signals"]
+            total = sum(p["contribution"] for p in parts.values())
+            assert total == pytest.approx(explain["relevance"], abs=1e-5)
+            assert all(0.0 <= p["value"] <= 1.0 for p in parts.values())
+            checked += 1
+    assert checked >= 50
+
+
+def test_cf_index_is_searched_when_the_model_has_enough_factors(
+    processed, registry_dir, monkeypatch
+):
+    """The test model has 8 factors: with ``cf_min_factors`` 8 the CF factors are indexed too
+    (``cf.usearch`` beside the content index) and the answers still match exact scoring."""
+    weights = {**WITH_CONTENT, V.SEGMENT_COLD: {**WITH_CONTENT[V.SEGMENT_COLD], V.SIGNAL_CF: 0.4}}
+    exact_settings = settings_for(processed, registry_dir, weights, mode="exact")
+    ann_settings = settings_for(processed, registry_dir, weights, mode="ann", cf_min_factors=8)
+    exact, ann = load_bundle(exact_settings), load_bundle(ann_settings)
+    search = ann.model.candidates
+    assert search is not None and search.cf is not None and search.content is not None
+    assert search.cf.ndim == ann.model.item_factors.shape[1] == 8
+    assert (ann_dir(processed, registry_dir) / "cf.usearch").is_file()
+    calls: list[int] = []
+    original = VectorIndex.search
+
+    def counted(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+        if self is search.cf:
+            calls.append(len(queries))
+        return original(self, queries, count)
+
+    monkeypatch.setattr(VectorIndex, "search", counted)
+    users = known_users(exact, 60)
+    right = answers(ann, ann_settings, users)
+    monkeypatch.undo()
+    assert calls == [1] * len(users)  # one CF search per known user
+    left = answers(exact, exact_settings, users)
+    recall = np.mean(
+        [
+            len(set(ids(a)) & set(ids(b))) / max(1, len(ids(a)))
+            for a, b in zip(left, right, strict=True)
+        ]
+    )
+    assert recall >= 0.98
+
+
+def test_content_neighbours_are_a_shared_table_of_what_the_index_finds(processed, registry_dir):
+    """Each item's content top-k is searched once and memory-mapped: a one-item history's
+    content candidates are its item's row, which is the search of that item's embedding."""
+    settings = settings_for(
+        processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10, per_signal={"content": 20}
+    )
+    bundle = load_bundle(settings)
+    search = bundle.model.candidates
+    assert search is not None and search.content is not None
+    table = search.content_neighbours
+    assert table is not None and table.shape == (bundle.n_items, 20) and table.dtype == np.int32
+    path = ann_dir(processed, registry_dir) / NEIGHBOURS_FILE
+    maps = [line.split() for line in Path("/proc/self/maps").read_text().splitlines()]
+    ours = [m for m in maps if len(m) >= 6 and m[5] == str(path.resolve())]
+    assert ours and all("w" not in m[1] for m in ours)  # a read-only map of the stored file
+    embeddings = bundle.model.embeddings
+    assert embeddings is not None
+    for item in (0, 7, bundle.n_items - 1):
+        assert list(table[item]) == list(search.content.search(embeddings[item], 20)[0])
+    hist = bundle.histories
+    weights = WITH_CONTENT[V.SEGMENT_COLD]
+    rows = [r for r in range(hist.n_users) if hist.segment(r) == V.SEGMENT_COLD]
+    single = [r for r in rows if len(hist.liked(r)) == 1][:10]
+    assert single
+    for row in single:
+        (item,) = hist.liked(row)
+        scores = score_users(bundle.model, V.SEGMENT_COLD, [hist.liked(row)], weights)[0]
+        assert np.isfinite(scores[table[item]]).all()
+    # a corrupt table is searched again: the same rows, the same answers
+    users = known_users(bundle, 20)
+    before = answers(bundle, settings, users)
+    raw = bytearray(path.read_bytes())
+    raw[-64:] = bytes(255 - b for b in raw[-64:])
+    path.unlink()
+    path.write_bytes(bytes(raw))
+    again = load_bundle(settings)
+    assert again.model.candidates is not None
+    assert np.array_equal(again.model.candidates.content_neighbours, table)
+    assert answers(again, settings, users) == before
+
+
+def test_without_the_table_content_candidates_are_searched(processed, registry_dir, monkeypatch):
+    settings = settings_for(
+        processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10, content_neighbours=False
+    )
+    bundle = load_bundle(settings)
+    search = bundle.model.candidates
+    assert search is not None and search.content_neighbours is None
+    assert not (ann_dir(processed, registry_dir) / NEIGHBOURS_FILE).exists()
+    calls: list[int] = []
+    original = VectorIndex.search
+
+    def counted(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+        calls.append(count)
+        return original(self, queries, count)
+
+    monkeypatch.setattr(VectorIndex, "search", counted)
+    hist = bundle.histories
+    row = next(r for r in range(hist.n_users) if hist.segment(r) == V.SEGMENT_COLD)
+    score_users(bundle.model, V.SEGMENT_COLD, [hist.liked(row)], WITH_CONTENT[V.SEGMENT_COLD])
+    assert calls == [search.size(V.SIGNAL_CONTENT)] == [100]  # the shipped content size
+
+
+def test_evaluation_builds_the_same_candidate_stage_in_memory(processed, registry_dir):
+    """Evaluated = served: ``build_search`` (the test table) gives the content neighbour table
+    the serving files hold, and the same union scores."""
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    served = load_bundle(settings)
+    model = served.model.exact_model
+    built: dict[str, Any] = {}
+    search = build_search(model, settings.candidates, built)
+    assert search is not None and search.content_neighbours is not None
+    assert served.model.candidates is not None
+    assert np.array_equal(search.content_neighbours, served.model.candidates.content_neighbours)
+    assert build_search(model, settings.candidates, built).content_neighbours is (  # type: ignore[union-attr]
+        search.content_neighbours
+    )  # reused for the next model of a build
+    histories, _ = users_of(served, V.SEGMENT_COLD, 20)
+    weights = WITH_CONTENT[V.SEGMENT_COLD]
+    evaluated = score_users(with_candidates(model, search), V.SEGMENT_COLD, histories, weights)
+    assert np.array_equal(evaluated, score_users(served.model, V.SEGMENT_COLD, histories, weights))
