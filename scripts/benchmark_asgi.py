@@ -12,6 +12,9 @@ gets uvicorn's scope and one-message body; each round measures, in turn, ``GET /
 ``/recommend`` of the load test's mixed traffic (warm: mostly results-cache hits), uncached known
 users (each asked once) and the same number of other uncached users through
 ``Engine.recommend`` alone, so ``uncached - engine`` is what the HTTP layer adds to a miss.
+``python_calls_per_request`` (one cProfile pass of each kind at the end) counts the Python
+function calls of a request: a measure of the layer's work that no other job on the machine
+moves.
 Run the old and the new tree (``PYTHONPATH``) one after the other to compare them.
 """
 
@@ -19,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import os
+import pstats
 import statistics
 import sys
 import time
@@ -80,6 +85,17 @@ async def _cpu_us(app: Any, method: str, path: str, bodies: list[bytes | None]) 
     return (time.thread_time() - started) * 1e6 / len(bodies)
 
 
+async def _calls(app: Any, method: str, path: str, bodies: list[bytes | None]) -> float:
+    """Python function calls per request (cProfile's count): unlike time, the same on a loaded
+    and an idle machine."""
+    profile = cProfile.Profile()
+    profile.enable()
+    for body in bodies:
+        await _call(app, method, path, body)
+    profile.disable()
+    return pstats.Stats(profile).total_calls / len(bodies)  # type: ignore[attr-defined]
+
+
 def _engine_us(engine: Any, users: list[str]) -> float:
     options = engine.options(topk=10)
     started = time.thread_time()
@@ -100,7 +116,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from service.api import create_app
 
     mix, _ = user_mix(args.processed, 2000, args.seed)
-    need = 2 * args.rounds * args.per_round + 200
+    need = (2 * args.rounds + 1) * args.per_round + 200
     users = split_users(args.processed, need, 0, 0, args.seed)["uncached"]
     if len(users) < need:
         raise SystemExit(f"{len(users)} distinct users, {need} needed: lower --rounds/--per-round")
@@ -126,6 +142,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["cached"].append(await _cpu_us(app, "POST", "/recommend", mixed[:n]))
             results["uncached"].append(await _cpu_us(app, "POST", "/recommend", uncached))
             results["engine"].append(_engine_us(engine, engine_users))
+        rest = pool[2 * args.rounds * n :]
+        unseen = [orjson.dumps({"user_id": u, "topk": 10}) for u in rest[:n]]
+        calls = {
+            "health": await _calls(app, "GET", "/health", [None] * n),
+            "cached": await _calls(app, "POST", "/recommend", mixed[:n]),
+            "uncached": await _calls(app, "POST", "/recommend", unseen),
+        }
     report: dict[str, Any] = {"load_average_before": load_before}
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     for name, values in results.items():
@@ -133,6 +156,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "min": round(min(values), 1),
             "median": round(statistics.median(values), 1),
         }
+    report["python_calls_per_request"] = {name: round(c, 1) for name, c in calls.items()}
     report["uncached_minus_engine_us"] = round(min(results["uncached"]) - min(results["engine"]), 1)
     report["uncached_minus_health_minus_engine_us"] = round(
         report["uncached_minus_engine_us"] - min(results["health"]), 1

@@ -8,23 +8,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 import service.api
+from service.direct import DirectRoutes
 from tests.service.conftest import SwitchableLoader, make_client
 
 VOLATILE = ("recommendation_id", "latency_ms", "total_latency_ms")  # fresh on every answer
 TOO_BIG = b'{"user_id": "t0", "topk": 5' + b" " * 70_000 + b"}"
 
 
-class Routed:
+class Routed(DirectRoutes):
     """Stands in for DirectRoutes: every request takes the router, as before service.direct."""
 
-    def __init__(self, app: ASGIApp, routes: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+    def __init__(self, routes: Any) -> None:
+        super().__init__(())
 
 
 @pytest.fixture()
