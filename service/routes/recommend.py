@@ -23,7 +23,7 @@ from service.deps import (
 from service.encoding import answer_json, record_json
 from service.experiments import answer_tags, merged_options, serving_for
 from service.json_route import JsonBodyRoute
-from service.responses import PATH_KEY
+from service.responses import PATH_KEY, JsonBytesResponse
 from service.schemas import (
     ERROR_RESPONSES,
     BatchRecommendRequest,
@@ -106,7 +106,9 @@ async def recommend(body: RecommendRequest, request: Request) -> Response:
     started = time.perf_counter()
     runner = get_experiments(request)
     choice = runner.choose(body.session_id or body.user_id) if runner is not None else None
-    state, choice = serving_for(runner, get_variant_models(request), choice, default)
+    state = default
+    if choice is not None:
+        state, choice = serving_for(runner, get_variant_models(request), choice, default)
     engine = state.engine
     options = _options(engine, body, choice)
     result = engine.recommend(body.user_id, options)
@@ -119,8 +121,8 @@ async def recommend(body: RecommendRequest, request: Request) -> Response:
         **answer_tags(runner, choice, result),
     }
     # the JSON of result.as_dict() (user_id as sent) and extra, joined from encoded records
-    content = answer_json(result, body.user_id, record_json(engine), extra)
-    return Response(content, media_type="application/json")
+    content = answer_json(result, body.user_id, record_json(engine), extra, memo=True)
+    return JsonBytesResponse(content)
 
 
 BATCH_RESPONSES = {
