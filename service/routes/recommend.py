@@ -47,6 +47,22 @@ PlainKey = tuple[int | None, bool, bool | None, bool]  # topk, exclude_seen, rer
 _PLAIN: weakref.WeakKeyDictionary[Engine, dict[PlainKey, RecommendOptions]] = (
     weakref.WeakKeyDictionary()
 )
+# the same for requests with filters or weights (no context, no A/B variant), keyed by their
+# values too; at most LOOSE_KEPT per engine (ids lists can be long), the oldest go first
+LOOSE_KEPT = 256
+_LOOSE: weakref.WeakKeyDictionary[Engine, dict[tuple[Any, ...], RecommendOptions]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loose_key(body: RecommendRequest | BatchRecommendRequest, explain: bool) -> tuple[Any, ...]:
+    """Every value the options of a request without context or variant are made of."""
+    spec = body.filters
+    filters = None
+    if spec is not None:  # a model's field values, in field order; lists as tuples
+        filters = tuple(tuple(v) if isinstance(v, list) else v for v in spec.__dict__.values())
+    weights = None if body.rerank_weights is None else tuple(body.rerank_weights.items())
+    return (body.topk, body.exclude_seen, body.rerank, explain, filters, weights)
 
 
 def _options(
@@ -65,6 +81,15 @@ def _options(
                 topk=body.topk, exclude_seen=body.exclude_seen, rerank=body.rerank, explain=explain
             )
         return options
+    kept: dict[tuple[Any, ...], RecommendOptions] | None = None
+    if choice is None and not context:
+        kept = _LOOSE.get(engine)
+        if kept is None:
+            kept = _LOOSE.setdefault(engine, {})
+        key = _loose_key(body, explain)
+        options = kept.get(key)
+        if options is not None:
+            return options
     loose: dict[str, Any] = {
         "topk": body.topk,
         "exclude_seen": body.exclude_seen,
@@ -75,7 +100,12 @@ def _options(
     }
     if context:
         loose["context_items"] = context
-    return engine.options(**merged_options(loose, choice))
+    options = engine.options(**merged_options(loose, choice))
+    if kept is not None:  # valid (an invalid one raised): kept
+        kept[key] = options
+        if len(kept) > LOOSE_KEPT:
+            del kept[next(iter(kept))]
+    return options
 
 
 def _chunks_by_variant(
