@@ -18,6 +18,9 @@ The failure series (``recsys_model_reloads_total{result="failure"}``, every stor
 operation) are exported at 0 from startup, so that the alert rules of ``deploy/prometheus``
 (``increase() > 0``) see the first failure.
 
+The per-request series are plain counts (:mod:`service.request_series`), written out at scrape
+time as the families above.
+
 Label values are bounded: endpoints are the known route paths (anything else is ``other``),
 paths are the engine strategies, codes come from :mod:`service.errors`.
 
