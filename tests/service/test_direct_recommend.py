@@ -158,3 +158,14 @@ def test_not_ready_is_the_same_503_on_the_direct_path(monkeypatch):
     monkeypatch.setattr(service.api, "DirectRoutes", Routed)
     assert ours == answer()
     assert ours[0] == 503 and ours[1][0]["error"]["code"] == "not_ready"
+
+
+def test_while_draining_direct_answers_close_the_connection_as_routed_ones(clients):
+    """The drain's Connection: close now comes from RequestGuard, on both paths alike."""
+    direct, routed = clients
+    for client in (direct, routed):
+        client.app.state.drain.started_at = 1.0  # what SIGTERM does
+    for path, kwargs in REQUESTS[:4] + REQUESTS[8:10] + REQUESTS[24:26]:
+        ours, theirs = _send(direct, path, kwargs), _send(routed, path, kwargs)
+        assert _answer(ours) == _answer(theirs), (path, kwargs)
+        assert ours.headers["connection"] == "close", (path, kwargs)
