@@ -4,7 +4,7 @@ Usage::
 
     python scripts/benchmark_serving.py [--processed data/processed] [--registry artifacts/cf]
         [--workers 1] [--concurrency 16] [--requests 4000] [--distinct 20000]
-        [--compare 2000] [--json report.json] [--engine-only] [--scale]
+        [--compare 2000] [--json report.json] [--engine-only] [--scale] [--port 18100]
 
 Measures, on one freshly started ``uvicorn service.api:app`` (warm-up off, so every cache
 starts cold), each mix right after ``GET /health`` on the same server:
@@ -85,8 +85,10 @@ def rss_mb(pid: int) -> float | None:
 class ServerProcess(_ServerProcess):
     """``uvicorn service.api:app`` on a free port, pointed at the artifacts by RECSYS_PATHS__*."""
 
-    def __init__(self, processed: Path, registry: Path, workers: int) -> None:
-        port = free_port()
+    def __init__(
+        self, processed: Path, registry: Path, workers: int, port: int | None = None
+    ) -> None:
+        port = port or free_port()
         command = server_command("uvicorn", port, workers, extra=["--no-access-log"])
         extra = {"RECSYS_LOGGING__LEVEL": "WARNING", "RECSYS_WARMUP__ENABLED": "false"}
         env = server_env(processed, registry, extra, drop_prefix="RECSYS_PATHS__")
@@ -108,8 +110,10 @@ class ServerProcess(_ServerProcess):
 class ReferenceApp(ServerProcess):
     """``scripts/reference_implicit_app.py`` under uvicorn (one worker) on a free port."""
 
-    def __init__(self, processed: Path, registry: Path) -> None:  # noqa: D107
-        port = free_port()
+    def __init__(  # noqa: D107
+        self, processed: Path, registry: Path, port: int | None = None
+    ) -> None:
+        port = port or free_port()
         command = server_command("uvicorn", port, 1, extra=["--no-access-log"])
         command[command.index("service.api:app")] = REFERENCE_APP
         command += ["--app-dir", str(REPO / "scripts")]
@@ -312,7 +316,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     uncached = [{"user_id": u, "topk": 10} for u in users["uncached"]]
     peer = [{"user_id": u, "topk": 10} for u in users["peer"]]
     mixes: dict[str, Any] = {}
-    server = ServerProcess(args.processed, args.registry, args.workers)
+    server = ServerProcess(args.processed, args.registry, args.workers, args.port)
     try:
         startup = server.wait_ready()
         health = f"{server.url}/health"
@@ -341,7 +345,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         memory = {str(pid): round(rss_mb(pid) or 0.0, 1) for pid in sorted(pids)}
     finally:
         server.stop()
-    reference = ReferenceApp(args.processed, args.registry)
+    reference = ReferenceApp(args.processed, args.registry, args.port and args.port + 1)
     try:
         reference.wait_ready()
         ref_url = f"{reference.url}/recommend"
@@ -424,6 +428,12 @@ def main() -> int:
     parser.add_argument("--batch-runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the server's port, the reference app's is the next one (default: free ports)",
+    )
     parser.add_argument(
         "--engine-only",
         action="store_true",

@@ -5,7 +5,7 @@ Usage::
 
     python scripts/profile_server.py [--processed data/processed] [--registry artifacts/cf]
         [--endpoint recommend|events] [--users 3000] [--concurrency 16] [--top 40]
-        [--out server.prof] [--cached]
+        [--out server.prof] [--cached] [--port 18100]
 
 Runs ``service.api:app`` under ``uvicorn.Server`` in this process with cProfile on in the event
 loop's thread (where ``/recommend`` runs), drives it from a separate client process with distinct
@@ -98,6 +98,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", type=Path, default=None, help="also write the pstats file here")
     parser.add_argument("--clock", choices=("thread", "wall"), default="thread")
+    parser.add_argument("--port", type=int, default=None, help="default: a free port")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--cached",
@@ -133,7 +134,7 @@ def main() -> int:
         path = "/recommend"
         users = split_users(args.processed, args.users, 0, 0, args.seed)["uncached"]
         bodies = [{"user_id": u, "topk": 10} for u in users]
-    port = free_port()
+    port = args.port or free_port()
     config = uvicorn.Config(
         create_app(), host=HOST, port=port, log_level="warning", access_log=False
     )

@@ -35,7 +35,7 @@ from service.middleware import RequestGuard
 from service.openapi import install_openapi
 from service.responses import OrjsonResponse
 from service.routes import ROUTERS, events, recommend, similar
-from service.shutdown import CloseWhileDraining, Drain
+from service.shutdown import Drain
 
 logger = logging.getLogger("service")
 
@@ -144,11 +144,13 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     direct = [*events.router.routes, *recommend.router.routes, *similar.router.routes]
-    app.add_middleware(DirectRoutes, routes=direct)  # innermost: service.direct
     app.add_middleware(
-        RequestGuard, metrics=app.state.metrics, max_body_bytes=settings.requests.max_body_bytes
+        RequestGuard,
+        metrics=app.state.metrics,
+        max_body_bytes=settings.requests.max_body_bytes,
+        drain=app.state.drain,
+        direct=DirectRoutes(direct),  # service.direct
     )
-    app.add_middleware(CloseWhileDraining, drain=app.state.drain)
     if settings.cors.allow_origins:
         app.add_middleware(
             CORSMiddleware,

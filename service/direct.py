@@ -4,10 +4,11 @@
 Why: FastAPI's router (matching every route in turn, then its request/response wrapper, the
 exception middleware and the exit-stack middleware around it) cost about as much server CPU per
 request as the ingest itself (``scripts/profile_server.py --endpoint events``), and about a
-third of an uncached ``/recommend``'s service-layer time. :class:`DirectRoutes` sits innermost
-among the user middleware — inside CORS, the drain guard and
-:class:`~service.middleware.RequestGuard`, so metrics, the body limit and draining are
-unchanged — and hands an exact ``(method, path)`` match straight to the route's own lean handler
+third of an uncached ``/recommend``'s service-layer time. :class:`DirectRoutes` is consulted by
+:class:`~service.middleware.RequestGuard`, the innermost user middleware (inside CORS), after it
+has started the request's timing and checked the body limit — so metrics, the body limit and
+draining are unchanged — and hands an exact ``(method, path)`` match straight to the route's own
+lean handler
 (:class:`~service.json_route.RequestRoute`: the ingest token check, then the endpoint;
 :class:`~service.json_route.JsonBodyRoute`: the body validated by pydantic-core, then the
 endpoint).
@@ -29,7 +30,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from service.json_route import DIRECT_ATTR
 
@@ -37,16 +38,16 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class DirectRoutes:
-    """Dispatch exact ``(method, path)`` matches of ``routes`` to their lean handlers.
+    """The lean handlers of exact ``(method, path)`` matches of ``routes``.
 
     ``routes`` are the route objects of routers the app includes without a prefix or
     dependencies of their own (``service.routes.events.router.routes`` and the recommendation
     routers'); a route with path parameters or a handler that needs the router is left to the
-    router.
+    router. :class:`~service.middleware.RequestGuard` asks :meth:`find` for every request and
+    sends what :meth:`answer` returns.
     """
 
-    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]) -> None:
-        self.app = app
+    def __init__(self, routes: Iterable[BaseRoute]) -> None:
         self.table: dict[tuple[str, str], tuple[APIRoute, Handler]] = {}
         for route in routes:
             if not isinstance(route, APIRoute) or route.param_convertors:
@@ -56,30 +57,32 @@ class DirectRoutes:
                 for method in route.methods or ():
                     self.table.setdefault((method, route.path), (route, handler))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def find(self, scope: Scope) -> tuple[APIRoute, Handler] | None:
+        """The route and lean handler of an HTTP request's method and path, if it has one."""
+        if not self.table:
+            return None
         path = scope["path"]
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        found = self.table.get((scope["method"], path))
-        if found is None:
-            await self.app(scope, receive, send)
-            return
+        return self.table.get((scope["method"], path))
+
+    async def answer(
+        self, found: tuple[APIRoute, Handler], scope: Scope, receive: Receive, send: Send
+    ) -> Response:
+        """The response of the route's handler, or of the app's handler for what it raised (an
+        exception without a handler of its own propagates: the 500 middleware's)."""
         route, handler = found
         scope["route"], scope["endpoint"] = route, route.endpoint
         request = Request(scope, receive, send)
         try:
-            response = await handler(request)
+            return await handler(request)
         except Exception as exc:
             answer = _handler_for(scope["app"], exc)
             if answer is None:
                 raise
             result = answer(request, exc)
-            response = await result if inspect.isawaitable(result) else result
-        await response(scope, receive, send)
+            return await result if inspect.isawaitable(result) else result
 
 
 def _handler_for(app: Any, exc: Exception) -> Callable[[Request, Exception], Any] | None:

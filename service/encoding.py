@@ -17,20 +17,24 @@ from typing import Any
 import orjson
 
 from recommender.serving import Engine, Recommendation
+from recommender.serving.ranked import Ranked
 from service.responses import ORJSON_OPTIONS
 
 _RANKS = [b'%d,"score":' % rank for rank in range(1001)]  # the bytes between rank and score
 _SEGMENT_KEYS: dict[str, bytes] = {}  # segment -> its ``"segment":...,"recommendations":`` bytes
 _TABLES: weakref.WeakKeyDictionary[Engine, RecordJson] = weakref.WeakKeyDictionary()
+MEMO_MAX_BYTES = 16_384  # larger items arrays (topk ~50 and up) are not remembered
 
 
 class RecordJson:
     """The records of one catalogue as JSON fragments ``{...,"rank":`` (filled on first use;
-    threads may race to fill one slot, with the same bytes)."""
+    threads may race to fill one slot, with the same bytes), and the items arrays of recent
+    single answers (:class:`AnswerMemo`)."""
 
     def __init__(self, records: tuple[dict[str, Any], ...]) -> None:
         self.records = records
         self._fragments: list[bytes | None] = [None] * len(records)
+        self.answers = AnswerMemo()
 
     def fragment(self, item: int) -> bytes | None:
         """``item``'s record without its closing brace, then ``"rank":``; None when the record
@@ -43,6 +47,44 @@ class RecordJson:
             fragment = orjson.dumps(record, option=ORJSON_OPTIONS)[:-1] + b',"rank":'
             self._fragments[item] = fragment
         return fragment
+
+
+class AnswerMemo:
+    """The ``recommendations`` JSON of recent :class:`Ranked` answers, by object identity.
+
+    A results-cache hit returns the very :class:`Ranked` object the miss stored, so its items
+    array — the bulk of a 3 KB answer — is looked up instead of joined and its scores encoded
+    again; every visitor without history shares one entry per options (most of a storefront's
+    cached traffic). Segmented LRU: a new answer waits in ``probation`` (most are never asked
+    again: distinct visitors, answers the cache did not admit) and moves to ``protected`` on its
+    first repeat, so a stream of one-off answers cannot push the repeated ones out. Entries hold
+    their :class:`Ranked` (an id is never reused while it is held) and go with the model's
+    table; at most 768 of at most ``MEMO_MAX_BYTES`` each (12 MB; 3.4 MB at ``topk`` 10).
+    Answers with ``explain`` are never repeated (not cached) and not remembered. Used from the
+    event loop's thread only (single ``/recommend``), so no lock.
+    """
+
+    def __init__(self, probation: int = 256, protected: int = 512) -> None:
+        self.sizes = (probation, protected)
+        self.probation: dict[int, tuple[Ranked, bytes]] = {}
+        self.protected: dict[int, tuple[Ranked, bytes]] = {}
+
+    def get(self, ranked: Ranked) -> bytes | None:
+        """The items JSON of ``ranked`` if remembered (and promoted or refreshed)."""
+        key = id(ranked)
+        entry = self.protected.pop(key, None) or self.probation.pop(key, None)
+        if entry is None or entry[0] is not ranked:
+            return None
+        self.protected[key] = entry  # most recent last
+        if len(self.protected) > self.sizes[1]:
+            del self.protected[next(iter(self.protected))]
+        return entry[1]
+
+    def put(self, ranked: Ranked, items: bytes) -> None:
+        """Remember a newly encoded answer (on probation)."""
+        self.probation[id(ranked)] = (ranked, items)
+        if len(self.probation) > self.sizes[0]:
+            del self.probation[next(iter(self.probation))]
 
 
 def record_json(engine: Engine) -> RecordJson:
@@ -84,9 +126,11 @@ def answer_json(
     user_id: str | int,
     table: RecordJson,
     extra: Mapping[str, Any] | None = None,
+    memo: bool = False,
 ) -> bytes:
     """``result.as_dict()`` with ``user_id`` as sent (an int stays an int) and then ``extra``'s
-    keys, as JSON: byte for byte what ``orjson.dumps`` makes of that dict."""
+    keys, as JSON: byte for byte what ``orjson.dumps`` makes of that dict. ``memo`` (the event
+    loop's single answers): the items array through ``table.answers``."""
     # the keys after user_id depend on the segment only: encoded once per segment
     middle = _SEGMENT_KEYS.get(result.segment)
     if middle is None:
@@ -100,4 +144,10 @@ def answer_json(
         middle = _SEGMENT_KEYS.setdefault(result.segment, middle + b',"recommendations":')
     head = orjson.dumps(user_id, option=ORJSON_OPTIONS)
     tail = b"}" if not extra else b"," + orjson.dumps(extra, option=ORJSON_OPTIONS)[1:]
-    return b"".join((b'{"user_id":', head, middle, items_json(result, table), tail))
+    ranked = result.ranked
+    items = table.answers.get(ranked) if memo else None
+    if items is None:
+        items = items_json(result, table)
+        if memo and ranked.explains is None and len(items) <= MEMO_MAX_BYTES:
+            table.answers.put(ranked, items)
+    return b"".join((b'{"user_id":', head, middle, items, tail))

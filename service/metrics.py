@@ -18,6 +18,9 @@ The failure series (``recsys_model_reloads_total{result="failure"}``, every stor
 operation) are exported at 0 from startup, so that the alert rules of ``deploy/prometheus``
 (``increase() > 0``) see the first failure.
 
+The per-request series are plain counts (:mod:`service.request_series`), written out at scrape
+time as the families above.
+
 Label values are bounded: endpoints are the known route paths (anything else is ``other``),
 paths are the engine strategies, codes come from :mod:`service.errors`.
 
@@ -36,9 +39,7 @@ exited stay in the sums, as Prometheus counters should.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,6 +50,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from recommender import vocabulary as V
 from recommender.serving import ReloadResult
 from service.collector import ServingCollector
+from service.request_series import (
+    ERRORS,
+    LATENCY,
+    PATH_LATENCY,
+    PATHS,
+    REQUESTS,
+    RequestSeries,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 WINDOW = 10_000  # latencies kept per endpoint for the /stats percentiles
@@ -56,6 +65,38 @@ OTHER = "other"
 STRATEGIES = (V.STRATEGY_CF, V.STRATEGY_CONTENT, V.STRATEGY_POPULARITY)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STORE_OPERATIONS = ("append", "append_products", "read")  # record_store_error's operations
+
+
+class _SharedRequestSeries:
+    """The request series as ``prometheus_client`` objects, for multiprocess mode only: their
+    values are written to the shared files that every worker's scrape sums."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        name, doc = REQUESTS
+        self.requests = Counter(name, doc, ["endpoint", "status"], registry=registry)
+        name, doc = LATENCY
+        self.latency = Histogram(
+            name, doc, ["endpoint"], buckets=LATENCY_BUCKETS, registry=registry
+        )
+        name, doc = ERRORS
+        self.errors = Counter(name, doc, ["endpoint", "code"], registry=registry)
+        name, doc = PATH_LATENCY
+        self.path_latency = Histogram(
+            name, doc, ["path"], buckets=LATENCY_BUCKETS, registry=registry
+        )
+        name, doc = PATHS
+        self.paths = Counter(name, doc, ["path"], registry=registry)
+
+    def observe(
+        self, endpoint: str, status: int, seconds: float, code: str | None, path: str | None
+    ) -> None:
+        self.requests.labels(endpoint, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
+        if code is not None:
+            self.errors.labels(endpoint, code).inc()
+        if path is not None:
+            self.path_latency.labels(path).observe(seconds)
+            self.paths.labels(path).inc()
 
 
 def _percentiles(values: Iterable[float]) -> dict[str, float | None]:
@@ -92,38 +133,14 @@ class Metrics:
         if self.multiprocess_dir is None:
             self.registry.register(self.collector)
         reg = self.registry
-        self._requests = Counter(
-            "recsys_http_requests_total",
-            "HTTP requests by endpoint and status code.",
-            ["endpoint", "status"],
-            registry=reg,
-        )
-        self._latency = Histogram(
-            "recsys_http_request_duration_seconds",
-            "HTTP request latency by endpoint (server side, body included).",
-            ["endpoint"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self._errors_by_code = Counter(
-            "recsys_http_errors_total",
-            "Error responses by endpoint and error code (the body's error.code).",
-            ["endpoint", "code"],
-            registry=reg,
-        )
-        self._path_latency = Histogram(
-            "recsys_recommend_request_duration_seconds",
-            "POST /recommend latency (server side) by the path that answered it.",
-            ["path"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self._paths = Counter(
-            "recsys_recommendations_total",
-            "Users served by recommendation path (cf, content, popularity), batches included.",
-            ["path"],
-            registry=reg,
-        )
+        # the request series: plain counts exported at scrape time (service.request_series);
+        # in multiprocess mode also prometheus_client's objects, whose values live in the files
+        self._series = RequestSeries(LATENCY_BUCKETS, window)
+        self._shared: _SharedRequestSeries | None = None
+        if self.multiprocess_dir is None:
+            reg.register(self._series)
+        else:
+            self._shared = _SharedRequestSeries(reg)
         self._reloads = Counter(
             "recsys_model_reloads_total",
             "Model load attempts (startup, /reload_model, registry poll) by result.",
@@ -167,16 +184,7 @@ class Metrics:
             self._reloads.labels(outcome)
         for operation in STORE_OPERATIONS:
             self._store_errors.labels(operation)
-        self._lock = threading.Lock()
         self._window = window
-        self._counts: dict[str, int] = {}
-        self._errors: dict[str, int] = {}
-        self._codes: dict[str, int] = {}
-        self._latencies: dict[str, deque[float]] = {}
-        self._path_latencies: dict[str, deque[float]] = {}
-        self._path_counts: dict[str, int] = {}
-        self._children: dict[tuple[str, int], Any] = {}
-        self._path_children: dict[str, Any] = {}
         self._accepted_children: dict[str, Any] = {}
 
     def endpoint_of(self, path: str) -> str:
@@ -193,41 +201,9 @@ class Metrics:
     ) -> None:
         """Record one finished request; ``path`` (a single /recommend's strategy) also counts
         one user served on that path."""
-        child = self._children.get((endpoint, status))
-        if child is None:
-            child = self._children[(endpoint, status)] = (
-                self._requests.labels(endpoint, str(status)),
-                self._latency.labels(endpoint),
-            )
-        child[0].inc()
-        child[1].observe(seconds)
-        if error_code is not None:
-            self._errors_by_code.labels(endpoint, error_code).inc()
-        if path is not None:
-            by_path = self._path_children.get(path)
-            if by_path is None:
-                by_path = self._path_children[path] = (
-                    self._path_latency.labels(path),
-                    self._paths.labels(path),
-                )
-            by_path[0].observe(seconds)
-            by_path[1].inc()
-        with self._lock:
-            self._counts[endpoint] = self._counts.get(endpoint, 0) + 1
-            if status >= 400:
-                self._errors[endpoint] = self._errors.get(endpoint, 0) + 1
-            if error_code is not None:
-                self._codes[error_code] = self._codes.get(error_code, 0) + 1
-            window = self._latencies.get(endpoint)
-            if window is None:
-                window = self._latencies[endpoint] = deque(maxlen=self._window)
-            window.append(seconds)
-            if path is not None:
-                self._path_counts[path] = self._path_counts.get(path, 0) + 1
-                window = self._path_latencies.get(path)
-                if window is None:
-                    window = self._path_latencies[path] = deque(maxlen=self._window)
-                window.append(seconds)
+        self._series.observe(endpoint, status, seconds, error_code, path)
+        if self._shared is not None:
+            self._shared.observe(endpoint, status, seconds, error_code, path)
 
     def record_paths(self, strategies: Iterable[str]) -> None:
         """Count users served per recommendation path (batches; a single /recommend is counted
@@ -235,11 +211,10 @@ class Metrics:
         counted: dict[str, int] = {}
         for strategy in strategies:
             counted[strategy] = counted.get(strategy, 0) + 1
-        with self._lock:
+        self._series.add_paths(counted)
+        if self._shared is not None:
             for strategy, count in counted.items():
-                self._path_counts[strategy] = self._path_counts.get(strategy, 0) + count
-        for strategy, count in counted.items():
-            self._paths.labels(strategy).inc(count)
+                self._shared.paths.labels(strategy).inc(count)
 
     def record_events_accepted(self, types: Iterable[str]) -> None:
         """Count stored events by type."""
@@ -274,27 +249,37 @@ class Metrics:
     def snapshot(self) -> dict[str, Any]:
         """The request part of /stats: totals, per-endpoint and per-path counts and latency,
         errors by code (this process's numbers)."""
-        with self._lock:
-            endpoints = {
-                endpoint: {
-                    "count": count,
-                    "errors": self._errors.get(endpoint, 0),
-                    "latency_ms": _percentiles(self._latencies.get(endpoint, ())),
-                }
-                for endpoint, count in sorted(self._counts.items())
+        now = self._series.snapshot()
+        counts: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        for (endpoint, status), count in now.requests.items():
+            counts[endpoint] = counts.get(endpoint, 0) + count
+            if status >= 400:
+                errors[endpoint] = errors.get(endpoint, 0) + count
+        codes: dict[str, int] = {}
+        for (_, code), count in now.errors.items():
+            codes[code] = codes.get(code, 0) + count
+        windows, path_windows, paths = now.windows, now.path_windows, now.paths
+        endpoints = {
+            endpoint: {
+                "count": count,
+                "errors": errors.get(endpoint, 0),
+                "latency_ms": _percentiles(windows.get(endpoint, ())),
             }
-            return {
-                "uptime_seconds": round(time.time() - self.started, 3),
-                "requests_total": sum(self._counts.values()),
-                "errors_total": sum(self._errors.values()),
-                "errors_by_code": dict(sorted(self._codes.items())),
-                "endpoints": endpoints,
-                "paths": {p: self._path_counts.get(p, 0) for p in STRATEGIES},
-                "recommend_latency_ms_by_path": {
-                    p: _percentiles(self._path_latencies.get(p, ())) for p in STRATEGIES
-                },
-                "latency_window": self._window,
-            }
+            for endpoint, count in sorted(counts.items())
+        }
+        return {
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "requests_total": sum(counts.values()),
+            "errors_total": sum(errors.values()),
+            "errors_by_code": dict(sorted(codes.items())),
+            "endpoints": endpoints,
+            "paths": {p: paths.get(p, 0) for p in STRATEGIES},
+            "recommend_latency_ms_by_path": {
+                p: _percentiles(path_windows.get(p, ())) for p in STRATEGIES
+            },
+            "latency_window": self._window,
+        }
 
     def render(self) -> bytes:
         """Prometheus text exposition: this app's registry, or in multiprocess mode the sum over

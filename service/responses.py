@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 ERROR_CODE_KEY = "recsys.error_code"  # ASGI scope key: the error code of an error response
@@ -25,6 +26,22 @@ class OrjsonResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=ORJSON_OPTIONS)
+
+
+class JsonBytesResponse(Response):
+    """A 200 of already-encoded JSON: what ``Response(content, media_type="application/json")``
+    sends (the same two headers in the same order), without building them per call."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: bytes) -> None:  # noqa: D107
+        self.status_code = 200
+        self.background = None
+        self.body = content
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(content)),
+            (b"content-type", b"application/json"),
+        ]
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Send
 
 logger = logging.getLogger(__name__)
 
@@ -140,22 +140,14 @@ def _queued(listeners: list[Any]) -> bool:
         return False
 
 
-class CloseWhileDraining:
-    """ASGI middleware: while draining, every response says ``Connection: close``, so no
-    keep-alive connection is idle (and reset) when the worker stops accepting."""
+def closing(send: Send) -> Send:
+    """``send`` with ``Connection: close`` on the response start (while draining, so that no
+    keep-alive connection is idle, and reset, when the worker stops accepting)."""
 
-    def __init__(self, app: ASGIApp, drain: Drain) -> None:
-        self.app, self.drain = app, drain
+    async def send_closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.drain.draining:
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, receive, send_closing)
+    return send_closing

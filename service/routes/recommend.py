@@ -23,7 +23,7 @@ from service.deps import (
 from service.encoding import answer_json, record_json
 from service.experiments import answer_tags, merged_options, serving_for
 from service.json_route import JsonBodyRoute
-from service.responses import PATH_KEY
+from service.responses import PATH_KEY, JsonBytesResponse
 from service.schemas import (
     ERROR_RESPONSES,
     BatchRecommendRequest,
@@ -47,6 +47,22 @@ PlainKey = tuple[int | None, bool, bool | None, bool]  # topk, exclude_seen, rer
 _PLAIN: weakref.WeakKeyDictionary[Engine, dict[PlainKey, RecommendOptions]] = (
     weakref.WeakKeyDictionary()
 )
+# the same for requests with filters or weights (no context, no A/B variant), keyed by their
+# values too; at most LOOSE_KEPT per engine (ids lists can be long), the oldest go first
+LOOSE_KEPT = 256
+_LOOSE: weakref.WeakKeyDictionary[Engine, dict[tuple[Any, ...], RecommendOptions]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loose_key(body: RecommendRequest | BatchRecommendRequest, explain: bool) -> tuple[Any, ...]:
+    """Every value the options of a request without context or variant are made of."""
+    spec = body.filters
+    filters = None
+    if spec is not None:  # a model's field values, in field order; lists as tuples
+        filters = tuple(tuple(v) if isinstance(v, list) else v for v in spec.__dict__.values())
+    weights = None if body.rerank_weights is None else tuple(body.rerank_weights.items())
+    return (body.topk, body.exclude_seen, body.rerank, explain, filters, weights)
 
 
 def _options(
@@ -65,6 +81,15 @@ def _options(
                 topk=body.topk, exclude_seen=body.exclude_seen, rerank=body.rerank, explain=explain
             )
         return options
+    kept: dict[tuple[Any, ...], RecommendOptions] | None = None
+    if choice is None and not context:
+        kept = _LOOSE.get(engine)
+        if kept is None:
+            kept = _LOOSE.setdefault(engine, {})
+        key = _loose_key(body, explain)
+        options = kept.get(key)
+        if options is not None:
+            return options
     loose: dict[str, Any] = {
         "topk": body.topk,
         "exclude_seen": body.exclude_seen,
@@ -75,7 +100,12 @@ def _options(
     }
     if context:
         loose["context_items"] = context
-    return engine.options(**merged_options(loose, choice))
+    options = engine.options(**merged_options(loose, choice))
+    if kept is not None:  # valid (an invalid one raised): kept
+        kept[key] = options
+        if len(kept) > LOOSE_KEPT:
+            del kept[next(iter(kept))]
+    return options
 
 
 def _chunks_by_variant(
@@ -106,7 +136,9 @@ async def recommend(body: RecommendRequest, request: Request) -> Response:
     started = time.perf_counter()
     runner = get_experiments(request)
     choice = runner.choose(body.session_id or body.user_id) if runner is not None else None
-    state, choice = serving_for(runner, get_variant_models(request), choice, default)
+    state = default
+    if choice is not None:
+        state, choice = serving_for(runner, get_variant_models(request), choice, default)
     engine = state.engine
     options = _options(engine, body, choice)
     result = engine.recommend(body.user_id, options)
@@ -119,8 +151,8 @@ async def recommend(body: RecommendRequest, request: Request) -> Response:
         **answer_tags(runner, choice, result),
     }
     # the JSON of result.as_dict() (user_id as sent) and extra, joined from encoded records
-    content = answer_json(result, body.user_id, record_json(engine), extra)
-    return Response(content, media_type="application/json")
+    content = answer_json(result, body.user_id, record_json(engine), extra, memo=True)
+    return JsonBytesResponse(content)
 
 
 BATCH_RESPONSES = {

@@ -8,23 +8,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 import service.api
+from service.direct import DirectRoutes
 from tests.service.conftest import SwitchableLoader, make_client
 
 VOLATILE = ("recommendation_id", "latency_ms", "total_latency_ms")  # fresh on every answer
 TOO_BIG = b'{"user_id": "t0", "topk": 5' + b" " * 70_000 + b"}"
 
 
-class Routed:
+class Routed(DirectRoutes):
     """Stands in for DirectRoutes: every request takes the router, as before service.direct."""
 
-    def __init__(self, app: ASGIApp, routes: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+    def __init__(self, routes: Any) -> None:
+        super().__init__(())
 
 
 @pytest.fixture()
@@ -161,3 +158,14 @@ def test_not_ready_is_the_same_503_on_the_direct_path(monkeypatch):
     monkeypatch.setattr(service.api, "DirectRoutes", Routed)
     assert ours == answer()
     assert ours[0] == 503 and ours[1][0]["error"]["code"] == "not_ready"
+
+
+def test_while_draining_direct_answers_close_the_connection_as_routed_ones(clients):
+    """The drain's Connection: close now comes from RequestGuard, on both paths alike."""
+    direct, routed = clients
+    for client in (direct, routed):
+        client.app.state.drain.started_at = 1.0  # what SIGTERM does
+    for path, kwargs in REQUESTS[:4] + REQUESTS[8:10] + REQUESTS[24:26]:
+        ours, theirs = _send(direct, path, kwargs), _send(routed, path, kwargs)
+        assert _answer(ours) == _answer(theirs), (path, kwargs)
+        assert ours.headers["connection"] == "close", (path, kwargs)

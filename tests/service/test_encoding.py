@@ -10,7 +10,8 @@ import pytest
 
 from recommender.events import SqliteEventStore, validate_product_update
 from recommender.serving import Engine, Recommendation
-from service.encoding import RecordJson, answer_json, items_json, record_json
+from recommender.serving.ranked import Ranked
+from service.encoding import AnswerMemo, RecordJson, answer_json, items_json, record_json
 from service.responses import ORJSON_OPTIONS
 from tests.recommender.serving.conftest import COLD, TRAINABLE, make_engine
 from tests.recommender.serving.test_live_state import worker
@@ -89,3 +90,40 @@ def test_live_catalogue_updates_are_encoded_from_the_live_records(tmp_path: Path
         body = answer_json(result, "nobody", record_json(live), EXTRA)
     assert body == old_json(result, "nobody", EXTRA)
     assert orjson.loads(body)["recommendations"][0]["price"] == 1.0
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_remembered_answers_are_the_same_bytes_on_every_repeat(options):
+    engine = make_engine()  # caches of its own: the first ask is a miss, the next ones hits
+    table = record_json(engine)
+    opts = engine.options(**options)
+    for _ in range(3):
+        for user in USERS:
+            result = engine.recommend(user, opts)
+            assert answer_json(result, user, table, EXTRA, memo=True) == old_json(
+                result, user, EXTRA
+            )
+    remembered = len(table.answers.probation) + len(table.answers.protected)
+    assert remembered == (0 if options.get("explain") else len({*USERS} - {"nobody", 7}) + 1)
+
+
+def test_the_memo_keeps_repeated_answers_through_a_stream_of_one_off_ones():
+    memo = AnswerMemo(probation=4, protected=2)
+    hot = [Ranked([i], [0.5], ()) for i in range(3)]
+    for ranked in hot:
+        memo.put(ranked, b"hot")
+        assert memo.get(ranked) == b"hot"  # asked again: protected
+    assert memo.get(hot[0]) is None  # the oldest protected one went for the third
+    for i in range(100):
+        memo.put(Ranked([i], [0.1], ()), b"once")
+    assert memo.get(hot[1]) == memo.get(hot[2]) == b"hot"
+    assert len(memo.probation) == 4 and len(memo.protected) == 2
+
+
+def test_a_new_answer_at_a_remembered_address_is_not_taken_for_the_old_one():
+    memo = AnswerMemo()
+    old = Ranked([1], [0.5], ())
+    memo.put(old, b"old")
+    other = Ranked([2], [0.5], ())
+    memo.probation[id(other)] = (old, b"old")  # as if ``other`` had been allocated at old's id
+    assert memo.get(other) is None

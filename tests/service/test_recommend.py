@@ -247,9 +247,10 @@ def test_batch_size_limit_comes_from_config():
         assert over.status_code == 422
 
 
-def test_plain_options_are_parsed_once_per_model_and_others_every_time(admin_token, monkeypatch):
-    """Requests without filters, weights, context or A/B variant share one parsed options value
-    per model version; an invalid one is refused every time, never kept."""
+def test_options_are_parsed_once_per_model_and_values(admin_token, monkeypatch):
+    """Requests without context or A/B variant share one parsed options value per model version
+    and option values (filters and weights included); an invalid one is refused every time,
+    never kept; a request with context is parsed every time."""
     from recommender.serving.options import RecommendOptions
 
     parsed: list[dict] = []
@@ -280,8 +281,50 @@ def test_plain_options_are_parsed_once_per_model_and_others_every_time(admin_tok
         filtered = {"user_id": "t0", "topk": 5, "filters": {"brand": ["A"]}}
         for _ in range(2):
             assert client.post("/recommend", json=filtered).status_code == 200
+        assert len(parsed) == 4
+        weighted = {"user_id": "t1", "topk": 5, "rerank_weights": {"cf": 1, "popularity": 0.5}}
+        for _ in range(2):
+            assert client.post("/recommend", json=weighted).status_code == 200
         assert len(parsed) == 5
+        context = {"user_id": "new", "context_items": ["p3"]}
+        for _ in range(2):
+            assert client.post("/recommend", json=context).status_code == 200
+        assert len(parsed) == 7
         assert client.post("/reload_model", headers=admin_token).status_code == 200
         again = client.post("/recommend", json={"user_id": "t0", "topk": 5}).json()
-        assert len(parsed) == 6  # a new model version parses its own
+        assert len(parsed) == 8  # a new model version parses its own
         assert again["recommendations"] == first["recommendations"]
+
+
+LOOSE_BODIES = [
+    {"filters": {"brand": ["A"]}},
+    {"filters": {"brand": ["a"]}},
+    {"filters": {"brand": ["A", "B"], "price_max": 50}},
+    {"filters": {"brand": ["B", "A"], "price_max": 50.0}},
+    {"filters": {"price_min": 10, "exclude_product_ids": ["p1", 3]}},
+    {"filters": {"skin_type": ["dry"]}, "rerank_weights": {"content": 1}},
+    {"rerank_weights": {"cf": 1, "popularity": 0.5}},
+    {"rerank_weights": {"popularity": 0.5, "cf": 1}},
+    {"rerank_weights": {"cf": 1}, "topk": 3, "rerank": False, "exclude_seen": False},
+    {"filters": {"category": ["x"]}, "explain": True},
+]
+
+
+def test_kept_options_are_what_parsing_the_request_gives():
+    from service.routes import recommend as route
+    from service.schemas import RecommendRequest
+    from tests.recommender.serving.conftest import make_engine
+
+    engine, fresh = make_engine(), make_engine()
+    for _ in range(2):  # the second pass from what the first one kept
+        for extra in LOOSE_BODIES:
+            body = RecommendRequest.model_validate({"user_id": "t0", **extra})
+            kept = route._options(engine, body)
+            parsed = route._options(fresh, body, choice=None)
+            route._LOOSE.pop(fresh, None)
+            assert kept.digest == parsed.digest, extra
+    assert len(route._LOOSE[engine]) == len(LOOSE_BODIES)
+    for i in range(route.LOOSE_KEPT + 5):  # bounded: the oldest go first
+        body = RecommendRequest.model_validate({"user_id": "t0", "filters": {"price_min": i}})
+        route._options(engine, body)
+    assert len(route._LOOSE[engine]) == route.LOOSE_KEPT
