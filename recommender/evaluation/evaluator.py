@@ -23,7 +23,7 @@ from recommender.evaluation.protocol import (
     PROTOCOL_REALISTIC,
     SLICES,
     EvaluationSet,
-    as_of_rebuild,
+    realistic_view,
     top_k_items,
 )
 
@@ -252,7 +252,14 @@ def evaluate_protocols(
         )
 
     return {
-        PROTOCOL_REALISTIC: run(as_of_rebuild(eval_set, settings.rebuild_period_days)),
+        PROTOCOL_REALISTIC: run(
+            realistic_view(
+                eval_set,
+                settings.rebuild_period_days,
+                settings.live_popularity,
+                settings.live_event_weight,
+            )
+        ),
         PROTOCOL_EXACT: run(eval_set),
     }
 

@@ -127,7 +127,14 @@ def test_tuning_protocol_realistic_moves_validation_requests_to_the_rebuild_star
         update={"tuning": exact.tuning.model_copy(update={"protocol": "realistic"})}
     )
     assert tuning_protocol_view(users, exact) is users
-    moved = tuning_protocol_view(users, realistic)
+    served = tuning_protocol_view(users, realistic)  # live popularity (the default): as served
+    assert (served.live_period_days, served.live_weight) == (1.0, 2.0)
+    np.testing.assert_array_equal(served.request_times, users.request_times)
+    frozen = realistic.model_copy(
+        update={"evaluation": realistic.evaluation.model_copy(update={"live_popularity": False})}
+    )
+    moved = tuning_protocol_view(users, frozen)  # popularity frozen at the rebuild
+    assert moved.live_period_days is None
     day = 86_400
     np.testing.assert_array_equal(moved.request_times, users.request_times // day * day)
     assert (moved.request_times < users.request_times).all()
