@@ -92,7 +92,7 @@ def popularity_splits(stage: str) -> tuple[str, ...]:
     splits and the target split, each positive only for requests after it. Why: a service
     counts every positive before "now", other users' held-out ones included (their last
     positive, under leave-last-out, is often before this user's); without them the test
-    popularity missed 1,785 of Hasaki's 7,897 positives. The user's own target is at the
+    popularity missed 1,785 of Hasaki's 6,570 positives. The user's own target is at the
     request, so never before it."""
     splits, target = STAGE_SPLITS[stage]
     return (*splits, target)
