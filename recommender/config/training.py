@@ -122,9 +122,18 @@ class EvaluationSettings(_Strict):
     # slices of every table: test positives <= this many hours after the user's previous positive
     # are "same_session", the others "later" (recommender/evaluation/protocol.py)
     same_session_hours: float = Field(24.0, gt=0)
-    # the realistic (headline) protocol: popularity as of the start of the rebuild period
-    # containing each held-out interaction, periods of this many days from 1970-01-01 UTC
+    # the realistic (headline) protocol: a service rebuilt every this many days (periods from
+    # 1970-01-01 UTC, evaluation/protocol.py). live_popularity true: fed by events between builds
+    # (POST /events), popularity as of each held-out interaction, the positives since the period
+    # start counted with live_event_weight (keep it equal to serving_config.yaml's
+    # events.popularity_weights of the event type the shop's interactions arrive as: reviews are
+    # ``rating`` events, 2), the stale gate as served (off once live popularity counts an event);
+    # false (the default, issue 13's headline): popularity frozen at the period start, what a
+    # service rebuilt daily serves without popularity events; either way every positive before
+    # that moment counts, other users' held-out ones included
     rebuild_period_days: float = Field(1.0, gt=0)
+    live_popularity: bool = False
+    live_event_weight: float = Field(2.0, ge=0)
     # users a stage (validation, test) is scored on: a seeded sample above this, every user at or
     # below it (0 = always every user); bounds grid search and test evaluation at 1M users
     max_users: int = Field(20_000, ge=0)

@@ -37,9 +37,10 @@ from recommender.evaluation.protocol import (
     PROTOCOL_REALISTIC,
     SLICE_SAME_SESSION,
     EvaluationSet,
-    as_of_rebuild,
+    realistic_view,
     top_k_items,
 )
+from recommender.evaluation.rankers import as_served
 from recommender.scoring import HybridConfig, ScoringModel, score_users
 
 METRIC = "ndcg@10"
@@ -135,6 +136,7 @@ def _score_rows(
     fold_trainable: bool,
     ties: np.ndarray,
 ) -> ContextRows:
+    model = as_served(model, users)  # popularity as the protocol of ``users`` serves it
     norm, decay, times = hybrid.normalisation, hybrid.recency_decay, users.request_times
     context = previous_items(users)
     trainable = hybrid.for_segment(V.SEGMENT_TRAINABLE)
@@ -228,7 +230,12 @@ def evaluate_context(
         "protocols": {},
     }
     protocols = {
-        PROTOCOL_REALISTIC: as_of_rebuild(users, settings.rebuild_period_days),
+        PROTOCOL_REALISTIC: realistic_view(
+            users,
+            settings.rebuild_period_days,
+            settings.live_popularity,
+            settings.live_event_weight,
+        ),
         PROTOCOL_EXACT: users,
     }
     for name, frame in protocols.items():

@@ -23,7 +23,7 @@ from recommender.evaluation.protocol import (
     PROTOCOL_REALISTIC,
     SLICES,
     EvaluationSet,
-    as_of_rebuild,
+    realistic_view,
     top_k_items,
 )
 
@@ -255,7 +255,12 @@ def evaluate_protocols(
         )
 
     views = {
-        PROTOCOL_REALISTIC: lambda: as_of_rebuild(eval_set, settings.rebuild_period_days),
+        PROTOCOL_REALISTIC: lambda: realistic_view(
+            eval_set,
+            settings.rebuild_period_days,
+            settings.live_popularity,
+            settings.live_event_weight,
+        ),
         PROTOCOL_EXACT: lambda: eval_set,
     }
     return {protocol: run(views[protocol]()) for protocol in protocols}

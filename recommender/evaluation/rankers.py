@@ -7,6 +7,8 @@ one weight).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from recommender import vocabulary as V
@@ -31,6 +33,17 @@ def random_ranker(seed: int) -> Ranker:
     return rank
 
 
+def as_served(model: ScoringModel, batch: EvaluationSet) -> ScoringModel:
+    """``model`` with its popularity history counted as ``batch``'s protocol serves it (the
+    realistic protocol with live popularity, :func:`~recommender.evaluation.protocol.as_served`);
+    ``model`` itself otherwise."""
+    history = model.popularity_history
+    if batch.live_period_days is None or history is None:
+        return model
+    served = history.as_served(batch.live_period_days, batch.live_weight)
+    return dataclasses.replace(model, popularity_history=served)
+
+
 def signal_ranker(model: ScoringModel, signal: str) -> Ranker:
     """One signal alone; None for history signals of the ``unknown`` segment."""
 
@@ -40,8 +53,9 @@ def signal_ranker(model: ScoringModel, signal: str) -> Ranker:
         if signal == V.SIGNAL_CONTENT and model.embeddings is None:
             return None
         rows = batch.cf_rows if segment == V.SEGMENT_TRAINABLE else None
+        scored_on = as_served(model, batch) if signal == V.SIGNAL_POPULARITY else model
         return score_users(
-            model,
+            scored_on,
             segment,
             batch.histories,
             {signal: 1.0},
@@ -52,14 +66,23 @@ def signal_ranker(model: ScoringModel, signal: str) -> Ranker:
     return rank
 
 
-def stale_users(batch: EvaluationSet, segment: str, config: HybridConfig) -> np.ndarray:
+def stale_users(
+    batch: EvaluationSet, segment: str, config: HybridConfig, model: ScoringModel | None = None
+) -> np.ndarray:
     """``(b,)`` bool: users the stale gate of ``config`` applies to (their newest positive more
-    than ``stale_after_hours`` before the request; never ``unknown`` users, who have none)."""
+    than ``stale_after_hours`` before the request; never ``unknown`` users, who have none).
+    Under live popularity (``batch.live_period_days``) only those whose period has counted no
+    positive of ``model``'s popularity history before the request: as served, where live
+    popularity scores every user on the live model, without the gate."""
     limit = config.stale_seconds
     if limit is None or segment == V.SEGMENT_UNKNOWN or batch.previous_gaps is None:
         return np.zeros(len(batch), dtype=bool)
     gaps = batch.previous_gaps
-    return np.isfinite(gaps) & (gaps > limit)
+    stale = np.isfinite(gaps) & (gaps > limit)
+    history = None if model is None else model.popularity_history
+    if batch.live_period_days is not None and history is not None:
+        stale &= ~history.counted_since_period(batch.request_times, batch.live_period_days)
+    return stale
 
 
 def hybrid_ranker(
@@ -80,7 +103,7 @@ def hybrid_ranker(
     def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
         if stale_model is None:
             return plain(model, batch, segment)
-        stale = stale_users(batch, segment, config)
+        stale = stale_users(batch, segment, config, model)
         if not stale.any():
             return plain(model, batch, segment)
         out = np.empty((len(batch), batch.n_items), dtype=np.float32)
@@ -93,7 +116,7 @@ def hybrid_ranker(
     def plain(scored_on: ScoringModel, batch: EvaluationSet, segment: str) -> np.ndarray:
         rows = batch.cf_rows if segment == V.SEGMENT_TRAINABLE else None
         return score_users(
-            scored_on,
+            as_served(scored_on, batch),
             segment,
             batch.histories,
             config.for_segment(segment),

@@ -83,5 +83,7 @@ def evaluate_registered(
         },
         exact_table=tables[PROTOCOL_EXACT],
         rebuild_period_days=ev.rebuild_period_days,
+        live_popularity=ev.live_popularity,
+        live_event_weight=ev.live_event_weight,
         same_session_hours=ev.same_session_hours,
     )

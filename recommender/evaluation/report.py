@@ -67,12 +67,16 @@ def build_report(
     exact_table: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     rebuild_period_days: float | None = None,
     same_session_hours: float | None = None,
+    live_popularity: bool | None = None,
+    live_event_weight: float | None = None,
 ) -> dict[str, Any]:
     """Wrap ``{segment: {row: summary}}`` with the protocol and the versions it was measured on.
 
-    With ``exact_table`` the headline ``table`` is the realistic protocol's (popularity as of the
-    rebuild every ``rebuild_period_days``) and the exact-time table is kept as
-    ``exact_segments``; without it the headline is the exact-time table.
+    With ``exact_table`` the headline ``table`` is the realistic protocol's (a service rebuilt
+    every ``rebuild_period_days``; ``live_popularity``: fed by events, its popularity live with
+    ``live_event_weight`` per positive since the rebuild; else popularity as of the rebuild) and
+    the exact-time table is kept as ``exact_segments``; without it the headline is the
+    exact-time table.
     """
     report: dict[str, Any] = {
         "protocol": PROTOCOL_TEXT,
@@ -84,6 +88,10 @@ def build_report(
         "bootstrap_samples": bootstrap_samples,
         "headline_protocol": PROTOCOL_EXACT if exact_table is None else PROTOCOL_REALISTIC,
         "rebuild_period_days": None if exact_table is None else rebuild_period_days,
+        "live_popularity": None if exact_table is None else live_popularity,
+        "live_event_weight": None
+        if exact_table is None or not live_popularity
+        else live_event_weight,
         "same_session_hours": same_session_hours,
         "segments": _segments(table),
     }
@@ -160,6 +168,7 @@ def metrics_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         "stage": report.get("stage"),
         "protocol": report.get("headline_protocol", PROTOCOL_EXACT),
         "rebuild_period_days": report.get("rebuild_period_days"),
+        "live_popularity": report.get("live_popularity"),
         "same_session_hours": report.get("same_session_hours"),
     }
     out.update(_means(report["segments"]))
@@ -188,10 +197,16 @@ def format_table(report: Mapping[str, Any], k: int = 10) -> str:
     headline = report.get("headline_protocol", PROTOCOL_EXACT)
     if headline == PROTOCOL_REALISTIC:
         period = report.get("rebuild_period_days")
-        title = (
-            "realistic protocol (headline): popularity as of the rebuild every "
-            f"{'?' if period is None else f'{period:g}'} day(s)"
-        )
+        every = f"{'?' if period is None else f'{period:g}'} day(s)"
+        if report.get("live_popularity"):
+            weight = report.get("live_event_weight")
+            title = (
+                f"realistic protocol (headline): a service rebuilt every {every} and fed by "
+                "events: popularity live (each positive since the rebuild counts "
+                f"{'?' if weight is None else f'{weight:g}'}), the stale gate as served"
+            )
+        else:
+            title = f"realistic protocol (headline): popularity as of the rebuild every {every}"
     else:
         title = "exact-time protocol: popularity as of each held-out interaction"
     lines = [

@@ -20,7 +20,7 @@ from recommender.config.training import ItemKNNParams, PopularityParams
 from recommender.data.matrix import all_users_matrix, item_codes, positive_rows
 from recommender.data.processed import ProcessedData, unix_seconds
 from recommender.errors import InvalidDataError
-from recommender.evaluation.protocol import history_splits
+from recommender.evaluation.protocol import history_splits, popularity_splits
 from recommender.scoring import (
     PopularityHistory,
     ScoringModel,
@@ -143,11 +143,13 @@ def stage_signals(
 ) -> SideSignals:
     """Item-kNN, popularity, quality and content of ``stage`` (history splits only)."""
     matrix = all_users_matrix(data, history_splits(stage))
-    history = stage_popularity(data, history_splits(stage), popularity or PopularityParams())
+    params = popularity or PopularityParams()
+    static = stage_popularity(data, history_splits(stage), params)
     return SideSignals(
         item_similarity=stage_item_similarity(data, history_splits(stage), matrix, item_knn),
-        popularity=history.latest(),
-        popularity_history=history,
+        popularity=static.latest(),  # the history splits' (no target row) where no time is given
+        # as of each request: every positive before it, other users' targets included
+        popularity_history=stage_popularity(data, popularity_splits(stage), params),
         quality=stage_quality(data, history_splits(stage)),
         embeddings=None if embeddings is None else embeddings.vectors,
     )
@@ -182,7 +184,8 @@ def stale_model(
     """``model`` with popularity of ``half_life_days`` from ``stage``'s history splits of
     ``data`` (as of each request in evaluation): the stale gate's model (see
     :class:`~recommender.scoring.HybridConfig`)."""
-    history = stage_popularity(
-        data, history_splits(stage), PopularityParams(half_life_days=half_life_days)
+    params = PopularityParams(half_life_days=half_life_days)
+    static = stage_popularity(data, history_splits(stage), params)
+    return with_popularity(
+        model, static.latest(), stage_popularity(data, popularity_splits(stage), params)
     )
-    return with_popularity(model, history.latest(), history)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,12 +54,19 @@ class PopularityHistory:
 
     ``items``/``seconds``: ``(E,)`` item index and Unix seconds of each interaction (one per user
     and item), sorted by time; ``half_life_days`` None counts every past interaction equally.
+
+    ``live_period_days`` set (:meth:`as_served`): popularity as a service rebuilt every that many
+    days (periods from 1970-01-01 UTC) and fed by events serves it: the interactions before the
+    start of the request's period count 1 each (the build's counts), those from the period start
+    on count ``live_weight`` each (live events, ``events.popularity_weights``).
     """
 
     items: np.ndarray
     seconds: np.ndarray
     n_items: int
     half_life_days: float | None = None
+    live_period_days: float | None = None
+    live_weight: float = 1.0
 
     @classmethod
     def from_events(
@@ -73,6 +81,24 @@ class PopularityHistory:
             raise ValueError(f"items {items.shape} and seconds {seconds.shape} differ in shape")
         order = np.argsort(seconds, kind="stable")
         return cls(items[order], seconds[order], int(n_items), half_life_days)
+
+    def as_served(self, period_days: float, live_weight: float) -> PopularityHistory:
+        """This history counted as a live service counts it (see the class docstring)."""
+        if not period_days > 0 or not live_weight >= 0:
+            raise ValueError(
+                f"period {period_days!r} must be > 0, live weight {live_weight!r} >= 0"
+            )
+        return dataclasses.replace(self, live_period_days=period_days, live_weight=live_weight)
+
+    def counted_since_period(self, times: np.ndarray, period_days: float) -> np.ndarray:
+        """``(b,)`` bool: an interaction lies between the start of each time's rebuild period and
+        the time itself (a live service then serves live popularity)."""
+        times = np.asarray(times, dtype=np.int64)
+        period = period_days * _SECONDS_PER_DAY
+        starts = (np.floor(times / period) * period).astype(np.int64)
+        return np.searchsorted(self.seconds, times, side="left") > np.searchsorted(
+            self.seconds, starts, side="left"
+        )
 
     def latest(self) -> np.ndarray:
         """``(n,)`` popularity just after the newest interaction: what serving uses "now".
@@ -119,13 +145,31 @@ class PopularityHistory:
             factors = np.exp2((moments[-1] - moments) / half_life)
         running = np.zeros(self.n_items)
         scores = np.empty(self.n_items)
+        live = self.live_period_days is not None and self.live_weight != 1.0
+        if live:  # moment i: events[:period_cuts[i]] are the build's, the rest up to it live
+            period = float(self.live_period_days) * _SECONDS_PER_DAY  # type: ignore[arg-type]
+            period_starts = np.floor(moments / period) * period
+            period_cuts = np.searchsorted(seconds, period_starts, side="left").tolist()
+            at_start = np.zeros(self.n_items)
+            current_start = None
         start = 0
         for row, stop in enumerate(cuts.tolist()):
+            if live and period_starts[row] != current_start:  # a new period: snapshot its start
+                begin = period_cuts[row]
+                running += self._counts(items, weights, start, begin)
+                start = max(start, begin)
+                at_start[:] = running
+                current_start = period_starts[row]
             if stop > start:
-                step = None if weights is None else weights[start:stop]
-                running += np.bincount(items[start:stop], weights=step, minlength=self.n_items)
+                running += self._counts(items, weights, start, stop)
                 start = stop
-            if factors is None:
+            if live:  # running + (w - 1) * (what came since the period start)
+                counted = running + (self.live_weight - 1.0) * (running - at_start)
+                np.copyto(scores, counted)
+                if factors is not None:
+                    np.multiply(scores, factors[row], out=scores)
+                np.log1p(scores, out=scores)
+            elif factors is None:
                 np.log1p(running, out=scores)
             else:
                 np.log1p(np.multiply(running, factors[row], out=scores), out=scores)
@@ -134,3 +178,12 @@ class PopularityHistory:
                 out[row] = np.divide(scores, top, out=scores)
             else:
                 out[row] = 0.0
+
+    def _counts(
+        self, items: np.ndarray, weights: np.ndarray | None, start: int, stop: int
+    ) -> np.ndarray | float:
+        """``(n,)`` (decayed) counts of events ``start .. stop - 1`` (zeros when empty)."""
+        if stop <= start:
+            return 0.0
+        step = None if weights is None else weights[start:stop]
+        return np.bincount(items[start:stop], weights=step, minlength=self.n_items)

@@ -44,6 +44,7 @@ from recommender.config.training import HybridTuningSettings
 from recommender.evaluation import metrics as M
 from recommender.evaluation.evaluator import mean_metric, tie_order
 from recommender.evaluation.protocol import EvaluationSet, top_k_items
+from recommender.evaluation.rankers import as_served
 from recommender.scoring import (
     HybridConfig,
     ScoringModel,
@@ -124,7 +125,7 @@ class _Objective:
     ) -> None:
         rows = users.cf_rows if segment == V.SEGMENT_TRAINABLE else None
         raw = compute_signals(
-            model,
+            as_served(model, users),  # popularity as the users' protocol serves it
             segment,
             users.histories,
             list(signals),

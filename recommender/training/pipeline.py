@@ -37,9 +37,9 @@ from recommender.evaluation.protocol import (
     PROTOCOL_EXACT,
     PROTOCOL_REALISTIC,
     EvaluationSet,
-    as_of_rebuild,
     build_evaluation_set,
     history_splits,
+    realistic_view,
     sample_users,
 )
 from recommender.evaluation.rankers import (
@@ -272,9 +272,7 @@ def run_training(
             )
             for model, ev, variant in gate_folds
         ]
-        promotion_values = validation_per_user(
-            promotion_folds, final, settings.evaluation.rebuild_period_days, ties
-        )
+        promotion_values = validation_per_user(promotion_folds, final, settings.evaluation, ties)
         progress(
             f"  {model_type}: served hybrid on {promotion_values.size} trainable validation "
             f"users, ndcg@10 {promotion_values.mean() if promotion_values.size else 0.0:.4f} "
@@ -366,6 +364,8 @@ def run_training(
         },
         exact_table=tables[PROTOCOL_EXACT],
         rebuild_period_days=ev.rebuild_period_days,
+        live_popularity=ev.live_popularity,
+        live_event_weight=ev.live_event_weight,
         same_session_hours=ev.same_session_hours,
     )
     return TrainingRun(
@@ -466,7 +466,10 @@ def tuning_protocol_view(users: EvaluationSet, settings: TrainingSettings) -> Ev
     """``users`` as the validation choices score them (``tuning.protocol``): request times moved
     to the start of their rebuild period for ``realistic``, untouched for ``exact``."""
     if settings.tuning.protocol == PROTOCOL_REALISTIC:
-        return as_of_rebuild(users, settings.evaluation.rebuild_period_days)
+        ev = settings.evaluation
+        return realistic_view(
+            users, ev.rebuild_period_days, ev.live_popularity, ev.live_event_weight
+        )
     return users
 
 

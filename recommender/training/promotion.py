@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from recommender import vocabulary as V
+from recommender.config.training import EvaluationSettings
 from recommender.evaluation.evaluator import per_user_metric
-from recommender.evaluation.protocol import EvaluationSet, as_of_rebuild
+from recommender.evaluation.protocol import EvaluationSet, realistic_view
 from recommender.evaluation.rankers import hybrid_ranker
 from recommender.scoring import HybridConfig, ScoringModel
 from recommender.training.hybrid_tuning import significant_gain
@@ -34,7 +35,7 @@ METRIC = "ndcg@10"
 def validation_per_user(
     folds: Sequence[tuple[ScoringModel, ScoringModel | None, EvaluationSet]],
     config: HybridConfig,
-    rebuild_period_days: float,
+    settings: EvaluationSettings,
     ties: np.ndarray,
 ) -> np.ndarray:
     """NDCG@10 of each trainable validation user under the served hybrid ``config``, folds
@@ -42,7 +43,12 @@ def validation_per_user(
     parts = [
         per_user_metric(
             hybrid_ranker(model, config, stale),
-            as_of_rebuild(users, rebuild_period_days),
+            realistic_view(
+                users,
+                settings.rebuild_period_days,
+                settings.live_popularity,
+                settings.live_event_weight,
+            ),
             V.SEGMENT_TRAINABLE,
             METRIC,
             ties,

@@ -25,7 +25,7 @@ from recommender import vocabulary as V
 from recommender.config.training import HybridTuningSettings
 from recommender.data.processed import ProcessedData
 from recommender.evaluation.protocol import EvaluationSet
-from recommender.evaluation.rankers import stale_users
+from recommender.evaluation.rankers import as_served, stale_users
 from recommender.evaluation.side_signals import stale_model
 from recommender.scoring import HybridConfig, ScoringModel, compute_signals, normalise
 from recommender.training.hybrid_tuning import (
@@ -65,7 +65,7 @@ def tune_stale_gate(
     for k, (model, users, _) in enumerate(folds):
         for segment in weighted:
             sample = _sample(users, segment, per_fold, seed + k, settings.cold_population)
-            stale = np.flatnonzero(stale_users(sample, segment, gated))
+            stale = np.flatnonzero(stale_users(sample, segment, gated, model))
             if stale.size:
                 signals = segment_signals(model, segment)
                 objective = _Objective(
@@ -97,7 +97,7 @@ def tune_stale_gate(
         slow = [stale_model(m, data, V.STAGE_VALIDATION, half_life) for m, _, data in folds]
         for objective, k, _ in parts:
             raw = compute_signals(
-                slow[k],
+                as_served(slow[k], objective.users),
                 objective.segment,
                 objective.users.histories,
                 [V.SIGNAL_POPULARITY],

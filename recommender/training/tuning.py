@@ -35,7 +35,7 @@ from recommender.config.training import (
 from recommender.data.matrix import all_users_matrix
 from recommender.data.processed import ProcessedData
 from recommender.evaluation.evaluator import mean_metric, per_user_metric
-from recommender.evaluation.protocol import EvaluationSet, history_splits
+from recommender.evaluation.protocol import EvaluationSet, history_splits, popularity_splits
 from recommender.evaluation.side_signals import stage_item_similarity, stage_popularity
 from recommender.scoring import cf_scores, item_similarity_scores
 from recommender.scoring.ease import ease_scores
@@ -357,13 +357,16 @@ def search_popularity(
     points = [] if optuna else grid_points(settings.popularity, settings.popularity_grid)
     if (optuna and not space) or (not optuna and len(points) == 1):
         return settings.popularity, None
-    events = stage_popularity(data, history_splits(V.STAGE_VALIDATION), settings.popularity)
+    events = stage_popularity(data, popularity_splits(V.STAGE_VALIDATION), settings.popularity)
 
     def score(params: PopularityParams) -> float:
         history = dataclasses.replace(events, half_life_days=params.half_life_days)
 
         def rank(batch: EvaluationSet, segment: str) -> np.ndarray:
-            return history.at(batch.request_times)
+            served = history
+            if batch.live_period_days is not None:  # tuning.protocol realistic, live popularity
+                served = history.as_served(batch.live_period_days, batch.live_weight)
+            return served.at(batch.request_times)
 
         return mean_metric(rank, validation, V.SEGMENT_UNKNOWN, OBJECTIVE, ties)
 

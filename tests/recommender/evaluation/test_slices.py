@@ -25,7 +25,9 @@ from recommender.evaluation.protocol import (
     SLICE_SAME_SESSION,
     EvaluationSet,
     as_of_rebuild,
+    as_served,
     build_evaluation_set,
+    realistic_view,
     rebuild_start,
 )
 from recommender.evaluation.rankers import best_single_candidates, signal_ranker
@@ -114,17 +116,24 @@ def test_rebuild_start_floors_to_the_period_boundary() -> None:
 
 def test_realistic_popularity_is_as_of_the_start_of_the_rebuild_day(test_set) -> None:
     """User c's test request is at T0 + 24 h (Monday 10:00). Exact: the positives before it are
-    p0 twice (Sunday 10:00) and p1 once (Sunday 09:00 + 24 h = Monday 09:00). Realistic: as of
-    Monday 00:00 only the two p0 positives count."""
+    p0 twice (Sunday 10:00), p1 once (Sunday 09:00 + 24 h = Monday 09:00) and user d's held-out
+    p3 (Sunday 11:00; a's held-out p1 is at the request itself, not before it). Popularity frozen
+    at the rebuild: as of Monday 00:00, p0 twice and p3. As served with live events: Monday's p1
+    counts the live weight (2) on top of the build's counts."""
     data = _shop()
     side = stage_signals(data, V.STAGE_TEST, ItemKNNParams(), None)
     rank = signal_ranker(scoring_model(None, side), V.SIGNAL_POPULARITY)
     c = test_set.subset(np.array([2]))
     exact = rank(c, V.SEGMENT_UNKNOWN)
-    realistic = rank(as_of_rebuild(c, 1), V.SEGMENT_UNKNOWN)
-    assert exact is not None and realistic is not None
-    np.testing.assert_allclose(exact[0], [1.0, np.log1p(1) / np.log1p(2), 0, 0], rtol=1e-6)
-    np.testing.assert_allclose(realistic[0], [1.0, 0, 0, 0], rtol=1e-6)
+    frozen = rank(as_of_rebuild(c, 1), V.SEGMENT_UNKNOWN)
+    served = rank(as_served(c, 1, 2.0), V.SEGMENT_UNKNOWN)
+    assert exact is not None and frozen is not None and served is not None
+    third = np.log1p(1) / np.log1p(2)
+    np.testing.assert_allclose(exact[0], [1.0, third, 0, third], rtol=1e-6)
+    np.testing.assert_allclose(frozen[0], [1.0, 0, 0, third], rtol=1e-6)
+    np.testing.assert_allclose(served[0], [1.0, 1.0, 0, third], rtol=1e-6)
+    assert realistic_view(c, 1, True, 2.0).live_period_days == 1
+    assert realistic_view(c, 1, False, 2.0).request_times.tolist() == [T0 + 14 * 3600]
     moved = as_of_rebuild(test_set, 1)
     assert moved.request_times.tolist() == [T0 + 14 * 3600] * 3 + [T0 - 10 * 3600]
     assert moved.previous_gaps is not None and test_set.previous_gaps is not None

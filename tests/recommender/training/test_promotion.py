@@ -123,11 +123,18 @@ def test_tuning_protocol_realistic_moves_validation_requests_to_the_rebuild_star
     # the synthetic interactions fall on midnights: move the requests into the day
     users = dataclasses.replace(users, request_times=users.request_times + 5 * 3600)
     exact = fast_settings()
-    realistic = exact.model_copy(
+    frozen = exact.model_copy(
         update={"tuning": exact.tuning.model_copy(update={"protocol": "realistic"})}
     )
     assert tuning_protocol_view(users, exact) is users
-    moved = tuning_protocol_view(users, realistic)
+    live = frozen.model_copy(
+        update={"evaluation": frozen.evaluation.model_copy(update={"live_popularity": True})}
+    )
+    served = tuning_protocol_view(users, live)  # live popularity: as served with events
+    assert (served.live_period_days, served.live_weight) == (1.0, 2.0)
+    np.testing.assert_array_equal(served.request_times, users.request_times)
+    moved = tuning_protocol_view(users, frozen)  # popularity frozen at the rebuild (the default)
+    assert moved.live_period_days is None
     day = 86_400
     np.testing.assert_array_equal(moved.request_times, users.request_times // day * day)
     assert (moved.request_times < users.request_times).all()
