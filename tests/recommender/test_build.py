@@ -227,7 +227,7 @@ def test_evaluate_recomputes_a_model_deployed_as_its_train_val_fit(built, tmp_pa
     options = ["--rebuild-period-days", "7", "--same-session-hours", "1"]
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert main([*argv[:-1], str(weekly), *options, "--config-dir", str(config)]) == 0
-    assert "a service rebuilt every 7 day(s) and fed by events" in printed.getvalue()
+    assert "popularity as of the rebuild every 7 day(s)" in printed.getvalue()
     report = json.loads(weekly.read_text())
     assert (report["rebuild_period_days"], report["same_session_hours"]) == (7.0, 1.0)
     exact = json.loads(out.read_text())["exact_segments"][V.SEGMENT_TRAINABLE]["rows"]["hybrid"]
