@@ -41,6 +41,9 @@ def test_engine_times_report_every_segment_and_the_batch_ratio(embedded_dir, reg
     assert report["batch_over_one_by_one"] == pytest.approx(
         report["batch_1000_ms"] / report["same_1000_one_by_one_ms"], abs=1e-3
     )
+    rounds = report["batch_over_one_by_one_rounds"]  # medians of rounds in alternated order
+    assert len(rounds) == 3 and min(rounds) <= report["batch_over_one_by_one"] * 1.001
+    assert report["batch_over_one_by_one"] <= max(rounds) * 1.001 + 1e-3
 
 
 def test_reference_app_is_top_k_of_the_same_factors_without_seen_items(
