@@ -1,9 +1,10 @@
 """Per-user hybrid score vectors: route a user to a segment, score a batch with ``score_users``.
 
 A user's vector under the model's default weights is their *profile*; profiles live in the
-user-profile cache (``4·n`` bytes each). Users without history share the bundle's precomputed
-vector (or a memoised one per request weighting). Scores are rounded to ``V.SCORE_DECIMALS``
-decimals so that no BLAS rounding difference can reorder near-ties.
+user-profile cache (``4·n`` bytes each; a candidate-stage profile only its candidates, a
+:class:`~recommender.serving.caches.SparseProfile`). Users without history share the bundle's
+precomputed vector (or a memoised one per request weighting). Scores are rounded to
+``V.SCORE_DECIMALS`` decimals so that no BLAS rounding difference can reorder near-ties.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.scoring import ScoringModel, score_users
 from recommender.serving.bundle import ModelBundle
-from recommender.serving.caches import CountingCache
+from recommender.serving.caches import CountingCache, SparseProfile, pack_profile
 from recommender.serving.live_state import LiveUser
 from recommender.serving.reranker import segment_weights
 
@@ -153,6 +154,8 @@ class UserScorer:
                     cached = profiles.get(key_of[position], count)
                     if cached is None:
                         missing.append(position)
+                    elif isinstance(cached, SparseProfile):
+                        cached.write_into(scores[position])
                     else:
                         scores[position] = cached
             if debug:
@@ -199,9 +202,7 @@ class UserScorer:
                     key = key_of[position]
                     if count and not profiles.admits(key):  # a first visit (warm-up: stored)
                         continue
-                    vector = computed[i].copy()  # owns its data (the cache counts its bytes)
-                    vector.setflags(write=False)
-                    profiles.put(key, vector, force=True)
+                    profiles.put(key, pack_profile(computed[i]), force=True)
             if debug:
                 log.debug(
                     "computed %d %s profiles in %.2f ms",

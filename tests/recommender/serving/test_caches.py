@@ -13,7 +13,13 @@ import numpy as np
 
 from recommender.config.serving import CacheSpec, ServingSettings
 from recommender.serving import CountingCache
-from recommender.serving.caches import Doorkeeper, profile_entry_bytes, result_entry_bytes
+from recommender.serving.caches import (
+    Doorkeeper,
+    SparseProfile,
+    pack_profile,
+    profile_entry_bytes,
+    result_entry_bytes,
+)
 from recommender.serving.ranked import Ranked
 from tests.recommender.serving.conftest import COLD, N_ITEMS, TRAINABLE, make_engine
 
@@ -317,3 +323,21 @@ def test_shipped_profile_cache_is_bounded_in_bytes():
     profiles = engine.caches.user_profiles
     assert profiles.max_bytes == 256 * 2**20
     assert profiles.max_size == 50_000  # the test shop's profiles are small: all fit
+
+
+def test_a_candidate_profile_is_cached_sparse_and_restored_bit_for_bit():
+    rng = np.random.default_rng(3)
+    vector = np.full(50_000, -np.inf, dtype=np.float32)
+    union = rng.choice(50_000, size=700, replace=False)
+    vector[union] = rng.random(700, dtype=np.float32) - 0.5
+    packed = pack_profile(vector)
+    assert isinstance(packed, SparseProfile) and packed.indices.size == 700
+    row = np.zeros(50_000, dtype=np.float32)
+    packed.write_into(row)
+    assert np.array_equal(row, vector)  # -inf outside the union, every score bit for bit
+    sparse, dense = profile_entry_bytes("u1", packed), profile_entry_bytes("u1", vector.copy())
+    assert sparse < dense / 20
+    full = rng.random(2_000, dtype=np.float32)  # an exact profile stays a dense read-only copy
+    kept = pack_profile(full)
+    assert isinstance(kept, np.ndarray) and not kept.flags.writeable
+    assert np.array_equal(kept, full) and kept is not full

@@ -18,8 +18,9 @@ from recommender.config.serving import ServingSettings
 from recommender.registry import Registry
 from recommender.scoring import IndexParams, VectorIndex, score_users, with_candidates
 from recommender.scoring.candidates import build_search
-from recommender.serving import Engine, ServingCaches, array_store, load_bundle
+from recommender.serving import Engine, ServingCaches, array_store, caches, load_bundle
 from recommender.serving.bundle import ModelBundle
+from recommender.serving.caches import SparseProfile
 from recommender.serving.candidate_index import ANN_DIR, NEIGHBOURS_FILE
 from tests.recommender.serving.reference_candidates import former_candidate_scores
 
@@ -471,3 +472,22 @@ def test_evaluation_builds_the_same_candidate_stage_in_memory(processed, registr
     weights = WITH_CONTENT[V.SEGMENT_COLD]
     evaluated = score_users(with_candidates(model, search), V.SEGMENT_COLD, histories, weights)
     assert np.array_equal(evaluated, score_users(served.model, V.SEGMENT_COLD, histories, weights))
+
+
+def test_a_candidate_stage_profile_is_cached_sparse_and_answers_alike(
+    processed, registry_dir, monkeypatch
+):
+    # the test shop's unions are most of its 120 products: pack every profile with a -inf
+    monkeypatch.setattr(caches, "SPARSE_SHARE", 1.0)
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    bundle = load_bundle(settings)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    users = known_users(bundle, 5)
+    first = [engine.recommend(u).as_dict() for u in users]
+    profiles = engine.caches.user_profiles
+    cached = [profiles.get(u, count=False) for u in users]
+    assert all(isinstance(c, SparseProfile) for c in cached)  # -inf outside the union
+    engine.caches.results.clear()  # the answers again, now from the stored profiles
+    hits = profiles.hits
+    assert [engine.recommend(u).as_dict() for u in users] == first
+    assert profiles.hits == hits + len(users)
