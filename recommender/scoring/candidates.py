@@ -43,6 +43,7 @@ from recommender.scoring.signals import (
     cf_scores,
     history_entries,
     recency_weights,
+    similarity_entries,
 )
 
 if TYPE_CHECKING:
@@ -191,21 +192,11 @@ def _similarity_sums(
     similarity: :func:`~recommender.scoring.signals.item_similarity_scores` without its dense
     ``(b, n)`` row. The same float32 values are added to each item in the same order (one
     ``np.add.at`` in (user, item) order), so every sum is bit-identical to the dense one."""
-    rows, items, w = entries
     n = similarity.shape[1]
-    indptr = similarity.indptr
-    starts = indptr[items]
-    lengths = indptr[items + 1] - starts
-    total = int(lengths.sum())
-    if not total:
+    targets, values = similarity_entries(similarity, entries, recency is not None)
+    if not targets.size:
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         return [empty] * b
-    offsets = starts - np.cumsum(lengths) + lengths  # CSR start − flat start per item
-    positions = np.arange(total, dtype=np.int64) + np.repeat(offsets, lengths)
-    values = similarity.data[positions]
-    if recency is not None:
-        values = values * np.repeat(w.astype(np.float32), lengths)
-    targets = np.repeat(rows * n, lengths) + similarity.indices[positions]
     keys, inverse = np.unique(targets, return_inverse=True)
     sums = np.zeros(keys.size, dtype=np.float32)
     np.add.at(sums, inverse, values.astype(np.float32, copy=False))

@@ -239,19 +239,29 @@ def item_similarity_scores(
             values = values * w.astype(np.float32)
         np.add.at(out, similarity.indices[start:end], values)
     elif rows.size:
-        indptr = similarity.indptr
-        starts = indptr[items]
-        lengths = indptr[items + 1] - starts
-        total = int(lengths.sum())
-        if total:
-            offsets = starts - np.cumsum(lengths) + lengths  # CSR start − flat start per item
-            positions = np.arange(total, dtype=np.int64) + np.repeat(offsets, lengths)
-            values = similarity.data[positions]
-            if weights is not None:
-                values = values * np.repeat(w.astype(np.float32), lengths)
-            targets = np.repeat(rows * n, lengths) + similarity.indices[positions]
-            np.add.at(out, targets, values)
+        targets, values = similarity_entries(similarity, (rows, items, w), weights is not None)
+        np.add.at(out, targets, values)
     return out.reshape(b, n)
+
+
+def similarity_entries(
+    similarity: sp.csr_matrix, entries: Entries, weighted: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CSR entries of the history items, flat in (user, item) order, gathered straight from
+    the CSR arrays: ``user·n + neighbour`` and the similarity (times the history item's weight
+    when ``weighted``), as float32 products in the order a sparse ``history @ similarity`` adds
+    them."""
+    rows, items, w = entries
+    indptr = similarity.indptr
+    starts = indptr[items]
+    lengths = indptr[items + 1] - starts
+    offsets = starts - np.cumsum(lengths) + lengths  # CSR start − flat start per item
+    positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(offsets, lengths)
+    values = similarity.data[positions]
+    if weighted:
+        values = values * np.repeat(w.astype(np.float32), lengths)
+    targets = np.repeat(rows * similarity.shape[1], lengths) + similarity.indices[positions]
+    return targets, values
 
 
 def content_scores(
