@@ -11,7 +11,7 @@ the same arithmetic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -91,13 +91,27 @@ def mmr_order(
     lam = np.float32(diversity)
     if b == 1:  # the same float32 arithmetic on 1-D views, with a third of the numpy calls
         return _mmr_one(relevance[0], valid[0], sims[0], k, lam)[None, :]
+    block = sims
+    return _mmr_batch(relevance, valid, k, lam, lambda rows, pick: block[rows, pick])
+
+
+def _mmr_batch(
+    relevance: np.ndarray,
+    valid: np.ndarray,
+    k: int,
+    lam: np.float32,
+    similar_to: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """:func:`mmr_order`'s greedy loop over ``b`` rows; ``similar_to(rows, pick)`` is ``(b, C)``:
+    each row's cosine of its picked candidate with every candidate (read only for the picks a
+    later step needs)."""
+    b, c = relevance.shape
     lo = np.where(valid, relevance, np.inf).min(axis=1, keepdims=True)
     hi = np.where(valid, relevance, -np.inf).max(axis=1, keepdims=True)
     span = np.where(hi > lo, hi - lo, 1.0)
     # (1 − λ)·rel, with -inf for taken and missing candidates
     gain = np.where(valid, (1 - lam) * (relevance - lo) / span, -np.inf).astype(np.float32)
     penalty = np.zeros((b, c), dtype=np.float32)  # λ · max similarity to the selected items
-    sims = lam * sims
     rows = np.arange(b)
     order = np.full((b, k), -1, dtype=np.int64)
     for step in range(k):
@@ -105,7 +119,8 @@ def mmr_order(
         has = np.isfinite(gain[rows, pick])
         order[:, step] = np.where(has, pick, -1)
         gain[rows, pick] = -np.inf
-        np.maximum(penalty, sims[rows, pick], out=penalty)
+        if step + 1 < k:
+            np.maximum(penalty, lam * similar_to(rows, pick), out=penalty)
     return order
 
 
@@ -122,27 +137,15 @@ def mmr_order_cosine(
     if b == 1 or diversity <= 0 or c <= 1:
         sims = None if diversity <= 0 or c <= 1 else candidate_similarity(candidates, None, cosine)
         return mmr_order(relevance, sims, k, diversity)
-    lam = np.float32(diversity)
-    valid = np.isfinite(relevance)
-    lo = np.where(valid, relevance, np.inf).min(axis=1, keepdims=True)
-    hi = np.where(valid, relevance, -np.inf).max(axis=1, keepdims=True)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    gain = np.where(valid, (1 - lam) * (relevance - lo) / span, -np.inf).astype(np.float32)
-    penalty = np.zeros((b, c), dtype=np.float32)
     flat = cosine.reshape(-1)
     columns = np.asarray(candidates, dtype=np.int64)
     n = cosine.shape[0]
-    rows = np.arange(b)
-    order = np.full((b, k), -1, dtype=np.int64)
-    for step in range(k):
-        pick = np.argmax(gain - penalty, axis=1)
-        has = np.isfinite(gain[rows, pick])
-        order[:, step] = np.where(has, pick, -1)
-        gain[rows, pick] = -np.inf
-        if step + 1 < k:  # λ · cos(picked, every candidate): the picked items' rows only
-            picked = columns[rows, pick]
-            np.maximum(penalty, lam * flat.take(picked[:, None] * n + columns), out=penalty)
-    return order
+
+    def picked_rows(rows: np.ndarray, pick: np.ndarray) -> np.ndarray:
+        return flat.take(columns[rows, pick][:, None] * n + columns)  # the picked items' rows
+
+    valid = np.isfinite(relevance)
+    return _mmr_batch(relevance, valid, k, np.float32(diversity), picked_rows)
 
 
 def _mmr_one(
