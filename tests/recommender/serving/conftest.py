@@ -8,7 +8,9 @@ anything else unknown. Factors and embeddings are seeded random.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,9 @@ import pytest
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
+from recommender.registry import Registry
 from recommender.scoring import HybridConfig
-from recommender.serving import Catalogue, Engine, ServingCaches, UserHistories
+from recommender.serving import Catalogue, Engine, ServingCaches, UserHistories, array_store
 from recommender.serving.bundle import ModelBundle, build_bundle
 
 N_ITEMS = 24
@@ -112,3 +115,17 @@ def make_engine(settings: ServingSettings | None = None, **kwargs) -> Engine:
 @pytest.fixture()
 def engine() -> Engine:
     return make_engine()
+
+
+@pytest.fixture()
+def processed(embedded_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the processed data without stored serving arrays (nor their ANN
+    indexes): each test writes, corrupts or maps its own set."""
+    target = tmp_path / "processed"
+    shutil.copytree(embedded_dir, target, ignore=shutil.ignore_patterns(array_store.ARRAYS_DIR))
+    return target
+
+
+def arrays_dir_of(processed: Path, registry: Path) -> Path:
+    """The serving-array directory of the registry's current model in ``processed``."""
+    return array_store.arrays_dir(processed, Registry(registry).current().model_id)

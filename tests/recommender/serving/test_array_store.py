@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
@@ -20,6 +18,7 @@ from recommender.serving import Engine, ServingCaches, UserHistories, array_stor
 from recommender.serving import bundle as bundle_module
 from recommender.serving.bundle import HISTORY_ARRAYS, build_bundle, hybrid_config
 from recommender.storage import ArtifactWriteError
+from tests.recommender.serving.conftest import arrays_dir_of
 
 
 def settings_for(processed: Path, registry: Path) -> ServingSettings:
@@ -35,19 +34,6 @@ def mapped(array: np.ndarray | None) -> bool:
             return True
         array = array.base if isinstance(array.base, np.ndarray) else None
     return False
-
-
-@pytest.fixture()
-def processed(embedded_dir: Path, tmp_path: Path) -> Path:
-    """A private copy of the processed data without any stored serving arrays."""
-    target = tmp_path / "processed"
-    shutil.copytree(embedded_dir, target, ignore=shutil.ignore_patterns(array_store.ARRAYS_DIR))
-    return target
-
-
-def _set_dir(processed: Path, registry_dir: Path) -> Path:
-    model_id = Registry(registry_dir).current().model_id
-    return array_store.arrays_dir(processed, model_id)
 
 
 def _large_arrays(bundle) -> dict[str, np.ndarray | None]:
@@ -67,7 +53,7 @@ def _large_arrays(bundle) -> dict[str, np.ndarray | None]:
 
 
 def test_first_load_stores_the_arrays_and_every_large_one_is_mapped(processed, registry_dir):
-    directory = _set_dir(processed, registry_dir)
+    directory = arrays_dir_of(processed, registry_dir)
     assert not directory.exists()
     first = load_bundle(settings_for(processed, registry_dir))
     manifest = json.loads((directory / array_store.MANIFEST_FILE).read_text())
@@ -124,7 +110,7 @@ def test_corrupt_stored_array_is_recomputed_not_fatal(processed, registry_dir, c
     settings = settings_for(processed, registry_dir)
     # a copy: the mapped bundle would see an in-place edit (writers only ever rename new files)
     reference = np.array(load_bundle(settings).model.item_similarity.data)
-    directory = _set_dir(processed, registry_dir)
+    directory = arrays_dir_of(processed, registry_dir)
     path = directory / "knn_data.npy"
     raw = bytearray(path.read_bytes())
     raw[-8:] = b"\xff" * 8
@@ -144,7 +130,7 @@ def test_corrupt_stored_array_is_recomputed_not_fatal(processed, registry_dir, c
 def test_truncated_or_missing_file_is_recomputed(processed, registry_dir):
     settings = settings_for(processed, registry_dir)
     load_bundle(settings)
-    directory = _set_dir(processed, registry_dir)
+    directory = arrays_dir_of(processed, registry_dir)
     (directory / "history_indices.npy").write_bytes(b"\x93NUMPY")
     assert load_bundle(settings).histories.indices.size > 0
     (directory / "embeddings.npy").unlink()
@@ -154,7 +140,7 @@ def test_truncated_or_missing_file_is_recomputed(processed, registry_dir):
 def test_new_embeddings_file_makes_the_set_stale(processed, registry_dir):
     settings = settings_for(processed, registry_dir)
     load_bundle(settings)
-    directory = _set_dir(processed, registry_dir)
+    directory = arrays_dir_of(processed, registry_dir)
     before = (directory / array_store.MANIFEST_FILE).stat().st_mtime_ns
     path = processed / V.EMBEDDINGS_DIR / V.EMBEDDINGS_FILE
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))

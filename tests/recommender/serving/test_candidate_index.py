@@ -15,13 +15,13 @@ import pytest
 
 from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
-from recommender.registry import Registry
 from recommender.scoring import IndexParams, VectorIndex, score_users, with_candidates
 from recommender.scoring.candidates import build_search
-from recommender.serving import Engine, ServingCaches, array_store, caches, load_bundle
+from recommender.serving import Engine, ServingCaches, caches, load_bundle
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import SparseProfile
 from recommender.serving.candidate_index import ANN_DIR, NEIGHBOURS_FILE
+from tests.recommender.serving.conftest import arrays_dir_of
 from tests.recommender.serving.reference_candidates import former_candidate_scores
 
 # weights that use every history signal (the test shop's tuned ones leave content out)
@@ -47,17 +47,8 @@ def settings_for(
     )
 
 
-@pytest.fixture()
-def processed(embedded_dir: Path, tmp_path: Path) -> Path:
-    """A private copy of the processed data without stored serving arrays or indexes."""
-    target = tmp_path / "processed"
-    shutil.copytree(embedded_dir, target, ignore=shutil.ignore_patterns(array_store.ARRAYS_DIR))
-    return target
-
-
 def ann_dir(processed: Path, registry: Path) -> Path:
-    model_id = Registry(registry).current().model_id
-    return array_store.arrays_dir(processed, model_id) / ANN_DIR
+    return arrays_dir_of(processed, registry) / ANN_DIR
 
 
 def known_users(bundle: ModelBundle, count: int) -> list[str]:
