@@ -66,6 +66,12 @@ class _Histogram:
         self.created = time.time()
         self.window: deque[float] = deque(maxlen=window)
 
+    def observe(self, index: int, seconds: float) -> None:
+        """One request of ``seconds`` in bucket ``index``."""
+        self.counts[index] += 1
+        self.sum += seconds
+        self.window.append(seconds)
+
 
 class SeriesSnapshot(NamedTuple):
     """The counts at one moment: requests by (endpoint, status), errors by (endpoint, code),
@@ -106,9 +112,7 @@ class RequestSeries(Collector):
             hist = self.latency.get(endpoint)
             if hist is None:
                 hist = self.latency[endpoint] = _Histogram(len(self.bounds), self._window)
-            hist.counts[index] += 1
-            hist.sum += seconds
-            hist.window.append(seconds)
+            hist.observe(index, seconds)
             if code is not None:
                 row = self.errors.get((endpoint, code))
                 if row is None:
@@ -118,9 +122,7 @@ class RequestSeries(Collector):
                 hist = self.path_latency.get(path)
                 if hist is None:
                     hist = self.path_latency[path] = _Histogram(len(self.bounds), self._window)
-                hist.counts[index] += 1
-                hist.sum += seconds
-                hist.window.append(seconds)
+                hist.observe(index, seconds)
                 self._count_path(path, 1)
 
     def add_paths(self, counts: dict[str, int]) -> None:
