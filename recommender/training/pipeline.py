@@ -64,6 +64,7 @@ from recommender.training.budget import BuildBudget
 from recommender.training.crossfit import cross_fitted_data
 from recommender.training.hybrid_tuning import tune_hybrid
 from recommender.training.live_validation import (
+    LiveStream,
     live_model,
     live_stream,
     refold_candidates,
@@ -75,6 +76,7 @@ from recommender.training.promotion import choose_promoted, validation_per_user
 from recommender.training.search import StudyResult
 from recommender.training.stale_gate import tune_stale_gate
 from recommender.training.tuning import fit_model, search_item_knn, search_popularity, tune
+from recommender.training.validation_report import realistic_validation, summary_line
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -212,7 +214,7 @@ def run_training(
         for variant in variants
     ]
     full_matrix = user_item_matrix(data, history_splits(V.STAGE_TEST))
-    stream = live_stream(data, settings.hybrid.live_fraction)
+    stream = tuning_protocol_stream(live_stream(data, settings.hybrid.live_fraction), settings)
     progress(
         f"signals of {len(fold_inputs)} cross-fitted folds in {time.perf_counter() - clock:.1f}s"
     )
@@ -278,6 +280,10 @@ def run_training(
             f"users, ndcg@10 {promotion_values.mean() if promotion_values.size else 0.0:.4f} "
             f"({time.perf_counter() - promotion_started:.1f}s)"
         )
+        realistic = realistic_validation(
+            promotion_folds, final, settings.evaluation, settings.hybrid.cold_population, ties
+        )
+        progress(f"  {model_type}: realistic validation: {summary_line(realistic)}")
         refit = fit_model(model_type, full_matrix, tuned.params)
         refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
         trained = TrainedModel(
@@ -291,6 +297,7 @@ def run_training(
                 "hybrid_before_live": hybrid.config.to_dict(),
                 "live": live.report,
                 "stale_gate": gate,
+                "realistic": realistic,
             },
             training_seconds=time.perf_counter() - started,
             live_fold_in=live.live_fold_in,
@@ -471,6 +478,17 @@ def tuning_protocol_view(users: EvaluationSet, settings: TrainingSettings) -> Ev
             users, ev.rebuild_period_days, ev.live_popularity, ev.live_event_weight
         )
     return users
+
+
+def tuning_protocol_stream(
+    stream: LiveStream | None, settings: TrainingSettings
+) -> LiveStream | None:
+    """The live validation's events under ``tuning.protocol``, as :func:`tuning_protocol_view`
+    scores the leave-last-out users: its popularity choice (the trainable/cold popularity floor)
+    is then made on the popularity the reported protocol serves, like every other choice."""
+    if stream is None:
+        return None
+    return dataclasses.replace(stream, events=tuning_protocol_view(stream.events, settings))
 
 
 def _promotion_values(model: TrainedModel) -> np.ndarray:
