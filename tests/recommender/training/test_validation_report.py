@@ -54,7 +54,7 @@ def test_popularity_alone_is_level_with_popularity_and_scored_as_of_the_rebuild(
         [(model, None, users)], config, settings.evaluation, "last_item", ties
     )
     assert set(report) == {V.SEGMENT_TRAINABLE, V.SEGMENT_COLD}
-    for segment, body in report.items():
+    for body in report.values():
         assert body["hybrid"] == body["popularity"]
         assert body["later"]["gain"] == 0.0 and body["later"]["z"] is None
         assert 0 < body["later"]["users"] < body["users"]
