@@ -280,10 +280,19 @@ def run_training(
             f"users, ndcg@10 {promotion_values.mean() if promotion_values.size else 0.0:.4f} "
             f"({time.perf_counter() - promotion_started:.1f}s)"
         )
+        report_started = time.perf_counter()
         realistic = realistic_validation(
-            promotion_folds, final, settings.evaluation, settings.hybrid.cold_population, ties
+            promotion_folds,
+            final,
+            settings.evaluation,
+            settings.hybrid.cold_population,
+            ties,
+            promotion_values,
         )
-        progress(f"  {model_type}: realistic validation: {summary_line(realistic)}")
+        progress(
+            f"  {model_type}: realistic validation: {summary_line(realistic)} "
+            f"({time.perf_counter() - report_started:.1f}s)"
+        )
         refit = fit_model(model_type, full_matrix, tuned.params)
         refit = dataclasses.replace(refit, fold_in_regularization=hybrid.fold_in_regularization)
         trained = TrainedModel(

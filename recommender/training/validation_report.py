@@ -41,11 +41,17 @@ def realistic_validation(
     settings: EvaluationSettings,
     cold_population: str,
     ties: np.ndarray,
+    trainable_hybrid: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{segment: {"users", "hybrid", "popularity", "later": {"users", "hybrid", "popularity",
-    "gain", "z"}}}`` for trainable and cold, pooled over ``folds`` (means of NDCG@10)."""
+    "gain", "z"}}}`` for trainable and cold, pooled over ``folds`` (means of NDCG@10).
+
+    ``trainable_hybrid``: the hybrid's per-user values of the trainable users, folds concatenated
+    (:func:`~recommender.training.promotion.validation_per_user`, already computed for promotion
+    on the same users): not ranked again."""
     report: dict[str, dict[str, Any]] = {}
     for segment in (V.SEGMENT_TRAINABLE, V.SEGMENT_COLD):
+        given = trainable_hybrid if segment == V.SEGMENT_TRAINABLE else None
         hybrid, popularity, later = [], [], []
         for model, stale, users in folds:
             view = realistic_view(
@@ -56,15 +62,19 @@ def realistic_validation(
             )
             if len(view) == 0:
                 continue
-            ranker = hybrid_ranker(model, config, stale)
-            hybrid.append(per_user_metric(ranker, view, segment, METRIC, ties))
+            if given is None:
+                ranker = hybrid_ranker(model, config, stale)
+                hybrid.append(per_user_metric(ranker, view, segment, METRIC, ties))
             pop = signal_ranker(model, V.SIGNAL_POPULARITY)
             popularity.append(per_user_metric(pop, view, segment, METRIC, ties))
             later.append(view.slice_indices(SLICE_LATER, settings.same_session_hours))
-        if not hybrid:
+        if not popularity:
             continue
-        h, p = np.concatenate(hybrid), np.concatenate(popularity)
-        offsets = np.cumsum([0] + [len(v) for v in hybrid[:-1]])
+        p = np.concatenate(popularity)
+        h = np.concatenate(hybrid) if given is None else given
+        if h.shape != p.shape:
+            raise ValueError(f"{segment}: {h.size} hybrid values for {p.size} validation users")
+        offsets = np.cumsum([0] + [len(v) for v in popularity[:-1]])
         cut = np.concatenate([o + s for o, s in zip(offsets, later, strict=True)]).astype(int)
         gain = h[cut] - p[cut]
         error = float(gain.std(ddof=1) / np.sqrt(gain.size)) if gain.size > 1 else 0.0

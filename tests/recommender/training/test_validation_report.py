@@ -19,6 +19,7 @@ from recommender.scoring import HybridConfig
 from recommender.training.hybrid_tuning import cold_tuning_set
 from recommender.training.live_validation import live_stream
 from recommender.training.pipeline import run_training, tuning_protocol_stream
+from recommender.training.promotion import validation_per_user
 from recommender.training.validation_report import realistic_validation
 from tests.fixtures.models import fast_settings
 from tests.recommender.training.synthetic import synthetic_data
@@ -72,6 +73,12 @@ def test_popularity_alone_is_level_with_popularity_and_scored_as_of_the_rebuild(
     # cold: every user cut to its newest item (hybrid.cold_population last_item)
     cold = cold_tuning_set(users, "last_item")
     assert report[V.SEGMENT_COLD]["users"] == cold.segment_indices(V.SEGMENT_COLD).size
+    # promotion's per-user values of the same folds stand in for the trainable hybrid's ranking
+    folds = [(model, None, users)]
+    values = validation_per_user(folds, config, ev, ties)
+    assert realistic_validation(folds, config, ev, "last_item", ties, values) == report
+    with pytest.raises(ValueError, match="hybrid values"):
+        realistic_validation(folds, config, ev, "last_item", ties, values[1:])
 
 
 def test_the_build_stores_the_report_and_its_trainable_value_is_promotions(
