@@ -19,10 +19,30 @@ Logs: one JSON object per line, gunicorn's lines in the app's format (``service/
 this file, with gunicorn's default text logs.
 """
 
+import ctypes
 import math
 import os
+import sys
 
 from recommender.config import load_serving_settings
+
+
+def _one_malloc_arena() -> None:
+    """Every thread of the master and of its workers allocates from malloc's main arena, the one
+    ``malloc_trim`` hands back whole: a worker's cache warm-up frees ~20 MB of chunk arrays that
+    otherwise stay in its thread's own arena, private (DEPLOYMENT_OPTIMIZATION.md §9.1). glibc
+    fixes the arena limit when a second thread first allocates: so here, before numpy or pyarrow
+    start threads (glibc only; ``MALLOC_ARENA_MAX`` in the environment does the same)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt(-8, 1)  # M_ARENA_MAX
+
+
 
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
@@ -48,6 +68,8 @@ keepalive = (
 # reload or the registry poller swaps models per worker as before (the new model is then that
 # worker's own: SIGHUP loads it in the master again and replaces the workers gracefully).
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
+if preload_app:
+    _one_malloc_arena()
 loglevel = os.environ.get("RECSYS_LOGGING__LEVEL", "info").lower()
 accesslog = "-"
 errorlog = "-"

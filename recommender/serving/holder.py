@@ -20,6 +20,7 @@ from typing import Any
 
 from recommender.config.serving import ServingSettings
 from recommender.errors import NotReadyError, RecsysError
+from recommender.serving.allocator import release_free_heap
 from recommender.serving.bundle import ModelBundle, load_bundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.engine import Engine
@@ -232,6 +233,7 @@ class ModelHolder:
         def run() -> None:
             try:
                 state.engine.warm_up(report)
+                release_free_heap()  # the chunks' freed arrays (.allocator)
                 logger.debug(
                     "cache warm-up %s: %d items, %d users in %.2fs",
                     report.state,
