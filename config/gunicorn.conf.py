@@ -43,7 +43,6 @@ def _one_malloc_arena() -> None:
     mallopt(-8, 1)  # M_ARENA_MAX
 
 
-
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "uvicorn.workers.UvicornWorker"
