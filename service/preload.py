@@ -37,7 +37,8 @@ def preload_model(app: FastAPI) -> ModelBundle | None:
     """Load ``app``'s current model into ``app.state.preloaded`` (None when the load failed), then
     freeze the heap for the workers that will be forked; the bundle or None."""
     app.state.preloaded = None
-    gc.collect()  # the bundle being replaced, before the new one is loaded beside it
+    gc.unfreeze()  # on SIGHUP: the replaced bundle's reference cycles are collectable again
+    gc.collect()  # ... and collected before the new one is loaded beside it
     started = time.perf_counter()
     try:
         bundle = app.state.loader(app.state.settings)
