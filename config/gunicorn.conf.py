@@ -3,9 +3,11 @@
 Environment knobs (all optional):
 
 - ``GUNICORN_BIND`` (default ``0.0.0.0:8000``), ``WEB_CONCURRENCY`` workers (default 4: one per core
-  on a 4-core host; every worker loads its own model bundle, whose large arrays — factors,
-  histories, item-kNN, embeddings — are memory-mapped from ``.npy`` files, so the workers share
-  one copy in the page cache; see DEPLOYMENT_OPTIMIZATION.md and scripts/benchmark_memory.py),
+  on a 4-core host; the master loads the model once before it forks them, see ``preload_app``
+  below, DEPLOYMENT_OPTIMIZATION.md §9.1 and scripts/benchmark_memory.py),
+- ``GUNICORN_PRELOAD`` (default ``1``): ``0`` makes every worker import the app and load its own
+  bundle, as gunicorn does without this file (more memory per worker, nothing shared but the
+  memory-mapped arrays),
 - ``GUNICORN_GRACEFUL_TIMEOUT`` seconds a worker gets after SIGTERM to drain and finish its
   requests (default ``shutdown.drain_seconds`` + 30; then it is killed; a value not above the
   drain period is refused), ``RECSYS_LOGGING__LEVEL`` log level (the app reads it too).
@@ -17,10 +19,29 @@ Logs: one JSON object per line, gunicorn's lines in the app's format (``service/
 this file, with gunicorn's default text logs.
 """
 
+import ctypes
 import math
 import os
+import sys
 
 from recommender.config import load_serving_settings
+
+
+def _one_malloc_arena() -> None:
+    """Every thread of the master and of its workers allocates from malloc's main arena, the one
+    ``malloc_trim`` hands back whole: a worker's cache warm-up frees ~20 MB of chunk arrays that
+    otherwise stay in its thread's own arena, private (DEPLOYMENT_OPTIMIZATION.md §9.1). glibc
+    fixes the arena limit when a second thread first allocates: so here, before numpy or pyarrow
+    start threads (glibc only; ``MALLOC_ARENA_MAX`` in the environment does the same)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt(-8, 1)  # M_ARENA_MAX
+
 
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
@@ -38,11 +59,16 @@ timeout = 60  # a worker silent this long (stuck, not slow: requests take millis
 keepalive = (
     5  # seconds an idle keep-alive connection stays open (behind a load balancer: > its idle)
 )
-# Each worker builds its bundle in its own lifespan (a reload swaps it per worker). The bundle's
-# large arrays are np.load(mmap_mode="r") maps of files written at build time
-# (recommender/serving/array_store.py): the kernel keeps one copy that every worker maps, so only
-# the interpreter, the libraries and the small per-request state are private to a worker.
-preload_app = False
+# The master imports the app and loads the current model before it forks the workers
+# (service/preload.py): the libraries and the bundle's Python objects are then shared
+# copy-on-write, as the bundle's large arrays (np.load(mmap_mode="r") maps of files written at
+# build time, recommender/serving/array_store.py) are in any case. Each worker serves that bundle
+# while it is current and builds its own engine, caches, live state, threads and connections; a
+# reload or the registry poller swaps models per worker as before (the new model is then that
+# worker's own: SIGHUP loads it in the master again and replaces the workers gracefully).
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
+if preload_app:
+    _one_malloc_arena()
 loglevel = os.environ.get("RECSYS_LOGGING__LEVEL", "info").lower()
 accesslog = "-"
 errorlog = "-"
@@ -70,3 +96,16 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
     },
 }
+
+
+def on_starting(server):
+    """Before the sockets and the workers: load the model the workers will share."""
+    if server.cfg.preload_app:
+        from service.preload import preload_model
+
+        preload_model(server.app.wsgi())
+
+
+def on_reload(server):
+    """SIGHUP, before the new workers are forked: they share the registry's current model."""
+    on_starting(server)

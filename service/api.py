@@ -1,7 +1,8 @@
 """The FastAPI application ``uvicorn service.api:app`` (settings: ``config/serving_config.yaml``).
 
 :func:`create_app` wires settings, metrics, CORS, the request guard, error handlers and routers;
-the lifespan loads the current model into a :class:`~recommender.serving.ModelHolder`, starts the
+the lifespan loads the current model (or takes the one gunicorn's master preloaded,
+:mod:`service.preload`) into a :class:`~recommender.serving.ModelHolder`, starts the
 registry poller and cache warm-up, takes SIGTERM over for drain-then-stop, and stops the poller
 on shutdown. Startup never fails for lack
 of a model: /health answers 503 with the reason until a build + reload (or the poller) loads one.
@@ -33,6 +34,7 @@ from service.log_format import configure_logging
 from service.metrics import Metrics
 from service.middleware import RequestGuard
 from service.openapi import install_openapi
+from service.preload import take_preloaded
 from service.responses import OrjsonResponse
 from service.routes import ROUTERS, events, recommend, similar
 from service.shutdown import Drain
@@ -101,14 +103,15 @@ def create_app(
 
         holder = ModelHolder(
             settings,
-            loader=loader or load_bundle,
+            loader=app.state.loader,
             on_reload=on_reload,
             live_feed=feed,
         )
         app.state.holder = holder
         app.state.batch_slots = BatchSlots(settings.batch)  # an asyncio object: inside the loop
         metrics.collector.holder = holder
-        result = await asyncio.to_thread(holder.reload)
+        # under gunicorn's preloading master (config/gunicorn.conf.py) the bundle it loaded
+        result = await asyncio.to_thread(holder.reload, preloaded=take_preloaded(app))
         if not result.ok:
             logger.error("starting without a model: %s", result.error)
         holder.start_polling()
@@ -136,6 +139,7 @@ def create_app(
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
+    app.state.loader = loader or load_bundle  # also the preloading master's (service/preload.py)
     install_openapi(app, settings)
     app.state.drain = Drain(settings.shutdown.drain_seconds)
     routes = [route for router in ROUTERS for route in router.routes]

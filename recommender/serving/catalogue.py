@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,19 @@ class Catalogue:
     def size(self) -> int:
         """Number of products."""
         return len(self.item_ids)
+
+    @cached_property
+    def ratings(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(n,)`` float64 average ratings (NaN where unknown) and rating counts (0 where
+        unknown): what quality scores are computed from. Read from the records once: a worker
+        that walks every record takes its own copy of the pages they lie on (the records of a
+        model loaded before the fork, ``service/preload.py``, are shared until touched)."""
+        avg = [r[V.AVG_RATING] if r[V.AVG_RATING] is not None else np.nan for r in self.records]
+        counts = [r[V.NUM_RATINGS] or 0 for r in self.records]
+        out = (np.array(avg, dtype=np.float64), np.array(counts, dtype=np.float64))
+        for array in out:
+            array.setflags(write=False)
+        return out
 
     @classmethod
     def from_products(cls, products: pd.DataFrame) -> Catalogue:

@@ -20,6 +20,7 @@ from typing import Any
 
 from recommender.config.serving import ServingSettings
 from recommender.errors import NotReadyError, RecsysError
+from recommender.serving.allocator import release_free_heap
 from recommender.serving.bundle import ModelBundle, load_bundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.engine import Engine
@@ -133,9 +134,20 @@ class ModelHolder:
         return "no model loaded yet (startup in progress)"
 
     # ------------------------------------------------------------------ reload
-    def reload(self, warm: bool = True, background_warmup: bool = True) -> ReloadResult:
-        """Load the registry's current model and swap it in; on failure keep serving the old one."""
-        result = self._reload()
+    def reload(
+        self,
+        warm: bool = True,
+        background_warmup: bool = True,
+        preloaded: ModelBundle | None = None,
+    ) -> ReloadResult:
+        """Load the registry's current model and swap it in; on failure keep serving the old one.
+
+        ``preloaded``: a bundle loaded before this process started serving (gunicorn's master
+        loads one before it forks the workers, ``service/preload.py``), served instead of loading
+        when it is still the registry's current model; engine, caches and live state are this
+        holder's own either way.
+        """
+        result = self._reload(preloaded)
         if self._on_reload is not None:
             try:
                 self._on_reload(result)
@@ -145,14 +157,29 @@ class ModelHolder:
             self.warm_up(background=background_warmup)
         return result
 
-    def _reload(self) -> ReloadResult:
+    def _current(self, preloaded: ModelBundle | None) -> ModelBundle | None:
+        """``preloaded`` when the registry still names the model it was loaded at, else None."""
+        if preloaded is None:
+            return None
+        marker = self._safe_marker()
+        if marker != preloaded.marker:
+            logger.info(
+                "the preloaded model %s is no longer current (registry marker %s): loading",
+                preloaded.model_id,
+                marker,
+            )
+            return None
+        logger.debug("serving the preloaded model %s", preloaded.model_id)
+        return preloaded
+
+    def _reload(self, preloaded: ModelBundle | None = None) -> ReloadResult:
         with self._reload_lock:
             previous = self._state
             previous_id = previous.bundle.model_id if previous else None
             started = time.perf_counter()
             logger.debug("reload: loading the current model (serving %s)", previous_id)
             try:
-                bundle = self._loader(self.settings)
+                bundle = self._current(preloaded) or self._loader(self.settings)
             except Exception as exc:  # noqa: BLE001 - any failure must leave the old model serving
                 seconds = time.perf_counter() - started
                 full = str(exc) if isinstance(exc, RecsysError) else f"{type(exc).__name__}: {exc}"
@@ -206,6 +233,7 @@ class ModelHolder:
         def run() -> None:
             try:
                 state.engine.warm_up(report)
+                release_free_heap()  # the chunks' freed arrays (.allocator)
                 logger.debug(
                     "cache warm-up %s: %d items, %d users in %.2fs",
                     report.state,

@@ -231,11 +231,9 @@ class NewProducts:
 
 def _no_rating_quality(bundle: ModelBundle) -> float:
     """The quality the model gives a product without ratings (the catalogue's prior)."""
-    records = bundle.catalogue.records
-    ratings = [r.get(V.AVG_RATING) for r in records] + [None]
-    counts = [r.get(V.NUM_RATINGS) or 0 for r in records] + [0]
-    values = np.array([np.nan if r is None else r for r in ratings], dtype=np.float64)
-    return float(quality_scores(values, np.array(counts, dtype=np.float64))[-1])
+    ratings, counts = bundle.catalogue.ratings  # arrays: every worker walking the records
+    # would copy the pages they lie on (service/preload.py)
+    return float(quality_scores(np.append(ratings, np.nan), np.append(counts, 0.0))[-1])
 
 
 def fit_length(vector: np.ndarray, size: int) -> np.ndarray:

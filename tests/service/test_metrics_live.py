@@ -1,11 +1,13 @@
-"""A real ``uvicorn --workers 2`` with PROMETHEUS_MULTIPROC_DIR: any worker's /metrics counts the
-requests of both; worker logs, uvicorn's own lines included, are JSON."""
+"""A real ``uvicorn --workers 2`` and gunicorn with its config (a preloading master), each with
+PROMETHEUS_MULTIPROC_DIR: any worker's /metrics counts the requests of both; worker logs, uvicorn's
+own lines included, are JSON."""
 
 from __future__ import annotations
 
 import json
 import time
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,7 +26,8 @@ def _recommend_count(url: str) -> float:
     return 0.0
 
 
-def test_multiprocess_metrics_and_json_logs(embedded_dir, registry_dir, tmp_path):
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn-conf"])  # the latter forks a loaded app
+def test_multiprocess_metrics_and_json_logs(kind, embedded_dir, registry_dir, tmp_path):
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     env = {
@@ -32,7 +35,9 @@ def test_multiprocess_metrics_and_json_logs(embedded_dir, registry_dir, tmp_path
         "RECSYS_WARMUP__ENABLED": "false",
         "RECSYS_RELOAD__POLL_INTERVAL_SECONDS": "0",
     }
-    with live_server(embedded_dir, registry_dir, log_dir=tmp_path, workers=2, env=env) as server:
+    with live_server(
+        embedded_dir, registry_dir, log_dir=tmp_path, kind=kind, workers=2, env=env
+    ) as server:
         pids = set()
         deadline = time.monotonic() + 30
         while len(pids) < 2 and time.monotonic() < deadline:  # both workers up and serving

@@ -29,3 +29,17 @@ def test_glibc_takes_the_thresholds_and_an_engine_sets_them(monkeypatch):
     make_engine(ServingSettings(batch={"retain_heap_mb": 40}))
     assert allocator._applied == 40
     assert ServingSettings().batch.retain_heap_mb == 32
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_freed_heap_is_handed_back_after_a_warm_up(monkeypatch):
+    """The holder trims the heap once its cache warm-up is done (the chunks' freed arrays)."""
+    from recommender.serving import holder as holder_module
+    from tests.recommender.serving.test_holder import FakeRegistry, holder_for
+
+    assert allocator.release_free_heap() in (True, False)  # glibc answers; nothing raised
+    calls: list[bool] = []
+    monkeypatch.setattr(holder_module, "release_free_heap", lambda: calls.append(True) or True)
+    holder = holder_for(FakeRegistry("m1"))
+    assert holder.reload(warm=True, background_warmup=False).ok
+    assert calls == [True]

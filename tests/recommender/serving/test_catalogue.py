@@ -39,6 +39,19 @@ def test_catalogue_records_and_masks():
     assert eligibility_mask(cat, Filters()) is None
 
 
+def test_ratings_are_read_from_the_records_once_as_arrays():
+    df = products()
+    df.loc[3, [V.AVG_RATING, V.NUM_RATINGS]] = [np.nan, np.nan]
+    cat = Catalogue.from_products(df)
+    ratings, counts = cat.ratings
+    assert cat.ratings is cat.ratings  # computed once (by the master, before a fork)
+    assert np.isnan(ratings[3]) and counts[3] == 0.0
+    expected = [r[V.AVG_RATING] for i, r in enumerate(cat.records) if i != 3]
+    assert np.delete(ratings, 3).tolist() == expected and ratings.dtype == np.float64
+    assert counts.tolist() == [float(r[V.NUM_RATINGS] or 0) for r in cat.records]
+    assert not ratings.flags.writeable and not counts.flags.writeable
+
+
 def test_histories_full_history_in_time_order():
     df = interactions()
     extra = pd.DataFrame(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -222,3 +223,21 @@ def test_entry_path_leaving_the_registry_is_refused_and_the_old_model_keeps_serv
     assert f"entry '{serving}' has path '../../etc', which leaves the registry" in result.error
     assert holder.last_error["type"] == "ModelLoadError"
     assert holder.require().bundle.model_id == serving
+
+
+def test_a_preloaded_bundle_is_served_only_while_the_registry_names_it():
+    """gunicorn's master loads before forking (service/preload.py): a worker serves that bundle
+    while it is current, and loads the current one itself when a promotion came in between."""
+    registry = FakeRegistry("m1")
+    preloaded = dataclasses.replace(make_bundle(model_id="m1"), marker=registry.marker(None))
+    holder = holder_for(registry)
+    assert holder.reload(warm=False, preloaded=preloaded).ok and registry.loads == 0
+    state = holder.require()
+    assert state.bundle is preloaded and state.engine.bundle is preloaded
+    assert state.engine.recommend("t0", topk=3).items
+    registry.model_id = "m2"  # a later promotion: the poller loads as before
+    assert holder.poll_once() is True and registry.loads == 1
+    assert holder.require().bundle.model_id == "m2"
+    late = holder_for(registry)  # a worker forked after the promotion, from the same master
+    assert late.reload(warm=False, preloaded=preloaded).ok and registry.loads == 2
+    assert late.require().bundle.model_id == "m2"
