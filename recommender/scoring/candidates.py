@@ -373,16 +373,43 @@ def candidate_scores(
     Raises:
         CandidateSearchFailed: an index did not answer (the caller scores exactly).
     """
+    unions = candidate_unions(
+        model, segment, histories, weights, method, user_rows, recency_decay, request_times
+    )
+    out = np.full((len(histories), model.n_items), -np.inf, dtype=np.float32)
+    for row, (items, scores) in enumerate(unions):
+        out[row, items] = scores
+    return out
+
+
+def candidate_unions(
+    model: ScoringModel,
+    segment: str,
+    histories: Sequence[np.ndarray],
+    weights: Mapping[str, float],
+    method: str = "minmax",
+    user_rows: np.ndarray | None = None,
+    recency_decay: float = 1.0,
+    request_times: np.ndarray | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per user: the candidate union (sorted item indices) and the float32 hybrid scores over
+    it, the finite entries of :func:`candidate_scores`' rows (which are ``-inf`` elsewhere).
+    The batch path ranks these directly, without a ``(b, n)`` array.
+
+    Raises:
+        CandidateSearchFailed: an index did not answer (the caller scores exactly).
+    """
     wanted = [name for name, w in weights.items() if w > 0]
     unions = candidate_signals(
         model, segment, histories, wanted, wanted, user_rows, recency_decay, request_times
     )
-    out = np.full((len(histories), model.n_items), -np.inf, dtype=np.float32)
-    for row, (items, signals) in enumerate(unions):
+    out = []
+    for items, signals in unions:
         if not signals:  # only weighted signals the model lacks: no preference, as exact
-            out[row, items] = 0.0
+            out.append((items, np.zeros(items.size, dtype=np.float32)))
             continue
-        out[row, items] = combine({k: v[None, :] for k, v in signals.items()}, weights, method)[0]
+        blended = combine({k: v[None, :] for k, v in signals.items()}, weights, method)[0]
+        out.append((items, blended.astype(np.float32, copy=False)))
     return out
 
 

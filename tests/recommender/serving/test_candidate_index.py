@@ -110,6 +110,33 @@ def test_forced_ann_ranks_like_exact_scoring(processed, registry_dir, weights):
     assert_same_answers([r.as_dict() for r in engine.recommend_batch(users)], right)
 
 
+BATCH_OPTIONS: list[dict[str, Any]] = [
+    {"topk": 7},
+    {"exclude_seen": False},
+    {"rerank": False, "topk": 25},
+    {"weights": {"cf": 1.0, "popularity": 0.5}},
+    {"weights": {"content": 1.0, "item_similarity": 0.5}, "topk": 15},
+    {"filters": "price"},
+]
+
+
+@pytest.mark.parametrize("options", BATCH_OPTIONS, ids=lambda o: ",".join(o) or "default")
+def test_a_batch_ranks_ann_users_as_single_calls(processed, registry_dir, options):
+    """The batch ranks each user's candidate union itself (no (b, n) rows): the same answers as
+    single calls under every option, unknown users and users the filters leave short included."""
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=40)
+    bundle = load_bundle(settings)
+    users = [*known_users(bundle, 60), "nobody-1", "nobody-2"]
+    hist = bundle.histories
+    users += [hist.user_ids[r] for r in range(hist.n_users) if hist.segment(r) == "unknown"][:3]
+    if options.get("filters") == "price":
+        prices = sorted(float(r[V.PRICE]) for r in bundle.catalogue.records if r[V.PRICE])
+        options = {"filters": {"price_max": prices[len(prices) * 2 // 3]}}
+    single = answers(bundle, settings, users, **options)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    assert_same_answers([r.as_dict() for r in engine.recommend_batch(users, **options)], single)
+
+
 def test_auto_keeps_a_small_catalogue_exact(processed, registry_dir):
     default = load_bundle(settings_for(processed, registry_dir))
     assert default.n_items < ServingSettings().candidates.auto_min_items
