@@ -218,29 +218,30 @@ def rank_chunk(engine: Engine, users: list[str], options: RecommendOptions) -> l
 
 
 def union_candidates(
-    unions: Sequence[tuple[np.ndarray, np.ndarray]],
+    unions: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     n: int,
     width: int,
     mask: np.ndarray | None,
     seen: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`top_candidates` of rows that are ``-inf`` outside a candidate union, from the unions
-    themselves: ``(items sorted, float32 scores)`` per row, ``mask`` and the ``seen`` (row, item)
-    coordinates applied as ``-inf``. A row's union in index order is its dense row's finite
-    entries in the same order, so the ``(b, max union)`` block gives the same items and scores
-    as the ``(b, n)`` rows (padding: item 0, ``-inf``) at a fraction of the partition's work."""
-    b = len(unions)
-    lengths = np.fromiter((len(items) for items, _ in unions), dtype=np.int64, count=b)
-    total = int(lengths.sum())
+    themselves: flat ``(items, bounds, float32 scores)`` parts
+    (:func:`~recommender.scoring.candidates.candidate_unions`), the users of each part after
+    those of the one before, with ``mask`` and the ``seen`` (user, item) coordinates applied as
+    ``-inf``. A user's union in index order is their dense row's finite entries in the same
+    order, so the ``(b, longest union)`` block gives the same items and scores as the ``(b, n)``
+    rows (padding: item 0, ``-inf``) at a fraction of the partition's work."""
+    lengths = np.concatenate([np.diff(bounds) for _, bounds, _ in unions])
+    b, total = lengths.size, int(lengths.sum())
     if not total:
         return np.zeros((b, width), dtype=np.int64), np.full((b, width), -np.inf, np.float32)
-    items = np.concatenate([items for items, _ in unions]).astype(np.int64, copy=False)
-    scores = np.concatenate([values for _, values in unions]).astype(np.float32)  # ours
+    items = np.concatenate([items for items, _, _ in unions]).astype(np.int64, copy=False)
+    scores = np.concatenate([scores for _, _, scores in unions])  # a copy: ours to write
     rows = np.repeat(np.arange(b, dtype=np.int64), lengths)
     if mask is not None:
         scores[~mask[items]] = -np.inf
     if seen is not None and seen[0].size:
-        keys = rows * n + items  # ascending: rows in order, each union sorted
+        keys = rows * n + items  # ascending: users in order, each union sorted
         wanted = seen[0].astype(np.int64) * n + seen[1]
         at = np.minimum(np.searchsorted(keys, wanted), total - 1)
         scores[at[keys[at] == wanted]] = -np.inf
@@ -262,13 +263,13 @@ def _unions_or_exact(
     histories: list[np.ndarray],
     weights: dict[str, float],
     cf_rows: np.ndarray | None,
-) -> list[tuple[np.ndarray, np.ndarray]] | np.ndarray:
-    """A candidate-stage model's rounded union scores per user (``UserScorer._compute`` without
-    the ``(b, n)`` rows), or, when an index cannot answer, the exact ``(b, n)`` scores (as
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray:
+    """A candidate-stage model's rounded union scores (``UserScorer._compute`` without the
+    ``(b, n)`` rows), or, when an index cannot answer, the exact ``(b, n)`` scores (as
     :func:`~recommender.scoring.score_users` falls back)."""
     hybrid = engine.bundle.hybrid
     try:
-        unions = candidate_unions(
+        items, bounds, scores = candidate_unions(
             model,
             segment,
             histories,
@@ -280,9 +281,8 @@ def _unions_or_exact(
     except CandidateSearchFailed as exc:  # never fail a request for the optimisation
         log.warning("ANN candidate search failed (%s): scoring exactly", exc)
         return chunk_scores(engine, model.exact_model, segment, histories, weights, cf_rows)
-    for _, values in unions:  # the engine's rounding, on the same float32 values
-        np.round(values, V.SCORE_DECIMALS, out=values)
-    return unions
+    # the engine's rounding, on the same float32 values
+    return items, bounds, np.round(scores, V.SCORE_DECIMALS, out=scores)
 
 
 def _rank_plain(
@@ -305,7 +305,7 @@ def _rank_plain(
     scores = np.empty((b, n), dtype=np.float32)
     dense = np.zeros(b, dtype=bool)
     union_rows: list[np.ndarray] = []  # candidate-stage rows and their unions
-    unions: list[tuple[np.ndarray, np.ndarray]] = []
+    unions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     static_rows = np.zeros(b, dtype=bool)  # no history, default weights: the popularity order
     for code, segment in enumerate(_SEGMENT_NAMES):
         positions = np.flatnonzero(codes == code)
@@ -351,7 +351,7 @@ def _rank_plain(
                 dense[positions[part]] = True
             else:
                 union_rows.append(positions[part])
-                unions.extend(found)
+                unions.append(found)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch: scored %d %s users together in %.2f ms",

@@ -89,13 +89,19 @@ def test_union_candidates_rank_like_the_dense_rows(width):
     mask = rng.random(n) > 0.2
     seen_rows = rng.integers(0, b, 400)
     seen_items = rng.integers(0, n, 400)  # some inside a union, most outside
-    items, values = union_candidates(unions, n, width, mask, (seen_rows, seen_items))
+    parts = []  # flat (items, bounds, scores) parts, as candidate_unions gives them
+    for group in (unions[:10], unions[10:]):
+        sizes = [len(items) for items, _ in group]
+        bounds = np.concatenate(([0], np.cumsum(sizes)))
+        flat = [np.concatenate([u[k] for u in group]) for k in (0, 1)]
+        parts.append((flat[0], bounds, flat[1]))
+    items, values = union_candidates(parts, n, width, mask, (seen_rows, seen_items))
     dense[:, ~mask] = -np.inf
     dense[seen_rows, seen_items] = -np.inf
     want_items, want_values = top_candidates(dense, width, np.arange(n) * 1e-11)
     np.testing.assert_array_equal(values, want_values)
     np.testing.assert_array_equal(items, want_items)
-    assert all(np.isfinite(u[1]).all() for u in unions)  # the unions were not written
+    assert all(np.isfinite(p[2]).all() for p in parts)  # the unions were not written
 
 
 def test_routing_and_histories_match_the_per_user_definitions():

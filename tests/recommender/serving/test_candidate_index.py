@@ -293,12 +293,13 @@ def users_of(bundle: ModelBundle, segment: str, count: int) -> tuple[list[np.nda
 
 
 @pytest.mark.parametrize("cf_min_factors", [32, 1], ids=["cf-exact", "cf-indexed"])
-@pytest.mark.parametrize("decay", [1.0, 0.7])
+@pytest.mark.parametrize(("decay", "method"), [(1.0, "minmax"), (0.7, "minmax"), (1.0, "rank")])
 def test_union_scores_equal_the_former_dense_union_bit_for_bit(
-    processed, registry_dir, cf_min_factors, decay
+    processed, registry_dir, cf_min_factors, decay, method
 ):
     """The sparse item-kNN sums and per-source sizes score every union as the first
-    implementation did (dense rows), single users and a batch, CF exact or indexed."""
+    implementation did (dense rows), single users and a batch (whose min-max blend is one
+    padded block), CF exact or indexed."""
     settings = settings_for(
         processed,
         registry_dir,
@@ -322,7 +323,7 @@ def test_union_scores_equal_the_former_dense_union_bit_for_bit(
         for group in groups:
             part = [histories[i] for i in group]
             part_rows = None if cf_rows is None else cf_rows[group]
-            args = (model, segment, part, weights, "minmax", part_rows)
+            args = (model, segment, part, weights, method, part_rows)
             ours = score_users(*args, recency_decay=decay)
             former = former_candidate_scores(*args, recency_decay=decay)
             assert np.array_equal(ours, former)
