@@ -255,9 +255,11 @@ class CandidateSearchFailed(RuntimeError):
     """An index could not answer (e.g. its file became unreadable): score exactly instead."""
 
 
-def _search(index: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+def _search(
+    index: VectorIndex, queries: np.ndarray, count: int, threads: int = 1
+) -> list[np.ndarray]:
     try:
-        return index.search(queries, count)
+        return index.search(queries, count, threads)
     except (RuntimeError, ValueError, OSError, MemoryError) as exc:
         raise CandidateSearchFailed(str(exc)) from exc
 
@@ -330,8 +332,10 @@ def candidate_union_signals(
     user_rows: np.ndarray | None = None,
     recency_decay: float = 1.0,
     request_times: np.ndarray | None = None,
+    search_threads: int = 1,
 ) -> Unions:
-    """The candidate unions of a batch and the raw ``signals`` over them.
+    """The candidate unions of a batch and the raw ``signals`` over them (``search_threads``:
+    the threads the batch's ANN queries are searched on, see :meth:`VectorIndex.search`).
 
     ``sources``: the weighted signals, each of which brings its top candidates (the popular
     items and the new products always join). ``signals``: the signals scored over the union
@@ -369,7 +373,7 @@ def candidate_union_signals(
         if search.cf is not None:
             vectors[V.SIGNAL_CF] = users
             if V.SIGNAL_CF in sources:
-                hits = _search(search.cf, users, search.size(V.SIGNAL_CF))
+                hits = _search(search.cf, users, search.size(V.SIGNAL_CF), search_threads)
                 for parts, items in zip(found, hits, strict=True):
                     parts.append(items)
         else:
@@ -386,7 +390,7 @@ def candidate_union_signals(
             if search.content_neighbours is not None:
                 hits = _history_neighbours(entries, search.content_neighbours, b, size)
             else:
-                hits = _search(search.content, vectors[V.SIGNAL_CONTENT], size)
+                hits = _search(search.content, vectors[V.SIGNAL_CONTENT], size, search_threads)
             for parts, items in zip(found, hits, strict=True):
                 parts.append(items)
     similar = None
@@ -466,18 +470,27 @@ def candidate_unions(
     user_rows: np.ndarray | None = None,
     recency_decay: float = 1.0,
     request_times: np.ndarray | None = None,
+    search_threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The finite entries of :func:`candidate_scores`' rows (``-inf`` elsewhere), flat: user
     ``r``'s union is ``items[bounds[r]:bounds[r + 1]]`` (sorted) and its float32 hybrid scores
     the same slice of ``scores``. The batch path ranks these directly, without a ``(b, n)``
-    array.
+    array (``search_threads``: see :func:`candidate_union_signals`).
 
     Raises:
         CandidateSearchFailed: an index did not answer (the caller scores exactly).
     """
     wanted = [name for name, w in weights.items() if w > 0]
     unions = candidate_union_signals(
-        model, segment, histories, wanted, wanted, user_rows, recency_decay, request_times
+        model,
+        segment,
+        histories,
+        wanted,
+        wanted,
+        user_rows,
+        recency_decay,
+        request_times,
+        search_threads,
     )
     return unions.items, unions.bounds, _blend(unions, weights, method)
 

@@ -277,6 +277,7 @@ def _unions_or_exact(
             hybrid.normalisation,
             cf_rows,
             recency_decay=hybrid.recency_decay,
+            search_threads=engine.settings.batch.search_threads,
         )
     except CandidateSearchFailed as exc:  # never fail a request for the optimisation
         log.warning("ANN candidate search failed (%s): scoring exactly", exc)

@@ -137,6 +137,30 @@ def test_a_batch_ranks_ann_users_as_single_calls(processed, registry_dir, option
     assert_same_answers([r.as_dict() for r in engine.recommend_batch(users, **options)], single)
 
 
+def test_batch_search_threads_change_no_answer(processed, registry_dir):
+    """``batch.search_threads``: a chunk's CF and content queries searched on two threads find
+    what each single call's search finds."""
+    settings = ServingSettings.model_validate(
+        {
+            "paths": {"processed_dir": str(processed), "registry_dir": str(registry_dir)},
+            "candidates": {
+                "mode": "ann",
+                "per_source": 40,
+                "cf_min_factors": 1,  # the demo's factors indexed too
+                "content_neighbours": False,  # content searched per request
+            },
+            "rerank": {"weights": WITH_CONTENT},
+            "batch": {"search_threads": 2},
+        }
+    )
+    bundle = load_bundle(settings)
+    assert bundle.model.candidates is not None and bundle.model.candidates.cf is not None
+    users = known_users(bundle, 60)
+    single = answers(bundle, settings, users)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    assert_same_answers([r.as_dict() for r in engine.recommend_batch(users)], single)
+
+
 def test_auto_keeps_a_small_catalogue_exact(processed, registry_dir):
     default = load_bundle(settings_for(processed, registry_dir))
     assert default.n_items < ServingSettings().candidates.auto_min_items
@@ -238,7 +262,7 @@ def test_an_index_that_cannot_answer_is_served_exactly(processed, registry_dir, 
     users = [u for u in known_users(exact, 10) if hist.segment(hist.index[u]) == V.SEGMENT_COLD]
     assert users
 
-    def broken(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+    def broken(self: VectorIndex, queries: np.ndarray, count: int, threads: int = 1) -> list:
         raise RuntimeError("index file truncated")
 
     monkeypatch.setattr(VectorIndex, "search", broken)
@@ -390,10 +414,10 @@ def test_cf_index_is_searched_when_the_model_has_enough_factors(
     calls: list[int] = []
     original = VectorIndex.search
 
-    def counted(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+    def counted(self: VectorIndex, queries: np.ndarray, count: int, threads: int = 1) -> list:
         if self is search.cf:
             calls.append(len(queries))
-        return original(self, queries, count)
+        return original(self, queries, count, threads)
 
     monkeypatch.setattr(VectorIndex, "search", counted)
     users = known_users(exact, 60)
@@ -462,9 +486,9 @@ def test_without_the_table_content_candidates_are_searched(processed, registry_d
     calls: list[int] = []
     original = VectorIndex.search
 
-    def counted(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+    def counted(self: VectorIndex, queries: np.ndarray, count: int, threads: int = 1) -> list:
         calls.append(count)
-        return original(self, queries, count)
+        return original(self, queries, count, threads)
 
     monkeypatch.setattr(VectorIndex, "search", counted)
     hist = bundle.histories
