@@ -293,7 +293,7 @@ def _union_of(found: list[list[np.ndarray]], n: int) -> tuple[np.ndarray, np.nda
     (one sort of ``row · n + item`` keys: the ``np.unique`` of each user's parts at once)."""
     b = len(found)
     sizes = np.fromiter((sum(p.size for p in parts) for parts in found), dtype=np.int64, count=b)
-    keys = np.concatenate([p for parts in found for p in parts]).astype(np.int64)
+    keys = np.concatenate([p for parts in found for p in parts]).astype(np.int64, copy=False)
     keys += np.repeat(np.arange(b, dtype=np.int64) * n, sizes)
     keys.sort()
     if keys.size:
@@ -409,12 +409,10 @@ def candidate_union_signals(
     if V.SIGNAL_POPULARITY in signals and request_times is not None and history is not None:
         popularity = history.at(request_times)  # (b, n): as of each request (evaluation)
     items, bounds = _union_of(found, n)
-    unions = Unions(items, bounds, {})
-    rows = unions.rows if full or (popularity.ndim > 1 and V.SIGNAL_POPULARITY in signals) else None
-    values = unions.values
+    rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(bounds))  # each entry's user
+    values: dict[str, np.ndarray] = {}
     for name in signals:
         if name in full:
-            assert rows is not None
             values[name] = np.asarray(full[name][rows, items], dtype=np.float32)
         elif name in vectors:
             matrix = model.item_factors if name == V.SIGNAL_CF else model.embeddings
@@ -425,14 +423,14 @@ def candidate_union_signals(
                 gathered[lo:hi] = matrix[items[lo:hi]] @ vectors[name][row]
             values[name] = gathered
         elif name == V.SIGNAL_ITEM_SIMILARITY and similar is not None:
-            values[name] = _lookup(*similar, unions.rows * n + items)
+            values[name] = _lookup(*similar, rows * n + items)
         elif name == V.SIGNAL_POPULARITY:
             static = popularity.ndim == 1
             picked = popularity[items] if static else popularity[rows, items]
             values[name] = np.asarray(picked, dtype=np.float32)
         elif name == V.SIGNAL_QUALITY:
             values[name] = np.asarray(model.quality[items], dtype=np.float32)
-    return unions
+    return Unions(items, bounds, values)
 
 
 def candidate_scores(
