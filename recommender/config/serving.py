@@ -65,6 +65,8 @@ class BatchSettings(_Strict):
     chunk_users: int = Field(200, ge=1)
     # freed batch arrays kept in the heap, MB (0: malloc's defaults): recommender.serving.allocator
     retain_heap_mb: int = Field(32, ge=0, le=2047)
+    # threads a chunk's ANN queries are searched on (the candidate stage; same results)
+    search_threads: int = Field(1, ge=1, le=64)
 
 
 class RerankSettings(_Strict):

@@ -88,16 +88,17 @@ class VectorIndex:
         index.expansion_search = params.expansion_search  # type: ignore[misc]  # has a setter
         return cls(index, len(index), params)
 
-    def search(self, queries: np.ndarray, count: int) -> list[np.ndarray]:
+    def search(self, queries: np.ndarray, count: int, threads: int = 1) -> list[np.ndarray]:
         """Per query row of ``queries`` ``(b, d)``: the ``count`` (or fewer) items of largest
-        inner product, as int64 item indices (one thread: a request is one query)."""
+        inner product, as int64 item indices. ``threads``: the queries of a batch searched on
+        that many threads (each query's search is the same; a request is one query)."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if not self.n_items or not len(queries):
             return [np.zeros(0, dtype=np.int64) for _ in range(len(queries))]
         count = min(count, self.n_items)
         if len(queries) == 1:  # usearch answers one query with Matches (no counts)
             return [np.asarray(self._index.search(queries[0], count).keys, dtype=np.int64)]
-        found = self._index.search(queries, count, threads=1)
+        found = self._index.search(queries, count, threads=max(1, threads))
         keys = np.asarray(found.keys).astype(np.int64, copy=False)
         counts = np.asarray(found.counts)
         return [keys[row, : int(counts[row])] for row in range(len(queries))]

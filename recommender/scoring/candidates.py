@@ -192,14 +192,26 @@ def _similarity_sums(
     similarity: :func:`~recommender.scoring.signals.item_similarity_scores` without its dense
     ``(b, n)`` row. The same float32 values are added to each item in the same order (one
     ``np.add.at`` in (user, item) order), so every sum is bit-identical to the dense one."""
-    n = similarity.shape[1]
+    return _split_sums(*_flat_similarity_sums(entries, similarity, recency), similarity.shape[1], b)
+
+
+def _flat_similarity_sums(
+    entries: Entries, similarity: sp.csr_matrix, recency: Sequence[np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_similarity_sums` of the whole batch: keys ``row · n + item`` (sorted) and sums."""
     targets, values = similarity_entries(similarity, entries, recency is not None)
     if not targets.size:
-        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-        return [empty] * b
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     keys, inverse = np.unique(targets, return_inverse=True)
     sums = np.zeros(keys.size, dtype=np.float32)
     np.add.at(sums, inverse, values.astype(np.float32, copy=False))
+    return keys, sums
+
+
+def _split_sums(
+    keys: np.ndarray, sums: np.ndarray, n: int, b: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The per-user ``(items, sums)`` of flat ``row · n + item`` keys."""
     bounds = np.searchsorted(keys, np.arange(b + 1, dtype=np.int64) * n)
     return [
         (keys[lo:hi] - row * n, sums[lo:hi])
@@ -243,11 +255,55 @@ class CandidateSearchFailed(RuntimeError):
     """An index could not answer (e.g. its file became unreadable): score exactly instead."""
 
 
-def _search(index: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+def _search(
+    index: VectorIndex, queries: np.ndarray, count: int, threads: int = 1
+) -> list[np.ndarray]:
     try:
-        return index.search(queries, count)
+        return index.search(queries, count, threads)
     except (RuntimeError, ValueError, OSError, MemoryError) as exc:
         raise CandidateSearchFailed(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class Unions:
+    """The candidate unions of a batch, flat: user ``r``'s items (sorted) are
+    ``items[bounds[r]:bounds[r + 1]]``, and ``values[name]`` a raw signal over ``items``
+    (float32), each user's slice computed exactly as for that user alone."""
+
+    items: np.ndarray  # int64
+    bounds: np.ndarray  # (b + 1,) int64
+    values: dict[str, np.ndarray]
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The user of each entry of :attr:`items`."""
+        b = len(self.bounds) - 1
+        return np.repeat(np.arange(b, dtype=np.int64), np.diff(self.bounds))
+
+    def per_user(self) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """``(items, {signal: values})`` of each user (views)."""
+        spans = zip(self.bounds[:-1].tolist(), self.bounds[1:].tolist(), strict=True)
+        return [
+            (self.items[lo:hi], {k: v[lo:hi] for k, v in self.values.items()}) for lo, hi in spans
+        ]
+
+
+def _union_of(found: list[list[np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's sorted distinct items of their sources' parts, flat: ``(items, bounds)``
+    (one sort of ``row · n + item`` keys: the ``np.unique`` of each user's parts at once)."""
+    b = len(found)
+    sizes = np.fromiter((sum(p.size for p in parts) for parts in found), dtype=np.int64, count=b)
+    keys = np.concatenate([p for parts in found for p in parts]).astype(np.int64, copy=False)
+    keys += np.repeat(np.arange(b, dtype=np.int64) * n, sizes)
+    keys.sort()
+    if keys.size:
+        distinct = np.empty(keys.size, dtype=bool)
+        distinct[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+        keys = keys[distinct]
+    rows = keys // n
+    bounds = np.searchsorted(rows, np.arange(b + 1, dtype=np.int64))
+    return keys - rows * n, bounds
 
 
 def candidate_signals(
@@ -260,7 +316,26 @@ def candidate_signals(
     recency_decay: float = 1.0,
     request_times: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """Per user: the candidate union (sorted item indices) and the raw ``signals`` over it.
+    """Per user: the candidate union (sorted item indices) and the raw ``signals`` over it
+    (:func:`candidate_union_signals`, split per user)."""
+    return candidate_union_signals(
+        model, segment, histories, sources, signals, user_rows, recency_decay, request_times
+    ).per_user()
+
+
+def candidate_union_signals(
+    model: ScoringModel,
+    segment: str,
+    histories: Sequence[np.ndarray],
+    sources: Collection[str],
+    signals: Collection[str],
+    user_rows: np.ndarray | None = None,
+    recency_decay: float = 1.0,
+    request_times: np.ndarray | None = None,
+    search_threads: int = 1,
+) -> Unions:
+    """The candidate unions of a batch and the raw ``signals`` over them (``search_threads``:
+    the threads the batch's ANN queries are searched on, see :meth:`VectorIndex.search`).
 
     ``sources``: the weighted signals, each of which brings its top candidates (the popular
     items and the new products always join). ``signals``: the signals scored over the union
@@ -298,7 +373,7 @@ def candidate_signals(
         if search.cf is not None:
             vectors[V.SIGNAL_CF] = users
             if V.SIGNAL_CF in sources:
-                hits = _search(search.cf, users, search.size(V.SIGNAL_CF))
+                hits = _search(search.cf, users, search.size(V.SIGNAL_CF), search_threads)
                 for parts, items in zip(found, hits, strict=True):
                     parts.append(items)
         else:
@@ -315,15 +390,15 @@ def candidate_signals(
             if search.content_neighbours is not None:
                 hits = _history_neighbours(entries, search.content_neighbours, b, size)
             else:
-                hits = _search(search.content, vectors[V.SIGNAL_CONTENT], size)
+                hits = _search(search.content, vectors[V.SIGNAL_CONTENT], size, search_threads)
             for parts, items in zip(found, hits, strict=True):
                 parts.append(items)
     similar = None
     if V.SIGNAL_ITEM_SIMILARITY in needed:
-        similar = _similarity_sums(entries, model.item_similarity, recency, b)
+        similar = _flat_similarity_sums(entries, model.item_similarity, recency)
         if V.SIGNAL_ITEM_SIMILARITY in sources:
             size = search.size(V.SIGNAL_ITEM_SIMILARITY)
-            for parts, (items, sums) in zip(found, similar, strict=True):
+            for parts, (items, sums) in zip(found, _split_sums(*similar, n, b), strict=True):
                 parts.append(_neighbours(items, sums, size))
     for name, dense in full.items():
         if name in sources:
@@ -333,26 +408,29 @@ def candidate_signals(
     history = model.popularity_history
     if V.SIGNAL_POPULARITY in signals and request_times is not None and history is not None:
         popularity = history.at(request_times)  # (b, n): as of each request (evaluation)
-    out = []
-    for row, parts in enumerate(found):
-        items = np.unique(np.concatenate(parts))
-        values: dict[str, np.ndarray] = {}
-        for name in signals:
-            if name in full:
-                values[name] = full[name][row, items]
-            elif name in vectors:
-                matrix = model.item_factors if name == V.SIGNAL_CF else model.embeddings
-                assert matrix is not None
-                values[name] = matrix[items] @ vectors[name][row]
-            elif name == V.SIGNAL_ITEM_SIMILARITY and similar is not None:
-                values[name] = _lookup(*similar[row], items)
-            elif name == V.SIGNAL_POPULARITY:
-                static = popularity.ndim == 1
-                values[name] = popularity[items] if static else popularity[row, items]
-            elif name == V.SIGNAL_QUALITY:
-                values[name] = model.quality[items]
-        out.append((items, {k: np.asarray(v, dtype=np.float32) for k, v in values.items()}))
-    return out
+    items, bounds = _union_of(found, n)
+    rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(bounds))  # each entry's user
+    values: dict[str, np.ndarray] = {}
+    for name in signals:
+        if name in full:
+            values[name] = np.asarray(full[name][rows, items], dtype=np.float32)
+        elif name in vectors:
+            matrix = model.item_factors if name == V.SIGNAL_CF else model.embeddings
+            assert matrix is not None
+            gathered = np.empty(items.size, dtype=np.float32)
+            spans = zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+            for row, (lo, hi) in enumerate(spans):  # one product per user, as alone
+                gathered[lo:hi] = matrix[items[lo:hi]] @ vectors[name][row]
+            values[name] = gathered
+        elif name == V.SIGNAL_ITEM_SIMILARITY and similar is not None:
+            values[name] = _lookup(*similar, rows * n + items)
+        elif name == V.SIGNAL_POPULARITY:
+            static = popularity.ndim == 1
+            picked = popularity[items] if static else popularity[rows, items]
+            values[name] = np.asarray(picked, dtype=np.float32)
+        elif name == V.SIGNAL_QUALITY:
+            values[name] = np.asarray(model.quality[items], dtype=np.float32)
+    return Unions(items, bounds, values)
 
 
 def candidate_scores(
@@ -373,17 +451,78 @@ def candidate_scores(
     Raises:
         CandidateSearchFailed: an index did not answer (the caller scores exactly).
     """
-    wanted = [name for name, w in weights.items() if w > 0]
-    unions = candidate_signals(
-        model, segment, histories, wanted, wanted, user_rows, recency_decay, request_times
+    items, bounds, scores = candidate_unions(
+        model, segment, histories, weights, method, user_rows, recency_decay, request_times
     )
     out = np.full((len(histories), model.n_items), -np.inf, dtype=np.float32)
-    for row, (items, signals) in enumerate(unions):
-        if not signals:  # only weighted signals the model lacks: no preference, as exact
-            out[row, items] = 0.0
-            continue
-        out[row, items] = combine({k: v[None, :] for k, v in signals.items()}, weights, method)[0]
+    out[np.repeat(np.arange(len(histories)), np.diff(bounds)), items] = scores
     return out
+
+
+def candidate_unions(
+    model: ScoringModel,
+    segment: str,
+    histories: Sequence[np.ndarray],
+    weights: Mapping[str, float],
+    method: str = "minmax",
+    user_rows: np.ndarray | None = None,
+    recency_decay: float = 1.0,
+    request_times: np.ndarray | None = None,
+    search_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The finite entries of :func:`candidate_scores`' rows (``-inf`` elsewhere), flat: user
+    ``r``'s union is ``items[bounds[r]:bounds[r + 1]]`` (sorted) and its float32 hybrid scores
+    the same slice of ``scores``. The batch path ranks these directly, without a ``(b, n)``
+    array (``search_threads``: see :func:`candidate_union_signals`).
+
+    Raises:
+        CandidateSearchFailed: an index did not answer (the caller scores exactly).
+    """
+    wanted = [name for name, w in weights.items() if w > 0]
+    unions = candidate_union_signals(
+        model,
+        segment,
+        histories,
+        wanted,
+        wanted,
+        user_rows,
+        recency_decay,
+        request_times,
+        search_threads,
+    )
+    return unions.items, unions.bounds, _blend(unions, weights, method)
+
+
+def _blend(unions: Unions, weights: Mapping[str, float], method: str) -> np.ndarray:
+    """:func:`~recommender.scoring.hybrid.combine` of each user's signals over their union.
+
+    Min-max is per row, so the users go through one ``combine`` of a ``(b, longest union)``
+    block, each row padded with its own first value (the row's minimum and maximum, hence every
+    entry's arithmetic, are those of the union alone); rank normalisation depends on the row's
+    length, so it combines user by user."""
+    items, bounds, signals = unions.items, unions.bounds, unions.values
+    if not signals:  # only weighted signals the model lacks: no preference, as exact
+        return np.zeros(items.size, dtype=np.float32)
+    b = len(bounds) - 1
+    if b == 1:
+        return combine({k: v[None, :] for k, v in signals.items()}, weights, method)[0]
+    if method != "minmax" or not items.size:
+        out = np.empty(items.size, dtype=np.float32)
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            if hi > lo:
+                row = {k: v[None, lo:hi] for k, v in signals.items()}
+                out[lo:hi] = combine(row, weights, method)[0]
+        return out
+    rows = unions.rows
+    columns = np.arange(items.size, dtype=np.int64) - bounds[rows]
+    width = int(np.diff(bounds).max())
+    firsts = np.minimum(bounds[:-1], items.size - 1)
+    blocks = {}
+    for name, values in signals.items():
+        block = np.repeat(values[firsts][:, None], width, axis=1)
+        block[rows, columns] = values
+        blocks[name] = block
+    return combine(blocks, weights, method)[rows, columns]
 
 
 def candidate_breakdown(

@@ -4,9 +4,12 @@ A chunk is scored with one ``score_users`` call per segment (one matrix product 
 scores of all its trainable users, one batched fold-in for its cold users) over histories
 gathered from the CSR arrays at once; filters and seen items become ``-inf`` in the score matrix
 itself; the best ``width`` items per row come from one float32 ``np.partition`` (a threshold
-per row) and a sort of the few items at or above it. Users without history under default
-weights take the precomputed popularity order. The per-user steps left are building the answer
-objects.
+per row) and a sort of the few items at or above it. Under the ANN candidate stage a user's
+scores are ``-inf`` outside their candidate union, so the chunk ranks the unions themselves
+(:func:`union_candidates`: a ``(b, ~600)`` block instead of ``(b, 50,000)`` rows, whose partition
+had been half of a 1,000-user batch at 50K products). Users without history under default
+weights take the precomputed popularity order. The per-user steps left are the candidate
+stage's own (an HNSW search and a gather per user) and building the answer objects.
 
 Every step is the arithmetic of :meth:`Engine._rank <recommender.serving.engine.Engine>` on
 the same rounded float32 scores: the threshold selects exactly the ``width`` smallest
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recommender import vocabulary as V
 from recommender.scoring import ScoringModel, compute_signals
+from recommender.scoring.candidates import CandidateSearchFailed, candidate_unions
 from recommender.scoring.hybrid import normalise
 from recommender.serving.histories import UserIndex
 from recommender.serving.live_state import trainable_fold_in
@@ -212,6 +217,75 @@ def rank_chunk(engine: Engine, users: list[str], options: RecommendOptions) -> l
     return [r for r in out if r is not None]
 
 
+def union_candidates(
+    unions: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n: int,
+    width: int,
+    mask: np.ndarray | None,
+    seen: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_candidates` of rows that are ``-inf`` outside a candidate union, from the unions
+    themselves: flat ``(items, bounds, float32 scores)`` parts
+    (:func:`~recommender.scoring.candidates.candidate_unions`), the users of each part after
+    those of the one before, with ``mask`` and the ``seen`` (user, item) coordinates applied as
+    ``-inf``. A user's union in index order is their dense row's finite entries in the same
+    order, so the ``(b, longest union)`` block gives the same items and scores as the ``(b, n)``
+    rows (padding: item 0, ``-inf``) at a fraction of the partition's work."""
+    lengths = np.concatenate([np.diff(bounds) for _, bounds, _ in unions])
+    b, total = lengths.size, int(lengths.sum())
+    if not total:
+        return np.zeros((b, width), dtype=np.int64), np.full((b, width), -np.inf, np.float32)
+    items = np.concatenate([items for items, _, _ in unions]).astype(np.int64, copy=False)
+    scores = np.concatenate([scores for _, _, scores in unions])  # a copy: ours to write
+    rows = np.repeat(np.arange(b, dtype=np.int64), lengths)
+    if mask is not None:
+        scores[~mask[items]] = -np.inf
+    if seen is not None and seen[0].size:
+        keys = rows * n + items  # ascending: users in order, each union sorted
+        wanted = seen[0].astype(np.int64) * n + seen[1]
+        at = np.minimum(np.searchsorted(keys, wanted), total - 1)
+        scores[at[keys[at] == wanted]] = -np.inf
+    columns = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    c = int(lengths.max())
+    block = np.full((b, c), -np.inf, dtype=np.float32)
+    block[rows, columns] = scores
+    block_items = np.zeros((b, c), dtype=np.int64)
+    block_items[rows, columns] = items
+    positions, values = top_candidates(block, width, np.zeros(0))
+    picked = np.take_along_axis(block_items, positions, axis=1)
+    return np.where(values > -np.inf, picked, 0), values
+
+
+def _unions_or_exact(
+    engine: Engine,
+    model: ScoringModel,
+    segment: str,
+    histories: list[np.ndarray],
+    weights: dict[str, float],
+    cf_rows: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray:
+    """A candidate-stage model's rounded union scores (``UserScorer._compute`` without the
+    ``(b, n)`` rows), or, when an index cannot answer, the exact ``(b, n)`` scores (as
+    :func:`~recommender.scoring.score_users` falls back)."""
+    hybrid = engine.bundle.hybrid
+    try:
+        items, bounds, scores = candidate_unions(
+            model,
+            segment,
+            histories,
+            weights,
+            hybrid.normalisation,
+            cf_rows,
+            recency_decay=hybrid.recency_decay,
+            search_threads=engine.settings.batch.search_threads,
+        )
+    except CandidateSearchFailed as exc:  # never fail a request for the optimisation
+        log.warning("ANN candidate search failed (%s): scoring exactly", exc)
+        return chunk_scores(engine, model.exact_model, segment, histories, weights, cf_rows)
+    # the engine's rounding, on the same float32 values
+    return items, bounds, np.round(scores, V.SCORE_DECIMALS, out=scores)
+
+
 def _rank_plain(
     engine: Engine, users: list[str], options: RecommendOptions
 ) -> list[Recommendation]:
@@ -228,7 +302,11 @@ def _rank_plain(
         frame = LiveFrame(model, unknown_scores, version, [None] * len(users), fold)
     n, b = model.n_items, len(users)
     rows, codes = route_codes(hist, users)
+    # rows scored over the catalogue (np.empty: the pages of the other rows are never touched)
     scores = np.empty((b, n), dtype=np.float32)
+    dense = np.zeros(b, dtype=bool)
+    union_rows: list[np.ndarray] = []  # candidate-stage rows and their unions
+    unions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     static_rows = np.zeros(b, dtype=bool)  # no history, default weights: the popularity order
     for code, segment in enumerate(_SEGMENT_NAMES):
         positions = np.flatnonzero(codes == code)
@@ -237,9 +315,10 @@ def _rank_plain(
         began = time.perf_counter()
         weights, is_default = segment_weights(bundle.hybrid, segment, options.weight_map)
         if code == 0:
+            static_rows[positions] = is_default & (rows[positions] < 0)
+            dense[positions[~static_rows[positions]]] = True
             if is_default:
                 scores[positions] = unknown_scores
-                static_rows[positions] = rows[positions] < 0
             else:
                 scores[positions] = engine.scorer._unknown_scores(weights, frame)
             if log.isEnabledFor(logging.DEBUG):
@@ -257,14 +336,23 @@ def _rank_plain(
             if not part.size:
                 continue
             scored_on = bundle.stale_model if gated and bundle.stale_model is not None else model
-            scores[positions[part]] = chunk_scores(
-                engine,
-                scored_on,
+            args = (
                 segment,
                 histories if part.size == positions.size else [histories[i] for i in part],
                 weights,
                 None if cf_rows is None else cf_rows[part],
             )
+            if scored_on.candidates is None:
+                scores[positions[part]] = chunk_scores(engine, scored_on, *args)
+                dense[positions[part]] = True
+                continue
+            found = _unions_or_exact(engine, scored_on, *args)
+            if isinstance(found, np.ndarray):
+                scores[positions[part]] = found
+                dense[positions[part]] = True
+            else:
+                union_rows.append(positions[part])
+                unions.append(found)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch: scored %d %s users together in %.2f ms",
@@ -275,12 +363,12 @@ def _rank_plain(
     mask = engine._eligible(options, live, n)
     topk, rerank = options.topk, options.rerank
     width = min(n, topk * settings.rerank.candidate_multiplier if rerank else topk)
-    scored = np.flatnonzero(~static_rows)
     candidates = np.zeros((b, width), dtype=np.int64)
     cand_scores = np.full((b, width), -np.inf, dtype=np.float32)
-    if scored.size < b:
+    if static_rows.any():
         items, values = engine._static_candidates(1, mask, width, unknown_order, frame)
         candidates[static_rows], cand_scores[static_rows] = items[0], values[0]
+    scored = np.flatnonzero(dense)
     if scored.size:
         keys = scores if scored.size == b else scores[scored]
         if mask is not None:
@@ -289,6 +377,12 @@ def _rank_plain(
             positions, items = seen_coordinates(hist, rows[scored])
             keys[positions, items] = -np.inf
         candidates[scored], cand_scores[scored] = top_candidates(keys, width, engine._tiebreak[:n])
+    if unions:
+        ranked_rows = np.concatenate(union_rows)
+        seen = seen_coordinates(hist, rows[ranked_rows]) if options.exclude_seen else None
+        candidates[ranked_rows], cand_scores[ranked_rows] = union_candidates(
+            unions, n, width, mask, seen
+        )
     short = np.zeros(b, dtype=bool)
     if model.candidates is not None:  # too few ANN candidates left: those users one by one
         short = engine._short(cand_scores, topk, width) & ~static_rows

@@ -10,6 +10,7 @@ from recommender.serving.batch_scoring import (
     route_codes,
     seen_coordinates,
     top_candidates,
+    union_candidates,
 )
 from tests.recommender.serving.conftest import COLD, TRAINABLE, make_engine
 
@@ -68,6 +69,39 @@ def test_top_candidates_keep_the_lowest_indices_of_a_wide_tie(width):
     valid = np.isfinite(want_values)
     np.testing.assert_array_equal(items[valid], want_items[valid])
     assert items[0].tolist() == list(range(width))
+
+
+@pytest.mark.parametrize("width", [1, 8, 30, 90])
+def test_union_candidates_rank_like_the_dense_rows(width):
+    """Rows that are -inf outside a candidate union (the candidate stage): ranked from the unions
+    with the mask and seen items applied, the same items and scores as the dense rows give
+    (ties at the threshold, rows with fewer eligible items than width, an empty union)."""
+    rng = np.random.default_rng(11)
+    n, b = 300, 25
+    unions = []
+    dense = np.full((b, n), -np.inf, dtype=np.float32)
+    for row in range(b):
+        size = 0 if row == 4 else (5 if row == 6 else int(rng.integers(20, 120)))
+        items = np.sort(rng.choice(n, size, replace=False))
+        values = (np.round(rng.random(size) * 8) / 8).astype(np.float32)  # many ties
+        unions.append((items, values.copy()))
+        dense[row, items] = values
+    mask = rng.random(n) > 0.2
+    seen_rows = rng.integers(0, b, 400)
+    seen_items = rng.integers(0, n, 400)  # some inside a union, most outside
+    parts = []  # flat (items, bounds, scores) parts, as candidate_unions gives them
+    for group in (unions[:10], unions[10:]):
+        sizes = [len(items) for items, _ in group]
+        bounds = np.concatenate(([0], np.cumsum(sizes)))
+        flat = [np.concatenate([u[k] for u in group]) for k in (0, 1)]
+        parts.append((flat[0], bounds, flat[1]))
+    items, values = union_candidates(parts, n, width, mask, (seen_rows, seen_items))
+    dense[:, ~mask] = -np.inf
+    dense[seen_rows, seen_items] = -np.inf
+    want_items, want_values = top_candidates(dense, width, np.arange(n) * 1e-11)
+    np.testing.assert_array_equal(values, want_values)
+    np.testing.assert_array_equal(items, want_items)
+    assert all(np.isfinite(p[2]).all() for p in parts)  # the unions were not written
 
 
 def test_routing_and_histories_match_the_per_user_definitions():

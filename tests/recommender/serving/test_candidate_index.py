@@ -110,6 +110,57 @@ def test_forced_ann_ranks_like_exact_scoring(processed, registry_dir, weights):
     assert_same_answers([r.as_dict() for r in engine.recommend_batch(users)], right)
 
 
+BATCH_OPTIONS: list[dict[str, Any]] = [
+    {"topk": 7},
+    {"exclude_seen": False},
+    {"rerank": False, "topk": 25},
+    {"weights": {"cf": 1.0, "popularity": 0.5}},
+    {"weights": {"content": 1.0, "item_similarity": 0.5}, "topk": 15},
+    {"filters": "price"},
+]
+
+
+@pytest.mark.parametrize("options", BATCH_OPTIONS, ids=lambda o: ",".join(o) or "default")
+def test_a_batch_ranks_ann_users_as_single_calls(processed, registry_dir, options):
+    """The batch ranks each user's candidate union itself (no (b, n) rows): the same answers as
+    single calls under every option, unknown users and users the filters leave short included."""
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=40)
+    bundle = load_bundle(settings)
+    users = [*known_users(bundle, 60), "nobody-1", "nobody-2"]
+    hist = bundle.histories
+    users += [hist.user_ids[r] for r in range(hist.n_users) if hist.segment(r) == "unknown"][:3]
+    if options.get("filters") == "price":
+        prices = sorted(float(r[V.PRICE]) for r in bundle.catalogue.records if r[V.PRICE])
+        options = {"filters": {"price_max": prices[len(prices) * 2 // 3]}}
+    single = answers(bundle, settings, users, **options)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    assert_same_answers([r.as_dict() for r in engine.recommend_batch(users, **options)], single)
+
+
+def test_batch_search_threads_change_no_answer(processed, registry_dir):
+    """``batch.search_threads``: a chunk's CF and content queries searched on two threads find
+    what each single call's search finds."""
+    settings = ServingSettings.model_validate(
+        {
+            "paths": {"processed_dir": str(processed), "registry_dir": str(registry_dir)},
+            "candidates": {
+                "mode": "ann",
+                "per_source": 40,
+                "cf_min_factors": 1,  # the demo's factors indexed too
+                "content_neighbours": False,  # content searched per request
+            },
+            "rerank": {"weights": WITH_CONTENT},
+            "batch": {"search_threads": 2},
+        }
+    )
+    bundle = load_bundle(settings)
+    assert bundle.model.candidates is not None and bundle.model.candidates.cf is not None
+    users = known_users(bundle, 60)
+    single = answers(bundle, settings, users)
+    engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
+    assert_same_answers([r.as_dict() for r in engine.recommend_batch(users)], single)
+
+
 def test_auto_keeps_a_small_catalogue_exact(processed, registry_dir):
     default = load_bundle(settings_for(processed, registry_dir))
     assert default.n_items < ServingSettings().candidates.auto_min_items
@@ -211,7 +262,7 @@ def test_an_index_that_cannot_answer_is_served_exactly(processed, registry_dir, 
     users = [u for u in known_users(exact, 10) if hist.segment(hist.index[u]) == V.SEGMENT_COLD]
     assert users
 
-    def broken(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+    def broken(self: VectorIndex, queries: np.ndarray, count: int, threads: int = 1) -> list:
         raise RuntimeError("index file truncated")
 
     monkeypatch.setattr(VectorIndex, "search", broken)
@@ -266,12 +317,13 @@ def users_of(bundle: ModelBundle, segment: str, count: int) -> tuple[list[np.nda
 
 
 @pytest.mark.parametrize("cf_min_factors", [32, 1], ids=["cf-exact", "cf-indexed"])
-@pytest.mark.parametrize("decay", [1.0, 0.7])
+@pytest.mark.parametrize(("decay", "method"), [(1.0, "minmax"), (0.7, "minmax"), (1.0, "rank")])
 def test_union_scores_equal_the_former_dense_union_bit_for_bit(
-    processed, registry_dir, cf_min_factors, decay
+    processed, registry_dir, cf_min_factors, decay, method
 ):
     """The sparse item-kNN sums and per-source sizes score every union as the first
-    implementation did (dense rows), single users and a batch, CF exact or indexed."""
+    implementation did (dense rows), single users and a batch (whose min-max blend is one
+    padded block), CF exact or indexed."""
     settings = settings_for(
         processed,
         registry_dir,
@@ -295,7 +347,7 @@ def test_union_scores_equal_the_former_dense_union_bit_for_bit(
         for group in groups:
             part = [histories[i] for i in group]
             part_rows = None if cf_rows is None else cf_rows[group]
-            args = (model, segment, part, weights, "minmax", part_rows)
+            args = (model, segment, part, weights, method, part_rows)
             ours = score_users(*args, recency_decay=decay)
             former = former_candidate_scores(*args, recency_decay=decay)
             assert np.array_equal(ours, former)
@@ -362,10 +414,10 @@ def test_cf_index_is_searched_when_the_model_has_enough_factors(
     calls: list[int] = []
     original = VectorIndex.search
 
-    def counted(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+    def counted(self: VectorIndex, queries: np.ndarray, count: int, threads: int = 1) -> list:
         if self is search.cf:
             calls.append(len(queries))
-        return original(self, queries, count)
+        return original(self, queries, count, threads)
 
     monkeypatch.setattr(VectorIndex, "search", counted)
     users = known_users(exact, 60)
@@ -434,9 +486,9 @@ def test_without_the_table_content_candidates_are_searched(processed, registry_d
     calls: list[int] = []
     original = VectorIndex.search
 
-    def counted(self: VectorIndex, queries: np.ndarray, count: int) -> list[np.ndarray]:
+    def counted(self: VectorIndex, queries: np.ndarray, count: int, threads: int = 1) -> list:
         calls.append(count)
-        return original(self, queries, count)
+        return original(self, queries, count, threads)
 
     monkeypatch.setattr(VectorIndex, "search", counted)
     hist = bundle.histories
