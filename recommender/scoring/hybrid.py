@@ -16,6 +16,7 @@ import numpy as np
 
 from recommender import vocabulary as V
 from recommender.errors import InvalidRequestError
+from recommender.scoring.blend_kernel import add_term
 
 NORMALISATIONS = ("minmax", "rank")
 # Largest weight of one signal. Signals are normalised to [0, 1], so a weighted sum stays below
@@ -137,41 +138,26 @@ def combine_row(
 
     ``signals`` are the user's ``(1, n)`` rows or static ``(n,)`` vectors; ``static`` the
     model's min-max normalised static signals, used for a static signal as :func:`combine`'s
-    ``prenormalised``. The same float32 operations in the same order as :func:`combine` on a
-    batch of one (min, max, ``x − lo``, ``/ span``, ``× weight``, the terms added in weight
-    order), on 1-D arrays: a request's blend without the batch's keepdims reductions and
-    broadcasts.
+    ``prenormalised``. One compiled pass per signal (:mod:`.blend_kernel`) with the float32
+    operations of :func:`combine` on a batch of one, in the same order: a request's blend
+    without a dozen numpy calls and their temporaries.
     """
     total: np.ndarray | None = None
     for name, weight in weights.items():
         values = signals.get(name)
         if weight <= 0 or values is None:
             continue
-        scale = np.float32(weight)
         normalised = static.get(name) if values.ndim == 1 else None
-        if normalised is not None:
-            term = np.multiply(normalised, scale)
-        else:  # a new array: scaled in place
-            fresh = _minmax_row(np.asarray(values, dtype=np.float32).reshape(-1))
-            term = np.multiply(fresh, scale, out=fresh)
+        source = values if normalised is None else normalised
+        source = np.asarray(source, dtype=np.float32).reshape(-1)  # as normalise() casts
+        first = total is None
         if total is None:
-            total = term
-        else:
-            np.add(total, term, out=total)
+            total = np.empty(source.shape[0], dtype=np.float32)
+        add_term(total, source, np.float32(weight), normalised is None, first)
     if total is None:
-        first = next(iter(signals.values()))
-        return np.zeros(first.shape[-1], dtype=np.float32)
+        first_signal = next(iter(signals.values()))
+        return np.zeros(first_signal.shape[-1], dtype=np.float32)
     return total
-
-
-def _minmax_row(x: np.ndarray) -> np.ndarray:
-    """:func:`normalise` ``minmax`` of one row ``(n,)`` float32, as a new array."""
-    lo = x.min()
-    span = x.max() - lo
-    if span > 0:
-        out = np.subtract(x, lo)
-        return np.divide(out, span, out=out)
-    return np.zeros_like(x)  # no spread (or NaN): zeros, as normalise's masked division
 
 
 def _default_weights() -> dict[str, dict[str, float]]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from recommender import vocabulary as V
 from recommender.scoring import ScoringModel, score_user, score_users
+from recommender.scoring.blend_kernel import round_row
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import CountingCache, SparseProfile, pack_profile
 from recommender.serving.live_state import LiveUser
@@ -26,6 +27,7 @@ from recommender.serving.reranker import segment_weights
 UNKNOWN_MEMO_SIZE = 256  # distinct request weightings remembered for users without history
 log = logging.getLogger(__name__)
 _BROADCAST_LIMIT = 65536  # live x stored history pairs compared directly (see history)
+_ROUNDING = np.float32(10.0**V.SCORE_DECIMALS)  # np.round's factor (float32 scores)
 
 
 @dataclass(frozen=True)
@@ -302,7 +304,8 @@ class UserScorer:
         cf_row: int | None,
         model: ScoringModel,
     ) -> np.ndarray:
-        """:meth:`_compute` of one user as a new ``(n,)`` vector (:func:`score_user`)."""
+        """:meth:`_compute` of one user as a new ``(n,)`` vector (:func:`score_user`), rounded
+        in one compiled pass (:func:`.blend_kernel.round_row`, ``np.round``'s arithmetic)."""
         raw = score_user(
             model,
             segment,
@@ -393,8 +396,9 @@ class UserScorer:
             cf_rows,
             recency_decay=self.bundle.hybrid.recency_decay,
         )
-        if raw.dtype == np.float32 and raw.flags.writeable:  # a new array: rounded in place
-            return np.round(raw, V.SCORE_DECIMALS, out=raw)
+        if raw.dtype == np.float32 and raw.flags.writeable and raw.flags.c_contiguous:
+            round_row(raw, _ROUNDING)  # a new array: rounded in place
+            return raw
         return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
     def route(

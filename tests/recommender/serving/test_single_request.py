@@ -15,6 +15,7 @@ import pytest
 from recommender import vocabulary as V
 from recommender.events import SqliteEventStore, validate_events, validate_product_update
 from recommender.scoring import HybridConfig
+from recommender.scoring.blend_kernel import round_row
 from recommender.scoring.hybrid import combine, combine_row
 from recommender.serving import Engine, LiveFeed, LiveState, ServingCaches
 from recommender.serving.bundle import ModelBundle, load_bundle
@@ -193,13 +194,25 @@ def test_combine_row_is_the_batch_of_one_combine_bit_for_bit():
         "content": np.zeros((1, 50), dtype=np.float32),  # no spread: adds nothing
         "item_similarity": (rng.random((1, 50)) * (rng.random(50) < 0.2)).astype(np.float32),
         "popularity": rng.random(50).astype(np.float32),  # static: the prenormalised one
+        "quality": np.full((1, 50), np.nan, dtype=np.float32),  # NaN: no spread, as numpy's
     }
     weights = {"content": 0.3, "cf": 0.7, "item_similarity": 0.25, "popularity": 0.1}
+    weights["quality"] = 0.5
     inputs = {name: values.copy() for name, values in signals.items()}
     want = combine({**signals, **static}, weights, prenormalised=static.keys())[0]
     got = combine_row(signals, weights, static)
     assert got.shape == (50,) and got.dtype == np.float32
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
-    assert all(np.array_equal(inputs[k], v) for k, v in signals.items())  # inputs untouched
+    assert all(np.array_equal(inputs[k], v, equal_nan=True) for k, v in signals.items())
     only_static = combine_row({"popularity": signals["popularity"]}, {"popularity": 1.0}, static)
     assert np.array_equal(only_static, static["popularity"])
+
+
+def test_round_row_is_numpy_round_bit_for_bit():
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=20_000) * 10.0 ** rng.integers(-8, 4, 20_000)).astype(np.float32)
+    x[:5] = [0.5e-6, 1.5e-6, 2.5e-6, -0.5e-6, 123.4565]  # halves: rint rounds them to even
+    want = np.round(x, V.SCORE_DECIMALS)
+    got = x.copy()
+    round_row(got, np.float32(10.0**V.SCORE_DECIMALS))
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
