@@ -221,14 +221,16 @@ class Engine:
             self.bundle, self.live, opts.context
         )  # checked first: a bad id is a 422
         live_user = self.live.user(user) if self.live is not None else None
+        frame = self._live_frame_model()  # live popularity as of now: its version keys answers
+        row = self.bundle.histories.index.get(user, -1)
         if not opts.explain:
-            segment = self._segment(user, live_user)
+            segment = self._segment_of(row, live_user)
             if context is not None and segment == V.SEGMENT_UNKNOWN:
                 segment = V.SEGMENT_COLD  # the context is their history (see _rank)
             # users without history share one entry; a known user has seen items of their own
-            known = user in self.bundle.histories.index or live_user is not None
-            owner = user if known else None
-            key = (owner, opts.digest + self._live_key(live_user) + self._gate_key(user, live_user))
+            owner = user if row >= 0 or live_user is not None else None
+            gate = self._gate_key(row, live_user, frame[1])
+            key = (owner, opts.digest + self._live_key(live_user) + gate)
             ranked = self.caches.results.get(key)
             if log.isEnabledFor(logging.DEBUG):
                 hit = "hit" if ranked is not None else "miss"
@@ -238,7 +240,7 @@ class Engine:
         if opts.explain or context is not None or live_user is not None:
             result = self._rank([user], opts)[0]
         else:  # most requests: no live evidence of the user's own, no context
-            result = self._rank_one(user, opts)
+            result = self._rank_one(user, row, opts, frame)
         if key is not None:
             self.caches.results.put(key, result.ranked)
         return result
@@ -356,7 +358,11 @@ class Engine:
         return self._segment(user, self.live.user(user) if self.live is not None else None)
 
     def _segment(self, user: str, live_user: LiveUser | None) -> str:
-        segment = self.bundle.histories.segment(self.bundle.histories.index.get(user, -1))
+        return self._segment_of(self.bundle.histories.index.get(user, -1), live_user)
+
+    def _segment_of(self, row: int, live_user: LiveUser | None) -> str:
+        """The segment of history row ``row`` (-1: never seen) with the user's live events."""
+        segment = self.bundle.histories.segment(row)
         if segment == V.SEGMENT_UNKNOWN and live_user is not None and live_user.liked.size:
             return V.SEGMENT_COLD
         return segment
@@ -371,24 +377,23 @@ class Engine:
     def _live_key(self, live_user: LiveUser | None) -> bytes:
         """Appended to a results-cache key: the user's live version, popularity and catalogue
         versions, so that an event or update never serves an answer computed before it."""
-        live = self.live
+        live = self.live  # (its popularity version brought up to date by _live_frame_model)
         if live is None:
             return b""
-        self._live_frame_model()  # brings the popularity version up to date
         version = 0 if live_user is None else live_user.version
         if not (version or live.popularity_version or live.catalogue_version):
             return b""
         return struct.pack("<qqq", version, live.popularity_version, live.catalogue_version)
 
-    def _gate_key(self, user: str, live_user: LiveUser | None) -> bytes:
-        """``b"stale"`` when ``user`` is past the stale gate (answers differ on each side of it,
-        and a user crosses it with no event), else empty."""
+    def _gate_key(self, row: int, live_user: LiveUser | None, model: ScoringModel) -> bytes:
+        """``b"stale"`` when history row ``row`` is past the stale gate on ``model`` (the live
+        frame's; answers differ on each side of it, and a user crosses it with no event),
+        else empty."""
         bundle = self.bundle
         if bundle.stale_model is None or (live_user is not None and live_user.liked.size):
             return b""
-        model = bundle.model if self.live is None else self._live_frame_model()[1]
-        row = np.array([bundle.histories.index.get(user, -1)], dtype=np.int64)
-        return b"stale" if self.scorer.stale(row, model)[0] else b""
+        rows = np.array([row], dtype=np.int64)
+        return b"stale" if self.scorer.stale(rows, model)[0] else b""
 
     def _live_frame_model(self) -> tuple[int, ScoringModel, np.ndarray, np.ndarray]:
         """(popularity version, model, unknown scores, unknown order) under live popularity,
@@ -427,17 +432,23 @@ class Engine:
             return rank_chunk(self, users, options)  # a chunk: scored together (.batch_scoring)
         return self._rank_each(users, options)
 
-    def _rank_one(self, user: str, options: RecommendOptions) -> Recommendation:
+    def _rank_one(
+        self,
+        user: str,
+        row: int,
+        options: RecommendOptions,
+        frame: tuple[int, ScoringModel, np.ndarray, np.ndarray],
+    ) -> Recommendation:
         """:meth:`_rank_each` of one request without ``explain``, context items or live events
         of the user (most of a storefront's traffic): the same scores, candidates and picks
         (pinned against it in ``tests/recommender/serving/test_single_request.py``) without
-        the batch's per-position lists, live frame and weight dicts. The candidate stage's
-        exact fallback stays with :meth:`_rank_each`."""
-        version, model, unknown_scores, unknown_order = self._live_frame_model()
+        the batch's per-position lists, live frame and weight dicts. ``row``: the user's
+        history row (-1: never seen); ``frame``: :meth:`_live_frame_model`. The candidate
+        stage's exact fallback stays with :meth:`_rank_each`."""
+        version, model, unknown_scores, unknown_order = frame
         if model.candidates is not None:
             return self._rank_each([user], options)[0]
         hist = self.bundle.histories
-        row = hist.index.get(user, -1)
         segment = hist.segment(row)
         scorer = self.scorer
         scores, weights = scorer.score_one(

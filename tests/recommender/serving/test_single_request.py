@@ -56,7 +56,8 @@ def check_one_request(one: Engine, each: Engine, users: list[str], option_sets: 
         for user in users:
             want = each._rank_each([user], opts)[0]
             for attempt in ("computed", "cached"):
-                got = one._rank_one(user, opts)
+                row = one.bundle.histories.index.get(user, -1)
+                got = one._rank_one(user, row, opts, one._live_frame_model())
                 context = f"{user} {loose} {attempt}"
                 assert got.segment == want.segment, context
                 assert got.ranked.indices == want.ranked.indices, context
