@@ -315,8 +315,9 @@ class UserScorer:
             cf_row,
             recency_decay=self.bundle.hybrid.recency_decay,
         )
-        if raw.dtype == np.float32 and raw.flags.writeable:  # a new array: rounded in place
-            return np.round(raw, V.SCORE_DECIMALS, out=raw)
+        if raw.dtype == np.float32 and raw.flags.writeable and raw.flags.c_contiguous:
+            round_row(raw, _ROUNDING)  # a new array: rounded in place
+            return raw
         return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
     @staticmethod
@@ -396,9 +397,8 @@ class UserScorer:
             cf_rows,
             recency_decay=self.bundle.hybrid.recency_decay,
         )
-        if raw.dtype == np.float32 and raw.flags.writeable and raw.flags.c_contiguous:
-            round_row(raw, _ROUNDING)  # a new array: rounded in place
-            return raw
+        if raw.dtype == np.float32 and raw.flags.writeable:  # a new array: rounded in place
+            return np.round(raw, V.SCORE_DECIMALS, out=raw)
         return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
 
     def route(
