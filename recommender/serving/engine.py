@@ -28,6 +28,7 @@ from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.scoring import ScoringModel, score_users, signal_breakdown
 from recommender.scoring.blend_kernel import warm_up as warm_blend
+from recommender.scoring.content_kernel import warm_up as warm_content
 from recommender.serving.allocator import retain_heap
 from recommender.serving.batch_scoring import rank_chunk
 from recommender.serving.bundle import ModelBundle
@@ -179,6 +180,7 @@ class Engine:
         self._live_model_lock = threading.Lock()
         # the compiled blend and ranking steps, before the first request
         warm_blend(bundle.model.static_normalised.get(bundle.hybrid.normalisation, {}).values())
+        warm_content(bundle.model.item_cosine)
         warm_kernel(bundle.unknown_scores, bundle.histories.indices[:0], bundle.item_cosine)
         caches.bound_entries(
             bundle.n_items,
