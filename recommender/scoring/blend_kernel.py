@@ -64,6 +64,8 @@ def warm_up(static: Iterable[np.ndarray] = ()) -> None:
     request passes, at load time rather than in the first request: a new signal row, and
     ``static`` (a model's prenormalised vectors, as they are stored)."""
     total = np.empty(1, dtype=np.float32)
-    for values in (np.zeros(1, dtype=np.float32), *static):
+    read_only = np.zeros(1, dtype=np.float32)
+    read_only.setflags(write=False)
+    for values in (np.zeros(1, dtype=np.float32), read_only, *static):
         add_term(total, values[:1], np.float32(1.0), True, True)
     round_row(total, np.float32(1.0))

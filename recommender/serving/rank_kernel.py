@@ -140,8 +140,11 @@ def warm_up(scores: np.ndarray, seen: np.ndarray, cosine: np.ndarray | None) -> 
     """Compile :func:`rank_row` (or load it from numba's on-disk cache: ~0.3 s in a new
     process) for the argument types requests pass, at load time rather than in the first
     request: a model's read-only ``scores`` and ``seen`` slices, with and without the
-    ``cosine``, without a mask and with a filter's."""
-    masks = (NO_MASK, np.ones(scores.shape[0], dtype=np.bool_))
+    ``cosine``, without a mask or with a filter's (writable) or the live availability's
+    (read-only) one."""
+    read_only = np.ones(scores.shape[0], dtype=np.bool_)
+    read_only.setflags(write=False)
+    masks = (NO_MASK, read_only)  # NO_MASK: the type of a filter's mask
     for matrix in (NO_COSINE,) if cosine is None else (NO_COSINE, cosine):
         for mask in masks:
             rank_row(scores, mask, seen, 2, 1, np.float32(0.5), matrix, 1.0)

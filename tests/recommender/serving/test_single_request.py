@@ -15,7 +15,8 @@ import pytest
 from recommender import vocabulary as V
 from recommender.events import SqliteEventStore, validate_events, validate_product_update
 from recommender.scoring import HybridConfig
-from recommender.scoring.blend_kernel import round_row
+from recommender.scoring.blend_kernel import add_term, round_row
+from recommender.scoring.content_kernel import cosine_profile
 from recommender.scoring.hybrid import combine, combine_row
 from recommender.serving import Engine, LiveFeed, LiveState, ServingCaches
 from recommender.serving.bundle import ModelBundle, load_bundle
@@ -217,3 +218,18 @@ def test_round_row_is_numpy_round_bit_for_bit():
     got = x.copy()
     round_row(got, np.float32(10.0**V.SCORE_DECIMALS))
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_no_request_compiles_a_kernel(demo):
+    """The engine loads every kernel variant a request uses when it is built (numba compiles
+    one per argument type): a request never pays for a compile."""
+    bundle, settings = demo
+    engine = fresh(bundle, settings)
+    kernels = (rank_row, add_term, round_row, cosine_profile)
+    before = [len(kernel.signatures) for kernel in kernels]
+    options = ONE_REQUEST + [{"filters": f} for f in filters_for(bundle)]
+    for loose in options:
+        opts = engine.options(**loose)
+        for user in users_of(bundle):
+            engine.recommend(user, opts)
+    assert [len(kernel.signatures) for kernel in kernels] == before
