@@ -1,11 +1,11 @@
 """Scoring: the signals and the hybrid shared by evaluation and serving.
 
-Offers :class:`ScoringModel`, :func:`score_users`, :func:`compute_signals`,
-:func:`signal_breakdown`, :func:`with_popularity`, :class:`HybridConfig`, :func:`combine`,
-:func:`normalise`, :func:`validate_weights`, the signal functions (:func:`recency_weights` for
-history decay), :func:`fit_item_knn`, :func:`popularity_scores`, :class:`PopularityHistory`
-(popularity as of a moment), :func:`quality_scores`, and the ANN candidate stage
-(:class:`CandidateSearch` over :class:`VectorIndex` es, :func:`with_candidates`).
+Offers :class:`ScoringModel`, :func:`score_users` (:func:`score_user`: one user),
+:func:`compute_signals`, :func:`signal_breakdown`, :func:`with_popularity`, :class:`HybridConfig`,
+:func:`combine`, :func:`normalise`, :func:`validate_weights`, the signal functions
+(:func:`recency_weights` for history decay), :func:`fit_item_knn`, :func:`popularity_scores`,
+:class:`PopularityHistory` (popularity as of a moment), :func:`quality_scores`, and the ANN
+candidate stage (:class:`CandidateSearch` over :class:`VectorIndex` es, :func:`with_candidates`).
 """
 
 from recommender.scoring.ann import IndexParams, VectorIndex
@@ -23,6 +23,7 @@ from recommender.scoring.scorer import (
     Refold,
     ScoringModel,
     compute_signals,
+    score_user,
     score_users,
     signal_breakdown,
     with_candidates,
@@ -62,6 +63,7 @@ __all__ = [
     "popularity_scores",
     "quality_scores",
     "recency_weights",
+    "score_user",
     "score_users",
     "signal_breakdown",
     "validate_weights",

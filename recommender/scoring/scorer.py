@@ -26,7 +26,7 @@ from recommender.scoring.candidates import (
     candidate_scores,
 )
 from recommender.scoring.ease import ease_scores
-from recommender.scoring.hybrid import NORMALISATIONS, combine, normalise
+from recommender.scoring.hybrid import NORMALISATIONS, combine, combine_row, normalise
 from recommender.scoring.popularity import PopularityHistory
 from recommender.scoring.signals import (
     Entries,
@@ -406,6 +406,30 @@ def score_users(
     if scores.shape[0] != len(histories):  # only static signals: broadcast to the batch
         scores = np.broadcast_to(scores, (len(histories), model.n_items)).copy()
     return scores
+
+
+def score_user(
+    model: ScoringModel,
+    segment: str,
+    history: np.ndarray,
+    weights: Mapping[str, float],
+    method: str = "minmax",
+    user_row: int | None = None,
+    recency_decay: float = 1.0,
+) -> np.ndarray:
+    """:func:`score_users` of ONE user as a new writable ``(n,)`` float32 vector (a request).
+
+    The same signals (:func:`compute_signals` on a batch of one) blended by
+    :func:`~recommender.scoring.hybrid.combine_row`: the float32 arithmetic of
+    :func:`combine`, bit for bit, on 1-D arrays. The candidate stage and ``rank`` normalisation
+    go through :func:`score_users` itself.
+    """
+    rows = None if user_row is None else np.array([user_row], dtype=np.int64)
+    if method != "minmax" or (model.candidates is not None and segment != V.SEGMENT_UNKNOWN):
+        return score_users(model, segment, [history], weights, method, rows, recency_decay)[0]
+    wanted = [name for name, w in weights.items() if w > 0]
+    signals = compute_signals(model, segment, [history], wanted, rows, recency_decay)
+    return combine_row(signals, weights, model.static_normalised.get(method, {}))
 
 
 def signal_breakdown(

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.scoring.content_kernel import cosine_profile
+
 _NO_ITEMS = np.zeros(0, dtype=np.int64)  # concatenate() of an empty batch
 Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # (rows, items, weights): history_entries
 
@@ -287,12 +289,9 @@ def content_scores(
             return _as_float32((np.repeat(profiles, 2, axis=0) @ embeddings.T)[:1])
         return _as_float32(profiles @ embeddings.T)
     rows, items, w = history_entries(histories, weights) if entries is None else entries
-    if len(histories) == 1 and rows.size:  # one user: the arithmetic below without the groups
-        sums = _user_sums(cosine, items, None if weights is None else w, np.zeros(1, np.int64))
-        squared = np.add.reduceat(w * sums[0, items], [0])
-        if squared[0] > 0:
-            return (sums / np.sqrt(squared)[:, None]).astype(np.float32)
-        return np.zeros((1, cosine.shape[1]), dtype=np.float32)
+    if len(histories) == 1 and rows.size:  # one user: the arithmetic below, in one pass
+        weighted = weights is not None
+        return cosine_profile(cosine, items, np.asarray(w, dtype=np.float64), weighted)[None, :]
     out = np.zeros((len(histories), cosine.shape[1]), dtype=np.float32)
     if not rows.size:
         return out

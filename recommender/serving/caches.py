@@ -76,7 +76,10 @@ class SparseProfile:
 
 def pack_profile(vector: np.ndarray) -> np.ndarray | SparseProfile:
     """What the profile cache stores for ``vector``: its non-``-inf`` entries when they are
-    under ``SPARSE_SHARE`` of it (a candidate-stage profile), else a read-only copy."""
+    under ``SPARSE_SHARE`` of it (a candidate-stage profile), else a read-only copy (or
+    ``vector`` itself when it is already a read-only array owning its data)."""
+    if not vector.size or vector.min() > -np.inf:  # dense: one reduction, no index array
+        return _read_only(vector)
     kept = np.flatnonzero(vector != -np.inf)
     if kept.size < SPARSE_SHARE * vector.size:
         values = vector[kept]
@@ -84,7 +87,15 @@ def pack_profile(vector: np.ndarray) -> np.ndarray | SparseProfile:
         values.setflags(write=False)
         indices.setflags(write=False)
         return SparseProfile(indices, values)
-    copy = vector.copy()  # owns its data (the cache counts its bytes)
+    return _read_only(vector)
+
+
+def _read_only(vector: np.ndarray) -> np.ndarray:
+    """``vector`` if it owns its data and is read-only (nobody can change it), else such a
+    copy: the cache counts an entry's bytes with ``sys.getsizeof``, which sees owned data only."""
+    if vector.base is None and not vector.flags.writeable:
+        return vector
+    copy = vector.copy()
     copy.setflags(write=False)
     return copy
 

@@ -27,6 +27,8 @@ from recommender import vocabulary as V
 from recommender.config.serving import ServingSettings
 from recommender.errors import InvalidRequestError
 from recommender.scoring import ScoringModel, score_users, signal_breakdown
+from recommender.scoring.blend_kernel import warm_up as warm_blend
+from recommender.scoring.content_kernel import warm_up as warm_content
 from recommender.serving.allocator import retain_heap
 from recommender.serving.batch_scoring import rank_chunk
 from recommender.serving.bundle import ModelBundle
@@ -45,6 +47,8 @@ from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_in
 from recommender.serving.new_products import eligibility, live_model
 from recommender.serving.options import OptionArgs, RecommendOptions
+from recommender.serving.rank_kernel import NO_COSINE, NO_MASK, rank_row
+from recommender.serving.rank_kernel import warm_up as warm_kernel
 from recommender.serving.ranked import Ranked
 from recommender.serving.reranker import (
     breakdown,
@@ -64,6 +68,9 @@ _STRATEGY = {
     V.SEGMENT_UNKNOWN: (V.STRATEGY_POPULARITY, True, V.FALLBACK_POPULARITY),
 }
 _WARMUP_CHUNK = 256
+_NO_ITEMS = np.zeros(0, dtype=np.int32)  # no seen items to leave out
+_NO_ITEMS.setflags(write=False)  # the type of the histories' (read-only) slices: one kernel
+_SCORE_SCALE = 10.0**V.SCORE_DECIMALS  # np.round's factor for the answer's scores
 log = logging.getLogger(__name__)
 
 
@@ -171,6 +178,10 @@ class Engine:
         self.feed: LiveFeed | None = None
         self._live_model: tuple[int, ScoringModel, np.ndarray, np.ndarray] | None = None
         self._live_model_lock = threading.Lock()
+        # the compiled blend and ranking steps, before the first request
+        warm_blend(bundle.model.static_normalised.get(bundle.hybrid.normalisation, {}).values())
+        warm_content(bundle.model.item_cosine)
+        warm_kernel(bundle.unknown_scores, bundle.histories.indices[:0], bundle.item_cosine)
         caches.bound_entries(
             bundle.n_items,
             bundle.catalogue.records[0] if bundle.n_items else {},
@@ -211,22 +222,27 @@ class Engine:
         context = context_indices(
             self.bundle, self.live, opts.context
         )  # checked first: a bad id is a 422
+        live_user = self.live.user(user) if self.live is not None else None
+        frame = self._live_frame_model()  # live popularity as of now: its version keys answers
+        row = self.bundle.histories.index.get(user, -1)
         if not opts.explain:
-            live_user = self.live.user(user) if self.live is not None else None
-            segment = self._segment(user, live_user)
+            segment = self._segment_of(row, live_user)
             if context is not None and segment == V.SEGMENT_UNKNOWN:
                 segment = V.SEGMENT_COLD  # the context is their history (see _rank)
             # users without history share one entry; a known user has seen items of their own
-            known = user in self.bundle.histories.index or live_user is not None
-            owner = user if known else None
-            key = (owner, opts.digest + self._live_key(live_user) + self._gate_key(user, live_user))
+            owner = user if row >= 0 or live_user is not None else None
+            gate = self._gate_key(row, live_user, frame[1])
+            key = (owner, opts.digest + self._live_key(live_user) + gate)
             ranked = self.caches.results.get(key)
             if log.isEnabledFor(logging.DEBUG):
                 hit = "hit" if ranked is not None else "miss"
                 log.debug("recommend user=%r segment=%s results cache %s", user, segment, hit)
             if ranked is not None:
                 return Recommendation(user_id=user, segment=segment, ranked=ranked)
-        result = self._rank([user], opts)[0]
+        if opts.explain or context is not None or live_user is not None:
+            result = self._rank([user], opts)[0]
+        else:  # most requests: no live evidence of the user's own, no context
+            result = self._rank_one(user, row, opts, frame)
         if key is not None:
             self.caches.results.put(key, result.ranked)
         return result
@@ -344,7 +360,11 @@ class Engine:
         return self._segment(user, self.live.user(user) if self.live is not None else None)
 
     def _segment(self, user: str, live_user: LiveUser | None) -> str:
-        segment = self.bundle.histories.segment(self.bundle.histories.index.get(user, -1))
+        return self._segment_of(self.bundle.histories.index.get(user, -1), live_user)
+
+    def _segment_of(self, row: int, live_user: LiveUser | None) -> str:
+        """The segment of history row ``row`` (-1: never seen) with the user's live events."""
+        segment = self.bundle.histories.segment(row)
         if segment == V.SEGMENT_UNKNOWN and live_user is not None and live_user.liked.size:
             return V.SEGMENT_COLD
         return segment
@@ -359,24 +379,23 @@ class Engine:
     def _live_key(self, live_user: LiveUser | None) -> bytes:
         """Appended to a results-cache key: the user's live version, popularity and catalogue
         versions, so that an event or update never serves an answer computed before it."""
-        live = self.live
+        live = self.live  # (its popularity version brought up to date by _live_frame_model)
         if live is None:
             return b""
-        self._live_frame_model()  # brings the popularity version up to date
         version = 0 if live_user is None else live_user.version
         if not (version or live.popularity_version or live.catalogue_version):
             return b""
         return struct.pack("<qqq", version, live.popularity_version, live.catalogue_version)
 
-    def _gate_key(self, user: str, live_user: LiveUser | None) -> bytes:
-        """``b"stale"`` when ``user`` is past the stale gate (answers differ on each side of it,
-        and a user crosses it with no event), else empty."""
+    def _gate_key(self, row: int, live_user: LiveUser | None, model: ScoringModel) -> bytes:
+        """``b"stale"`` when history row ``row`` is past the stale gate on ``model`` (the live
+        frame's; answers differ on each side of it, and a user crosses it with no event),
+        else empty."""
         bundle = self.bundle
         if bundle.stale_model is None or (live_user is not None and live_user.liked.size):
             return b""
-        model = bundle.model if self.live is None else self._live_frame_model()[1]
-        row = np.array([bundle.histories.index.get(user, -1)], dtype=np.int64)
-        return b"stale" if self.scorer.stale(row, model)[0] else b""
+        rows = np.array([row], dtype=np.int64)
+        return b"stale" if self.scorer.stale(rows, model)[0] else b""
 
     def _live_frame_model(self) -> tuple[int, ScoringModel, np.ndarray, np.ndarray]:
         """(popularity version, model, unknown scores, unknown order) under live popularity,
@@ -414,6 +433,79 @@ class Engine:
         if len(users) > 1 and not options.explain and not options.context:
             return rank_chunk(self, users, options)  # a chunk: scored together (.batch_scoring)
         return self._rank_each(users, options)
+
+    def _rank_one(
+        self,
+        user: str,
+        row: int,
+        options: RecommendOptions,
+        frame: tuple[int, ScoringModel, np.ndarray, np.ndarray],
+    ) -> Recommendation:
+        """:meth:`_rank_each` of one request without ``explain``, context items or live events
+        of the user (most of a storefront's traffic): the same scores, candidates and picks
+        (pinned against it in ``tests/recommender/serving/test_single_request.py``) without
+        the batch's per-position lists, live frame and weight dicts. ``row``: the user's
+        history row (-1: never seen); ``frame``: :meth:`_live_frame_model`. The candidate
+        stage's exact fallback stays with :meth:`_rank_each`."""
+        version, model, unknown_scores, unknown_order = frame
+        if model.candidates is not None:
+            return self._rank_each([user], options)[0]
+        hist = self.bundle.histories
+        segment = hist.segment(row)
+        scorer = self.scorer
+        scores, weights = scorer.score_one(
+            user, row, segment, options.weight_map, model, version, unknown_scores
+        )
+        n = model.n_items
+        mask = self._eligible(options, self.live, n)
+        topk = options.topk
+        width = min(n, topk * self.settings.rerank.candidate_multiplier if options.rerank else topk)
+        diversity = self._diversity(options, model)
+        cosine = self._cosine(model) if diversity > 0 else NO_COSINE
+        if row < 0 and weights == scorer.default_weights(V.SEGMENT_UNKNOWN):  # nothing seen
+            candidates, cand_scores = self._static_candidates(
+                1, mask, width, unknown_order, scores=unknown_scores
+            )
+        elif cosine is not None:  # one compiled pass (.rank_kernel)
+            seen = hist.items(row) if options.exclude_seen and row >= 0 else _NO_ITEMS
+            eligible = NO_MASK if mask is None else mask
+            lam = np.float32(diversity)
+            chosen_at, rounded = rank_row(
+                scores, eligible, seen, width, topk, lam, cosine, _SCORE_SCALE
+            )
+            chosen = chosen_at.tolist()
+            ranked = Ranked(chosen, rounded.tolist(), self._records(chosen))
+            return Recommendation(user_id=user, segment=segment, ranked=ranked)
+        else:
+            candidates, cand_scores = self._candidates_one(
+                scores, row, mask, options.exclude_seen, width, None
+            )
+        chosen_items, chosen_scores, counts = self._pick(candidates, cand_scores, options, model)
+        chosen = chosen_items[0][: counts[0]]
+        ranked = Ranked(chosen, chosen_scores[0][: counts[0]], self._records(chosen))
+        return Recommendation(user_id=user, segment=segment, ranked=ranked)
+
+    def _diversity(self, options: RecommendOptions, model: ScoringModel) -> float:
+        """The MMR λ of a request: its diversity (else ``rerank.diversity``), 0 without
+        ``rerank`` or without embeddings to compare candidates with."""
+        if not options.rerank or model.embeddings is None:
+            return 0.0
+        wanted = options.diversity
+        return self.settings.rerank.diversity if wanted is None else wanted
+
+    def _cosine(self, model: ScoringModel) -> np.ndarray | None:
+        """The precomputed ``(n, n)`` cosine MMR reads for ``model``'s items (None: not
+        precomputed, or new products past it: MMR multiplies the embeddings)."""
+        return self.bundle.item_cosine if model.n_items == self.bundle.n_items else None
+
+    def _records(self, chosen: list[int]) -> Sequence[Any] | Mapping[int, Any]:
+        """Where the ranked products' response records come from: the catalogue's (which
+        never change), or their live records read now, as ranked, after live updates."""
+        live = self.live
+        if live is None or not live.has_catalogue_changes:
+            return self.bundle.catalogue.records
+        live_records = _LiveRecords(live)
+        return {i: live_records[i] for i in chosen}
 
     def _eligible(
         self, options: RecommendOptions, live: LiveState | None, n: int
@@ -509,10 +601,6 @@ class Engine:
                     scores, rows, mask, options.exclude_seen, width, lives
                 )
         chosen_items, chosen_scores, counts = self._pick(candidates, cand_scores, options, model)
-        records = bundle.catalogue.records
-        live_records = None
-        if live is not None and live.has_catalogue_changes:
-            live_records = _LiveRecords(live)
         results: list[Recommendation] = []
         for b, user in enumerate(users):
             count = counts[b]
@@ -526,9 +614,7 @@ class Engine:
                     in_context = [str(pid) for pid in options.context]
                     for entry in explains:  # the signals above were scored with them
                         entry["context_items"] = in_context
-            # live records are read now, as ranked (the catalogue's own never change)
-            source = records if live_records is None else {i: live_records[i] for i in chosen}
-            ranked = Ranked(chosen, chosen_scores[b][:count], source, explains)
+            ranked = Ranked(chosen, chosen_scores[b][:count], self._records(chosen), explains)
             results.append(Recommendation(user_id=user, segment=segments[b], ranked=ranked))
         return results
 
@@ -622,11 +708,14 @@ class Engine:
         width: int,
         order: np.ndarray | None = None,
         frame: LiveFrame | None = None,
+        scores: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_candidates` for users without history under default weights, from the
-        precomputed order of the unknown-user scores (same total order, no partition)."""
+        precomputed order of the unknown-user scores (same total order, no partition);
+        ``scores``: those scores (default: the frame's, else the bundle's)."""
         order = self.bundle.unknown_order if order is None else order
         unknown_scores = self.bundle.unknown_scores if frame is None else frame.unknown_scores
+        unknown_scores = unknown_scores if scores is None else scores
         if mask is not None:
             order = order[mask[order]]
         top = order[:width]

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender import vocabulary as V
-from recommender.scoring import ScoringModel, score_users
+from recommender.scoring import ScoringModel, score_user, score_users
+from recommender.scoring.blend_kernel import round_row
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import CountingCache, SparseProfile, pack_profile
 from recommender.serving.live_state import LiveUser
@@ -26,6 +27,7 @@ from recommender.serving.reranker import segment_weights
 UNKNOWN_MEMO_SIZE = 256  # distinct request weightings remembered for users without history
 log = logging.getLogger(__name__)
 _BROADCAST_LIMIT = 65536  # live x stored history pairs compared directly (see history)
+_ROUNDING = np.float32(10.0**V.SCORE_DECIMALS)  # np.round's factor (float32 scores)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,18 @@ class LiveFrame:
     fresh: Sequence[bool] | None = None
 
 
+def profile_key(
+    user: str, live_version: int | None, popularity_version: int, stale: bool = False
+) -> str:
+    """A profile's cache key: the user id alone until live events change the profile (the
+    user's live version, None without live events; the live popularity's version), a
+    stale-gated profile (scored on other popularity) with a suffix."""
+    suffix = "\x1fstale" if stale else ""
+    if live_version is None and popularity_version == 0:
+        return user + suffix
+    return f"{user}\x1f{live_version or 0}\x1f{popularity_version}{suffix}"
+
+
 class UserScorer:
     """Segments and score matrices of users for one bundle, through its user-profile cache."""
 
@@ -56,6 +70,7 @@ class UserScorer:
         self.cache = cache
         self.clock = clock  # "now" of the stale gate (Unix seconds)
         self._unknown_memo: dict[tuple, np.ndarray] = {}
+        self._defaults: dict[str, dict[str, float]] = {}  # segment -> its default weights
 
     def stale(
         self,
@@ -212,6 +227,99 @@ class UserScorer:
                 )
         return scores, used
 
+    def score_one(
+        self,
+        user: str,
+        row: int,
+        segment: str,
+        requested: Mapping[str, float] | None,
+        model: ScoringModel,
+        popularity_version: int = 0,
+        unknown_scores: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Mapping[str, float]]:
+        """:meth:`score` of one request's user who has no live evidence of their own (no live
+        event, no context): their ``(n,)`` rounded scores (read-only: a cached profile or the
+        shared unknown vector) and the weights used (:meth:`default_weights` when the
+        segment's defaults).
+
+        ``model``, ``popularity_version`` and ``unknown_scores`` are the live frame's (live
+        popularity, new products), else the bundle's. The same profile keys, stale gate,
+        cache counting and arithmetic as :meth:`score` on a batch of one, without its
+        per-segment groups, batch matrix and live bookkeeping (a request's path).
+        """
+        bundle = self.bundle
+        weights, is_default = self._weights(segment, requested)
+        if segment == V.SEGMENT_UNKNOWN:
+            if is_default:
+                shared = bundle.unknown_scores if unknown_scores is None else unknown_scores
+                return shared, weights
+            return self._unknown_vector(weights, model, popularity_version), weights
+        gated = self._gated(row, model)
+        if gated:
+            model = bundle.stale_model  # type: ignore[assignment]  # not None when gated
+        key = profile_key(user, None, popularity_version, gated)
+        if is_default:
+            cached = self.cache.get(key)
+            if isinstance(cached, SparseProfile):
+                dense = np.empty(model.n_items, dtype=np.float32)
+                cached.write_into(dense)
+                return dense, weights
+            if cached is not None:
+                return cached, weights
+        hist = bundle.histories
+        cf_row = int(hist.cf_rows[row]) if segment == V.SEGMENT_TRAINABLE else None
+        vector = self._compute_one(segment, hist.liked(row), weights, cf_row, model)
+        vector.setflags(write=False)  # (a new array: cached as it is, see pack_profile)
+        if is_default and self.cache.admits(key):  # a repeat visitor (or admission off)
+            self.cache.put(key, pack_profile(vector), force=True)
+        return vector, weights
+
+    def default_weights(self, segment: str) -> Mapping[str, float]:
+        """``hybrid.for_segment(segment)``, built once per segment (not to be changed)."""
+        defaults = self._defaults.get(segment)
+        if defaults is None:
+            defaults = self._defaults[segment] = self.bundle.hybrid.for_segment(segment)
+        return defaults
+
+    def _weights(
+        self, segment: str, requested: Mapping[str, float] | None
+    ) -> tuple[Mapping[str, float], bool]:
+        """:func:`segment_weights`, without a new dict of the defaults per request."""
+        if requested is None:
+            return self.default_weights(segment), True
+        return segment_weights(self.bundle.hybrid, segment, requested)
+
+    def _gated(self, row: int, model: ScoringModel) -> bool:
+        """:meth:`stale` of one stored user (no live evidence): past the stale gate."""
+        bundle = self.bundle
+        if row < 0 or bundle.stale_model is None or bundle.hybrid.stale_seconds is None:
+            return False
+        return bool(self.stale(np.array([row], dtype=np.int64), model)[0])
+
+    def _compute_one(
+        self,
+        segment: str,
+        history: np.ndarray,
+        weights: Mapping[str, float],
+        cf_row: int | None,
+        model: ScoringModel,
+    ) -> np.ndarray:
+        """:meth:`_compute` of one user as a new ``(n,)`` vector (:func:`score_user`), rounded
+        in one compiled pass (:func:`.blend_kernel.round_row`, ``np.round``'s arithmetic)."""
+        raw = score_user(
+            model,
+            segment,
+            history,
+            weights,
+            self.bundle.hybrid.normalisation,
+            cf_row,
+            recency_decay=self.bundle.hybrid.recency_decay,
+        )
+        if raw.dtype == np.float32 and raw.flags.writeable and raw.flags.c_contiguous:
+            round_row(raw, _ROUNDING)  # a new array: rounded in place
+            return raw
+        return np.round(raw, V.SCORE_DECIMALS).astype(np.float32, copy=False)
+
     @staticmethod
     def _has_live_positives(live: LiveFrame | None, position: int) -> bool:
         entry = None if live is None else live.users[position]
@@ -221,14 +329,12 @@ class UserScorer:
 
     @staticmethod
     def _profile_key(user: str, live: LiveFrame | None, position: int, stale: bool = False) -> str:
-        """The user's profile cache key: the id alone until live events change the profile
-        (a stale-gated profile, scored on other popularity, carries a suffix)."""
-        suffix = "\x1fstale" if stale else ""
-        if live is None or (live.users[position] is None and live.popularity_version == 0):
-            return user + suffix
+        """:func:`profile_key` of batch position ``position`` under ``live``."""
+        if live is None:
+            return profile_key(user, None, 0, stale)
         entry = live.users[position]
-        version = 0 if entry is None else entry.version
-        return f"{user}\x1f{version}\x1f{live.popularity_version}{suffix}"
+        version = None if entry is None else entry.version
+        return profile_key(user, version, live.popularity_version, stale)
 
     def history(self, row: int, live: LiveFrame | None, position: int) -> np.ndarray:
         """The scored history: the model's positives, then live positives not among them."""
@@ -250,9 +356,15 @@ class UserScorer:
         self, weights: dict[str, float], live: LiveFrame | None = None
     ) -> np.ndarray:
         """Scores of a user without history under request weights (same for everyone: memoised)."""
-        version = 0 if live is None else live.popularity_version
-        key = (version, *sorted(weights.items()))
-        model = self.bundle.model if live is None else live.model
+        if live is None:
+            return self._unknown_vector(weights, self.bundle.model, 0)
+        return self._unknown_vector(weights, live.model, live.popularity_version)
+
+    def _unknown_vector(
+        self, weights: Mapping[str, float], model: ScoringModel, popularity_version: int
+    ) -> np.ndarray:
+        """:meth:`_unknown_scores` on ``model`` (the live one at ``popularity_version``)."""
+        key = (popularity_version, *sorted(weights.items()))
         vector = self._unknown_memo.get(key)
         if vector is None:
             empty = [np.zeros(0, np.int64)]

@@ -22,6 +22,7 @@ HISTORIES = [
     np.array([3, 11, 3, 29]),  # a repeated item (evaluation may pass one)
     np.array([5, 1, 38, 12, 20, 9]),
     np.array([], dtype=np.int64),
+    np.arange(39, 4, -1),  # long: 35 rows added in order (float64 sums, the norm's sum)
 ]
 
 
@@ -48,7 +49,7 @@ def arrays() -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("history", HISTORIES, ids=["one", "repeated", "six", "empty"])
+@pytest.mark.parametrize("history", HISTORIES, ids=["one", "repeated", "six", "empty", "long"])
 @pytest.mark.parametrize("decay", [None, 0.6], ids=["unweighted", "recency"])
 def test_one_user_signals_equal_their_row_of_a_batch(arrays, history, decay):
     alone = [history]
