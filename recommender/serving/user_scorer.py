@@ -258,14 +258,21 @@ class UserScorer:
         if gated:
             model = bundle.stale_model  # type: ignore[assignment]  # not None when gated
         key = profile_key(user, None, popularity_version, gated)
-        if is_default:
-            cached = self.cache.get(key)
-            if isinstance(cached, SparseProfile):
-                dense = np.empty(model.n_items, dtype=np.float32)
-                cached.write_into(dense)
-                return dense, weights
-            if cached is not None:
-                return cached, weights
+        cached = self.cache.get(key) if is_default else None
+        if log.isEnabledFor(logging.DEBUG):  # the lines :meth:`score` logs for a batch of one
+            log.debug(
+                "scoring 1 %s users: profile cache %d hit(s), %d to compute%s",
+                segment,
+                cached is not None,
+                cached is None,
+                "" if is_default else " (request weights: not cached)",
+            )
+        if isinstance(cached, SparseProfile):
+            dense = np.empty(model.n_items, dtype=np.float32)
+            cached.write_into(dense)
+            return dense, weights
+        if cached is not None:
+            return cached, weights
         hist = bundle.histories
         cf_row = int(hist.cf_rows[row]) if segment == V.SEGMENT_TRAINABLE else None
         vector = self._compute_one(segment, hist.liked(row), weights, cf_row, model)
