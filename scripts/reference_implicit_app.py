@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pyarrow.parquet as pq
-import scipy.sparse as sp
-from fastapi import FastAPI, HTTPException
-from implicit.cpu.als import AlternatingLeastSquares
+# one BLAS/OpenMP thread per process, as the service pins itself (service/__init__.py): with
+# FastAPI's thread pool running 16 requests at once, implicit's multi-threaded top-k over 50K
+# items spun both cores (60 ms of CPU per request at 1M × 50K) and measured thread contention,
+# not the peer
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+from pathlib import Path  # noqa: E402 - after the thread pins, before numpy and implicit
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from fastapi import FastAPI, HTTPException  # noqa: E402
+from implicit.cpu.als import AlternatingLeastSquares  # noqa: E402
 
 PROCESSED = Path(os.environ.get("RECSYS_PATHS__PROCESSED_DIR", "data/processed"))
 REGISTRY = Path(os.environ.get("RECSYS_PATHS__REGISTRY_DIR", "artifacts/cf"))
