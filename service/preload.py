@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from recommender.serving import ModelBundle
 from recommender.serving.allocator import release_free_heap
+from recommender.serving.engine import compile_kernels
 from recommender.serving.new_products import bundle_embedder
 from service.responses import ORJSON_OPTIONS
 
@@ -50,6 +51,10 @@ def preload_model(app: FastAPI) -> ModelBundle | None:
         bundle_embedder(app.state.settings.paths.processed_dir, bundle)
     except Exception as exc:  # noqa: BLE001 - then each worker imports them (and reports it)
         logger.warning("the new-product encoder was not preloaded: %s", exc)
+    try:  # the one-request kernels, compiled once here rather than in every worker
+        compile_kernels(bundle)
+    except Exception as exc:  # noqa: BLE001 - then each worker's engine compiles them
+        logger.warning("the request kernels were not compiled in the master: %s", exc)
     _encode_records(bundle)
     gc.collect()
     gc.freeze()  # the forked workers' collections skip (and never write to) the loaded objects

@@ -110,6 +110,17 @@ class Recommendation:
         }
 
 
+def compile_kernels(bundle: ModelBundle) -> None:
+    """Compile (or load from numba's on-disk cache) the one-request path's kernels for the
+    argument types ``bundle``'s arrays give them. Every engine does it when built; a preloading
+    master (``service/preload.py``) does it once before forking, so its workers inherit the
+    compiled code instead of each compiling it (~1.9 s of CPU the first time a checkout or an
+    image starts, before numba's cache exists)."""
+    warm_blend(bundle.model.static_normalised.get(bundle.hybrid.normalisation, {}).values())
+    warm_content(bundle.model.item_cosine)
+    warm_kernel(bundle.unknown_scores, bundle.histories.indices[:0], bundle.item_cosine)
+
+
 def _seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(batch positions, item indices) of every seen item of ``rows`` (-1 = unknown user): the
     CSR slices of the whole batch gathered at once."""
@@ -178,10 +189,7 @@ class Engine:
         self.feed: LiveFeed | None = None
         self._live_model: tuple[int, ScoringModel, np.ndarray, np.ndarray] | None = None
         self._live_model_lock = threading.Lock()
-        # the compiled blend and ranking steps, before the first request
-        warm_blend(bundle.model.static_normalised.get(bundle.hybrid.normalisation, {}).values())
-        warm_content(bundle.model.item_cosine)
-        warm_kernel(bundle.unknown_scores, bundle.histories.indices[:0], bundle.item_cosine)
+        compile_kernels(bundle)  # the compiled blend and ranking steps, before the first request
         caches.bound_entries(
             bundle.n_items,
             bundle.catalogue.records[0] if bundle.n_items else {},

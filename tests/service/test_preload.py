@@ -63,6 +63,22 @@ def test_the_worker_serves_the_preloaded_bundle_then_reloads_on_its_own(tmp_path
         assert client.post("/recommend", json={"user_id": "t0"}).json()["model_id"] == "m2"
 
 
+def test_the_master_compiles_the_request_kernels_for_its_workers(tmp_path, monkeypatch):
+    import service.preload as preload
+
+    compiled = []
+    monkeypatch.setattr(preload, "compile_kernels", compiled.append)
+    bundle = preload_model(_app(Loader("m1"), tmp_path))
+    assert compiled == [bundle]  # once, with the bundle the workers will serve
+
+    def broken(bundle):
+        raise RuntimeError("no LLVM here")
+
+    monkeypatch.setattr(preload, "compile_kernels", broken)
+    app = _app(Loader("m1"), tmp_path)
+    assert preload_model(app) is app.state.preloaded is not None  # each worker compiles then
+
+
 def test_a_failed_preload_leaves_each_worker_to_load_and_report(tmp_path):
     loader = Loader(None)  # no current model: the load raises
     app = _app(loader, tmp_path)
