@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from recommender.config.serving import ServingSettings
 from recommender.registry import Registry
 from service.api import create_app
-from tests.fixtures.live_server import live_server
+from tests.fixtures.live_server import live_server, models_by_pid
 
 
 @pytest.fixture(scope="module")
@@ -112,18 +112,6 @@ def test_live_uvicorn_starts_without_model_and_recovers(embedded_dir, registry_d
         assert response.status_code == 200
 
 
-def _models_by_pid(url: str, want: int, seconds: float) -> dict[int, str]:
-    """Fresh connections until ``want`` distinct worker pids answered (latest model per pid)."""
-    seen: dict[int, str] = {}
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        body = requests.get(f"{url}/health", timeout=5, headers={"Connection": "close"}).json()
-        seen[body["pid"]] = body["model_id"]
-        if len(seen) >= want:
-            break
-    return seen
-
-
 @pytest.mark.slow
 def test_two_workers_both_pick_up_a_promoted_model(embedded_dir, registry_dir, tmp_path):
     registry_root = tmp_path / "cf"
@@ -136,13 +124,13 @@ def test_two_workers_both_pick_up_a_promoted_model(embedded_dir, registry_dir, t
         deadline = time.monotonic() + 60
         before: dict[int, str] = {}
         while len(before) < 2 and time.monotonic() < deadline:  # both workers ready
-            before.update(_models_by_pid(server.url, 2, 5))
+            before.update(models_by_pid(server.url, 2, 5))
         assert len(before) == 2 and set(before.values()) == {current}
         registry.promote(other, force=True)
         promoted_at = time.monotonic()
         latest: dict[int, str] = {}
         while time.monotonic() - promoted_at < 20:
-            latest.update(_models_by_pid(server.url, 2, 2))
+            latest.update(models_by_pid(server.url, 2, 2))
             if set(latest) >= set(before) and all(latest[p] == other for p in before):
                 break
             time.sleep(0.1)

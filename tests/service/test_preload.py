@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from recommender.registry import Registry
 from service.api import create_app
 from service.preload import preload_model, take_preloaded
-from tests.fixtures.live_server import live_server
+from tests.fixtures.live_server import live_server, models_by_pid
 from tests.service.conftest import SwitchableLoader, settings_with
 
 
@@ -98,18 +98,6 @@ def test_without_a_preload_the_lifespan_loads_as_before(tmp_path):
         assert loader.calls == 1 and client.get("/health").status_code == 200
 
 
-def _pids_and_models(url: str, want: int, seconds: float) -> dict[int, str]:
-    """Fresh connections until ``want`` distinct worker pids answered (latest model per pid)."""
-    seen: dict[int, str] = {}
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and len(seen) < want:
-        response = requests.get(f"{url}/health", timeout=5, headers={"Connection": "close"})
-        if response.status_code == 200:
-            body = response.json()
-            seen[body["pid"]] = body["model_id"]
-    return seen
-
-
 def _master_lines(log: str, pid: int) -> list[dict]:
     """The master's JSON log lines."""
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
@@ -130,7 +118,7 @@ def test_gunicorn_workers_share_the_masters_model_and_still_reload(
         embedded_dir, registry_root, log_dir=tmp_path, kind="gunicorn-conf", workers=2, env=env
     ) as server:
         master = server.process.pid
-        first = _pids_and_models(server.url, 2, 60)
+        first = models_by_pid(server.url, 2, 60)
         assert len(first) == 2 and set(first.values()) == {current} and master not in first
         preloaded = [
             line["message"]
@@ -145,7 +133,7 @@ def test_gunicorn_workers_share_the_masters_model_and_still_reload(
         while time.monotonic() < deadline and not (
             set(latest) >= set(first) and all(latest[p] == other for p in first)
         ):
-            latest.update(_pids_and_models(server.url, 2, 2))
+            latest.update(models_by_pid(server.url, 2, 2))
         assert {pid: latest.get(pid) for pid in first} == {pid: other for pid in first}
         body = requests.post(f"{server.url}/recommend", json={"user_id": 1}, timeout=5).json()
         assert body["model_id"] == other
@@ -154,7 +142,7 @@ def test_gunicorn_workers_share_the_masters_model_and_still_reload(
         deadline = time.monotonic() + 60
         fresh: dict[int, str] = {}
         while time.monotonic() < deadline and len(set(fresh) - set(first)) < 2:
-            fresh.update(_pids_and_models(server.url, 4, 2))
+            fresh.update(models_by_pid(server.url, 4, 2))
         new = {pid: model for pid, model in fresh.items() if pid not in first}
         assert len(new) == 2 and set(new.values()) == {other}
         messages = [line["message"] for line in _master_lines(server.log_text(), master)]
@@ -181,5 +169,5 @@ def test_a_gunicorn_master_without_a_model_starts_and_its_workers_recover(
         messages = [m["message"] for m in _master_lines(server.log_text(), server.process.pid)]
         assert any("no model preloaded" in m for m in messages)
         shutil.copytree(registry_dir, registry_root)  # a build finished
-        ready = _pids_and_models(server.url, 2, 30)
+        ready = models_by_pid(server.url, 2, 30)
         assert len(ready) == 2

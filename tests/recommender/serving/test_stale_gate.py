@@ -11,13 +11,9 @@ import pytest
 from recommender import vocabulary as V
 from recommender.scoring import HybridConfig
 from recommender.serving import Engine
+from tests.fixtures.models import POPULARITY_ONLY
 from tests.recommender.serving.conftest import COLD, TRAINABLE, make_engine
 
-POPULARITY_ONLY = {
-    V.SEGMENT_TRAINABLE: {V.SIGNAL_POPULARITY: 1.0},
-    V.SEGMENT_COLD: {V.SIGNAL_POPULARITY: 1.0},
-    V.SEGMENT_UNKNOWN: {V.SIGNAL_POPULARITY: 1.0},
-}
 GATED = HybridConfig(
     weights=POPULARITY_ONLY, stale_after_hours=24.0, stale_popularity_half_life_days=0.5
 )

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from recommender import vocabulary as V
 from recommender.data.processed import ProcessedData
@@ -21,7 +20,6 @@ from recommender.training.live_validation import (
 from recommender.training.pipeline import run_training
 from recommender.training.publish import register_run
 from tests.fixtures.models import fast_settings
-from tests.recommender.training.synthetic import synthetic_data
 
 
 def test_fold_in_is_chosen_only_when_it_beats_the_stored_row() -> None:
@@ -106,11 +104,6 @@ def test_the_stream_is_train_and_val_after_the_time_cut() -> None:
     start = int(pd.Timestamp("2024-01-01").timestamp())
     assert events.request_times.tolist() == [start + 3 * day] * 3 + [start + 4 * day]
     assert live_stream(data, 0.0) is None
-
-
-@pytest.fixture(scope="module")
-def trending() -> ProcessedData:
-    return synthetic_data(users=300, items=40, seed=3, trend=0.3)
 
 
 def test_the_build_records_its_live_choice_and_serves_those_weights(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from recommender import vocabulary as V
 from recommender.config.training import ItemKNNParams, PopularityParams
@@ -14,19 +13,7 @@ from recommender.evaluation.side_signals import scoring_model, stage_signals, st
 from recommender.scoring import HybridConfig, score_users
 from recommender.training.pipeline import run_training
 from recommender.training.stale_gate import tune_stale_gate
-from tests.fixtures.models import fast_settings
-from tests.recommender.training.synthetic import synthetic_data
-
-POPULARITY_ONLY = {
-    V.SEGMENT_TRAINABLE: {V.SIGNAL_POPULARITY: 1.0},
-    V.SEGMENT_COLD: {V.SIGNAL_POPULARITY: 1.0},
-    V.SEGMENT_UNKNOWN: {V.SIGNAL_POPULARITY: 1.0},
-}
-
-
-@pytest.fixture(scope="module")
-def trending() -> ProcessedData:
-    return synthetic_data(users=300, items=40, seed=3, trend=0.3)
+from tests.fixtures.models import POPULARITY_ONLY, fast_settings
 
 
 def gate_settings(hours: float, half_lives: list[float | None]):

@@ -21,19 +21,7 @@ from recommender.training.live_validation import live_stream
 from recommender.training.pipeline import run_training, tuning_protocol_stream
 from recommender.training.promotion import validation_per_user
 from recommender.training.validation_report import realistic_validation
-from tests.fixtures.models import fast_settings
-from tests.recommender.training.synthetic import synthetic_data
-
-POPULARITY_ONLY = {
-    V.SEGMENT_TRAINABLE: {V.SIGNAL_POPULARITY: 1.0},
-    V.SEGMENT_COLD: {V.SIGNAL_POPULARITY: 1.0},
-    V.SEGMENT_UNKNOWN: {V.SIGNAL_POPULARITY: 1.0},
-}
-
-
-@pytest.fixture(scope="module")
-def trending() -> ProcessedData:
-    return synthetic_data(users=300, items=40, seed=3, trend=0.3)
+from tests.fixtures.models import POPULARITY_ONLY, fast_settings
 
 
 def _realistic(settings: TrainingSettings) -> TrainingSettings:
