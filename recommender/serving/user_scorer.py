@@ -174,14 +174,7 @@ class UserScorer:
                     else:
                         scores[position] = cached
             if debug:
-                log.debug(
-                    "scoring %d %s users: profile cache %d hit(s), %d to compute%s",
-                    len(positions),
-                    segment,
-                    len(positions) - len(missing),
-                    len(missing),
-                    "" if is_default else " (request weights: not cached)",
-                )
+                _log_lookup(segment, len(positions), len(missing), is_default)
             if not missing:
                 continue
             histories = [self.history(rows[p], live, p) for p in missing]
@@ -259,14 +252,8 @@ class UserScorer:
             model = bundle.stale_model  # type: ignore[assignment]  # not None when gated
         key = profile_key(user, None, popularity_version, gated)
         cached = self.cache.get(key) if is_default else None
-        if log.isEnabledFor(logging.DEBUG):  # the lines :meth:`score` logs for a batch of one
-            log.debug(
-                "scoring 1 %s users: profile cache %d hit(s), %d to compute%s",
-                segment,
-                cached is not None,
-                cached is None,
-                "" if is_default else " (request weights: not cached)",
-            )
+        if log.isEnabledFor(logging.DEBUG):  # the line :meth:`score` logs for a batch of one
+            _log_lookup(segment, 1, int(cached is None), is_default)
         if isinstance(cached, SparseProfile):
             dense = np.empty(model.n_items, dtype=np.float32)
             cached.write_into(dense)
@@ -432,3 +419,15 @@ class UserScorer:
                 ):
                     segments[position] = V.SEGMENT_COLD
         return rows, segments
+
+
+def _log_lookup(segment: str, users: int, missing: int, is_default: bool) -> None:
+    """The debug line of a profile-cache lookup (staging's logs): hits and users to compute."""
+    log.debug(
+        "scoring %d %s users: profile cache %d hit(s), %d to compute%s",
+        users,
+        segment,
+        users - missing,
+        missing,
+        "" if is_default else " (request weights: not cached)",
+    )
