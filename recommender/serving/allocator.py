@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import sys
+from typing import Any
 
 log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1  # glibc malloc.h
@@ -29,13 +30,12 @@ def retain_heap(megabytes: int) -> bool:
     ``megabytes`` MB (0: leave malloc's defaults); whether they were set. Process-wide and
     idempotent: a model reload calls it again with the same value."""
     global _applied
-    if megabytes <= 0 or not sys.platform.startswith("linux"):
+    if megabytes <= 0:
         return False
     if _applied == megabytes:
         return True
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (or no symbol): nothing to tune
+    mallopt = _glibc("mallopt")
+    if mallopt is None:  # not glibc: nothing to tune
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     size = int(megabytes) << 20
@@ -56,11 +56,18 @@ def release_free_heap() -> bool:
     reuse them. glibc trims only its main arena whole: ``config/gunicorn.conf.py`` keeps every
     thread of the preloading master's workers on it (``M_ARENA_MAX`` 1).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
+    trim = _glibc("malloc_trim")
+    if trim is None:
         return False
     trim.argtypes = [ctypes.c_size_t]
     return bool(trim(0))
+
+
+def _glibc(name: str) -> Any:
+    """glibc's function ``name`` (None off Linux, or where the C library has no such symbol)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
