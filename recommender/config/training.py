@@ -231,6 +231,10 @@ class TuningSettings(_Strict):
     # minute; realistic = as of the start of its rebuild period (evaluation.rebuild_period_days),
     # what a service rebuilt on that schedule serves and what the headline tables report
     protocol: Literal["exact", "realistic"] = "exact"
+    # the validation users every choice is scored on: all of them, or resampled to the test
+    # stage's shares of (prior positives x time since the newest one) strata, read from the test
+    # users' histories and request times only (training/matched_validation.py)
+    validation_population: Literal["all", "matched"] = "all"
 
 
 class GateSettings(_Strict):

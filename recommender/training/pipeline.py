@@ -70,6 +70,7 @@ from recommender.training.live_validation import (
     refold_candidates,
     tune_live,
 )
+from recommender.training.matched_validation import matched_users, stratum_shares
 from recommender.training.parallel import parallel_map
 from recommender.training.progress import done_line
 from recommender.training.promotion import choose_promoted, validation_per_user
@@ -175,11 +176,15 @@ def run_training(
     seed = settings.seed
     limit, sample_seed = settings.evaluation.max_users, settings.evaluation.seed
     trial_limit = settings.evaluation.tuning_users(len(data.item_ids))
+    test = sample_users(build_evaluation_set(data, V.STAGE_TEST), limit, sample_seed)
+    population = validation_population(test, settings)
     validation = tuning_protocol_view(
-        sample_users(build_evaluation_set(data, V.STAGE_VALIDATION), trial_limit, sample_seed),
+        population(
+            sample_users(build_evaluation_set(data, V.STAGE_VALIDATION), trial_limit, sample_seed),
+            sample_seed,
+        ),
         settings,
     )
-    test = sample_users(build_evaluation_set(data, V.STAGE_TEST), limit, sample_seed)
     ties = tie_order(len(data.item_ids), seed)
     progress(
         f"validation users {len(validation)}, test users {len(test)} "
@@ -207,11 +212,16 @@ def run_training(
             user_item_matrix(variant, history_splits(V.STAGE_VALIDATION)),
             stage_signals(variant, V.STAGE_VALIDATION, item_knn, aligned, popularity),
             tuning_protocol_view(
-                sample_users(build_evaluation_set(variant, V.STAGE_VALIDATION), limit, sample_seed),
+                population(
+                    sample_users(
+                        build_evaluation_set(variant, V.STAGE_VALIDATION), limit, sample_seed
+                    ),
+                    sample_seed + 1 + fold,
+                ),
                 settings,
             ),
         )
-        for variant in variants
+        for fold, variant in enumerate(variants)
     ]
     full_matrix = user_item_matrix(data, history_splits(V.STAGE_TEST))
     stream = tuning_protocol_stream(live_stream(data, settings.hybrid.live_fraction), settings)
@@ -487,6 +497,18 @@ def tuning_protocol_view(users: EvaluationSet, settings: TrainingSettings) -> Ev
             users, ev.rebuild_period_days, ev.live_popularity, ev.live_event_weight
         )
     return users
+
+
+def validation_population(
+    test: EvaluationSet, settings: TrainingSettings
+) -> Callable[[EvaluationSet, int], EvaluationSet]:
+    """How each validation population is drawn (``tuning.validation_population``): as it is, or
+    resampled to the test users' stratum shares (histories and request times only, never a test
+    item: :mod:`recommender.training.matched_validation`)."""
+    if settings.tuning.validation_population != "matched":
+        return lambda users, _seed: users
+    shares = stratum_shares(test)
+    return lambda users, seed: matched_users(users, shares, seed)
 
 
 def tuning_protocol_stream(
