@@ -58,7 +58,7 @@ _WIDEST_ID = "\U0010ffff" * MAX_ID_CHARS  # 4 bytes per character: the largest s
 _DIGEST_BYTES = 16  # RecommendOptions.digest
 _INT_BYTES = sys.getsizeof(2**20)  # a product index (small ints are shared, larger ones not)
 _FLOAT_BYTES = sys.getsizeof(0.5)
-WINDOW_SHARE = 0.25  # the results cache's window, a share of its max_size (see the docstring)
+WINDOW_SHARE = 0.1  # the results cache's window, a share of its max_size (see the docstring)
 
 
 def generic_entry_bytes(key: Any, value: Any) -> int:

@@ -160,9 +160,7 @@ def test_the_window_keeps_held_back_values_until_their_ttl_least_recently_used_f
 
 
 def test_a_window_answers_held_back_keys_and_is_bounded_and_cleared_with_the_cache():
-    cache = CountingCache(
-        "x", CacheSpec(max_size=8, ttl_seconds=60), admission=True, window=WINDOW_SHARE
-    )
+    cache = CountingCache("x", CacheSpec(max_size=20, ttl_seconds=60), admission=True, window=0.1)
     assert cache.window.size == 2
     assert cache.put("a", 1) is False and "a" not in cache  # held back: not in the main cache
     assert cache.get("a") == 1 and cache.get("a", count=False) == 1
@@ -174,7 +172,7 @@ def test_a_window_answers_held_back_keys_and_is_bounded_and_cleared_with_the_cac
     assert (stats["window_size"], stats["window_max_size"]) == (1, 2)
     cache.clear()
     assert cache.get("b") is None and len(cache.window) == 0
-    plain = CountingCache("p", CacheSpec(max_size=8, ttl_seconds=60), window=WINDOW_SHARE)
+    plain = CountingCache("p", CacheSpec(max_size=20, ttl_seconds=60), window=0.1)
     assert plain.window.size == 0 and "window_hits" not in plain.stats()  # no admission
 
 
@@ -186,9 +184,9 @@ def test_the_results_window_and_its_bound_under_max_bytes():
     assert results.window.size == int(results.max_size * WINDOW_SHARE)
     assert profiles.window.size == 0  # a profile is 4 bytes a product: never kept held back
     spec = CacheSpec(max_size=1000, ttl_seconds=60, max_bytes=10_000)
-    bounded = CountingCache("b", spec, admission=True, window=WINDOW_SHARE)
+    bounded = CountingCache("b", spec, admission=True, window=0.25)
     bounded.bound_entry(100)  # 100 entries fit: main and window together
-    assert bounded.max_size + bounded.window.size <= 100 and bounded.window.size == 20
+    assert (bounded.max_size, bounded.window.size) == (80, 20)
     assert bounded.stats()["max_bytes"] <= 10_000
 
 
