@@ -15,7 +15,10 @@ starts cold), each mix right after ``GET /health`` on the same server:
 - **cached**: the load test's "mixed" traffic (``_client.build_plan``): ~60% unknown visitors,
   ~30% known users without a CF row, ~10% trainable, Zipf-skewed by activity (repeat visitors),
   some filters and rerank weights; after its first 500 requests, sent twice to warm it (the
-  shipped ``cache.admission: repeat`` stores a user's answer on their second request);
+  shipped ``cache.admission: repeat`` stores a user's answer on their second request); with one
+  worker also the results cache's hits and misses during the mix (``results_cache``: at 1M
+  users about one request in five is a miss, mostly known users asked for the first time, each
+  costing what an uncached request does);
 - **peer**: ``--compare`` trainable users not asked before, on our server and on
   ``scripts/reference_implicit_app.py`` (FastAPI + ``implicit`` over the same factor files, top-10
   without seen items) started afterwards in the same run: our throughput ÷ its;
@@ -357,6 +360,21 @@ def measured(
     return result
 
 
+def results_counters(url: str) -> dict[str, int]:
+    """The results cache's hits, misses and held-back first offers (``/cache_stats``)."""
+    stats = requests.get(f"{url}/cache_stats", timeout=10).json()["results"]
+    return {key: int(stats[key]) for key in ("hits", "misses", "not_admitted")}
+
+
+def counter_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    """What a mix did to the results cache: its misses are computed answers (at 1M users most
+    are known users asked for the first time, whose cost is the uncached path's)."""
+    delta: dict[str, Any] = {key: after[key] - before[key] for key in before}
+    lookups = delta["hits"] + delta["misses"]
+    delta["hit_rate"] = round(delta["hits"] / lookups, 4) if lookups else None
+    return delta
+
+
 def ratio_of(rec: dict[str, Any], health: dict[str, Any]) -> dict[str, float]:
     """Throughput and p99 of a /recommend mix relative to /health's measured just before, and
     /health's server CPU per request over the mix's (the throughput ratio of a server that has
@@ -390,8 +408,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(2):  # warm the mix; twice: cache.admission repeat stores a second visit
             asyncio.run(load(recommend, "POST", bodies[:500], args.concurrency))
         health_c = measured(server, health, "GET", [None] * args.requests, args.concurrency)
+        before = results_counters(server.url)
         rec_c = measured(server, recommend, "POST", bodies, args.concurrency)
         mixes["cached"] = {"health": health_c, "recommend": rec_c, **ratio_of(rec_c, health_c)}
+        if args.workers == 1:  # /cache_stats answers for the worker that serves it
+            mixes["cached"]["results_cache"] = counter_delta(before, results_counters(server.url))
         batch_ms, batch_wall = [], []
         for run_index in range(args.batch_runs):
             batch_users = users["batch"][run_index * 1000 : (run_index + 1) * 1000]

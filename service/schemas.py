@@ -345,7 +345,14 @@ class CacheCounters(BaseModel):
     entry_max_bytes: int | None = Field(
         description="largest entry this model and the request limits allow"
     )
-    max_bytes: int | None = Field(description="bound: max_size × entry_max_bytes")
+    max_bytes: int | None = Field(
+        description="bound: (max_size + window_max_size) × entry_max_bytes"
+    )
+    window_size: int | None = Field(
+        None, description="results cache, admission repeat: held-back answers kept now"
+    )
+    window_max_size: int | None = Field(None, description="the most the window keeps")
+    window_hits: int | None = Field(None, description="hits answered from the window")
 
 
 class WarmupOut(BaseModel):

@@ -22,7 +22,13 @@ Admission (``cache.admission: repeat``, the shipped config's; the code default `
 every key): the user-profile and results caches store a key only when it was offered before,
 remembered by a :class:`Doorkeeper` (TinyLFU's idea: most of a storefront's distinct visitors come
 once, so storing their first answer costs a write, its sizing and an eviction for nothing). A
-repeat visitor is cached from their second request.
+repeat visitor is cached from their second request. The results cache keeps the answers it held
+back in a small *window* as well (W-TinyLFU's window: ``WINDOW_SHARE`` of ``max_size`` entries,
+the oldest going first, each until its own TTL), so a visitor's second request within it is a
+hit instead of a second computation of the same answer (at 1M users × 50K products an uncached
+known user costs ~1.5 ms), while one-off visitors still never push the main cache's entries out.
+A window entry is never moved into the main cache (it would outlive its TTL there): the key is
+stored there on its next miss, as before.
 
 One :class:`ServingCaches` belongs to one model version: a reload builds a new, empty one, so a
 cache can never serve scores of the previous model. Access is lock-protected because the warm-up
@@ -52,6 +58,7 @@ _WIDEST_ID = "\U0010ffff" * MAX_ID_CHARS  # 4 bytes per character: the largest s
 _DIGEST_BYTES = 16  # RecommendOptions.digest
 _INT_BYTES = sys.getsizeof(2**20)  # a product index (small ints are shared, larger ones not)
 _FLOAT_BYTES = sys.getsizeof(0.5)
+WINDOW_SHARE = 0.1  # the results cache's window, a share of its max_size (see the docstring)
 
 
 def generic_entry_bytes(key: Any, value: Any) -> int:
@@ -194,9 +201,51 @@ class Doorkeeper:
         self._old.clear()
 
 
+class Window:
+    """The values of keys admission held back: at most ``size``, the least recently used going
+    first, each until ``ttl`` seconds after it was put (a hit does not extend it). Not
+    thread-safe on its own (its cache's lock guards it)."""
+
+    def __init__(self, size: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = max(0, int(size))
+        self.ttl = ttl
+        self._clock = clock  # TTLCache's default timer
+        self._entries: dict[Hashable, tuple[float, Any]] = {}  # key -> (expiry, value)
+        self.hits = 0  # counted by the cache (lookups that count)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if not self.size:
+            return
+        entries = self._entries
+        entries.pop(key, None)
+        entries[key] = (self._clock() + self.ttl, value)
+        if len(entries) > self.size:
+            del entries[next(iter(entries))]
+
+    def get(self, key: Hashable) -> Any | None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():  # expired: gone
+            return None
+        self._entries[key] = entry  # most recently used last
+        return entry[1]
+
+    def discard(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class CountingCache:
     """A named, thread-safe TTL/LRU cache with hit, miss and eviction counters; with
-    ``admission`` a key is stored on its second :meth:`put` only (see :class:`Doorkeeper`)."""
+    ``admission`` a key is stored on its second :meth:`put` only (see :class:`Doorkeeper`),
+    and with a ``window`` share as well the held-back values wait in a :class:`Window` of
+    ``window × max_size`` entries, where :meth:`get` finds them (counted as hits)."""
 
     def __init__(
         self,
@@ -204,6 +253,7 @@ class CountingCache:
         spec: CacheSpec,
         sizer: Sizer = generic_entry_bytes,
         admission: bool = False,
+        window: float = 0.0,
     ) -> None:
         self.name = name
         self.max_size = int(spec.max_size)
@@ -216,9 +266,14 @@ class CountingCache:
         # remembers as many keys as the cache holds entries: a key evicted from it is still
         # likely to be remembered, so a returning visitor is stored again on their next request
         self.doorkeeper = Doorkeeper(self.max_size) if admission else None
+        self._window_share = window if admission else 0.0
+        self.window = Window(self._window_entries(self.max_size), self.ttl_seconds)
         self.hits = 0
         self.misses = 0
         self.not_admitted = 0
+
+    def _window_entries(self, max_size: int) -> int:
+        return int(max_size * self._window_share) if self._window_share > 0 else 0
 
     def bound_entry(self, entry_max_bytes: int) -> None:
         """Set the largest entry's size; under the spec's ``max_bytes`` the cache then holds no
@@ -228,23 +283,30 @@ class CountingCache:
         if self.max_bytes is None:
             return
         fitting = max(1, self.max_bytes // entry_max_bytes)
-        if fitting < self.max_size:
+        if fitting < self.max_size + self.window.size:  # the window's entries fit as well
+            fitting = max(1, int(fitting / (1 + self._window_share)))
             with self._lock:
                 self.max_size = fitting
                 self._cache = _CountingTTLCache(fitting, self.ttl_seconds, self._sizer)
                 if self.doorkeeper is not None:
                     self.doorkeeper = Doorkeeper(fitting)
+                self.window = Window(self._window_entries(fitting), self.ttl_seconds)
 
     def get(self, key: Hashable, count: bool = True) -> Any | None:
         """The cached value or ``None``, counted as a hit or a miss unless ``count`` is False."""
         with self._lock:
             value = self._cache.get(key)
+            windowed = False
+            if value is None and self.window.size:
+                value = self.window.get(key)
+                windowed = value is not None
             if not count:
                 return value
             if value is None:
                 self.misses += 1
             else:
                 self.hits += 1
+                self.window.hits += windowed
             return value
 
     def admits(self, key: Hashable) -> bool:
@@ -266,11 +328,15 @@ class CountingCache:
         stores it anyway. Whether it was stored."""
         with self._lock:
             if not force and not self._admits(key):
+                self.window.put(key, value)  # (no-op without a window)
                 return False
             self._cache[key] = value
+            if self.window.size:
+                self.window.discard(key)  # (an expired one's leftover)
             return True
 
     def __contains__(self, key: Hashable) -> bool:
+        """Whether the main cache holds ``key`` (not its window)."""
         with self._lock:
             return key in self._cache
 
@@ -283,6 +349,7 @@ class CountingCache:
         process's history)."""
         with self._lock:
             self._cache.clear()
+            self.window.clear()
             if self.doorkeeper is not None:
                 self.doorkeeper.clear()
 
@@ -294,12 +361,14 @@ class CountingCache:
 
     def stats(self) -> dict[str, Any]:
         """Size, capacity, counters and memory: ``bytes`` now, ``entry_max_bytes`` (largest
-        entry) and ``max_bytes`` (``max_size × entry_max_bytes``, the bound) when known;
-        ``not_admitted``: first-seen keys held back by admission (``admission`` on/off)."""
+        entry) and ``max_bytes`` (``(max_size + window_max_size) × entry_max_bytes``, the
+        bound) when known; ``not_admitted``: first-seen keys held back by admission
+        (``admission`` on/off); with a window, its size, bound and hits (in ``hits`` too)."""
         with self._lock:
             total = self.hits + self.misses
             bound = self.entry_max_bytes
-            return {
+            window = self.window
+            stats = {
                 "size": len(self._cache),
                 "max_size": self.max_size,
                 "ttl_seconds": self.ttl_seconds,
@@ -309,10 +378,15 @@ class CountingCache:
                 "evictions": self._cache.evictions,
                 "bytes": self._cache.bytes,
                 "entry_max_bytes": bound,
-                "max_bytes": None if bound is None else bound * self.max_size,
+                "max_bytes": None if bound is None else bound * (self.max_size + window.size),
                 "admission": self.doorkeeper is not None,
                 "not_admitted": self.not_admitted,
             }
+            if window.size:
+                stats.update(
+                    window_size=len(window), window_max_size=window.size, window_hits=window.hits
+                )
+            return stats
 
 
 @dataclass
@@ -354,7 +428,8 @@ class ServingCaches:
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> ServingCaches:
         """The caches ``settings`` describe; admission applies to the per-user caches (a
-        product's neighbours are asked for by many users: stored at once)."""
+        product's neighbours are asked for by many users: stored at once); the results cache
+        keeps what it held back in a window (an answer is small, a profile is not)."""
         repeat = settings.admission == "repeat"
         return cls(
             user_profiles=CountingCache(
@@ -363,7 +438,9 @@ class ServingCaches:
             item_similarity=CountingCache(
                 "item_similarity", settings.item_similarity, neighbour_entry_bytes
             ),
-            results=CountingCache("results", settings.results, result_entry_bytes, repeat),
+            results=CountingCache(
+                "results", settings.results, result_entry_bytes, repeat, WINDOW_SHARE
+            ),
         )
 
     def bound_entries(

@@ -41,7 +41,7 @@ from recommender.serving.context import (
     unseen,
     with_context,
 )
-from recommender.serving.filters import Filters, eligibility_mask
+from recommender.serving.filters import Filters, eligibility_mask, first_allowed
 from recommender.serving.histories import UserHistories
 from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_in
@@ -724,9 +724,7 @@ class Engine:
         order = self.bundle.unknown_order if order is None else order
         unknown_scores = self.bundle.unknown_scores if frame is None else frame.unknown_scores
         unknown_scores = unknown_scores if scores is None else scores
-        if mask is not None:
-            order = order[mask[order]]
-        top = order[:width]
+        top = order[:width] if mask is None else first_allowed(order, mask, width)
         scores = np.full(width, -np.inf, dtype=np.float32)
         scores[: len(top)] = unknown_scores[top]
         items = np.zeros(width, dtype=np.int64)

@@ -27,7 +27,7 @@ def _lines(text: str) -> list[dict]:
 
 
 def _exercise(url: str) -> None:
-    for _ in range(3):  # cache.admission repeat: the second stores the answer, the third hits
+    for _ in range(3):  # cache.admission repeat: the first is held back, the second hits
         response = requests.post(f"{url}/recommend", json={"user_id": "1", "topk": 5}, timeout=10)
         assert response.status_code == 200 and response.json()["strategy"] == "cf"
     batch = {"user_ids": ["999999", "new-visitor"], "topk": 5}

@@ -12,10 +12,12 @@ from collections.abc import Callable
 import numpy as np
 
 from recommender.config.serving import CacheSpec, ServingSettings
-from recommender.serving import CountingCache
+from recommender.serving import CountingCache, ServingCaches
 from recommender.serving.caches import (
+    WINDOW_SHARE,
     Doorkeeper,
     SparseProfile,
+    Window,
     pack_profile,
     profile_entry_bytes,
     result_entry_bytes,
@@ -125,17 +127,67 @@ def test_repeat_admission_caches_a_user_from_their_second_request():
     engine, fresh = _repeat_engine(), make_engine()
     profiles, results = engine.caches.user_profiles, engine.caches.results
     for user in ("t0", "c0"):
+        key = (user, engine.options(topk=7).digest)
         first = engine.recommend(user, topk=7)
-        assert not any(key[0] == user for key in results._cache) and user not in profiles
-        second = engine.recommend(user, topk=7)  # computed again, now stored
-        assert user in profiles and (user, engine.options(topk=7).digest) in results
-        third = engine.recommend(user, topk=7)  # answered from the results cache
-        assert third.ranked is results.get((user, engine.options(topk=7).digest), count=False)
+        assert not any(k[0] == user for k in results._cache) and user not in profiles
+        second = engine.recommend(user, topk=7)  # the held-back answer, from the window
+        assert second.ranked is first.ranked and key not in results
+        results.window.clear()  # (as when a stream of first visitors pushed it out)
+        third = engine.recommend(user, topk=7)  # computed again: a repeat, now stored
+        assert user in profiles and key in results
+        fourth = engine.recommend(user, topk=7)  # answered from the results cache
+        assert fourth.ranked is third.ranked is results.get(key, count=False)
         expected = fresh.recommend(user, topk=7)
-        for answer in (first, second, third):
+        for answer in (first, second, third, fourth):
             assert answer.items == expected.items
             assert [i["score"] for i in answer.items] == [i["score"] for i in expected.items]
     assert profiles.not_admitted == 2 and results.not_admitted == 2
+    assert (results.hits, results.window.hits, results.misses) == (4, 2, 4)
+
+
+def test_the_window_keeps_held_back_values_until_their_ttl_least_recently_used_first():
+    now = [0.0]
+    window = Window(2, ttl=10.0, clock=lambda: now[0])
+    window.put("a", 1)
+    window.put("b", 2)
+    assert window.get("a") == 1  # b is now the least recently used
+    window.put("c", 3)
+    assert window.get("b") is None and len(window) == 2
+    now[0] = 9.9
+    assert (window.get("a"), window.get("c")) == (1, 3)  # a hit does not extend the TTL
+    now[0] = 10.0
+    assert window.get("a") is None and window.get("c") is None and len(window) == 0
+
+
+def test_a_window_answers_held_back_keys_and_is_bounded_and_cleared_with_the_cache():
+    cache = CountingCache("x", CacheSpec(max_size=20, ttl_seconds=60), admission=True, window=0.1)
+    assert cache.window.size == 2
+    assert cache.put("a", 1) is False and "a" not in cache  # held back: not in the main cache
+    assert cache.get("a") == 1 and cache.get("a", count=False) == 1
+    assert cache.put("b", 2) is False and cache.put("c", 3) is False  # a goes (least recent)
+    assert cache.get("a") is None and cache.get("b") == 2
+    assert cache.put("c", 3) is True and "c" in cache and len(cache.window) == 1  # stored: moved
+    stats = cache.stats()
+    assert (stats["hits"], stats["misses"], stats["window_hits"]) == (2, 1, 2)
+    assert (stats["window_size"], stats["window_max_size"]) == (1, 2)
+    cache.clear()
+    assert cache.get("b") is None and len(cache.window) == 0
+    plain = CountingCache("p", CacheSpec(max_size=20, ttl_seconds=60), window=0.1)
+    assert plain.window.size == 0 and "window_hits" not in plain.stats()  # no admission
+
+
+def test_the_results_window_and_its_bound_under_max_bytes():
+    caches = ServingCaches.from_settings(
+        ServingSettings.model_validate({"cache": {"admission": "repeat"}}).cache
+    )
+    results, profiles = caches.results, caches.user_profiles
+    assert results.window.size == int(results.max_size * WINDOW_SHARE)
+    assert profiles.window.size == 0  # a profile is 4 bytes a product: never kept held back
+    spec = CacheSpec(max_size=1000, ttl_seconds=60, max_bytes=10_000)
+    bounded = CountingCache("b", spec, admission=True, window=0.25)
+    bounded.bound_entry(100)  # 100 entries fit: main and window together
+    assert (bounded.max_size, bounded.window.size) == (80, 20)
+    assert bounded.stats()["max_bytes"] <= 10_000
 
 
 def test_repeat_admission_keeps_warm_up_and_shared_visitor_entries():
@@ -144,10 +196,11 @@ def test_repeat_admission_keeps_warm_up_and_shared_visitor_entries():
     assert len(engine.caches.user_profiles) == len(TRAINABLE) + len(COLD)  # warm-up is stored
     engine.recommend("t3")
     assert engine.caches.user_profiles.hits == 1
-    engine.recommend("visitor-1", topk=4)
-    engine.recommend("visitor-2", topk=4)  # visitors share one key: the second stores it
-    again = engine.recommend("visitor-3", topk=4)
-    assert engine.caches.results.hits == 1 and again.segment == "unknown"
+    first = engine.recommend("visitor-1", topk=4)
+    second = engine.recommend("visitor-2", topk=4)  # visitors share one key: held back, then
+    again = engine.recommend("visitor-3", topk=4)  # the window's
+    assert engine.caches.results.hits == 2 and again.segment == "unknown"
+    assert first.ranked is second.ranked is again.ranked
 
 
 def test_request_weights_bypass_the_profile_cache():

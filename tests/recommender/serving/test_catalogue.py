@@ -9,6 +9,7 @@ import pytest
 from recommender import vocabulary as V
 from recommender.errors import ModelLoadError
 from recommender.serving import Catalogue, Filters, UserHistories, eligibility_mask
+from recommender.serving.filters import first_allowed
 from tests.recommender.serving.conftest import interactions, products
 
 
@@ -90,3 +91,17 @@ def test_histories_reject_unknown_users_and_products():
     cat = Catalogue.from_products(products())
     with pytest.raises(ModelLoadError, match="missing from the processed mappings"):
         UserHistories.from_interactions(interactions(), ["t0"], cat.index, [])
+
+
+@pytest.mark.parametrize("share", [0.0, 0.0001, 0.003, 0.05, 0.5, 1.0])
+@pytest.mark.parametrize("width", [1, 10, 300, 5000])
+def test_first_allowed_is_the_full_gather_cut_to_width(share, width):
+    rng = np.random.default_rng(int(share * 10_000) + width)
+    order = rng.permutation(20_000).astype(np.int64)
+    mask = rng.random(20_000) < share
+    mask[order[-1]] = share > 0  # an allowed item at the very end of the order
+    expected = order[mask[order]][:width]
+    got = first_allowed(order, mask, width)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    empty = np.zeros(0, dtype=np.int64)
+    assert first_allowed(empty, np.zeros(0, dtype=bool), width).size == 0

@@ -30,9 +30,9 @@ def store(tmp_path: Path):
         yield s
 
 
-def worker(store, settings: EventsSettings = SETTINGS) -> Engine:
+def worker(store, settings: EventsSettings = SETTINGS, admission: str = "always") -> Engine:
     """An engine fed from ``store``, as the holder wires one on each worker."""
-    engine = make_engine(ServingSettings(events=settings))
+    engine = make_engine(ServingSettings(events=settings, cache={"admission": admission}))
     live = LiveState(engine.bundle, settings)
     feed = LiveFeed(store, settings)
     feed.attach(live)
@@ -106,6 +106,36 @@ def test_an_event_acked_by_one_worker_shows_in_the_next_answer_of_another(store)
     post(store, {"user_id": "t2", "product_id": top, "type": "purchase"})  # via "worker a"
     assert top not in ids(b.recommend("t2", topk=24))
     assert top not in ids(a.recommend("t2", topk=24))
+
+
+def test_answers_in_the_results_window_change_with_the_next_event_or_catalogue_update(store):
+    a, b = worker(store, admission="repeat"), worker(store, admission="repeat")
+    fresh = worker(store)  # ranks each answer anew (no key is asked twice of it)
+    visitor, known = ids(b.recommend("nobody", topk=24)), ids(b.recommend("t2", topk=24))
+    assert ids(b.recommend("nobody", topk=24)) == visitor == ids(fresh.recommend("nobody", topk=24))
+    assert ids(b.recommend("t2", topk=24)) == known == ids(fresh.recommend("t2", topk=24))
+    window = b.caches.results.window
+    assert window.hits == 2 and len(b.caches.results) == 0  # held back: in the window only
+    top = visitor[0]
+    # via "worker a": a catalogue update and an event
+    store.append_products([validate_product_update(top, {"available": False}, replace=False)])
+    post(store, {"user_id": "t2", "product_id": known[1], "type": "purchase"})
+    after_visitor = ids(b.recommend("nobody", topk=24))
+    after_known = ids(b.recommend("t2", topk=24))
+    assert top not in after_visitor and top not in after_known and known[1] not in after_known
+    assert top not in ids(a.recommend("nobody", topk=24))
+    assert window.hits == 2  # both computed again
+    cheap = {"price_max": 50.0}
+    assert "p5" not in ids(b.recommend("nobody", topk=24, filters=cheap))  # now in the window
+    store.append_products([validate_product_update("p5", {"price": 1.0}, replace=False)])
+    repriced = b.recommend("nobody", topk=24, filters=cheap)
+    assert "p5" in ids(repriced) and repriced.items[ids(repriced).index("p5")]["price"] == 1.0
+    for user in ("nobody", "t2"):  # under the new versions: computed, held, then the window's
+        first, held = b.recommend(user, topk=24), b.recommend(user, topk=24)
+        anew = fresh.recommend(user, topk=24)
+        assert held.ranked is first.ranked and ids(held) == ids(anew)
+        assert [i["score"] for i in held.items] == [i["score"] for i in anew.items]
+    assert window.hits == 4
 
 
 def test_trainable_user_cf_vector_is_folded_in_from_the_live_history(store):
