@@ -22,7 +22,11 @@ from recommender.serving.rank_kernel import NO_MASK, _top, union_top
 from recommender.serving.user_scorer import profile_key
 from tests.recommender.serving.test_candidate_index import WITH_CONTENT, settings_for
 from tests.recommender.serving.test_fast_path_pinned import filters_for, users_of
-from tests.recommender.serving.test_single_request import ONE_REQUEST, check_one_request
+from tests.recommender.serving.test_single_request import (
+    ONE_REQUEST,
+    check_one_request,
+    check_under_live_updates,
+)
 
 # sizes per source: unions of a few dozen of the test shop's 120 items (filters leave some
 # short) and of most of them; profiles cached dense (as there) or sparse (as at 50K products)
@@ -77,6 +81,20 @@ def test_one_request_under_ann_without_a_precomputed_cosine(
     assert check_one_request(one, each, users, options) > 500
 
 
+def test_one_request_under_ann_with_live_popularity_and_catalogue_updates(
+    processed, registry_dir, monkeypatch, tmp_path
+):
+    """The live model (live popularity) keeps the candidate stage: its unions, profile keys
+    and live records."""
+    monkeypatch.setattr(caches, "SPARSE_SHARE", 1.0)
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=40)
+    settings = settings.model_copy(
+        update={"events": settings.events.model_copy(update={"popularity_refresh_seconds": 0})}
+    )
+    bundle = load_bundle(settings)
+    check_under_live_updates(bundle, settings, tmp_path)
+
+
 @pytest.mark.parametrize("sparse_share", [1.0, caches.SPARSE_SHARE], ids=["sparse", "dense"])
 def test_cached_union_profiles_are_the_dense_rows_packed(
     processed, registry_dir, monkeypatch, sparse_share
@@ -107,6 +125,28 @@ def test_cached_union_profiles_are_the_dense_rows_packed(
             assert a.values.tobytes() == b.values.tobytes()
         else:
             assert a.tobytes() == b.tobytes()
+
+
+def test_one_request_under_ann_past_the_stale_gate(processed, registry_dir, monkeypatch):
+    """Users past the stale gate are scored on the stale model (its own candidate stage and
+    profile keys), the others on the model: as ``_rank_each`` gates them."""
+    monkeypatch.setattr(caches, "SPARSE_SHARE", 1.0)
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=40)
+    bundle = load_bundle(settings)
+    model = bundle.model
+    stale = dataclasses.replace(model, popularity=np.ascontiguousarray(model.popularity[::-1]))
+    hybrid = dataclasses.replace(bundle.hybrid, stale_after_hours=1.0)
+    bundle = dataclasses.replace(bundle, hybrid=hybrid, stale_model=stale)
+    newest = np.asarray(bundle.histories.newest_positive_seconds)
+    now = float(np.median(newest[np.isfinite(newest)])) + 3600.0  # about half of them gated
+    one, each = ann_engines(bundle, settings)
+    for engine in (one, each):
+        engine.scorer.clock = lambda: now
+    users = users_of(bundle)
+    rows = np.array([bundle.histories.index.get(u, -1) for u in users])
+    gated = one.scorer.stale(rows, bundle.model)
+    assert gated.any() and not gated[rows >= 0].all()
+    assert check_one_request(one, each, users, ONE_REQUEST[:6]) > 100
 
 
 def test_one_request_under_ann_when_the_index_cannot_answer(processed, registry_dir, monkeypatch):
