@@ -462,8 +462,9 @@ class Engine:
         of the user (most of a storefront's traffic): the same scores, candidates and picks
         (pinned against it in ``tests/recommender/serving/test_single_request.py``) without
         the batch's per-position lists, live frame and weight dicts. ``row``: the user's
-        history row (-1: never seen); ``frame``: :meth:`_live_frame_model`. The candidate
-        stage's exact fallback stays with :meth:`_rank_each`."""
+        history row (-1: never seen); ``frame``: :meth:`_live_frame_model`. Under the ANN
+        candidate stage a trainable or cold user goes through :meth:`_rank_union_one`, an
+        ``unknown`` one (no positive interaction) through :meth:`_rank_each`."""
         version, model, unknown_scores, unknown_order = frame
         hist = self.bundle.histories
         segment = hist.segment(row)
