@@ -47,7 +47,14 @@ from recommender.serving.live_feed import LiveFeed
 from recommender.serving.live_state import LiveState, LiveUser, trainable_fold_in
 from recommender.serving.new_products import eligibility, live_model
 from recommender.serving.options import OptionArgs, RecommendOptions
-from recommender.serving.rank_kernel import NO_COSINE, NO_MASK, rank_row
+from recommender.serving.rank_kernel import (
+    NO_COSINE,
+    NO_MASK,
+    pick,
+    rank_row,
+    union_top,
+    warm_up_union,
+)
 from recommender.serving.rank_kernel import warm_up as warm_kernel
 from recommender.serving.ranked import Ranked
 from recommender.serving.reranker import (
@@ -119,6 +126,8 @@ def compile_kernels(bundle: ModelBundle) -> None:
     warm_blend(bundle.model.static_normalised.get(bundle.hybrid.normalisation, {}).values())
     warm_content(bundle.model.item_cosine)
     warm_kernel(bundle.unknown_scores, bundle.histories.indices[:0], bundle.item_cosine)
+    if bundle.model.candidates is not None:
+        warm_up_union(bundle.n_items, bundle.histories.indices[:0], bundle.item_cosine)
 
 
 def _seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -453,45 +462,142 @@ class Engine:
         of the user (most of a storefront's traffic): the same scores, candidates and picks
         (pinned against it in ``tests/recommender/serving/test_single_request.py``) without
         the batch's per-position lists, live frame and weight dicts. ``row``: the user's
-        history row (-1: never seen); ``frame``: :meth:`_live_frame_model`. The candidate
-        stage's exact fallback stays with :meth:`_rank_each`."""
+        history row (-1: never seen); ``frame``: :meth:`_live_frame_model`. Under the ANN
+        candidate stage a trainable or cold user goes through :meth:`_rank_union_one`, an
+        ``unknown`` one (no positive interaction) through :meth:`_rank_each`."""
         version, model, unknown_scores, unknown_order = frame
-        if model.candidates is not None:
-            return self._rank_each([user], options)[0]
         hist = self.bundle.histories
         segment = hist.segment(row)
+        if model.candidates is not None:
+            if segment == V.SEGMENT_UNKNOWN:
+                return self._rank_each([user], options)[0]
+            return self._rank_union_one(user, row, segment, options, model, version)
         scorer = self.scorer
         scores, weights = scorer.score_one(
             user, row, segment, options.weight_map, model, version, unknown_scores
         )
         n = model.n_items
         mask = self._eligible(options, self.live, n)
+        if row < 0 and weights == scorer.default_weights(V.SEGMENT_UNKNOWN):  # nothing seen
+            topk = options.topk
+            width = min(
+                n, topk * self.settings.rerank.candidate_multiplier if options.rerank else topk
+            )
+            candidates, cand_scores = self._static_candidates(
+                1, mask, width, unknown_order, scores=unknown_scores
+            )
+            chosen_items, chosen_scores, counts = self._pick(
+                candidates, cand_scores, options, model
+            )
+            chosen, rounded = chosen_items[0][: counts[0]], chosen_scores[0][: counts[0]]
+        else:
+            chosen, rounded = self._rank_row(scores, row, mask, options, model)
+        ranked = Ranked(chosen, rounded, self._records(chosen))
+        return Recommendation(user_id=user, segment=segment, ranked=ranked)
+
+    def _rank_row(
+        self,
+        scores: np.ndarray,
+        row: int,
+        mask: np.ndarray | None,
+        options: RecommendOptions,
+        model: ScoringModel,
+    ) -> tuple[list[int], list[float]]:
+        """:meth:`_candidates_one` and :meth:`_pick` of one stored user's (or a known user's
+        without history) ``(n,)`` scores: the picked items and rounded scores, through
+        :func:`.rank_kernel.rank_row` when MMR reads the precomputed cosine (or none)."""
+        n = model.n_items
         topk = options.topk
         width = min(n, topk * self.settings.rerank.candidate_multiplier if options.rerank else topk)
         diversity = self._diversity(options, model)
         cosine = self._cosine(model) if diversity > 0 else NO_COSINE
-        if row < 0 and weights == scorer.default_weights(V.SEGMENT_UNKNOWN):  # nothing seen
-            candidates, cand_scores = self._static_candidates(
-                1, mask, width, unknown_order, scores=unknown_scores
-            )
-        elif cosine is not None:  # one compiled pass (.rank_kernel)
+        if cosine is not None:  # one compiled pass (.rank_kernel)
+            hist = self.bundle.histories
             seen = hist.items(row) if options.exclude_seen and row >= 0 else _NO_ITEMS
             eligible = NO_MASK if mask is None else mask
             lam = np.float32(diversity)
             chosen_at, rounded = rank_row(
                 scores, eligible, seen, width, topk, lam, cosine, _SCORE_SCALE
             )
-            chosen = chosen_at.tolist()
-            ranked = Ranked(chosen, rounded.tolist(), self._records(chosen))
-            return Recommendation(user_id=user, segment=segment, ranked=ranked)
-        else:
-            candidates, cand_scores = self._candidates_one(
-                scores, row, mask, options.exclude_seen, width, None
-            )
+            return chosen_at.tolist(), rounded.tolist()
+        candidates, cand_scores = self._candidates_one(
+            scores, row, mask, options.exclude_seen, width, None
+        )
         chosen_items, chosen_scores, counts = self._pick(candidates, cand_scores, options, model)
-        chosen = chosen_items[0][: counts[0]]
-        ranked = Ranked(chosen, chosen_scores[0][: counts[0]], self._records(chosen))
+        return chosen_items[0][: counts[0]], chosen_scores[0][: counts[0]]
+
+    def _rank_union_one(
+        self,
+        user: str,
+        row: int,
+        segment: str,
+        options: RecommendOptions,
+        model: ScoringModel,
+        version: int,
+    ) -> Recommendation:
+        """:meth:`_rank_each` of one stored trainable or cold user under the ANN candidate
+        stage: one search, then the user's candidate union ranked by itself
+        (:func:`.rank_kernel.union_top`, :func:`.rank_kernel.pick`) instead of an ``(n,)``
+        row that is ``-inf`` outside it; the same exact fallback when filters or exclusions
+        leave fewer than ``topk`` candidates (pinned in ``test_single_request.py``)."""
+        scorer = self.scorer
+        items, scores, weights = scorer.score_union_one(
+            user, row, segment, options.weight_map, model, version
+        )
+        n = model.n_items
+        mask = self._eligible(options, self.live, n)
+        topk = options.topk
+        width = min(n, topk * self.settings.rerank.candidate_multiplier if options.rerank else topk)
+        short = min(topk, width)
+        if items is None:  # a dense profile
+            chosen, rounded = self._rank_row(scores, row, mask, options, model)
+        else:
+            seen = self.bundle.histories.items(row) if options.exclude_seen else _NO_ITEMS
+            eligible = NO_MASK if mask is None else mask
+            found, values = union_top(items, scores, eligible, seen, width)
+            chosen, rounded = self._union_picks(
+                found, values, items, scores, row, mask, options, model, width
+            )
+        if len(chosen) < short:  # too few ANN candidates left: exact, as _rank_each
+            exact = scorer.exact_one(row, segment, weights, model)
+            chosen, rounded = self._rank_row(exact, row, mask, options, model)
+        ranked = Ranked(chosen, rounded, self._records(chosen))
         return Recommendation(user_id=user, segment=segment, ranked=ranked)
+
+    def _union_picks(
+        self,
+        found: np.ndarray,
+        values: np.ndarray,
+        items: np.ndarray,
+        scores: np.ndarray,
+        row: int,
+        mask: np.ndarray | None,
+        options: RecommendOptions,
+        model: ScoringModel,
+        width: int,
+    ) -> tuple[list[int], list[float]]:
+        """MMR over :func:`.rank_kernel.union_top`'s candidates ``found`` (their ``values``)
+        as :meth:`_pick` orders the dense row's: over the precomputed cosine, else over the
+        candidates' embeddings' similarities, the ``(1, width, width)`` product ``_pick``
+        forms; a row with fewer than ``width`` candidates then goes through the dense row
+        itself (``_pick`` multiplies its padding too)."""
+        topk = options.topk
+        diversity = self._diversity(options, model)
+        lam = np.float32(diversity)
+        cosine: np.ndarray | None = NO_COSINE
+        keys = found
+        if diversity > 0 and width > 1:
+            cosine = self._cosine(model)
+            if cosine is None:
+                if found.size < width:  # (rare: filters leave fewer than width candidates)
+                    dense = np.full(model.n_items, -np.inf, dtype=np.float32)
+                    dense[items] = scores
+                    return self._rank_row(dense, row, mask, options, model)
+                cosine = candidate_similarity(found[None, :], model.embeddings, None)[0]
+                keys = np.arange(found.size, dtype=np.int64)
+        assert cosine is not None
+        chosen, rounded = pick(found, values, keys, width, topk, lam, cosine, _SCORE_SCALE)
+        return chosen.tolist(), rounded.tolist()
 
     def _diversity(self, options: RecommendOptions, model: ScoringModel) -> float:
         """The MMR λ of a request: its diversity (else ``rerank.diversity``), 0 without

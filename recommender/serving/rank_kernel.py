@@ -95,6 +95,34 @@ def _mmr(
 
 
 @numba.njit(cache=True, nogil=True)
+def _choose(
+    values: np.ndarray,
+    items: np.ndarray,
+    keys: np.ndarray,
+    width: int,
+    k: int,
+    lam: np.float32,
+    cosine: np.ndarray,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """MMR picks of the ``len(values)`` candidates ``items`` (best first) and their rounded
+    scores; ``keys``: each candidate's row and column in ``cosine``."""
+    count = values.shape[0]
+    picks = np.empty(min(k, count), dtype=np.int64)
+    if lam > 0 and width > 1 and cosine.shape[0] and count:
+        _mmr(values, keys, count, cosine, lam, picks)
+    else:
+        for step in range(picks.shape[0]):
+            picks[step] = step
+    chosen = np.empty(picks.shape[0], dtype=np.int64)
+    rounded = np.empty(picks.shape[0], dtype=np.float64)
+    for step in range(picks.shape[0]):
+        chosen[step] = items[picks[step]]
+        rounded[step] = np.rint(np.float64(values[picks[step]]) * scale) / scale
+    return chosen, rounded
+
+
+@numba.njit(cache=True, nogil=True)
 def rank_row(
     scores: np.ndarray,
     mask: np.ndarray,
@@ -122,18 +150,52 @@ def rank_row(
     items = np.empty(width, dtype=np.int64)
     values = np.empty(width, dtype=np.float32)
     count = _top(ranked, width, items, values)
-    picks = np.empty(min(k, count), dtype=np.int64)
-    if lam > 0 and width > 1 and cosine.shape[0] and count:
-        _mmr(values, items, count, cosine, lam, picks)
-    else:
-        for step in range(picks.shape[0]):
-            picks[step] = step
-    chosen = np.empty(picks.shape[0], dtype=np.int64)
-    rounded = np.empty(picks.shape[0], dtype=np.float64)
-    for step in range(picks.shape[0]):
-        chosen[step] = items[picks[step]]
-        rounded[step] = np.rint(np.float64(values[picks[step]]) * scale) / scale
-    return chosen, rounded
+    return _choose(values[:count], items[:count], items[:count], width, k, lam, cosine, scale)
+
+
+@numba.njit(cache=True, nogil=True)
+def union_top(
+    items: np.ndarray, scores: np.ndarray, mask: np.ndarray, seen: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The candidates of a row that is ``-inf`` outside a candidate union, from the union
+    itself: ``items`` ``(m,)`` ascending and their float32 ``scores``; ``mask`` ``(n,)``
+    eligibility (:data:`NO_MASK`: all), ``seen`` items to leave out (looked up by bisection).
+    The ``width`` (or fewer) best finite entries as ``(item indices, scores)``, best first,
+    ties by item index: :func:`rank_row`'s candidates of the dense row, in ``O(m)``."""
+    ranked = scores.copy()
+    m = items.shape[0]
+    if mask.shape[0]:
+        for j in range(m):
+            if not mask[items[j]]:
+                ranked[j] = -np.inf
+    for item in seen:
+        j = np.searchsorted(items, item)
+        if j < m and items[j] == item:
+            ranked[j] = -np.inf
+    at = np.empty(width, dtype=np.int64)
+    values = np.empty(width, dtype=np.float32)
+    count = _top(ranked, width, at, values)
+    chosen = np.empty(count, dtype=np.int64)
+    for t in range(count):
+        chosen[t] = items[at[t]]
+    return chosen, values[:count].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def pick(
+    items: np.ndarray,
+    values: np.ndarray,
+    keys: np.ndarray,
+    width: int,
+    k: int,
+    lam: np.float32,
+    cosine: np.ndarray,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """:func:`rank_row`'s MMR picks and rounded scores of :func:`union_top`'s candidates:
+    ``keys`` index ``cosine`` (the items in the ``(n, n)`` cosine, or ``0..C-1`` in the
+    candidates' own ``(C, C)`` similarities); ``width`` the candidates asked for."""
+    return _choose(values, items, keys, width, k, lam, cosine, scale)
 
 
 def warm_up(scores: np.ndarray, seen: np.ndarray, cosine: np.ndarray | None) -> None:
@@ -148,3 +210,22 @@ def warm_up(scores: np.ndarray, seen: np.ndarray, cosine: np.ndarray | None) -> 
     for matrix in (NO_COSINE,) if cosine is None else (NO_COSINE, cosine):
         for mask in masks:
             rank_row(scores, mask, seen, 2, 1, np.float32(0.5), matrix, 1.0)
+
+
+def warm_up_union(n: int, seen: np.ndarray, cosine: np.ndarray | None) -> None:
+    """:func:`warm_up` of :func:`union_top` and :func:`pick` (a model with the ANN candidate
+    stage): a union's read-only int32 items and float32 scores (fresh or a cached
+    :class:`~recommender.serving.caches.SparseProfile`), the masks of :func:`warm_up`, and MMR
+    over the ``cosine``, over the candidates' own similarities (a new array) or none."""
+    items = np.arange(min(n, 2), dtype=np.int32)
+    scores = np.zeros(items.size, dtype=np.float32)
+    items.setflags(write=False)
+    scores.setflags(write=False)
+    read_only = np.ones(n, dtype=np.bool_)
+    read_only.setflags(write=False)
+    for mask in (NO_MASK, read_only):
+        chosen, values = union_top(items, scores, mask, seen, 2)
+    sims = np.zeros((chosen.size, chosen.size), dtype=np.float32)
+    keys = np.arange(chosen.size, dtype=np.int64)
+    for matrix in (NO_COSINE, sims) if cosine is None else (NO_COSINE, sims, cosine):
+        pick(chosen, values, keys, 2, 1, np.float32(0.5), matrix, 1.0)

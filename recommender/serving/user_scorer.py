@@ -19,6 +19,8 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.scoring import ScoringModel, score_user, score_users
 from recommender.scoring.blend_kernel import round_row
+from recommender.scoring.candidates import CandidateSearchFailed, candidate_unions
+from recommender.serving import caches
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import CountingCache, SparseProfile, pack_profile
 from recommender.serving.live_state import LiveUser
@@ -267,6 +269,96 @@ class UserScorer:
         if is_default and self.cache.admits(key):  # a repeat visitor (or admission off)
             self.cache.put(key, pack_profile(vector), force=True)
         return vector, weights
+
+    def score_union_one(
+        self,
+        user: str,
+        row: int,
+        segment: str,
+        requested: Mapping[str, float] | None,
+        model: ScoringModel,
+        popularity_version: int = 0,
+    ) -> tuple[np.ndarray | None, np.ndarray, Mapping[str, float]]:
+        """:meth:`score_one` of a trainable or cold user under the ANN candidate stage
+        (``model.candidates``), without the ``(n,)`` row that is ``-inf`` outside the union:
+        ``(items, scores, weights)``, the union's items (int32, ascending) and their rounded
+        scores, both read-only. ``items`` is None where ``scores`` is a dense ``(n,)`` vector:
+        a profile cached dense, or scored exactly after an index failed to answer (as
+        :func:`~recommender.scoring.score_users` falls back). The same profile key, stale gate,
+        cache counting and cached entry (:func:`pack_profile` of the dense row) as
+        :meth:`score_one`."""
+        bundle = self.bundle
+        weights, is_default = self._weights(segment, requested)
+        if self._gated(row, model):
+            gated, model = True, bundle.stale_model  # type: ignore[assignment]  # not None
+        else:
+            gated = False
+        key = profile_key(user, None, popularity_version, gated)
+        cached = self.cache.get(key) if is_default else None
+        if log.isEnabledFor(logging.DEBUG):  # the line :meth:`score` logs for a batch of one
+            _log_lookup(segment, 1, int(cached is None), is_default)
+        if isinstance(cached, SparseProfile):
+            return cached.indices, cached.values, weights
+        if cached is not None:
+            return None, cached, weights
+        hist = bundle.histories
+        cf_row = int(hist.cf_rows[row]) if segment == V.SEGMENT_TRAINABLE else None
+        history = hist.liked(row)
+        union = None
+        if model.candidates is not None:  # (a stale model may lack the stage)
+            try:
+                union = candidate_unions(
+                    model,
+                    segment,
+                    [history],
+                    weights,
+                    bundle.hybrid.normalisation,
+                    None if cf_row is None else np.array([cf_row], dtype=np.int64),
+                    recency_decay=bundle.hybrid.recency_decay,
+                )
+            except CandidateSearchFailed as exc:  # never fail a request for the optimisation
+                log.warning("ANN candidate search failed (%s): scoring exactly", exc)
+        if union is None:
+            vector = self._compute_one(segment, history, weights, cf_row, model.exact_model)
+            vector.setflags(write=False)
+            if is_default and self.cache.admits(key):
+                self.cache.put(key, pack_profile(vector), force=True)
+            return None, vector, weights
+        found, _, raw = union
+        raw = np.ascontiguousarray(raw, dtype=np.float32)
+        round_row(raw, _ROUNDING)  # (the dense row's rounding, on its finite entries)
+        finite = raw != -np.inf  # what pack_profile keeps of the dense row
+        items, scores = found[finite].astype(np.int32), raw[finite]
+        items.setflags(write=False)
+        scores.setflags(write=False)
+        if is_default and self.cache.admits(key):  # a repeat visitor (or admission off)
+            n = model.n_items
+            entry: np.ndarray | SparseProfile
+            if items.size < caches.SPARSE_SHARE * n:
+                entry = SparseProfile(items, scores)
+            else:  # most of the catalogue: cached dense, as pack_profile does
+                dense = np.full(n, -np.inf, dtype=np.float32)
+                dense[items] = scores
+                dense.setflags(write=False)
+                entry = dense
+            self.cache.put(key, entry, force=True)
+        return items, scores, weights
+
+    def exact_one(
+        self,
+        row: int,
+        segment: str,
+        weights: Mapping[str, float],
+        model: ScoringModel,
+    ) -> np.ndarray:
+        """:meth:`score`'s ``exact=True`` of one stored user without live evidence: the
+        candidate stage's fallback when filters leave too few candidates; over the catalogue,
+        past no stale gate (:meth:`stale` gates the built model only), not cached."""
+        hist = self.bundle.histories
+        cf_row = int(hist.cf_rows[row]) if segment == V.SEGMENT_TRAINABLE else None
+        vector = self._compute_one(segment, hist.liked(row), weights, cf_row, model.exact_model)
+        vector.setflags(write=False)
+        return vector
 
     def default_weights(self, segment: str) -> Mapping[str, float]:
         """``hybrid.for_segment(segment)``, built once per segment (not to be changed)."""

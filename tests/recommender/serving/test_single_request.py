@@ -103,7 +103,11 @@ def test_one_request_ranks_as_the_general_path_under_other_hybrids(demo, hybrid)
 def test_one_request_under_live_popularity_and_catalogue_updates(demo, tmp_path):
     """Users without live events of their own, while others' events move the popularity and
     a price update changes the catalogue: the live model, its profile keys and records."""
-    bundle, settings = demo
+    check_under_live_updates(*demo, tmp_path)
+
+
+def check_under_live_updates(bundle: ModelBundle, settings: Any, tmp_path: Path) -> None:
+    """:func:`check_one_request` while others' events and a price update are live."""
     users = users_of(bundle)
     records = bundle.catalogue.records
     with SqliteEventStore(tmp_path / "events.sqlite3", synchronous="NORMAL") as store:
