@@ -463,14 +463,12 @@ class Engine:
         (pinned against it in ``tests/recommender/serving/test_single_request.py``) without
         the batch's per-position lists, live frame and weight dicts. ``row``: the user's
         history row (-1: never seen); ``frame``: :meth:`_live_frame_model`. Under the ANN
-        candidate stage a trainable or cold user goes through :meth:`_rank_union_one`, an
-        ``unknown`` one (no positive interaction) through :meth:`_rank_each`."""
+        candidate stage a trainable or cold user goes through :meth:`_rank_union_one`; an
+        ``unknown`` one (no positive interaction) has no search to run and stays here."""
         version, model, unknown_scores, unknown_order = frame
         hist = self.bundle.histories
         segment = hist.segment(row)
-        if model.candidates is not None:
-            if segment == V.SEGMENT_UNKNOWN:
-                return self._rank_each([user], options)[0]
+        if model.candidates is not None and segment != V.SEGMENT_UNKNOWN:
             return self._rank_union_one(user, row, segment, options, model, version)
         scorer = self.scorer
         scores, weights = scorer.score_one(
