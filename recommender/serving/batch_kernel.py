@@ -186,11 +186,13 @@ def top(
     how many), reading most entries once in SIMD.
 
     Entry ``i`` is in group ``i mod G`` (``G = len(groups)``); the groups' maxima come from an
-    elementwise max of the row's ``G``-long slices. The ``width``-th best finite maximum ``t``
-    is a lower bound of the row's ``width``-th best entry (those maxima are ``width`` entries at
-    or above ``t``), so only the groups whose maximum reaches ``t`` can hold the answer: a few
-    hundred entries, kept in a ``(value desc, index asc)`` insertion list. Rows with a NaN or
-    ``+inf``, too few finite maxima, or too short to gain, take ``_top`` itself."""
+    elementwise max of the row's ``G``-long slices. A threshold ``t`` with at least ``width``
+    maxima at or above it (bisected between the least and greatest maximum, counting in SIMD,
+    until ``width``..``2·width`` are) bounds the row's ``width``-th best entry from below:
+    those maxima are ``width`` entries. So only the groups whose maximum reaches ``t`` can
+    hold the answer, a few hundred entries kept in a ``(value desc, index asc)`` insertion list.
+    Rows with a NaN or ``+inf``, fewer than ``width`` finite maxima, or too short to gain,
+    take ``_top`` itself."""
     n = ranked.shape[0]
     g = groups.shape[0]
     if n < 2 * g or g < 4 * width:
@@ -201,31 +203,43 @@ def top(
         odd |= (v != v) | (v == np.inf)
     if odd:
         return _top(ranked, width, items, values)
-    for j in range(g):
-        groups[j] = ranked[j]
-    for start in range(g, n, g):
-        for j in range(min(g, n - start)):
-            v = ranked[start + j]
+    groups[:] = ranked[:g]
+    start = g
+    while start + g <= n:
+        chunk = ranked[start : start + g]
+        for j in range(g):
+            v = chunk[j]
             groups[j] = v if v > groups[j] else groups[j]
-    count = 0
-    for j in range(g):  # the width best finite maxima (values only)
+        start += g
+    tail = ranked[start:]
+    for j in range(tail.shape[0]):
+        v = tail[j]
+        groups[j] = v if v > groups[j] else groups[j]
+    # a threshold with at least width maxima at or above it (so at least width entries): the
+    # least finite maximum, raised by bisection while width..2·width maxima stay above
+    low = np.float32(np.inf)
+    high = np.float32(-np.inf)
+    finite = 0
+    for j in range(g):
         v = groups[j]
-        if v == -np.inf:
-            continue
-        if count == width:
-            if not v > values[width - 1]:
-                continue
-            k = width - 1
-        else:
-            k = count
-            count += 1
-        while k > 0 and values[k - 1] < v:
-            values[k] = values[k - 1]
-            k -= 1
-        values[k] = v
-    if count < width:
+        low = v if v < low and v > -np.inf else low
+        high = v if v > high else high
+        finite += v > -np.inf
+    if finite < width:
         return _top(ranked, width, items, values)
-    threshold = values[width - 1]
+    threshold = low
+    if finite > 2 * width:
+        for _ in range(16):
+            middle = low + (high - low) * np.float32(0.5)
+            above = 0
+            for j in range(g):
+                above += groups[j] >= middle
+            if above >= width:
+                threshold = low = middle
+                if above <= 2 * width:
+                    break
+            else:
+                high = middle
     count = 0
     for j in range(g):
         if not groups[j] >= threshold:
