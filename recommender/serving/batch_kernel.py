@@ -130,7 +130,7 @@ def blend_row(
 ) -> None:  # pragma: no cover - compiled
     """:func:`.blend_kernel.add_term` (then :func:`.blend_kernel.round_row` when ``scale > 0``)
     bit for bit, in loops the compiler vectorises: the min and max from integer order keys
-    (exact; a zero's sign from the first zero, as the sequential scan keeps it; a NaN shows as
+    (exact; a zero minimum's sign from the first zero, as the sequential scan keeps it; a NaN shows as
     a key past the infinities), then one pass per case for the terms (the same IEEE float32
     operations in the same order per item)."""
     n = values.shape[0]
@@ -143,10 +143,8 @@ def blend_row(
             least, most = _key_range(values)
             if least >= _KEY_NEG_INF and most <= _KEY_POS_INF:  # no NaN
                 lo, hi = _of_key(least), _of_key(most)
-                if lo == 0:
+                if lo == 0:  # (hi's sign never shows: hi − lo is the same, or ±0 ≤ 0)
                     lo = _first_equal(values, lo)
-                if hi == 0:
-                    hi = _first_equal(values, hi)
                 span = hi - lo
                 if span > 0:
                     mode = 0

@@ -50,9 +50,10 @@ def rows(n: int, seed: int = 1) -> Iterator[np.ndarray]:
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal bit for bit, NaNs equal whatever their payload."""
-    return bool(np.array_equal(a.view(np.int32), b.view(np.int32))) or bool(
-        np.array_equal(a, b, equal_nan=True)
+    """Equal bit for bit (a zero's sign included), NaNs equal whatever their payload."""
+    nan = np.isnan(a)
+    return bool((nan == np.isnan(b)).all()) and bool(
+        np.array_equal(a[~nan].view(np.int32), b[~nan].view(np.int32))
     )
 
 
