@@ -130,9 +130,9 @@ def blend_row(
 ) -> None:  # pragma: no cover - compiled
     """:func:`.blend_kernel.add_term` (then :func:`.blend_kernel.round_row` when ``scale > 0``)
     bit for bit, in loops the compiler vectorises: the min and max from integer order keys
-    (exact; a zero minimum's sign from the first zero, as the sequential scan keeps it; a NaN shows as
-    a key past the infinities), then one pass per case for the terms (the same IEEE float32
-    operations in the same order per item)."""
+    (exact; a zero minimum's sign from the first zero, as the sequential scan keeps it; a NaN
+    shows as a key past the infinities), then one pass per case for the terms (the same IEEE
+    float32 operations in the same order per item)."""
     n = values.shape[0]
     mode = 2
     lo = np.float32(0.0)
