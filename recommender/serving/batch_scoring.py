@@ -2,9 +2,13 @@
 
 A chunk is scored with one ``score_users`` call per segment (one matrix product for the CF
 scores of all its trainable users, one batched fold-in for its cold users) over histories
-gathered from the CSR arrays at once; filters and seen items become ``-inf`` in the score matrix
-itself; the best ``width`` items per row come from one float32 ``np.partition`` (a threshold
-per row) and a sort of the few items at or above it. Under the ANN candidate stage a user's
+gathered from the CSR arrays at once (kept flat: :class:`~recommender.scoring.signals.
+FlatHistories`). Rows scored over the catalogue are blended and ranked by compiled passes over
+the chunk (:mod:`.batch_kernel`: filters, seen items, candidates, MMR and rounding, one call per
+chunk, each row as the one-request kernels rank it) where the MMR cosine is precomputed; else
+filters and seen items become ``-inf`` in the score matrix itself and the best ``width`` items
+per row come from one float32 ``np.partition`` (a threshold per row) and a sort of the few
+items at or above it. Under the ANN candidate stage a user's
 scores are ``-inf`` outside their candidate union, so the chunk ranks the unions themselves
 (:func:`union_candidates`: a ``(b, ~600)`` block instead of ``(b, 50,000)`` rows, whose partition
 had been half of a 1,000-user batch at 50K products). Users without history under default
