@@ -172,7 +172,8 @@ def blend_rows(
 
 
 @numba.njit(cache=True, nogil=True)
-def _better(v: np.float32, i: int, u: np.float32, j: int) -> bool:  # pragma: no cover
+def _better(v: float, i: int, u: float, j: int) -> bool:  # pragma: no cover - compiled
+    """``(v, i)`` ranks before ``(u, j)``: the higher score, on ties the lower index."""
     return v > u or (v == u and i < j)
 
 

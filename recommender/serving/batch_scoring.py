@@ -194,6 +194,7 @@ def chunk_scores(
             position == 0,
             _ROUNDING if last else np.float32(0.0),
         )
+    assert total is not None  # (terms is not empty)
     return total
 
 
@@ -354,7 +355,7 @@ def _rank_plain(
             scored_on = bundle.stale_model if gated and bundle.stale_model is not None else model
             args = (
                 segment,
-                histories if part.size == positions.size else [histories[i] for i in part],
+                histories if part.size == positions.size else [histories[i] for i in part.tolist()],
                 weights,
                 None if cf_rows is None else cf_rows[part],
             )
