@@ -2,9 +2,13 @@
 
 A chunk is scored with one ``score_users`` call per segment (one matrix product for the CF
 scores of all its trainable users, one batched fold-in for its cold users) over histories
-gathered from the CSR arrays at once; filters and seen items become ``-inf`` in the score matrix
-itself; the best ``width`` items per row come from one float32 ``np.partition`` (a threshold
-per row) and a sort of the few items at or above it. Under the ANN candidate stage a user's
+gathered from the CSR arrays at once (kept flat: :class:`~recommender.scoring.signals.
+FlatHistories`). Rows scored over the catalogue are blended and ranked by compiled passes over
+the chunk (:mod:`.batch_kernel`: filters, seen items, candidates, MMR and rounding, one call per
+chunk, each row as the one-request kernels rank it) where the MMR cosine is precomputed; else
+filters and seen items become ``-inf`` in the score matrix itself and the best ``width`` items
+per row come from one float32 ``np.partition`` (a threshold per row) and a sort of the few
+items at or above it. Under the ANN candidate stage a user's
 scores are ``-inf`` outside their candidate union, so the chunk ranks the unions themselves
 (:func:`union_candidates`: a ``(b, ~600)`` block instead of ``(b, 50,000)`` rows, whose partition
 had been half of a 1,000-user batch at 50K products). Users without history under default
@@ -32,10 +36,12 @@ import numpy as np
 from recommender import vocabulary as V
 from recommender.scoring import ScoringModel, compute_signals
 from recommender.scoring.candidates import CandidateSearchFailed, candidate_unions
-from recommender.scoring.hybrid import normalise
+from recommender.scoring.signals import FlatHistories
+from recommender.serving.batch_kernel import blend_rows, rank_rows
 from recommender.serving.histories import UserIndex
 from recommender.serving.live_state import trainable_fold_in
 from recommender.serving.options import RecommendOptions
+from recommender.serving.rank_kernel import NO_COSINE, NO_MASK
 from recommender.serving.ranked import Ranked
 from recommender.serving.reranker import segment_weights
 from recommender.serving.user_scorer import LiveFrame
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _SEGMENT_NAMES = (V.SEGMENT_UNKNOWN, V.SEGMENT_COLD, V.SEGMENT_TRAINABLE)  # codes 0, 1, 2
+_ROUNDING = np.float32(10.0**V.SCORE_DECIMALS)  # np.round's factor (float32 scores)
+_SCORE_SCALE = 10.0**V.SCORE_DECIMALS  # np.round's factor (the picks' float64 scores)
 
 
 def route_codes(hist: UserHistories, users: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +71,10 @@ def route_codes(hist: UserHistories, users: list[str]) -> tuple[np.ndarray, np.n
     return rows, np.where(known, codes, 0)
 
 
-def liked_histories(hist: UserHistories, rows: np.ndarray) -> list[np.ndarray]:
+def liked_histories(hist: UserHistories, rows: np.ndarray) -> FlatHistories:
     """:meth:`UserHistories.liked` of every row (all known), gathered from the CSR arrays at
-    once: one fancy index instead of a memmap slice per user."""
+    once: one fancy index instead of a memmap slice per user, kept flat (a chunk's signals
+    start from its flat entries: :class:`~recommender.scoring.signals.FlatHistories`)."""
     indptr = np.asarray(hist.indptr)
     starts = indptr[rows]
     lengths = indptr[rows + 1] - starts
@@ -78,7 +87,7 @@ def liked_histories(hist: UserHistories, rows: np.ndarray) -> list[np.ndarray]:
         items = items[keep]
         kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
         lengths = kept[ends] - kept[ends - lengths]
-    return np.split(items, np.cumsum(lengths)[:-1])
+    return FlatHistories(items, np.concatenate(([0], np.cumsum(lengths))))
 
 
 def seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,14 +154,15 @@ def chunk_scores(
     engine: Engine,
     model: ScoringModel,
     segment: str,
-    histories: list[np.ndarray],
+    histories: Sequence[np.ndarray],
     weights: dict[str, float],
     cf_rows: np.ndarray | None,
 ) -> np.ndarray:
-    """``UserScorer._compute`` (``score_users`` rounded) of one segment of a chunk, with the
-    min-max normalisation, weighting and rounding done in place on the signal matrices: the
-    same float32 operations in the same order (sums commute exactly), without a new ``(b, n)``
-    array per step. Other normalisations and the ANN candidate stage go through ``_compute``."""
+    """``UserScorer._compute`` (``score_users`` rounded) of one segment of a chunk, a new
+    ``(b, n)`` array: the min-max blend and rounding of a single request
+    (:func:`~recommender.scoring.hybrid.combine_row`, one compiled pass per signal over every
+    row: :func:`.batch_kernel.blend_rows`) done in place on the first signal's matrix. Other
+    normalisations and the ANN candidate stage go through ``_compute``."""
     hybrid = engine.bundle.hybrid
     if hybrid.normalisation != "minmax" or model.candidates is not None:
         return engine.scorer._compute(segment, histories, weights, cf_rows, model)
@@ -161,39 +171,31 @@ def chunk_scores(
         model, segment, histories, wanted, cf_rows, recency_decay=hybrid.recency_decay
     )
     static = model.static_normalised.get("minmax", {})
-    total: np.ndarray | None = None
-    owned = False  # whether total is a (b, n) array of ours
-    for name, weight in weights.items():
-        if weight <= 0 or name not in signals:
-            continue
-        values = signals[name]
-        if values.ndim == 1:  # static: prenormalised once per model, shared (never written)
-            normalised = static[name] if name in static else normalise(values, "minmax")
-            term, term_owned = np.float32(weight) * normalised, False
-        else:
-            lo = values.min(axis=1, keepdims=True)
-            span = values.max(axis=1, keepdims=True) - lo
-            np.subtract(values, lo, out=values)
-            flat = span[:, 0] <= 0
-            np.divide(values, span, out=values, where=span > 0)
-            values[flat] = 0.0
-            values *= np.float32(weight)
-            term, term_owned = values, True
-        if total is None:
-            total, owned = term, term_owned
-        elif owned:
-            total += term
-        elif term_owned:
-            term += total
-            total, owned = term, True
-        else:
-            total = total + term
+    terms = [(name, w) for name, w in weights.items() if w > 0 and name in signals]
     b = len(histories)
-    if total is None:
+    if not terms:
         return np.zeros((b, model.n_items), dtype=np.float32)
-    if not owned:
-        total = np.broadcast_to(total, (b, model.n_items)).copy()
-    return np.round(total, V.SCORE_DECIMALS, out=total)
+    total: np.ndarray | None = None
+    for position, (name, weight) in enumerate(terms):
+        values = signals[name]
+        normalised = static.get(name) if values.ndim == 1 else None
+        if normalised is not None:
+            values = normalised  # static: prenormalised once per model (never written)
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        if total is None:  # a signal matrix of this call is the total, blended in place
+            owned = values.ndim == 2 and values.flags.writeable
+            total = values if owned else np.empty((b, model.n_items), dtype=np.float32)
+        last = position + 1 == len(terms)
+        blend_rows(
+            total,
+            values.reshape(1, -1) if values.ndim == 1 else values,
+            np.float32(weight),
+            values.ndim == 2 or normalised is None,
+            position == 0,
+            _ROUNDING if last else np.float32(0.0),
+        )
+    assert total is not None  # (terms is not empty)
+    return total
 
 
 def rank_chunk(engine: Engine, users: list[str], options: RecommendOptions) -> list[Recommendation]:
@@ -260,7 +262,7 @@ def _unions_or_exact(
     engine: Engine,
     model: ScoringModel,
     segment: str,
-    histories: list[np.ndarray],
+    histories: Sequence[np.ndarray],
     weights: dict[str, float],
     cf_rows: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray:
@@ -290,8 +292,6 @@ def _rank_plain(
     engine: Engine, users: list[str], options: RecommendOptions
 ) -> list[Recommendation]:
     """Rank users without live events (live popularity and catalogue still apply)."""
-    from recommender.serving.engine import Recommendation, _LiveRecords
-
     bundle, hist, settings = engine.bundle, engine.bundle.histories, engine.settings
     live = engine.live
     model, unknown_scores, unknown_order = bundle.model, bundle.unknown_scores, bundle.unknown_order
@@ -302,12 +302,28 @@ def _rank_plain(
         frame = LiveFrame(model, unknown_scores, version, [None] * len(users), fold)
     n, b = model.n_items, len(users)
     rows, codes = route_codes(hist, users)
-    # rows scored over the catalogue (np.empty: the pages of the other rows are never touched)
-    scores = np.empty((b, n), dtype=np.float32)
-    dense = np.zeros(b, dtype=bool)
+    mask = engine._eligible(options, live, n)
+    topk = options.topk
+    width = min(n, topk * settings.rerank.candidate_multiplier if options.rerank else topk)
+    lam = engine._diversity(options, model)
+    cosine = engine._cosine(model) if lam > 0 else NO_COSINE
+    # rows scored over the catalogue are ranked as soon as they are scored, in one compiled pass
+    # (.batch_kernel) where a single request's kernel ranks them, else by the numpy steps below
+    compiled = None
+    if cosine is not None:
+        compiled = _CompiledRanking(hist, rows, mask, options, width, lam, cosine)
+    dense: list[tuple[np.ndarray, np.ndarray]] = []  # (positions, scores) for the numpy steps
     union_rows: list[np.ndarray] = []  # candidate-stage rows and their unions
     unions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     static_rows = np.zeros(b, dtype=bool)  # no history, default weights: the popularity order
+
+    def scored(positions: np.ndarray, block: np.ndarray) -> None:
+        """``block``: the rounded ``(p, n)`` scores of ``positions``, ours to write."""
+        if compiled is not None:
+            compiled.rank(positions, block)
+        else:
+            dense.append((positions, block))
+
     for code, segment in enumerate(_SEGMENT_NAMES):
         positions = np.flatnonzero(codes == code)
         if not positions.size:
@@ -316,11 +332,12 @@ def _rank_plain(
         weights, is_default = segment_weights(bundle.hybrid, segment, options.weight_map)
         if code == 0:
             static_rows[positions] = is_default & (rows[positions] < 0)
-            dense[positions[~static_rows[positions]]] = True
-            if is_default:
-                scores[positions] = unknown_scores
-            else:
-                scores[positions] = engine.scorer._unknown_scores(weights, frame)
+            shared = positions[~static_rows[positions]]
+            if shared.size:
+                vector = (
+                    unknown_scores if is_default else engine.scorer._unknown_scores(weights, frame)
+                )
+                scored(shared, np.broadcast_to(vector, (shared.size, n)).copy())
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(
                     "scored %d unknown users with %s weights (shared vector)",
@@ -338,18 +355,16 @@ def _rank_plain(
             scored_on = bundle.stale_model if gated and bundle.stale_model is not None else model
             args = (
                 segment,
-                histories if part.size == positions.size else [histories[i] for i in part],
+                histories if part.size == positions.size else [histories[i] for i in part.tolist()],
                 weights,
                 None if cf_rows is None else cf_rows[part],
             )
             if scored_on.candidates is None:
-                scores[positions[part]] = chunk_scores(engine, scored_on, *args)
-                dense[positions[part]] = True
+                scored(positions[part], chunk_scores(engine, scored_on, *args))
                 continue
             found = _unions_or_exact(engine, scored_on, *args)
             if isinstance(found, np.ndarray):
-                scores[positions[part]] = found
-                dense[positions[part]] = True
+                scored(positions[part], found)
             else:
                 union_rows.append(positions[part])
                 unions.append(found)
@@ -360,23 +375,20 @@ def _rank_plain(
                 segment,
                 (time.perf_counter() - began) * 1000,
             )
-    mask = engine._eligible(options, live, n)
-    topk, rerank = options.topk, options.rerank
-    width = min(n, topk * settings.rerank.candidate_multiplier if rerank else topk)
     candidates = np.zeros((b, width), dtype=np.int64)
     cand_scores = np.full((b, width), -np.inf, dtype=np.float32)
     if static_rows.any():
         items, values = engine._static_candidates(1, mask, width, unknown_order, frame)
         candidates[static_rows], cand_scores[static_rows] = items[0], values[0]
-    scored = np.flatnonzero(dense)
-    if scored.size:
-        keys = scores if scored.size == b else scores[scored]
+    for positions, keys in dense:
         if mask is not None:
             keys[:, ~mask] = -np.inf
         if options.exclude_seen:
-            positions, items = seen_coordinates(hist, rows[scored])
-            keys[positions, items] = -np.inf
-        candidates[scored], cand_scores[scored] = top_candidates(keys, width, engine._tiebreak[:n])
+            at, items = seen_coordinates(hist, rows[positions])
+            keys[at, items] = -np.inf
+        candidates[positions], cand_scores[positions] = top_candidates(
+            keys, width, engine._tiebreak[:n]
+        )
     if unions:
         ranked_rows = np.concatenate(union_rows)
         seen = seen_coordinates(hist, rows[ranked_rows]) if options.exclude_seen else None
@@ -386,8 +398,92 @@ def _rank_plain(
     short = np.zeros(b, dtype=bool)
     if model.candidates is not None:  # too few ANN candidates left: those users one by one
         short = engine._short(cand_scores, topk, width) & ~static_rows
-    chosen_items, chosen_scores, counts = engine._pick(candidates, cand_scores, options, model)
-    records = bundle.catalogue.records
+        if compiled is not None:  # compiled rows: picks fewer than min(topk, width) candidates
+            short = np.where(compiled.done, compiled.counts < min(topk, width), short)
+    return _results(
+        engine, users, options, (codes, candidates, cand_scores, short), compiled, model
+    )
+
+
+class _CompiledRanking:
+    """A chunk's rows ranked by :func:`.batch_kernel.rank_rows` as their scores come: each
+    user's picks and rounded scores at their position in the chunk."""
+
+    def __init__(
+        self,
+        hist: UserHistories,
+        rows: np.ndarray,
+        mask: np.ndarray | None,
+        options: RecommendOptions,
+        width: int,
+        lam: float,
+        cosine: np.ndarray,
+    ) -> None:
+        b, topk = len(rows), options.topk
+        self.chosen = np.empty((b, topk), dtype=np.int64)
+        self.rounded = np.empty((b, topk), dtype=np.float64)
+        self.counts = np.zeros(b, dtype=np.int64)
+        self.done = np.zeros(b, dtype=bool)
+        self._rows = rows if options.exclude_seen else np.full(b, -1, dtype=np.int64)
+        self._mask = NO_MASK if mask is None else mask
+        self._indptr, self._indices = np.asarray(hist.indptr), np.asarray(hist.indices)
+        self._width, self._topk, self._lam, self._cosine = width, topk, np.float32(lam), cosine
+
+    def rank(self, positions: np.ndarray, block: np.ndarray) -> None:
+        """Rank ``block``, the rounded ``(p, n)`` float32 scores of ``positions`` (written)."""
+        p = positions.size
+        chosen = np.empty((p, self._topk), dtype=np.int64)
+        rounded = np.empty((p, self._topk), dtype=np.float64)
+        counts = np.empty(p, dtype=np.int64)
+        rank_rows(
+            np.ascontiguousarray(block, dtype=np.float32),
+            np.ascontiguousarray(self._rows[positions], dtype=np.int64),
+            self._mask,
+            self._indptr,
+            self._indices,
+            self._width,
+            self._topk,
+            self._lam,
+            self._cosine,
+            _SCORE_SCALE,
+            chosen,
+            rounded,
+            counts,
+        )
+        self.chosen[positions], self.rounded[positions] = chosen, rounded
+        self.counts[positions], self.done[positions] = counts, True
+
+
+def _results(
+    engine: Engine,
+    users: list[str],
+    options: RecommendOptions,
+    ranked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    compiled: _CompiledRanking | None,
+    model: ScoringModel,
+) -> list[Recommendation]:
+    """The chunk's answers: compiled rows as ranked, the others' candidates through MMR
+    (:meth:`Engine._pick`), users left with too few candidates (``short``) one by one.
+    ``ranked``: the segment codes, and the candidates, their scores and ``short`` per row."""
+    from recommender.serving.engine import Recommendation, _LiveRecords
+
+    codes, candidates, cand_scores, short = ranked
+    b = len(users)
+    if compiled is not None:
+        chosen_items = compiled.chosen.tolist()
+        chosen_scores = compiled.rounded.tolist()
+        counts = compiled.counts.tolist()
+        at = np.flatnonzero(~compiled.done)
+    else:
+        chosen_items, chosen_scores, counts = [[]] * b, [[]] * b, [0] * b
+        at = np.arange(b)
+    if at.size:
+        picks = engine._pick(candidates[at], cand_scores[at], options, model)
+        for position, items_row, scores_row, count in zip(at.tolist(), *picks, strict=True):
+            chosen_items[position], chosen_scores[position] = items_row, scores_row
+            counts[position] = count
+    live = engine.live
+    records = engine.bundle.catalogue.records
     live_records = _LiveRecords(live) if live is not None and live.has_catalogue_changes else None
     names = [_SEGMENT_NAMES[c] for c in codes.tolist()]
     results = []
@@ -396,8 +492,8 @@ def _rank_plain(
     ):
         chosen = items_row[:count]
         source = records if live_records is None else {i: live_records[i] for i in chosen}
-        ranked = Ranked(chosen, scores_row[:count], source, None)
-        results.append(Recommendation(user_id=user, segment=segment, ranked=ranked))
+        ranked_user = Ranked(chosen, scores_row[:count], source, None)
+        results.append(Recommendation(user_id=user, segment=segment, ranked=ranked_user))
     for position in np.flatnonzero(short).tolist():  # exact, as a single request falls back
         results[position] = engine._rank_each([users[position]], options)[0]
     return results

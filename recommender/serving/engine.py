@@ -30,6 +30,7 @@ from recommender.scoring import ScoringModel, score_users, signal_breakdown
 from recommender.scoring.blend_kernel import warm_up as warm_blend
 from recommender.scoring.content_kernel import warm_up as warm_content
 from recommender.serving.allocator import retain_heap
+from recommender.serving.batch_kernel import warm_up as warm_batch
 from recommender.serving.batch_scoring import rank_chunk
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
@@ -128,6 +129,10 @@ def compile_kernels(bundle: ModelBundle) -> None:
     warm_kernel(bundle.unknown_scores, bundle.histories.indices[:0], bundle.item_cosine)
     if bundle.model.candidates is not None:
         warm_up_union(bundle.n_items, bundle.histories.indices[:0], bundle.item_cosine)
+    hist = bundle.histories  # and the batch path's (.batch_kernel)
+    warm_batch(
+        bundle.n_items, np.asarray(hist.indptr), np.asarray(hist.indices), bundle.item_cosine
+    )
 
 
 def _seen_coordinates(hist: UserHistories, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -521,8 +521,16 @@ def test_a_candidate_stage_profile_is_cached_sparse_and_answers_alike(
     processed, registry_dir, monkeypatch
 ):
     # the test shop's unions are most of its 120 products: pack every profile with a -inf
+    # (CF at per_source too: the default CF top-150 would take the whole catalogue)
     monkeypatch.setattr(caches, "SPARSE_SHARE", 1.0)
-    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
+    settings = settings_for(
+        processed,
+        registry_dir,
+        WITH_CONTENT,
+        mode="ann",
+        per_source=10,
+        per_signal={"content": 100},
+    )
     bundle = load_bundle(settings)
     engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
     users = known_users(bundle, 5)
