@@ -38,6 +38,9 @@ WITH_CONTENT = {
 def settings_for(
     processed: Path, registry: Path, weights: dict | None = None, **candidates: Any
 ) -> ServingSettings:
+    # the test shop has 120 products: the shipped CF top-150 would take all of them, so CF
+    # searches per_source unless a test says otherwise
+    candidates = {"per_signal": {"content": 100}, **candidates}
     return ServingSettings.model_validate(
         {
             "paths": {"processed_dir": str(processed), "registry_dir": str(registry)},
@@ -521,16 +524,8 @@ def test_a_candidate_stage_profile_is_cached_sparse_and_answers_alike(
     processed, registry_dir, monkeypatch
 ):
     # the test shop's unions are most of its 120 products: pack every profile with a -inf
-    # (CF at per_source too: the default CF top-150 would take the whole catalogue)
     monkeypatch.setattr(caches, "SPARSE_SHARE", 1.0)
-    settings = settings_for(
-        processed,
-        registry_dir,
-        WITH_CONTENT,
-        mode="ann",
-        per_source=10,
-        per_signal={"content": 100},
-    )
+    settings = settings_for(processed, registry_dir, WITH_CONTENT, mode="ann", per_source=10)
     bundle = load_bundle(settings)
     engine = Engine(bundle, ServingCaches.from_settings(settings.cache), settings)
     users = known_users(bundle, 5)
