@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -468,32 +468,39 @@ def _results(
     from recommender.serving.engine import Recommendation, _LiveRecords
 
     codes, candidates, cand_scores, short = ranked
-    b = len(users)
+    b, topk = len(users), options.topk
     if compiled is not None:
-        chosen_items = compiled.chosen.tolist()
+        chosen_items = compiled.chosen.tolist()  # one list per row, for the whole chunk
         chosen_scores = compiled.rounded.tolist()
-        counts = compiled.counts.tolist()
         at = np.flatnonzero(~compiled.done)
     else:
-        chosen_items, chosen_scores, counts = [[]] * b, [[]] * b, [0] * b
+        chosen_items, chosen_scores = [[]] * b, [[]] * b
         at = np.arange(b)
     if at.size:
         picks = engine._pick(candidates[at], cand_scores[at], options, model)
         for position, items_row, scores_row, count in zip(at.tolist(), *picks, strict=True):
+            if len(items_row) > count:
+                items_row, scores_row = items_row[:count], scores_row[:count]
             chosen_items[position], chosen_scores[position] = items_row, scores_row
-            counts[position] = count
+    if compiled is not None:  # most compiled rows hold topk picks: only the others are cut
+        for position in np.flatnonzero(compiled.done & (compiled.counts < topk)).tolist():
+            count = int(compiled.counts[position])
+            chosen_items[position] = chosen_items[position][:count]
+            chosen_scores[position] = chosen_scores[position][:count]
     live = engine.live
     records = engine.bundle.catalogue.records
-    live_records = _LiveRecords(live) if live is not None and live.has_catalogue_changes else None
     names = [_SEGMENT_NAMES[c] for c in codes.tolist()]
-    results = []
-    for user, segment, items_row, scores_row, count in zip(
-        users, names, chosen_items, chosen_scores, counts, strict=True
-    ):
-        chosen = items_row[:count]
-        source = records if live_records is None else {i: live_records[i] for i in chosen}
-        ranked_user = Ranked(chosen, scores_row[:count], source, None)
-        results.append(Recommendation(user_id=user, segment=segment, ranked=ranked_user))
+    if live is not None and live.has_catalogue_changes:
+        live_records = _LiveRecords(live)
+        sources: Sequence[Any] = [{i: live_records[i] for i in row} for row in chosen_items]
+    else:
+        sources = [records] * b
+    results = [
+        Recommendation(user, segment, Ranked(items_row, scores_row, source))
+        for user, segment, items_row, scores_row, source in zip(
+            users, names, chosen_items, chosen_scores, sources, strict=True
+        )
+    ]
     for position in np.flatnonzero(short).tolist():  # exact, as a single request falls back
         results[position] = engine._rank_each([users[position]], options)[0]
     return results

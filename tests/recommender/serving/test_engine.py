@@ -126,6 +126,7 @@ def test_invalid_filters_rejected():
         {},
         {"rerank": False},
         {"filters": {"category": ["toner"]}},
+        {"filters": {"brand": ["B"], "category": ["toner"], "skin_type": ["oily"]}},  # < topk
         {"weights": {"popularity": 1.0, "content": 0.5}},
         {"exclude_seen": False, "topk": 7},
     ],
@@ -138,6 +139,10 @@ def test_single_and_batch_rank_identically(options):
         single = single_engine.recommend(user, **{"topk": 5, **options})
         assert result.items == single.items
         assert result.segment == single.segment
+        assert (result.ranked.indices, result.ranked.scores) == (
+            single.ranked.indices,
+            single.ranked.scores,
+        )
 
 
 @pytest.mark.parametrize(
