@@ -198,20 +198,23 @@ def chunk_scores(
     return total
 
 
-def rank_chunk(engine: Engine, users: list[str], options: RecommendOptions) -> list[Recommendation]:
+def rank_chunk(
+    engine: Engine, users: list[str], options: RecommendOptions, memo: Answers | None = None
+) -> list[Recommendation]:
     """:meth:`Engine._rank` of a chunk without ``explain``: users with live events through the
-    engine's general path, the others scored together (see the module docstring)."""
+    engine's general path, the others scored together (see the module docstring). ``memo``:
+    the answers of the same batch's earlier chunks (:class:`Answers`)."""
     live = engine.live
     if live is None:
-        return _rank_plain(engine, users, options)
+        return _rank_plain(engine, users, options, memo)
     entries = [live.user(u) for u in users]
     plain = [i for i, e in enumerate(entries) if e is None]
     if len(plain) == len(users):
-        return _rank_plain(engine, users, options)
+        return _rank_plain(engine, users, options, memo)
     evented = [i for i, e in enumerate(entries) if e is not None]
     out: list[Recommendation | None] = [None] * len(users)
     for indices, ranked in (
-        (plain, _rank_plain(engine, [users[i] for i in plain], options) if plain else []),
+        (plain, _rank_plain(engine, [users[i] for i in plain], options, memo) if plain else []),
         (evented, engine._rank_each([users[i] for i in evented], options)),
     ):
         for i, result in zip(indices, ranked, strict=True):
@@ -288,10 +291,96 @@ def _unions_or_exact(
     return items, bounds, np.round(scores, V.SCORE_DECIMALS, out=scores)
 
 
+class Answers:
+    """The answers of one batch's chunks by :func:`answer_keys`, reused by its later chunks
+    while they would rank the same way: the same live popularity and catalogue versions, and
+    no stale gate (whose clock moves between chunks)."""
+
+    def __init__(self) -> None:
+        self.version: tuple[int, int] = (0, 0)
+        self.ranked: dict[object, Recommendation] = {}
+
+    def current(self, engine: Engine) -> dict[object, Recommendation] | None:
+        """The answers that still hold for a chunk ranked now (None: a chunk keeps its own)."""
+        if engine.bundle.stale_model is not None:
+            return None
+        live = engine.live
+        version = (0, 0) if live is None else (live.popularity_version, live.catalogue_version)
+        if version != self.version:
+            self.version, self.ranked = version, {}
+        return self.ranked
+
+
+def answer_keys(
+    hist: UserHistories, rows: np.ndarray, codes: np.ndarray, gated: bool
+) -> list[object]:
+    """Per position, what its answer is a function of in a chunk without live events: the
+    segment, the CF row (trainable), the stored history's entries (the liked items in time
+    order and the seen items) and, when the stale gate is on (``gated``), the newest positive's
+    time it reads; ``-1`` rows (never seen) share one key."""
+    indptr, indices = np.asarray(hist.indptr), np.asarray(hist.indices)
+    positive = None if hist.positive is None else np.asarray(hist.positive)
+    safe = np.where(rows >= 0, rows, 0)
+    cf_rows = np.where(codes == 2, np.asarray(hist.cf_rows)[safe], -1).tolist()
+    newest = hist.newest_positive_seconds[safe].tolist() if gated else [0.0] * len(rows)
+    starts, ends = indptr[safe].tolist(), indptr[safe + 1].tolist()
+    keys: list[object] = []
+    for row, code, cf_row, start, end, seconds in zip(
+        rows.tolist(), codes.tolist(), cf_rows, starts, ends, newest, strict=True
+    ):
+        if row < 0:
+            keys.append(None)
+            continue
+        liked = b"" if positive is None else positive[start:end].tobytes()
+        keys.append((code, cf_row, seconds, indices[start:end].tobytes(), liked))
+    return keys
+
+
 def _rank_plain(
-    engine: Engine, users: list[str], options: RecommendOptions
+    engine: Engine, users: list[str], options: RecommendOptions, memo: Answers | None = None
 ) -> list[Recommendation]:
-    """Rank users without live events (live popularity and catalogue still apply)."""
+    """Rank users without live events (live popularity and catalogue still apply): each
+    distinct :func:`answer_keys` once (users with the same stored history, e.g. one-time buyers
+    of the same product, get the same answer; ``memo``: those of the batch's earlier chunks),
+    each user their own :class:`Recommendation`."""
+    from recommender.serving.engine import Recommendation
+
+    hist = engine.bundle.histories
+    rows, codes = route_codes(hist, users)
+    known = None if memo is None else memo.current(engine)
+    keys = answer_keys(hist, rows, codes, engine.bundle.stale_model is not None)
+    first: dict[object, int] = {}
+    for i, key in enumerate(keys):
+        if key not in first and (known is None or key not in known):
+            first[key] = i
+    if len(first) == len(users):
+        ranked = _rank_rows(engine, users, rows, codes, options)
+    else:
+        distinct = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        part = [users[i] for i in distinct.tolist()]
+        ranked = _rank_rows(engine, part, rows[distinct], codes[distinct], options)
+    answers = dict(zip(first, ranked, strict=True))
+    if known is not None:
+        known.update(answers)
+        answers = known
+    ranked_at = set(first.values())  # each other position: its own Recommendation (items)
+    out = []
+    for i, (user, key) in enumerate(zip(users, keys, strict=True)):
+        answer = answers[key]
+        out.append(
+            answer if i in ranked_at else Recommendation(user, answer.segment, answer.ranked)
+        )
+    return out
+
+
+def _rank_rows(
+    engine: Engine,
+    users: list[str],
+    rows: np.ndarray,
+    codes: np.ndarray,
+    options: RecommendOptions,
+) -> list[Recommendation]:
+    """:func:`_rank_plain` of ``users`` routed to history ``rows`` and segment ``codes``."""
     bundle, hist, settings = engine.bundle, engine.bundle.histories, engine.settings
     live = engine.live
     model, unknown_scores, unknown_order = bundle.model, bundle.unknown_scores, bundle.unknown_order
@@ -301,7 +390,6 @@ def _rank_plain(
         fold = trainable_fold_in(settings.events.trainable_fold_in, bundle.info)
         frame = LiveFrame(model, unknown_scores, version, [None] * len(users), fold)
     n, b = model.n_items, len(users)
-    rows, codes = route_codes(hist, users)
     mask = engine._eligible(options, live, n)
     topk = options.topk
     width = min(n, topk * settings.rerank.candidate_multiplier if options.rerank else topk)

@@ -31,7 +31,7 @@ from recommender.scoring.blend_kernel import warm_up as warm_blend
 from recommender.scoring.content_kernel import warm_up as warm_content
 from recommender.serving.allocator import retain_heap
 from recommender.serving.batch_kernel import warm_up as warm_batch
-from recommender.serving.batch_scoring import rank_chunk
+from recommender.serving.batch_scoring import Answers, rank_chunk
 from recommender.serving.bundle import ModelBundle
 from recommender.serving.caches import ServingCaches, WarmupReport
 from recommender.serving.context import (
@@ -298,7 +298,8 @@ class Engine:
             self.bundle, self.live, options.context
         )  # a bad id is a 422 now, not in a later chunk
         size = len(users) if chunk_users is None else max(1, int(chunk_users))
-        return (self._rank(users[i : i + size], options) for i in range(0, len(users), size))
+        memo = Answers()  # a later chunk reuses the answers of users with the same history
+        return (self._rank(users[i : i + size], options, memo) for i in range(0, len(users), size))
 
     def _batch_users(self, user_ids: Sequence[str | int], options: RecommendOptions) -> list[str]:
         """The batch's ids as strings, after the batch limits of ``requests.*``."""
@@ -451,9 +452,12 @@ class Engine:
             return self._live_model
 
     # ------------------------------------------------------------------ ranking
-    def _rank(self, users: list[str], options: RecommendOptions) -> list[Recommendation]:
+    def _rank(
+        self, users: list[str], options: RecommendOptions, memo: Answers | None = None
+    ) -> list[Recommendation]:
         if len(users) > 1 and not options.explain and not options.context:
-            return rank_chunk(self, users, options)  # a chunk: scored together (.batch_scoring)
+            # a chunk: scored together (.batch_scoring)
+            return rank_chunk(self, users, options, memo)
         return self._rank_each(users, options)
 
     def _rank_one(

@@ -21,9 +21,9 @@ USERS = list(TRAINABLE) + list(COLD) + ["visitor-1"]
 def _slow_ranking(engine: Engine, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     rank = engine._rank
 
-    def slow(users: list[str], options: Any) -> Any:
+    def slow(users: list[str], options: Any, *memo: Any) -> Any:
         time.sleep(seconds)  # a long batch, on the worker thread
-        return rank(users, options)
+        return rank(users, options, *memo)
 
     monkeypatch.setattr(engine, "_rank", slow)
 
@@ -146,10 +146,10 @@ def test_a_failing_batch_releases_its_slot(monkeypatch):
         rank = engine._rank
         failures = iter([True])
 
-        def flaky(users: list[str], options: Any) -> Any:
+        def flaky(users: list[str], options: Any, *memo: Any) -> Any:
             if next(failures, False):
                 raise RuntimeError("boom")
-            return rank(users, options)
+            return rank(users, options, *memo)
 
         monkeypatch.setattr(engine, "_rank", flaky)
         assert client.post("/batch_recommend", json={"user_ids": ["t0"]}).status_code == 500

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import recommender.serving.batch_scoring as batch_scoring
+from recommender.config.serving import ServingSettings
 from recommender.serving.batch_scoring import (
+    answer_keys,
     liked_histories,
     route_codes,
     seen_coordinates,
@@ -117,3 +120,42 @@ def test_routing_and_histories_match_the_per_user_definitions():
     positions, items = seen_coordinates(hist, rows)
     want = hist.seen_coordinates(rows.tolist())
     assert positions.tolist() == want[0].tolist() and items.tolist() == want[1].tolist()
+
+
+def test_answer_keys_tell_histories_apart_and_join_the_never_seen():
+    engine = make_engine()
+    hist = engine.bundle.histories
+    users = [*TRAINABLE, *COLD, "t0", "nobody", "x2"]
+    rows, codes = route_codes(hist, users)
+    keys = answer_keys(hist, rows, codes, gated=False)
+    known = len(TRAINABLE) + len(COLD)
+    assert len(set(keys[:known])) == known  # every stored user's history is their own
+    assert keys[known] == keys[0]  # t0 again
+    assert keys[known + 1] is None and keys[known + 2] is None  # never seen: one answer
+
+
+def test_a_batch_ranks_each_distinct_history_once_across_its_chunks(monkeypatch):
+    """Repeated users and unknown ids, over chunks of 2: each distinct answer is ranked once
+    (the memo carries over between chunks), every user gets their own id and the answer a
+    single call gives."""
+    settings = ServingSettings.model_validate({"batch": {"chunk_users": 2}})
+    users = ["t0", "c1", "t0", "nobody", "c1", "x2", "t3", "t0"]
+    ranked: list[str] = []
+    real = batch_scoring._rank_rows
+
+    def counting(engine, part, *args):
+        ranked.extend(part)
+        return real(engine, part, *args)
+
+    monkeypatch.setattr(batch_scoring, "_rank_rows", counting)
+    batch = make_engine(settings).recommend_batch(users, topk=5)
+    assert sorted(ranked) == sorted(["t0", "c1", "nobody", "t3"])
+    single_engine = make_engine()
+    for user, result in zip(users, batch, strict=True):
+        single = single_engine.recommend(user, topk=5)
+        assert result.user_id == user
+        assert (result.segment, result.ranked.indices, result.ranked.scores) == (
+            single.segment,
+            single.ranked.indices,
+            single.ranked.scores,
+        )

@@ -336,9 +336,9 @@ def test_a_batch_is_ranked_in_chunks_of_batch_chunk_users(monkeypatch):
     sizes: list[int] = []
     rank = engine._rank
 
-    def counting(chunk: list[str], options):  # type: ignore[no-untyped-def]
+    def counting(chunk: list[str], options, *memo):  # type: ignore[no-untyped-def]
         sizes.append(len(chunk))
-        return rank(chunk, options)
+        return rank(chunk, options, *memo)
 
     monkeypatch.setattr(engine, "_rank", counting)
     batch = engine.recommend_batch(users, topk=5)
