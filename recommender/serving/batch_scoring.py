@@ -12,8 +12,10 @@ items at or above it. Under the ANN candidate stage a user's
 scores are ``-inf`` outside their candidate union, so the chunk ranks the unions themselves
 (:func:`union_candidates`: a ``(b, ~600)`` block instead of ``(b, 50,000)`` rows, whose partition
 had been half of a 1,000-user batch at 50K products). Users without history under default
-weights take the precomputed popularity order. The per-user steps left are the candidate
-stage's own (an HNSW search and a gather per user) and building the answer objects.
+weights take the precomputed popularity order. Users whose answer depends on the same inputs
+(segment, CF row, stored history: :func:`answer_keys`; ~40% of a demo-shop batch) are ranked
+once per batch and share the ranking. The per-user steps left are the candidate stage's own (an
+HNSW search and a gather per user) and building the answer objects.
 
 Every step is the arithmetic of :meth:`Engine._rank <recommender.serving.engine.Engine>` on
 the same rounded float32 scores: the threshold selects exactly the ``width`` smallest
