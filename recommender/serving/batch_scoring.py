@@ -306,11 +306,23 @@ class Answers:
         """The answers that still hold for a chunk ranked now (None: a chunk keeps its own)."""
         if engine.bundle.stale_model is not None:
             return None
-        live = engine.live
-        version = (0, 0) if live is None else (live.popularity_version, live.catalogue_version)
+        version = self._version(engine)
         if version != self.version:
             self.version, self.ranked = version, {}
         return self.ranked
+
+    def holds(self, engine: Engine) -> bool:
+        """Whether the versions are still those of :meth:`current` (live popularity or the
+        catalogue may move on another thread while a chunk is ranked)."""
+        return self._version(engine) == self.version
+
+    @staticmethod
+    def _version(engine: Engine) -> tuple[int, int]:
+        live = engine.live
+        if live is None:
+            return (0, 0)
+        # the popularity frame brought up to date first, as the chunk's ranking reads it
+        return (engine._live_frame_model()[0], live.catalogue_version)
 
 
 def answer_keys(
@@ -361,6 +373,8 @@ def _rank_plain(
         distinct = np.fromiter(first.values(), dtype=np.int64, count=len(first))
         part = [users[i] for i in distinct.tolist()]
         ranked = _rank_rows(engine, part, rows[distinct], codes[distinct], options)
+    if known is not None and memo is not None and not memo.holds(engine):
+        return _rank_rows(engine, users, rows, codes, options)  # no answers of two versions
     answers = dict(zip(first, ranked, strict=True))
     if known is not None:
         known.update(answers)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 import recommender.serving.batch_scoring as batch_scoring
 from recommender.config.serving import ServingSettings
 from recommender.serving.batch_scoring import (
+    Answers,
     answer_keys,
     liked_histories,
     route_codes,
@@ -159,3 +162,26 @@ def test_a_batch_ranks_each_distinct_history_once_across_its_chunks(monkeypatch)
             single.ranked.indices,
             single.ranked.scores,
         )
+
+
+def test_a_batchs_answers_hold_only_while_live_popularity_and_catalogue_do():
+    versions = {"popularity": 0}
+    live = SimpleNamespace(catalogue_version=0)
+    engine = SimpleNamespace(
+        bundle=SimpleNamespace(stale_model=None),
+        live=live,
+        _live_frame_model=lambda: (versions["popularity"], None, None, None),
+    )
+    memo = Answers()
+    known = memo.current(engine)
+    assert known is not None
+    known["key"] = "answer"
+    assert memo.holds(engine) and memo.current(engine) == {"key": "answer"}
+    versions["popularity"] = 1  # refreshed (e.g. by another thread) while a chunk ranked
+    assert not memo.holds(engine)
+    assert memo.current(engine) == {}
+    memo.current(engine)["key"] = "answer"
+    live.catalogue_version = 3
+    assert not memo.holds(engine) and memo.current(engine) == {}
+    engine.bundle.stale_model = object()  # the gate's clock moves between chunks: none kept
+    assert memo.current(engine) is None
