@@ -95,9 +95,9 @@ def _mmr(
 
 
 @numba.njit(cache=True, nogil=True)
-def _choose(
-    values: np.ndarray,
+def pick(
     items: np.ndarray,
+    values: np.ndarray,
     keys: np.ndarray,
     width: int,
     k: int,
@@ -105,8 +105,10 @@ def _choose(
     cosine: np.ndarray,
     scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """MMR picks of the ``len(values)`` candidates ``items`` (best first) and their rounded
-    scores; ``keys``: each candidate's row and column in ``cosine``."""
+    """MMR picks of the ``len(values)`` candidates ``items`` (best first: :func:`rank_row`'s or
+    :func:`union_top`'s) and their rounded scores; ``keys``: each candidate's row and column in
+    ``cosine`` (the items in the ``(n, n)`` cosine, or ``0..C-1`` in the candidates' own
+    ``(C, C)`` similarities); ``width``: the candidates asked for."""
     count = values.shape[0]
     picks = np.empty(min(k, count), dtype=np.int64)
     if lam > 0 and width > 1 and cosine.shape[0] and count:
@@ -150,7 +152,7 @@ def rank_row(
     items = np.empty(width, dtype=np.int64)
     values = np.empty(width, dtype=np.float32)
     count = _top(ranked, width, items, values)
-    return _choose(values[:count], items[:count], items[:count], width, k, lam, cosine, scale)
+    return pick(items[:count], values[:count], items[:count], width, k, lam, cosine, scale)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -179,23 +181,6 @@ def union_top(
     for t in range(count):
         chosen[t] = items[at[t]]
     return chosen, values[:count].copy()
-
-
-@numba.njit(cache=True, nogil=True)
-def pick(
-    items: np.ndarray,
-    values: np.ndarray,
-    keys: np.ndarray,
-    width: int,
-    k: int,
-    lam: np.float32,
-    cosine: np.ndarray,
-    scale: float,
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """:func:`rank_row`'s MMR picks and rounded scores of :func:`union_top`'s candidates:
-    ``keys`` index ``cosine`` (the items in the ``(n, n)`` cosine, or ``0..C-1`` in the
-    candidates' own ``(C, C)`` similarities); ``width`` the candidates asked for."""
-    return _choose(values, items, keys, width, k, lam, cosine, scale)
 
 
 def warm_up(scores: np.ndarray, seen: np.ndarray, cosine: np.ndarray | None) -> None:
