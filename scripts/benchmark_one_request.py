@@ -26,26 +26,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 from _scale import add_shop_arguments, resolve_shop  # noqa: E402
+from benchmark_candidates import sample_users  # noqa: E402
 
-from recommender import vocabulary as V  # noqa: E402
 from recommender.config.serving import ServingSettings  # noqa: E402
 from recommender.serving import Engine, ServingCaches  # noqa: E402
 from recommender.serving.bundle import ModelBundle, load_bundle  # noqa: E402
-
-
-def sample_users(bundle: ModelBundle, count: int, seed: int) -> dict[str, list[str]]:
-    """Up to ``count`` random trainable and cold users."""
-    hist = bundle.histories
-    out: dict[str, list[str]] = {V.SEGMENT_TRAINABLE: [], V.SEGMENT_COLD: []}
-    for row in np.random.default_rng(seed).permutation(hist.n_users).tolist():
-        segment = hist.segment(row)
-        if segment in out and len(out[segment]) < count:
-            out[segment].append(hist.user_ids[row])
-        if all(len(users) >= count for users in out.values()):
-            break
-    return out
 
 
 def timed(bundle: ModelBundle, settings: ServingSettings, users: list[str], general: bool):
